@@ -1,0 +1,70 @@
+#!/bin/bash
+# Builds one kernel flavour from the cached source: x86_64 tinyconfig plus
+# the fragment tests/<flavour>.config, out of tree in the cache, keyed by the
+# source version, the fragment and the toolchain. Prints the build directory
+# on stdout. A second run with the same key reuses the build (no rebuild).
+#
+#   scripts/build-kernel.sh rig
+. "$(dirname "$0")/lib.sh"
+
+flavour=${1:?usage: build-kernel.sh FLAVOUR}
+frag=$ROOT/tests/$flavour.config
+[ -f "$frag" ] || die "no config fragment $frag"
+SRC=$CACHE/src/linux
+[ -f "$CACHE/src/.version" ] || die "kernel source not set up: run 'make setup' (scripts/setup-host.sh)"
+
+key=$( { cat "$CACHE/src/.version" "$frag"; "$RUSTC_KERNEL" --version; "$BINDGEN" --version; gcc --version | head -1; } | sha256sum | cut -c1-16)
+OUT=$CACHE/kernels/$flavour-$key
+LOG=$OUT.log
+KMAKE=(make -C "$SRC" O="$OUT" ARCH=x86_64 RUSTC="$RUSTC_KERNEL" BINDGEN="$BINDGEN" LIBCLANG_PATH=/usr/lib/llvm-19/lib)
+
+if [ -f "$OUT/.hvguest-done" ]; then
+    info "kernel '$flavour' cached: $OUT"
+    echo "$OUT"; exit 0
+fi
+
+stage "configuring kernel '$flavour' (tinyconfig + tests/$flavour.config)"
+mkdir -p "$OUT"
+: >"$LOG"
+export PATH=$HOME/.cargo/bin:$PATH
+"${KMAKE[@]}" tinyconfig >>"$LOG" 2>&1 || die "tinyconfig failed (log: $LOG)"
+"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "$frag" >>"$LOG" 2>&1 || die "merge_config failed (log: $LOG)"
+"${KMAKE[@]}" olddefconfig >>"$LOG" 2>&1 || die "olddefconfig failed (log: $LOG)"
+
+# Every symbol of the fragment must have stuck: a dependency that silently
+# turned one off (Rust not available, say) is an error here, not a mystery
+# in a guest later.
+bad=0
+while IFS='=' read -r sym val; do
+    case "$sym" in ''|\#*) continue ;; esac
+    if [ "$val" = n ]; then
+        grep -q "^$sym=" "$OUT/.config" && { echo "error: $sym=n requested, but .config has $(grep "^$sym=" "$OUT/.config")" >&2; bad=1; }
+    else
+        grep -qx "$sym=$val" "$OUT/.config" || { echo "error: $sym=$val requested, but .config has '$(grep -E "^$sym=|^# $sym is not set" "$OUT/.config")' (unmet dependency?)" >&2; bad=1; }
+    fi
+done <"$frag"
+[ $bad = 0 ] || { [ -f "$OUT/.config" ] && "${KMAKE[@]}" rustavailable >&2 || true; die "kernel config for '$flavour' is not what tests/$flavour.config asks for"; }
+
+# The build prints one line per step; show a counter against the step count
+# of the previous build of this flavour (or a measured default).
+est_file=$CACHE/kernels/$flavour.steps
+est=$(cat "$est_file" 2>/dev/null || echo 2600)
+stage "building kernel '$flavour' with $(nproc) jobs (full log: $LOG)"
+start=$SECONDS
+set +e
+"${KMAKE[@]}" -j"$(nproc)" bzImage modules 2>&1 | tee -a "$LOG" | awk -v est="$est" -v start="$(date +%s)" '
+    /^  [A-Z]/ { n++ }
+    { now = systime(); if (now - last >= 5) { last = now; p = int(100 * n / est); if (p > 99) p = 99;
+      printf "    kernel: %d steps, ~%d%%, %ds\n", n, p, now - start > "/dev/stderr"; fflush("/dev/stderr") } }
+    END { print n > "/dev/stdout" }' >"$OUT.steps.tmp"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" != 0 ]; then
+    echo "---- last errors from $LOG ----" >&2
+    grep -E 'error|Error' "$LOG" | tail -20 >&2 || tail -20 "$LOG" >&2
+    die "kernel '$flavour' build failed (full log: $LOG)"
+fi
+mv "$OUT.steps.tmp" "$est_file"
+touch "$OUT/.hvguest-done"
+info "kernel '$flavour' built in $((SECONDS - start))s: $OUT/arch/x86/boot/bzImage"
+echo "$OUT"
