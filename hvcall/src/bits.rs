@@ -123,9 +123,8 @@ macro_rules! hv_bits {
 pub(crate) use hv_bits;
 
 #[cfg(test)]
+#[allow(dead_code)]
 mod tests {
-    use super::hv_bits;
-
     hv_bits! {
         /// Test set.
         pub struct T(u32) {

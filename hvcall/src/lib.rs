@@ -15,3 +15,4 @@
 pub mod bits;
 pub mod cpuid;
 pub mod msr;
+pub mod selftest;

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kernel's `pr_*!` macros format through `kernel::fmt::Display`, not
+//! `core::fmt::Display`. The shared contract types implement the latter (the
+//! host uses them too); this forwards the one to the other for each type the
+//! module prints.
+
+macro_rules! forward_display {
+    ($($ty:ty),* $(,)?) => {$(
+        impl kernel::fmt::Display for $ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Display::fmt(self, f)
+            }
+        }
+    )*};
+}
+
+use crate::debugfs::VendorText;
+use crate::hvcall::cpuid::{DetectError, Features, Privileges, Recommendations, VersionLeaf};
+
+forward_display!(
+    DetectError,
+    Features,
+    Privileges,
+    Recommendations,
+    VersionLeaf,
+    VendorText<'_>,
+);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the hv_guest selftests: loading and unloading the module
+ * by path, reading the kernel log from a mark, reading debugfs files, and an
+ * independent decode of the hypervisor CPUID leaves that the module's own
+ * view is checked against.
+ */
+#ifndef HV_GUEST_UTIL_H
+#define HV_GUEST_UTIL_H
+
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HV_DEBUGFS "/sys/kernel/debug/hv_guest"
+#define HV_SYSFS_MODULE "/sys/module/hv_guest"
+
+/* Privilege bits (TLFS; include/hyperv/hvgdk_mini.h) the tests look at. */
+#define HV_PRIV_SYNIC (1ull << 2)
+#define HV_PRIV_HYPERCALL (1ull << 5)
+#define HV_PRIV_VP_INDEX (1ull << 6)
+
+struct hv_cpuid {
+	bool present;		/* CPUID.1:ECX[31] */
+	uint32_t max_leaf;	/* 0x40000000 EAX, 0 when not present */
+	char vendor[13];
+	uint32_t interface;
+	uint64_t privileges;	/* 0x40000003 EBX:EAX */
+	uint32_t features;	/* 0x40000003 EDX */
+	uint32_t recommendations;
+	uint32_t max_vps;
+};
+
+static inline void hv_read_cpuid(struct hv_cpuid *c)
+{
+	unsigned int a, b, cx, d;
+
+	memset(c, 0, sizeof(*c));
+	__cpuid(1, a, b, cx, d);
+	c->present = cx & (1u << 31);
+	if (!c->present)
+		return;
+	__cpuid(0x40000000, a, b, cx, d);
+	c->max_leaf = a;
+	memcpy(c->vendor, &b, 4);
+	memcpy(c->vendor + 4, &cx, 4);
+	memcpy(c->vendor + 8, &d, 4);
+	if (a < 0x40000005 || a > 0x4000ffff)
+		return;
+	__cpuid(0x40000001, a, b, cx, d);
+	c->interface = a;
+	__cpuid(0x40000003, a, b, cx, d);
+	c->privileges = (uint64_t)b << 32 | a;
+	c->features = d;
+	__cpuid(0x40000004, a, b, cx, d);
+	c->recommendations = a;
+	__cpuid(0x40000005, a, b, cx, d);
+	c->max_vps = a;
+}
+
+/*
+ * Whether the module should load here. HV_GUEST_EXPECT=hyperv|none states it
+ * (the rig sets it per scenario); otherwise it follows from CPUID.
+ */
+static inline bool hv_expect_load(const struct hv_cpuid *c)
+{
+	const char *e = getenv("HV_GUEST_EXPECT");
+	uint64_t need = HV_PRIV_HYPERCALL | HV_PRIV_VP_INDEX;
+
+	if (e && !strcmp(e, "hyperv"))
+		return true;
+	if (e && !strcmp(e, "none"))
+		return false;
+	return c->present && c->max_leaf >= 0x40000005 && c->max_leaf <= 0x4000ffff &&
+	       c->interface == 0x31237648 && (c->privileges & need) == need;
+}
+
+static inline const char *hv_module_path(void)
+{
+	const char *p = getenv("HV_GUEST_KO");
+
+	return p ? p : "/lib/modules/hv_guest/hv_guest.ko";
+}
+
+/* finit_module() of a .ko by path; returns 0 or -errno. */
+static inline int hv_load(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(SYS_finit_module, fd, "", 0);
+	ret = ret ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* delete_module(); returns 0 or -errno. */
+static inline int hv_unload(const char *name)
+{
+	return syscall(SYS_delete_module, name, O_NONBLOCK) ? -errno : 0;
+}
+
+static inline bool hv_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/* Reads a small text file; returns its length or -errno. */
+static inline int hv_read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return n;
+}
+
+/* A reader of /dev/kmsg positioned at "now": sees only later records. */
+static inline int hv_kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/* Appends the text of every record since the mark to buf (one per line). */
+static inline void hv_kmsg_collect(int fd, char *buf, size_t size)
+{
+	char rec[2048];
+	size_t len = strlen(buf);
+
+	for (;;) {
+		ssize_t n = read(fd, rec, sizeof(rec) - 1);
+		char *text;
+
+		if (n < 0) {
+			if (errno == EPIPE) /* overwritten records: keep going */
+				continue;
+			break;
+		}
+		rec[n] = 0;
+		text = strchr(rec, ';');
+		text = text ? text + 1 : rec;
+		if (len + strlen(text) + 1 >= size)
+			break;
+		strcpy(buf + len, text);
+		len += strlen(text);
+	}
+}
+
+/* Whether the log text holds any sign of a kernel warning or crash. */
+static inline const char *hv_kmsg_trouble(const char *log)
+{
+	static const char *const bad[] = { "WARNING:", "BUG:", "Oops", "Call Trace",
+					   "refcount_t:", "general protection", "UBSAN", NULL };
+
+	for (int i = 0; bad[i]; i++)
+		if (strstr(log, bad[i]))
+			return bad[i];
+	return NULL;
+}
+
+#endif /* HV_GUEST_UTIL_H */
