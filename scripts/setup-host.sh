@@ -6,7 +6,7 @@
 
 PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 bc bison flex libelf-dev
       libssl-dev cpio busybox-static qemu-system-x86 acpica-tools xz-utils make
-      gcc libc6-dev kmod python3 dpkg-dev)
+      gcc libc6-dev kmod python3 dpkg-dev seabios)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -15,7 +15,7 @@ done
 if ((${#missing[@]})); then
     stage "installing Debian packages: ${missing[*]}"
     [ "$(id -u)" = 0 ] || die "need root to install ${missing[*]} (or install them yourself)"
-    apt-get update -q >"$CACHE.apt.log" 2>&1 || { mkdir -p "$CACHE"; apt-get update -q; }
+    apt-get update -q >/tmp/hvguest-apt.log 2>&1 || { tail -20 /tmp/hvguest-apt.log; die "apt-get update failed"; }
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
         >/tmp/hvguest-apt.log 2>&1 || { tail -20 /tmp/hvguest-apt.log; die "apt-get install failed (log: /tmp/hvguest-apt.log)"; }
 fi

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# hvguest / hvhost. The two commands a user needs:
+#   make run    set everything up, boot a Hyper-V guest, load hv_guest.ko, show what it found
+#   make test   set everything up, run every test, print KTAP and "N passed, N failed, N skipped"
+# and: make shell (interactive guest), make test T=scenario (one scenario),
+# make list (scenarios). Kernel builds are cached in ~/.cache/hvguest.
+#
+# The kernel's out-of-tree module build reads ./Kbuild, not this file.
+
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+BUILD := $(ROOT)/build
+CACHE := $(or $(HVGUEST_CACHE),$(XDG_CACHE_HOME),$(HOME)/.cache)/hvguest
+export HVGUEST_CACHE := $(CACHE)
+KSRC := $(CACHE)/src/linux
+RUSTC_KERNEL := /usr/bin/rustc
+BINDGEN := $(HOME)/.cargo/bin/bindgen
+KDIR = $$(cat $(BUILD)/kdir)
+
+.PHONY: all setup kernel module selftests rig test run shell list host-test clean
+
+all: module
+
+setup:
+	@bash scripts/setup-host.sh
+
+# The rig kernel (L1 and L2 alike); its cached build directory is recorded
+# in build/kdir for the steps below.
+kernel: setup
+	@mkdir -p $(BUILD)
+	@bash scripts/build-kernel.sh rig >$(BUILD)/kdir.tmp && mv $(BUILD)/kdir.tmp $(BUILD)/kdir
+
+module: kernel
+	@echo "==> building hv_guest.ko and hv_guest_kunit.ko" >&2
+	@$(MAKE) -s -C $(KDIR) M=$(ROOT) MO=$(BUILD)/module RUSTC=$(RUSTC_KERNEL) BINDGEN=$(BINDGEN)
+
+selftests: setup
+	@mkdir -p $(BUILD)/selftests
+	@$(MAKE) -s -C tests/selftests/hv_guest KSFT_DIR=$(KSRC)/tools/testing/selftests OUTPUT=$(BUILD)/selftests
+
+rig: module selftests
+	@echo "==> building the rig's initramfs images" >&2
+	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/selftests $(BUILD)/rig
+
+RUN_PY = python3 tests/run.py --kernel $(KDIR)/arch/x86/boot/bzImage --initrd $(BUILD)/rig/l1.cpio
+
+test: rig
+	@$(RUN_PY) $(T)
+
+run: rig
+	@$(RUN_PY) --no-host run
+
+shell: rig
+	@$(RUN_PY) --interactive shell
+
+list:
+	@python3 tests/run.py --list
+
+host-test:
+	cargo test --workspace
+
+clean:
+	rm -rf $(BUILD) target

@@ -1,0 +1,57 @@
+#!/bin/bash
+# Builds the rig's two initramfs images (uncompressed newc cpio):
+#   l2.cpio: busybox, the rig init and scenarios, the modules, the selftests
+#   l1.cpio: all of l2 plus QEMU with its libraries and firmware, the kernel
+#            image and l2.cpio itself (L1 boots L2 from them)
+#
+#   mkinitramfs.sh KERNEL_BUILD_DIR MODULE_DIR SELFTEST_DIR OUT_DIR
+. "$(dirname "$0")/../../scripts/lib.sh"
+
+kbuild=$1 mods=$2 tests=$3 out=$4
+rig=$ROOT/tests/rig
+stage=$out/stage
+mkdir -p "$out"
+
+copy_with_libs() { # BINARY DESTROOT: the binary and every library it links
+    local bin=$1 dest=$2
+    install -D -m755 "$bin" "$dest$bin"
+    ldd "$bin" | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
+        [ -f "$lib" ] && install -D -m755 "$(readlink -f "$lib")" "$dest$lib"
+    done
+}
+
+make_cpio() { # DIR OUT
+    (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$2.tmp"
+    mv "$2.tmp" "$2"
+}
+
+rm -rf "$stage"
+l2=$stage/l2
+mkdir -p "$l2"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,rig/scenarios,tests,lib/modules/hv_guest}
+install -m755 /bin/busybox "$l2/bin/busybox"
+/bin/busybox --list-full | while read -r applet; do
+    [ -e "$l2/$applet" ] || ln -s /bin/busybox "$l2/$applet"
+done
+install -m755 "$rig/init" "$l2/init"
+install -m644 "$rig/lib.sh" "$l2/rig/lib.sh"
+install -m644 "$rig"/scenarios/*.sh "$l2/rig/scenarios/"
+install -m644 "$mods"/*.ko "$l2/lib/modules/hv_guest/"
+install -m755 "$tests"/hv_guest_detect "$tests"/hv_guest_load_unload \
+    "$ROOT"/tests/selftests/hv_guest/hv_guest_kunit.sh "$l2/tests/"
+make_cpio "$l2" "$out/l2.cpio"
+
+l1=$stage/l1
+cp -a "$l2" "$l1"
+mkdir -p "$l1/boot" "$l1/usr/share/qemu"
+install -m644 "$kbuild/arch/x86/boot/bzImage" "$l1/boot/bzImage"
+install -m644 "$out/l2.cpio" "$l1/boot/l2.cpio"
+copy_with_libs "$(command -v qemu-system-x86_64)" "$l1"
+for fw in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do
+    src=/usr/share/qemu/$fw
+    [ -e "$src" ] || src=/usr/share/seabios/$fw
+    [ -e "$src" ] || die "QEMU firmware $fw not found (package seabios/qemu-system-data)"
+    install -m644 "$(readlink -f "$src")" "$l1/usr/share/qemu/$fw"
+done
+make_cpio "$l1" "$out/l1.cpio"
+rm -rf "$stage"
+info "initramfs: $out/l1.cpio ($(du -m "$out/l1.cpio" | cut -f1) MiB), $out/l2.cpio ($(du -m "$out/l2.cpio" | cut -f1) MiB)"

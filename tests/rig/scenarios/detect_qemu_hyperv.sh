@@ -1,0 +1,28 @@
+# detect_qemu_hyperv: L2 under QEMU+KVM with Hyper-V enlightenments: the
+# module loads, logs 'Microsoft Hv' and the offered bits (checked against
+# CPUID, including the SynIC and VP index bits asked for), debugfs shows
+# them, rmmod succeeds and removes everything.
+# timeout: 300
+L2_CPU=qemu64,hv-vpindex,hv-synic,hv-runtime,hv-time
+L2_SMP=2
+guest() {
+	run_test hv_guest_detect env HV_GUEST_EXPECT=hyperv $TESTS/hv_guest_detect
+	run_test hv_guest_offers_requested_bits rig_check_qemu_bits
+}
+
+# The flags above must show up by name: SYNIC and VP_INDEX privileges.
+rig_check_qemu_bits() {
+	echo "TAP version 13"
+	echo "1..1"
+	insmod $HV_GUEST_KO || { echo "not ok 1 synic_and_vp_index # insmod failed"; return 1; }
+	p=$(cat /sys/kernel/debug/hv_guest/privileges)
+	v=$(cat /sys/kernel/debug/hv_guest/vendor)
+	rmmod hv_guest
+	echo "# vendor '$v', privileges: $p"
+	case " $p " in
+	*" SYNIC "*" VP_INDEX "*)
+		[ "$v" = "Microsoft Hv" ] && { echo "ok 1 synic_and_vp_index"; return 0; } ;;
+	esac
+	echo "not ok 1 synic_and_vp_index"
+	return 1
+}

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The test runner behind `make test`, `make run` and `make shell`.
+
+Runs the host unit tests (cargo) and the rig scenarios, prints one KTAP
+document with every scenario as a subtest, and ends with the plain line
+`N passed, N failed, N skipped` counted over leaf tests.
+
+A scenario is tests/rig/scenarios/NAME.sh. Its header comments say:
+    # timeout: SECONDS    killed and reported `not ok` after that long
+    # skip: REASON        reported `ok N NAME # SKIP REASON` without booting
+    # interactive         not part of `make test` (make shell)
+Each scenario boots L0 QEMU (TCG) on the rig kernel with the L1 initramfs;
+L1 runs the scenario itself or boots L2 under QEMU+KVM to run it. The
+console of every layer goes to build/test-logs/NAME.log; the KTAP arrives
+on a second serial port.
+"""
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIOS = os.path.join(ROOT, "tests", "rig", "scenarios")
+LOGS = os.path.join(ROOT, "build", "test-logs")
+RESULT_RE = re.compile(r"^(\s*)(not ok|ok) (\d+)\s*(.*)$")
+
+
+def progress(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def scenario_meta(name):
+    path = os.path.join(SCENARIOS, name + ".sh")
+    if not os.path.isfile(path):
+        return None
+    meta = {"timeout": 300, "skip": None, "interactive": False, "doc": ""}
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            text = line[1:].strip()
+            if text.startswith("timeout:"):
+                meta["timeout"] = int(text.split(":", 1)[1])
+            elif text.startswith("skip:"):
+                meta["skip"] = text.split(":", 1)[1].strip()
+            elif text == "interactive":
+                meta["interactive"] = True
+            elif not meta["doc"]:
+                meta["doc"] = text
+    return meta
+
+
+def all_scenarios():
+    names = sorted(n[:-3] for n in os.listdir(SCENARIOS) if n.endswith(".sh"))
+    return [n for n in names if n not in ("run",) and not scenario_meta(n)["interactive"]]
+
+
+def count_leaves(lines):
+    """Counts leaf results (a result with no nested results) by outcome."""
+    passed = failed = skipped = 0
+    results = []
+    for line in lines:
+        m = RESULT_RE.match(line)
+        if m:
+            results.append((len(m.group(1).expandtabs()), m.group(2), m.group(4)))
+    for i, (depth, status, rest) in enumerate(results):
+        # A result is a parent when the result just before it is deeper.
+        if i > 0 and results[i - 1][0] > depth:
+            continue
+        if re.search(r"#\s*SKIP", rest, re.I):
+            skipped += 1
+        elif status == "ok":
+            passed += 1
+        else:
+            failed += 1
+    return passed, failed, skipped
+
+
+def indent(lines, n=4):
+    return [(" " * n + line) if line else line for line in lines]
+
+
+def host_unit_tests():
+    """cargo test over the workspace, as KTAP subtest lines."""
+    progress("==> host unit tests (cargo test --workspace)")
+    os.makedirs(LOGS, exist_ok=True)
+    log = os.path.join(LOGS, "host_unit.log")
+    proc = subprocess.run(["cargo", "test", "--workspace", "--no-fail-fast", "--color", "never"],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(log, "w") as f:
+        f.write(proc.stdout)
+    out = ["KTAP version 1"]
+    tests = []
+    for line in proc.stdout.splitlines():
+        m = re.match(r"^test (\S.*?) \.\.\. (ok|FAILED|ignored)$", line)
+        if m:
+            tests.append((m.group(1), m.group(2)))
+    if proc.returncode != 0 and not any(s == "FAILED" for _, s in tests):
+        tests.append(("cargo_test_build", "FAILED"))
+    out.append("1..%d" % len(tests))
+    for i, (name, status) in enumerate(tests, 1):
+        if status == "ok":
+            out.append("ok %d %s" % (i, name))
+        elif status == "ignored":
+            out.append("ok %d %s # SKIP ignored" % (i, name))
+        else:
+            out.append("not ok %d %s # see %s" % (i, name, os.path.relpath(log, ROOT)))
+    ok = proc.returncode == 0
+    progress("    %s: %d tests (log: %s)" % ("ok" if ok else "FAILED", len(tests), os.path.relpath(log, ROOT)))
+    return ok, out
+
+
+def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
+    """Boots L0 for one scenario; returns (ok, ktap lines of the scenario)."""
+    os.makedirs(LOGS, exist_ok=True)
+    log_path = os.path.join(LOGS, name + ".log")
+    ktap_path = os.path.join(LOGS, name + ".ktap")
+    if os.path.exists(ktap_path):
+        os.unlink(ktap_path)
+    append = "console=ttyS0 panic=-1 rig.scenario=%s rig.layer=1" % name
+    cmd = ["qemu-system-x86_64", "-accel", os.environ.get("RIG_L0_ACCEL", "tcg"), "-cpu", "max", "-smp", "2", "-m", "2048",
+           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-monitor", "none",
+           "-kernel", kernel, "-initrd", initrd, "-append", append,
+           "-serial", "stdio", "-serial", "file:" + ktap_path]
+    timeout = int(os.environ.get("RIG_TIMEOUT", meta["timeout"]))
+    if interactive:
+        return subprocess.call(cmd) == 0, []
+    progress("==> %s: booting L0 (timeout %ds, log %s)" % (name, timeout, os.path.relpath(log_path, ROOT)))
+    start = time.monotonic()
+    timed_out = False
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        os.set_blocking(proc.stdout.fileno(), False)
+        while True:
+            chunk = None
+            try:
+                chunk = proc.stdout.read()
+            except BlockingIOError:
+                pass
+            if chunk:
+                log.write(chunk)
+                log.flush()
+                if console:
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
+            if proc.poll() is not None and not chunk:
+                break
+            if time.monotonic() - start > timeout:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+            time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    lines = []
+    if os.path.exists(ktap_path):
+        # Serial ttys on the way may have turned each newline into CR LF
+        # (twice, through two layers): CRs are noise here.
+        with open(ktap_path, "rb") as f:
+            lines = f.read().decode(errors="replace").replace("\r", "").split("\n")
+        while lines and not lines[-1]:
+            lines.pop()
+    # Only the KTAP document: from its version line on.
+    for i, line in enumerate(lines):
+        if line.startswith("KTAP version") or line.startswith("TAP version"):
+            lines = lines[i:]
+            break
+    plan = next((l for l in lines if re.match(r"^1\.\.\d+$", l)), None)
+    top = [l for l in lines if re.match(r"^(ok|not ok) \d+", l)]
+    problem = None
+    if timed_out:
+        problem = "timed out after %ds" % timeout
+    elif plan is None:
+        problem = "no KTAP from the guest (crashed or failed to boot?)"
+    elif int(plan[3:]) != len(top):
+        problem = "plan says %s tests, %d reported" % (plan[3:], len(top))
+    elif any(l.startswith("Bail out!") for l in lines):
+        problem = "bailed out"
+    if problem:
+        if not lines:
+            lines = ["KTAP version 1", "1..0"]
+        lines.append("not ok %d rig_completion # %s; log: %s" % (len(top) + 1, problem,
+                                                                 os.path.relpath(log_path, ROOT)))
+    _, failed, _ = count_leaves(lines)
+    ok = failed == 0 and problem is None
+    progress("    %s: %s in %ds%s" % (name, "ok" if ok else "FAILED", elapsed,
+                                     "" if ok else " (log: %s)" % os.path.relpath(log_path, ROOT)))
+    return ok, lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("scenarios", nargs="*", help="scenario names (default: host unit tests and all scenarios)")
+    ap.add_argument("--kernel", help="rig kernel bzImage")
+    ap.add_argument("--initrd", help="L1 initramfs")
+    ap.add_argument("--no-host", action="store_true", help="skip the cargo unit tests")
+    ap.add_argument("--console", action="store_true", help="copy the console to stdout")
+    ap.add_argument("--interactive", action="store_true", help="attach the terminal (make shell)")
+    ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    args = ap.parse_args()
+
+    if args.list:
+        for n in sorted(n[:-3] for n in os.listdir(SCENARIOS) if n.endswith(".sh")):
+            print("%-24s %s" % (n, scenario_meta(n)["doc"]))
+        return 0
+
+    names = args.scenarios or all_scenarios()
+    for n in names:
+        if scenario_meta(n) is None:
+            print("error: no scenario '%s' (see --list)" % n, file=sys.stderr)
+            return 2
+    if args.interactive:
+        ok, _ = boot_scenario(names[0], scenario_meta(names[0]), args.kernel, args.initrd, interactive=True)
+        return 0 if ok else 1
+    if not (args.kernel and args.initrd):
+        print("error: --kernel and --initrd are required (use make test)", file=sys.stderr)
+        return 2
+
+    suites = []
+    if not args.scenarios and not args.no_host:
+        suites.append(("host_unit", None))
+    suites += [(n, scenario_meta(n)) for n in names]
+
+    print("KTAP version 1")
+    print("1..%d" % len(suites), flush=True)
+    totals = [0, 0, 0]
+    for i, (name, meta) in enumerate(suites, 1):
+        if meta is None:
+            ok, lines = host_unit_tests()
+        elif meta["skip"]:
+            ok, lines = True, None
+            progress("==> %s: SKIP %s" % (name, meta["skip"]))
+        else:
+            ok, lines = boot_scenario(name, meta, args.kernel, args.initrd, console=args.console)
+        if lines is None:
+            print("ok %d %s # SKIP %s" % (i, name, meta["skip"]))
+            totals[2] += 1
+            continue
+        print("    # Subtest: %s" % name)
+        print("\n".join(indent(lines)))
+        print("%s %d %s" % ("ok" if ok else "not ok", i, name), flush=True)
+        p, f, s = count_leaves(lines)
+        totals[0] += p
+        totals[1] += f
+        totals[2] += s
+    print("# totals: %d passed, %d failed, %d skipped" % tuple(totals))
+    print("%d passed, %d failed, %d skipped" % tuple(totals))
+    return 1 if totals[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
