@@ -10,6 +10,8 @@ pub(crate) struct Cpu;
 
 impl Cpuid for Cpu {
     fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidRegs {
+        // `__cpuid_count` is an unsafe fn in the oldest rustc the kernel
+        // accepts (1.85) and a safe one in newer releases.
         // SAFETY: CPUID exists on every x86-64 CPU and only reads; leaves
         // that the CPU does not define return data, not a fault.
         #[allow(unused_unsafe)]

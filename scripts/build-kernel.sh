@@ -46,17 +46,26 @@ done <"$frag"
 [ $bad = 0 ] || { [ -f "$OUT/.config" ] && "${KMAKE[@]}" rustavailable >&2 || true; die "kernel config for '$flavour' is not what tests/$flavour.config asks for"; }
 
 # The build prints one line per step; show a counter against the step count
-# of the previous build of this flavour (or a measured default).
+# of the previous build of this flavour (or a measured default) every 5 s.
 est_file=$CACHE/kernels/$flavour.steps
-est=$(cat "$est_file" 2>/dev/null || echo 2600)
+est=$(cat "$est_file" 2>/dev/null || echo 1900)
 stage "building kernel '$flavour' with $(nproc) jobs (full log: $LOG)"
 start=$SECONDS
+count_steps() {
+    local n=0 last=$SECONDS line
+    while IFS= read -r line; do
+        printf '%s\n' "$line" >>"$LOG"
+        case $line in "  "[A-Z]*) n=$((n + 1)) ;; esac
+        if ((SECONDS - last >= 5)); then
+            last=$SECONDS
+            p=$((100 * n / est)); ((p > 99)) && p=99
+            printf '    kernel: %d steps, ~%d%%, %ds\n' "$n" "$p" "$((SECONDS - start))" >&2
+        fi
+    done
+    echo "$n" >"$OUT.steps.tmp"
+}
 set +e
-"${KMAKE[@]}" -j"$(nproc)" bzImage modules 2>&1 | tee -a "$LOG" | awk -v est="$est" -v start="$(date +%s)" '
-    /^  [A-Z]/ { n++ }
-    { now = systime(); if (now - last >= 5) { last = now; p = int(100 * n / est); if (p > 99) p = 99;
-      printf "    kernel: %d steps, ~%d%%, %ds\n", n, p, now - start > "/dev/stderr"; fflush("/dev/stderr") } }
-    END { print n > "/dev/stdout" }' >"$OUT.steps.tmp"
+"${KMAKE[@]}" -j"$(nproc)" bzImage modules 2>&1 | count_steps
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" != 0 ]; then
@@ -66,5 +75,10 @@ if [ "$rc" != 0 ]; then
 fi
 mv "$OUT.steps.tmp" "$est_file"
 touch "$OUT/.hvguest-done"
+# Keep this build and the newest other one of the flavour; older ones go.
+ls -1dt "$CACHE/kernels/$flavour"-*/ 2>/dev/null | tail -n +3 | while read -r old; do
+    info "removing old kernel build ${old%/}"
+    rm -rf "${old%/}" "${old%/}.log"
+done
 info "kernel '$flavour' built in $((SECONDS - start))s: $OUT/arch/x86/boot/bzImage"
 echo "$OUT"

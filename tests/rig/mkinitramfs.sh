@@ -33,6 +33,7 @@ install -m755 /bin/busybox "$l2/bin/busybox"
     [ -e "$l2/$applet" ] || ln -s /bin/busybox "$l2/$applet"
 done
 install -m755 "$rig/init" "$l2/init"
+gcc -static -O2 -Wall -o "$l2/bin/rig-debugcon" "$rig/debugcon.c"
 install -m644 "$rig/lib.sh" "$l2/rig/lib.sh"
 install -m644 "$rig"/scenarios/*.sh "$l2/rig/scenarios/"
 install -m644 "$mods"/*.ko "$l2/lib/modules/hv_guest/"

@@ -4,7 +4,7 @@
 # them, rmmod succeeds and removes everything.
 # timeout: 300
 L2_CPU=qemu64,hv-vpindex,hv-synic,hv-runtime,hv-time
-L2_SMP=2
+L2_SMP=1
 guest() {
 	run_test hv_guest_detect env HV_GUEST_EXPECT=hyperv $TESTS/hv_guest_detect
 	run_test hv_guest_offers_requested_bits rig_check_qemu_bits

@@ -3,7 +3,7 @@
 # and debugfs) is printed as KTAP diagnostics; then it unloads.
 # timeout: 300
 L2_CPU=qemu64,hv-vpindex,hv-synic,hv-runtime,hv-time
-L2_SMP=2
+L2_SMP=1
 guest() {
 	run_test show_hv_guest rig_show
 }
