@@ -17,8 +17,10 @@ KSRC := $(CACHE)/src/linux
 RUSTC_KERNEL := /usr/bin/rustc
 BINDGEN := $(HOME)/.cargo/bin/bindgen
 KDIR = $$(cat $(BUILD)/kdir)
+# hvhost goes into the rig's initramfs, so it is linked statically.
+HVHOST := $(ROOT)/target/x86_64-unknown-linux-gnu/release/hvhost
 
-.PHONY: all setup kernel module selftests rig test run shell list host-test clean
+.PHONY: all setup kernel module selftests hvhost rig test run shell list host-test clean
 
 all: module
 
@@ -39,9 +41,13 @@ selftests: setup
 	@mkdir -p $(BUILD)/selftests
 	@$(MAKE) -s -C tests/selftests/hv_guest KSFT_DIR=$(KSRC)/tools/testing/selftests OUTPUT=$(BUILD)/selftests
 
-rig: module selftests
+hvhost: setup
+	@echo "==> building hvhost (static)" >&2
+	@RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p hvhost --target x86_64-unknown-linux-gnu
+
+rig: module selftests hvhost
 	@echo "==> building the rig's initramfs images" >&2
-	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/selftests $(BUILD)/rig
+	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/selftests $(BUILD)/rig $(HVHOST)
 
 RUN_PY = python3 tests/run.py --kernel $(KDIR)/arch/x86/boot/bzImage --initrd $(BUILD)/rig/l1.cpio
 

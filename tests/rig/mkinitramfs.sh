@@ -1,13 +1,13 @@
 #!/bin/bash
 # Builds the rig's two initramfs images (uncompressed newc cpio):
 #   l2.cpio: busybox, the rig init and scenarios, the modules, the selftests
-#   l1.cpio: all of l2 plus QEMU with its libraries and firmware, the kernel
-#            image and l2.cpio itself (L1 boots L2 from them)
+#   l1.cpio: all of l2 plus QEMU with its libraries and firmware, hvhost,
+#            the kernel image and l2.cpio itself (L1 boots L2 from them)
 #
-#   mkinitramfs.sh KERNEL_BUILD_DIR MODULE_DIR SELFTEST_DIR OUT_DIR
+#   mkinitramfs.sh KERNEL_BUILD_DIR MODULE_DIR SELFTEST_DIR OUT_DIR HVHOST
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-kbuild=$1 mods=$2 tests=$3 out=$4
+kbuild=$1 mods=$2 tests=$3 out=$4 hvhost=$5
 rig=$ROOT/tests/rig
 stage=$out/stage
 mkdir -p "$out"
@@ -47,6 +47,7 @@ mkdir -p "$l1/boot" "$l1/usr/share/qemu"
 install -m644 "$kbuild/arch/x86/boot/bzImage" "$l1/boot/bzImage"
 install -m644 "$out/l2.cpio" "$l1/boot/l2.cpio"
 copy_with_libs "$(command -v qemu-system-x86_64)" "$l1"
+install -m755 "$hvhost" "$l1/usr/bin/hvhost"
 for fw in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do
     src=/usr/share/qemu/$fw
     [ -e "$src" ] || src=/usr/share/seabios/$fw

@@ -1,6 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! hvhost, the host half of the contract. The VMM itself (KVM, memory,
-//! boot, devices) is built by the hvhost issue; this crate exists so that
-//! the workspace layout is final and the shared crates are already compiled
-//! for the host side.
+//! hvhost, the host half of the contract: a VMM on KVM built from rust-vmm crates.
+//!
+//! [`builder`] assembles a VM from a [`cli::VmConfig`]; [`run`] boots it and returns when
+//! the guest powers off, resets or fails. The binary in `main.rs` only parses the command
+//! line, sets up logging and maps the outcome to an exit status.
+
+pub mod acpi;
+pub mod boot;
+pub mod builder;
+pub mod cli;
+pub mod console;
+pub mod control;
+pub mod cpuid;
+pub mod devices;
+pub mod error;
+pub mod event_loop;
+pub mod loader;
+pub mod logger;
+pub mod memory;
+pub mod vstate;
+
+pub use builder::run;
+pub use control::VmExitReason;
+pub use error::{Error, Result};

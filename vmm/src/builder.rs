@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Assembles a VM from a [`VmConfig`] and runs it: the one place that shows, in order,
+//! everything a VM is made of.
+//!
+//! Order matters in three places: files are loaded into guest RAM before KVM is touched
+//! (so that "not a kernel" is reported on any host); the irqchip exists before vCPUs are
+//! created (KVM requires it); and termination signals are blocked before the vCPU threads
+//! start (so that they inherit the mask and only the event loop sees them).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::acpi::{AcpiDevice, AcpiTables, DsdtBuilder, Hid, Resource};
+use crate::boot::{self, BootParamsInput};
+use crate::cli::{SerialTarget, VmConfig};
+use crate::console::{RawTerminal, SignalFd, TERMINATION_SIGNALS};
+use crate::control::{VmControl, VmExitReason};
+use crate::cpuid;
+use crate::devices::acpi_pm::{AcpiPmDevice, ACPI_PM_BASE, ACPI_PM_LEN};
+use crate::devices::cmos::{Cmos, CMOS_BASE, CMOS_LEN};
+use crate::devices::debugcon::{DebugConsole, DEBUGCON_PORT};
+use crate::devices::i8042::{I8042Reset, I8042_COMMAND_PORT};
+use crate::devices::serial::{
+    IrqLine, RxDrained, SerialDevice, SerialOutput, COM1_BASE, COM1_GSI, COM1_LEN,
+};
+use crate::devices::{MmioBus, PioBus};
+use crate::error::{Error, Result};
+use crate::event_loop::{self, SerialInput};
+use crate::loader;
+use crate::memory::MemoryLayout;
+use crate::vstate::vcpu::{BootEntry, ExitStats, Vcpu, VcpuContext};
+use crate::vstate::vm::Vm;
+use crate::vstate::{self, VcpuThread};
+
+fn eventfd(what: &'static str) -> Result<EventFd> {
+    EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::os(what, e))
+}
+
+fn create_output(what: &'static str, path: &Path, append: bool) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true);
+    if append {
+        opts.append(true);
+    } else {
+        opts.write(true).truncate(true);
+    }
+    opts.open(path).map_err(|source| Error::OutputFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The DSDT's devices: COM1 for now; VMBus joins here later.
+fn dsdt() -> std::result::Result<DsdtBuilder, crate::acpi::AcpiError> {
+    let mut dsdt = DsdtBuilder::new();
+    dsdt.add_device(
+        AcpiDevice::new("COM1", Hid::eisa("PNP0501")?)?
+            .uid(1)
+            .resource(Resource::Io {
+                base: COM1_BASE,
+                len: COM1_LEN as u8,
+            })
+            .resource(Resource::Interrupt {
+                gsi: COM1_GSI,
+                edge: true,
+                active_low: false,
+            }),
+    );
+    Ok(dsdt)
+}
+
+/// Loads kernel, command line, initrd, ACPI tables and boot structures into `memory`;
+/// returns the 64-bit entry point.
+fn load_guest(config: &VmConfig, layout: &MemoryLayout, memory: &GuestMemoryMmap) -> Result<u64> {
+    let cmdline = loader::parse_cmdline(&config.cmdline)?;
+    let kernel = loader::load_kernel(memory, &config.kernel)?;
+    log::debug!(
+        "kernel loaded: entry {:#x}, end {:#x}, {}",
+        kernel.entry,
+        kernel.end,
+        if kernel.setup_header.is_some() {
+            "bzImage"
+        } else {
+            "ELF"
+        }
+    );
+    let cmdline_size = loader::load_cmdline(memory, &cmdline)?;
+    let initrd = match &config.initrd {
+        Some(path) => {
+            let (addr, size) = loader::load_initrd(memory, path, &kernel, layout.low_ram_end())?;
+            log::debug!("initrd loaded at {addr:#x}, {size} bytes");
+            Some((addr, size))
+        }
+        None => None,
+    };
+    let acpi = AcpiTables::new(config.vcpus, &dsdt()?)?;
+    acpi.write_to(memory)?;
+    let params = boot::build_boot_params(
+        &BootParamsInput {
+            setup_header: kernel.setup_header,
+            cmdline_size,
+            initrd,
+            rsdp_addr: acpi.rsdp_addr(),
+        },
+        &layout.e820_entries(),
+    )?;
+    boot::write_boot_params(memory, &params)?;
+    boot::write_boot_tables(memory)?;
+    Ok(kernel.entry)
+}
+
+/// The devices and the parts of them the event loop needs.
+struct Devices {
+    pio: PioBus,
+    mmio: MmioBus,
+    serial: Arc<Mutex<SerialDevice>>,
+    rx_drained: EventFd,
+}
+
+fn create_devices(
+    config: &VmConfig,
+    vm: &Vm,
+    control: &Arc<VmControl>,
+    serial_out: SerialOutput,
+    debugcon_out: Option<File>,
+) -> Result<Devices> {
+    let mut pio = PioBus::new();
+
+    let irq = eventfd("create the COM1 interrupt eventfd")?;
+    vm.register_irqfd(&irq, COM1_GSI)?;
+    let rx_drained = eventfd("create the COM1 input eventfd")?;
+    let rx_signal = rx_drained
+        .try_clone()
+        .map_err(|e| Error::os("clone the COM1 input eventfd", e))?;
+    let serial = Arc::new(Mutex::new(SerialDevice::new(
+        IrqLine::new(irq),
+        RxDrained::new(rx_signal),
+        serial_out,
+    )));
+    pio.insert(COM1_BASE, COM1_LEN, serial.clone())?;
+    pio.insert(
+        ACPI_PM_BASE,
+        ACPI_PM_LEN,
+        Arc::new(Mutex::new(AcpiPmDevice::new(control.clone()))),
+    )?;
+    pio.insert(
+        I8042_COMMAND_PORT,
+        1,
+        Arc::new(Mutex::new(I8042Reset::new(control.clone()))),
+    )?;
+    pio.insert(CMOS_BASE, CMOS_LEN, Arc::new(Mutex::new(Cmos::new())))?;
+    if let Some(file) = debugcon_out {
+        pio.insert(
+            DEBUGCON_PORT,
+            1,
+            Arc::new(Mutex::new(DebugConsole::new(Box::new(file)))),
+        )?;
+    }
+    log::debug!(
+        "devices: COM1 {COM1_BASE:#x} (GSI {COM1_GSI}), ACPI PM {ACPI_PM_BASE:#x}, \
+         8042 {I8042_COMMAND_PORT:#x}, CMOS {CMOS_BASE:#x}, debug console {}",
+        if config.debug_console.is_some() {
+            "0xe9"
+        } else {
+            "off"
+        }
+    );
+    Ok(Devices {
+        pio,
+        mmio: MmioBus::new(),
+        serial,
+        rx_drained,
+    })
+}
+
+fn spawn_vcpu(vcpu: Vcpu, index: u8, control: Arc<VmControl>) -> Result<VcpuThread> {
+    let handle = thread::Builder::new()
+        .name(format!("vcpu{index}"))
+        .spawn(move || {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || vcpu.run())) {
+                Ok(stats) => stats,
+                Err(_) => {
+                    control.request_exit(VmExitReason::VcpuFailed {
+                        vcpu: index,
+                        message: "the vCPU thread panicked".to_string(),
+                    });
+                    ExitStats::default()
+                }
+            }
+        })
+        .map_err(|source| Error::SpawnVcpu {
+            vcpu: index,
+            source,
+        })?;
+    Ok(VcpuThread { index, handle })
+}
+
+/// Builds the VM described by `config`, runs it until it ends, and returns why it ended.
+/// Logs one line of exit counters per vCPU on the way out.
+pub fn run(config: &VmConfig) -> Result<VmExitReason> {
+    let layout = MemoryLayout::new(config.memory_mib)?;
+    let serial_out: SerialOutput = match &config.serial {
+        SerialTarget::Stdio => Box::new(io::stdout()),
+        SerialTarget::File(path) => Box::new(create_output("serial", path, false)?),
+    };
+    let debugcon_out = match &config.debug_console {
+        Some(path) => Some(create_output("debug console", path, true)?),
+        None => None,
+    };
+
+    let memory = Arc::new(layout.create_guest_memory()?);
+    let entry = load_guest(config, &layout, &memory)?;
+
+    let vm = Vm::new(memory.clone())?;
+    if usize::from(config.vcpus) > vm.max_vcpus() {
+        return Err(Error::TooManyVcpus {
+            requested: config.vcpus,
+            max: vm.max_vcpus(),
+        });
+    }
+    let control = Arc::new(VmControl::new(eventfd("create the VM exit eventfd")?));
+    let devices = create_devices(config, &vm, &control, serial_out, debugcon_out)?;
+
+    let caps = cpuid::HostCpuidCaps {
+        xsave: !config.no_xsave,
+        ..vm.cpuid_caps()
+    };
+    let template = cpuid::vm_template(&vm.supported_cpuid()?, caps);
+    let ctx = VcpuContext {
+        pio: Arc::new(devices.pio),
+        mmio: Arc::new(devices.mmio),
+        control: control.clone(),
+        memory: memory.clone(),
+    };
+    let mut vcpus = Vec::with_capacity(config.vcpus.into());
+    for index in 0..config.vcpus {
+        let vcpu = Vcpu::new(index, vm.create_vcpu(index)?, ctx.clone());
+        let boot = (index == 0).then_some(BootEntry { entry });
+        vcpu.configure(&cpuid::vcpu_entries(&template, index, config.vcpus), boot)?;
+        vcpus.push(vcpu);
+    }
+
+    vstate::install_kick_handler()?;
+    let signals = SignalFd::block_and_open(&TERMINATION_SIGNALS)?;
+    let stdin_input = config.serial == SerialTarget::Stdio && io::stdin().is_terminal();
+    let raw_terminal = if stdin_input {
+        Some(RawTerminal::enter()?)
+    } else {
+        None
+    };
+
+    log::info!(
+        "booting {} with {} vCPU(s) and {} MiB",
+        config.kernel.display(),
+        config.vcpus,
+        config.memory_mib
+    );
+    let mut threads = Vec::with_capacity(vcpus.len());
+    let mut spawn_error = None;
+    for (index, vcpu) in (0u8..).zip(vcpus) {
+        match spawn_vcpu(vcpu, index, control.clone()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                spawn_error = Some(e);
+                control.request_exit(VmExitReason::HostError(
+                    "a vCPU thread did not start".into(),
+                ));
+                break;
+            }
+        }
+    }
+
+    let input = stdin_input.then(|| SerialInput {
+        serial: devices.serial.clone(),
+        rx_drained: devices.rx_drained,
+    });
+    let reason = event_loop::run(&control, &signals, input);
+
+    for (index, stats) in vstate::stop_vcpus(threads) {
+        match stats {
+            Some(stats) => log::info!("vcpu{index} exits: {stats}"),
+            None => log::warn!("vcpu{index} exits: unknown (the thread did not finish)"),
+        }
+    }
+    log::debug!(
+        "unclaimed accesses: port reads={} writes={}, MMIO reads={} writes={}",
+        ctx.pio.unclaimed().reads(),
+        ctx.pio.unclaimed().writes(),
+        ctx.mmio.unclaimed().reads(),
+        ctx.mmio.unclaimed().writes()
+    );
+    drop(raw_terminal);
+    match spawn_error {
+        Some(e) => Err(e),
+        None => Ok(reason),
+    }
+}
