@@ -11,7 +11,7 @@
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 BUILD := $(ROOT)/build
-CACHE := $(or $(HVGUEST_CACHE),$(XDG_CACHE_HOME),$(HOME)/.cache)/hvguest
+CACHE := $(or $(HVGUEST_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hvguest)
 export HVGUEST_CACHE := $(CACHE)
 KSRC := $(CACHE)/src/linux
 RUSTC_KERNEL := /usr/bin/rustc
@@ -20,7 +20,7 @@ KDIR = $$(cat $(BUILD)/kdir)
 # hvhost goes into the rig's initramfs, so it is linked statically.
 HVHOST := $(ROOT)/target/x86_64-unknown-linux-gnu/release/hvhost
 
-.PHONY: all setup kernel module selftests hvhost rig test run shell list host-test clean
+.PHONY: all setup kernel module selftests hvhost rig test run shell bench list host-test clean
 
 all: module
 
@@ -59,6 +59,10 @@ run: rig
 
 shell: rig
 	@$(RUN_PY) --interactive shell
+
+# Benchmarks (not tests): ratios and counts measured in one rig run.
+bench: rig
+	@$(RUN_PY) --no-host bench_exits
 
 list:
 	@python3 tests/run.py --list

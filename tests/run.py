@@ -38,7 +38,7 @@ def scenario_meta(name):
     path = os.path.join(SCENARIOS, name + ".sh")
     if not os.path.isfile(path):
         return None
-    meta = {"timeout": 300, "skip": None, "interactive": False, "doc": ""}
+    meta = {"timeout": 300, "skip": None, "interactive": False, "bench": False, "doc": ""}
     with open(path) as f:
         for line in f:
             if not line.startswith("#"):
@@ -50,6 +50,8 @@ def scenario_meta(name):
                 meta["skip"] = text.split(":", 1)[1].strip()
             elif text == "interactive":
                 meta["interactive"] = True
+            elif text == "bench":
+                meta["bench"] = True
             elif not meta["doc"]:
                 meta["doc"] = text
     return meta
@@ -58,7 +60,8 @@ def scenario_meta(name):
 def all_scenarios():
     names = sorted(n[:-3] for n in os.listdir(SCENARIOS) if n.endswith(".sh"))
     # "run" is make run's; "_name" files are the guest side of other scenarios.
-    return [n for n in names if n != "run" and not n.startswith("_") and not scenario_meta(n)["interactive"]]
+    return [n for n in names if n != "run" and not n.startswith("_")
+            and not scenario_meta(n)["interactive"] and not scenario_meta(n)["bench"]]
 
 
 def count_leaves(lines):

@@ -7,7 +7,7 @@
 
 /// Declares a bit set newtype.
 ///
-/// ```ignore
+/// ```text
 /// hv_bits! {
 ///     /// Doc.
 ///     pub struct Name(u32) {

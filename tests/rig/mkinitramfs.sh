@@ -39,6 +39,7 @@ install -m644 "$rig"/scenarios/*.sh "$l2/rig/scenarios/"
 install -m644 "$mods"/*.ko "$l2/lib/modules/hv_guest/"
 install -m755 "$tests"/hv_guest_detect "$tests"/hv_guest_load_unload \
     "$ROOT"/tests/selftests/hv_guest/hv_guest_kunit.sh "$l2/tests/"
+gcc -static -O2 -Wall -o "$l2/tests/pio_exit" "$ROOT/bench/pio_exit.c"
 make_cpio "$l2" "$out/l2.cpio"
 
 l1=$stage/l1
