@@ -188,8 +188,11 @@ pub fn decodes_bits_and_version() -> CaseResult {
     check(CpuidRegs::from(ver) == regs(14393, 0x000a_0003, 7, 0x0500_0010), "version round trip")
 }
 
+/// A named case.
+pub type Case = (&'static str, fn() -> CaseResult);
+
 /// Every case with its name.
-pub const CASES: &[(&str, fn() -> CaseResult)] = &[
+pub const CASES: &[Case] = &[
     ("constants_match_headers", constants_match_headers),
     ("detects_qemu_hyperv", detects_qemu_hyperv),
     ("refuses_without_hypervisor_bit", refuses_without_hypervisor_bit),

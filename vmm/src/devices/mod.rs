@@ -3,7 +3,7 @@
 //! Emulated devices and the buses that route guest port I/O and MMIO exits to them.
 //!
 //! A device implements [`PioDevice`] or [`MmioDevice`] and is mapped on a [`PioBus`] or
-//! [`MmioBus`] at a range. The vCPU run loop only ever calls `bus.read`/`bus.write`; new
+//! [`MmioBus`] (one generic [`Bus`]) at a range. The vCPU run loop only ever calls `bus.read`/`bus.write`; new
 //! devices (the Hyper-V hypercall port, VMBus) are added in the builder without touching it.
 //!
 //! Access widths: KVM reports one access of `data.len()` bytes (1, 2 or 4 for IN/OUT, up to
@@ -132,19 +132,59 @@ impl UnclaimedCounters {
     }
 }
 
-/// Routes port I/O exits to devices.
-pub struct PioBus {
-    map: RangeMap<dyn PioDevice>,
+/// What a bus needs of the devices on it: implemented for `dyn PioDevice` and
+/// `dyn MmioDevice`, so that one [`Bus`] serves both address spaces.
+pub trait BusDevice {
+    /// An address on this bus: `u16` for ports, `u64` for guest-physical MMIO.
+    type Addr: Copy + Into<u64> + TryFrom<u64> + std::fmt::LowerHex;
+    /// The address space's name, for logs.
+    const SPACE: &'static str;
+    /// Forwards a read at `offset` into the device's range.
+    fn bus_read(&mut self, offset: Self::Addr, data: &mut [u8]);
+    /// Forwards a write at `offset` into the device's range.
+    fn bus_write(&mut self, offset: Self::Addr, data: &[u8]);
+}
+
+impl BusDevice for dyn PioDevice {
+    type Addr = u16;
+    const SPACE: &'static str = "port";
+    fn bus_read(&mut self, offset: u16, data: &mut [u8]) {
+        self.read(offset, data)
+    }
+    fn bus_write(&mut self, offset: u16, data: &[u8]) {
+        self.write(offset, data)
+    }
+}
+
+impl BusDevice for dyn MmioDevice {
+    type Addr = u64;
+    const SPACE: &'static str = "MMIO";
+    fn bus_read(&mut self, offset: u64, data: &mut [u8]) {
+        self.read(offset, data)
+    }
+    fn bus_write(&mut self, offset: u64, data: &[u8]) {
+        self.write(offset, data)
+    }
+}
+
+/// Routes the exits of one address space to the devices mapped on it.
+pub struct Bus<D: ?Sized> {
+    map: RangeMap<D>,
     unclaimed: UnclaimedCounters,
 }
 
-impl Default for PioBus {
+/// The port I/O bus.
+pub type PioBus = Bus<dyn PioDevice>;
+/// The MMIO bus.
+pub type MmioBus = Bus<dyn MmioDevice>;
+
+impl<D: ?Sized + BusDevice> Default for Bus<D> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl PioBus {
+impl<D: ?Sized + BusDevice> Bus<D> {
     /// An empty bus.
     pub fn new() -> Self {
         Self {
@@ -153,120 +193,64 @@ impl PioBus {
         }
     }
 
-    /// Maps `device` at ports `base..base + len`.
+    /// Maps `device` at `base..base + len`; the whole range must be addressable on this bus.
     pub fn insert(
         &mut self,
-        base: u16,
-        len: u16,
-        device: Arc<Mutex<dyn PioDevice>>,
+        base: D::Addr,
+        len: D::Addr,
+        device: Arc<Mutex<D>>,
     ) -> Result<(), BusError> {
-        if u32::from(base) + u32::from(len) > 0x1_0000 {
-            return Err(BusError::InvalidRange {
-                base: base.into(),
-                len: len.into(),
-            });
+        let (base, len): (u64, u64) = (base.into(), len.into());
+        let invalid = BusError::InvalidRange { base, len };
+        let last = len
+            .checked_sub(1)
+            .and_then(|l| base.checked_add(l))
+            .ok_or(invalid)?;
+        if D::Addr::try_from(last).is_err() {
+            return Err(BusError::InvalidRange { base, len });
         }
-        self.map.insert(base.into(), len.into(), device)
-    }
-
-    /// Dispatches an IN; returns `false` (and fills `data` with all-ones) if unclaimed.
-    pub fn read(&self, port: u16, data: &mut [u8]) -> bool {
-        match self.map.find(port.into(), data.len()) {
-            Some((dev, offset)) => {
-                let mut dev = dev.lock().unwrap_or_else(PoisonError::into_inner);
-                dev.read(offset as u16, data);
-                true
-            }
-            None => {
-                data.fill(0xff);
-                self.unclaimed.reads.fetch_add(1, Ordering::Relaxed);
-                log::trace!("unclaimed port read at {port:#x} ({} bytes)", data.len());
-                false
-            }
-        }
-    }
-
-    /// Dispatches an OUT; returns `false` (and drops the data) if unclaimed.
-    pub fn write(&self, port: u16, data: &[u8]) -> bool {
-        match self.map.find(port.into(), data.len()) {
-            Some((dev, offset)) => {
-                let mut dev = dev.lock().unwrap_or_else(PoisonError::into_inner);
-                dev.write(offset as u16, data);
-                true
-            }
-            None => {
-                self.unclaimed.writes.fetch_add(1, Ordering::Relaxed);
-                log::trace!("unclaimed port write at {port:#x}: {data:02x?}");
-                false
-            }
-        }
-    }
-
-    /// How many accesses found no device.
-    pub fn unclaimed(&self) -> &UnclaimedCounters {
-        &self.unclaimed
-    }
-}
-
-/// Routes MMIO exits to devices.
-pub struct MmioBus {
-    map: RangeMap<dyn MmioDevice>,
-    unclaimed: UnclaimedCounters,
-}
-
-impl Default for MmioBus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MmioBus {
-    /// An empty bus.
-    pub fn new() -> Self {
-        Self {
-            map: RangeMap::new(),
-            unclaimed: UnclaimedCounters::default(),
-        }
-    }
-
-    /// Maps `device` at guest-physical `base..base + len`.
-    pub fn insert(
-        &mut self,
-        base: u64,
-        len: u64,
-        device: Arc<Mutex<dyn MmioDevice>>,
-    ) -> Result<(), BusError> {
         self.map.insert(base, len, device)
     }
 
-    /// Dispatches an MMIO read; returns `false` (and fills `data` with all-ones) if unclaimed.
-    pub fn read(&self, addr: u64, data: &mut [u8]) -> bool {
-        match self.map.find(addr, data.len()) {
+    /// The device holding the whole access and the offset into its range.
+    fn find(&self, addr: D::Addr, len: usize) -> Option<(&Arc<Mutex<D>>, D::Addr)> {
+        let (dev, offset) = self.map.find(addr.into(), len)?;
+        // The offset is below the range's length, which fits the bus's address type.
+        Some((dev, D::Addr::try_from(offset).ok()?))
+    }
+
+    /// Dispatches a read; returns `false` (and fills `data` with all-ones) if unclaimed.
+    pub fn read(&self, addr: D::Addr, data: &mut [u8]) -> bool {
+        match self.find(addr, data.len()) {
             Some((dev, offset)) => {
                 let mut dev = dev.lock().unwrap_or_else(PoisonError::into_inner);
-                dev.read(offset, data);
+                dev.bus_read(offset, data);
                 true
             }
             None => {
                 data.fill(0xff);
                 self.unclaimed.reads.fetch_add(1, Ordering::Relaxed);
-                log::trace!("unclaimed MMIO read at {addr:#x} ({} bytes)", data.len());
+                log::trace!(
+                    "unclaimed {} read at {addr:#x} ({} bytes)",
+                    D::SPACE,
+                    data.len()
+                );
                 false
             }
         }
     }
 
-    /// Dispatches an MMIO write; returns `false` (and drops the data) if unclaimed.
-    pub fn write(&self, addr: u64, data: &[u8]) -> bool {
-        match self.map.find(addr, data.len()) {
+    /// Dispatches a write; returns `false` (and drops the data) if unclaimed.
+    pub fn write(&self, addr: D::Addr, data: &[u8]) -> bool {
+        match self.find(addr, data.len()) {
             Some((dev, offset)) => {
                 let mut dev = dev.lock().unwrap_or_else(PoisonError::into_inner);
-                dev.write(offset, data);
+                dev.bus_write(offset, data);
                 true
             }
             None => {
                 self.unclaimed.writes.fetch_add(1, Ordering::Relaxed);
-                log::trace!("unclaimed MMIO write at {addr:#x}: {data:02x?}");
+                log::trace!("unclaimed {} write at {addr:#x}: {data:02x?}", D::SPACE);
                 false
             }
         }
