@@ -200,7 +200,7 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
         problem = "no KTAP from the guest (crashed or failed to boot?)"
     elif int(plan[3:]) != len(top):
         problem = "plan says %s tests, %d reported" % (plan[3:], len(top))
-    elif any(l.startswith("Bail out!") for l in lines):
+    elif any(l.strip().startswith("Bail out!") for l in lines):
         problem = "bailed out"
     if problem:
         if not lines:
