@@ -7,19 +7,7 @@ use core::fmt::{self, Display, Formatter};
 
 use kernel::{debugfs::Scope, prelude::*};
 
-use crate::hvcall::cpuid::{vendor_str, HvInfo, LimitsLeaf};
-
-/// A vendor signature as text, or hex bytes when the host sent non-text.
-pub(crate) struct VendorText<'a>(pub(crate) &'a [u8; 12]);
-
-impl Display for VendorText<'_> {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        match vendor_str(self.0) {
-            Some(s) => f.write_str(s),
-            None => self.0.iter().try_for_each(|b| write!(f, "{:02x}", b)),
-        }
-    }
-}
+use crate::hvcall::cpuid::{HvInfo, LimitsLeaf, VendorText};
 
 fn show<T: Display>(value: &T, f: &mut Formatter<'_>) -> fmt::Result {
     writeln!(f, "{}", value)

@@ -15,8 +15,7 @@ macro_rules! forward_display {
     )*};
 }
 
-use crate::debugfs::VendorText;
-use crate::hvcall::cpuid::{DetectError, Features, Privileges, Recommendations, VersionLeaf};
+use crate::hvcall::cpuid::{DetectError, Features, Privileges, Recommendations, VendorText, VersionLeaf};
 
 forward_display!(
     DetectError,

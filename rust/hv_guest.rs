@@ -73,7 +73,7 @@ impl Drop for HvGuest {
 fn log_info(info: &HvInfo) {
     pr_info!(
         "Hyper-V interface: vendor {}, max leaf {:#x}, version {}\n",
-        debugfs::VendorText(&info.vendor),
+        hvcall::cpuid::VendorText(&info.vendor),
         info.max_leaf,
         info.version
     );

@@ -124,8 +124,6 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
     os.makedirs(LOGS, exist_ok=True)
     log_path = os.path.join(LOGS, name + ".log")
     ktap_path = os.path.join(LOGS, name + ".ktap")
-    if os.path.exists(ktap_path):
-        os.unlink(ktap_path)
     l2_log_path = os.path.join(LOGS, name + ".l2.log")
     for path in (ktap_path, l2_log_path):
         if os.path.exists(path):

@@ -346,19 +346,16 @@ pub enum DetectError {
     },
 }
 
-/// Writes a vendor signature as text, or as hex bytes when it is not text.
-struct Vendor<'a>(&'a [u8; 12]);
+/// A vendor signature for people: its text, or hex bytes when the other side
+/// sent something that is not text. The alternate form (`{:#}`) quotes text.
+pub struct VendorText<'a>(pub &'a [u8; 12]);
 
-impl core::fmt::Display for Vendor<'_> {
+impl core::fmt::Display for VendorText<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match vendor_str(self.0) {
-            Some(s) => write!(f, "'{}'", s),
-            None => {
-                for b in self.0 {
-                    write!(f, "{:02x}", b)?;
-                }
-                Ok(())
-            }
+            Some(s) if f.alternate() => write!(f, "'{}'", s),
+            Some(s) => f.write_str(s),
+            None => self.0.iter().try_for_each(|b| write!(f, "{:02x}", b)),
         }
     }
 }
@@ -369,16 +366,16 @@ impl core::fmt::Display for DetectError {
             Self::NoHypervisor => write!(f, "no hypervisor present (CPUID.1:ECX[31] clear)"),
             Self::MaxLeafOutOfRange { vendor, max_leaf } => write!(
                 f,
-                "hypervisor {} reports max leaf {:#x}, outside {:#x}..={:#x}: not Hyper-V compatible",
-                Vendor(vendor),
+                "hypervisor {:#} reports max leaf {:#x}, outside {:#x}..={:#x}: not Hyper-V compatible",
+                VendorText(vendor),
                 max_leaf,
                 MAX_LEAF_MIN,
                 MAX_LEAF_MAX
             ),
             Self::NotHv1 { vendor, signature } => write!(
                 f,
-                "hypervisor {} interface signature is {:#010x}, not 'Hv#1'",
-                Vendor(vendor),
+                "hypervisor {:#} interface signature is {:#010x}, not 'Hv#1'",
+                VendorText(vendor),
                 signature
             ),
             Self::MissingPrivileges { missing } => {
@@ -475,7 +472,9 @@ mod tests {
     fn non_text_vendor_prints_as_hex() {
         assert_eq!(vendor_str(&[0xff; 12]), None);
         assert_eq!(vendor_str(b"ab\0\0\0\0\0\0\0\0\0\0"), Some("ab"));
-        assert_eq!(Vendor(&[0xab; 12]).to_string(), "abababababababababababab");
+        assert_eq!(VendorText(&[0xab; 12]).to_string(), "abababababababababababab");
+        assert_eq!(format!("{:#}", VendorText(b"Microsoft Hv")), "'Microsoft Hv'");
+        assert_eq!(VendorText(b"Microsoft Hv").to_string(), "Microsoft Hv");
     }
 
     fn any_regs() -> impl Strategy<Value = CpuidRegs> {
