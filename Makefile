@@ -10,7 +10,8 @@
 
 SHELL := /bin/bash
 ROOT := $(CURDIR)
-BUILD := $(ROOT)/build
+BUILD ?= $(ROOT)/build
+export HVGUEST_BUILD := $(BUILD)
 CACHE := $(or $(HVGUEST_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hvguest)
 export HVGUEST_CACHE := $(CACHE)
 KSRC := $(CACHE)/src/linux

@@ -26,7 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "tests", "rig", "scenarios")
-LOGS = os.path.join(ROOT, "build", "test-logs")
+LOGS = os.path.join(os.environ.get("HVGUEST_BUILD") or os.path.join(ROOT, "build"), "test-logs")
 RESULT_RE = re.compile(r"^(\s*)(not ok|ok) (\d+)\s*(.*)$")
 
 
