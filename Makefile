@@ -28,11 +28,13 @@ all: module
 setup:
 	@bash scripts/setup-host.sh
 
-# The rig kernel (L1 and L2 alike); its cached build directory is recorded
-# in build/kdir for the steps below.
+# The rig kernel (L1 and L2 alike) and the reference guest (Linux's own
+# Hyper-V drivers, the peer for hvhost); their cached build directories are
+# recorded in build/kdir and build/refdir for the steps below.
 kernel: setup
 	@mkdir -p $(BUILD)
 	@bash scripts/build-kernel.sh rig >$(BUILD)/kdir.tmp && mv $(BUILD)/kdir.tmp $(BUILD)/kdir
+	@bash scripts/build-kernel.sh ref >$(BUILD)/refdir.tmp && mv $(BUILD)/refdir.tmp $(BUILD)/refdir
 
 module: kernel
 	@echo "==> building hv_guest.ko and hv_guest_kunit.ko" >&2
@@ -48,7 +50,7 @@ hvhost: setup
 
 rig: module selftests hvhost
 	@echo "==> building the rig's initramfs images" >&2
-	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/selftests $(BUILD)/rig $(HVHOST)
+	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/selftests $(BUILD)/rig $(HVHOST) $$(cat $(BUILD)/refdir)/arch/x86/boot/bzImage
 
 RUN_PY = python3 tests/run.py --kernel $(KDIR)/arch/x86/boot/bzImage --initrd $(BUILD)/rig/l1.cpio
 

@@ -2,12 +2,13 @@
 # Builds the rig's two initramfs images (uncompressed newc cpio):
 #   l2.cpio: busybox, the rig init and scenarios, the modules, the selftests
 #   l1.cpio: all of l2 plus QEMU with its libraries and firmware, hvhost,
-#            the kernel image and l2.cpio itself (L1 boots L2 from them)
+#            the kernel image and l2.cpio itself (L1 boots L2 from them),
+#            and the reference guest's image (/boot/ref-bzImage)
 #
-#   mkinitramfs.sh KERNEL_BUILD_DIR MODULE_DIR SELFTEST_DIR OUT_DIR HVHOST
+#   mkinitramfs.sh KERNEL_BUILD_DIR MODULE_DIR SELFTEST_DIR OUT_DIR HVHOST REF_BZIMAGE
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-kbuild=$1 mods=$2 tests=$3 out=$4 hvhost=$5
+kbuild=$1 mods=$2 tests=$3 out=$4 hvhost=$5 ref=$6
 rig=$ROOT/tests/rig
 stage=$out/stage
 mkdir -p "$out"
@@ -37,8 +38,9 @@ gcc -static -O2 -Wall -o "$l2/bin/rig-debugcon" "$rig/debugcon.c"
 install -m644 "$rig/lib.sh" "$l2/rig/lib.sh"
 install -m644 "$rig"/scenarios/*.sh "$l2/rig/scenarios/"
 install -m644 "$mods"/*.ko "$l2/lib/modules/hv_guest/"
-install -m755 "$tests"/hv_guest_detect "$tests"/hv_guest_load_unload \
-    "$ROOT"/tests/selftests/hv_guest/hv_guest_kunit.sh "$l2/tests/"
+# Every selftest program that was built, and the shell ones.
+find "$tests" -maxdepth 1 -type f -perm -u+x -exec install -m755 {} "$l2/tests/" \;
+install -m755 "$ROOT"/tests/selftests/hv_guest/*.sh "$l2/tests/"
 gcc -static -O2 -Wall -o "$l2/tests/pio_exit" "$ROOT/bench/pio_exit.c"
 make_cpio "$l2" "$out/l2.cpio"
 
@@ -47,6 +49,7 @@ cp -a "$l2" "$l1"
 mkdir -p "$l1/boot" "$l1/usr/share/qemu"
 install -m644 "$kbuild/arch/x86/boot/bzImage" "$l1/boot/bzImage"
 install -m644 "$out/l2.cpio" "$l1/boot/l2.cpio"
+install -m644 "$ref" "$l1/boot/ref-bzImage"
 copy_with_libs "$(command -v qemu-system-x86_64)" "$l1"
 install -m755 "$hvhost" "$l1/usr/bin/hvhost"
 for fw in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do
