@@ -14,5 +14,7 @@
 
 pub mod bits;
 pub mod cpuid;
+pub mod hypercall;
 pub mod msr;
 pub mod selftest;
+pub mod synic;
