@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod advertise;
 pub mod bits;
 pub mod cpuid;
 pub mod hypercall;
