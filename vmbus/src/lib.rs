@@ -1,12 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The VMBus contract shared by hvguest and hvhost. Same rules as `hvcall`:
-//! `no_std`, no allocation, no `unsafe`, relative paths only.
+//! `no_std`, no allocation, no `unsafe`, relative paths only (`super::`
+//! between the files, which the kernel module includes by `#[path]`).
 //!
-//! For now it holds the protocol version numbers; the channel messages and
-//! the ring come with the VMBus issue.
+//! - [`version`]: protocol version numbers.
+//! - [`guid`]: GUIDs and the integration service classes.
+//! - [`message`]: channel message types and layouts, and their encoders;
+//!   [`parse`]: the checked parser for what the other side sends.
+//! - [`gpadl`]: splitting a page list into GPADL messages and assembling it.
+//! - [`packet`]: ring packets: descriptor, types, GPA-direct ranges.
+//! - [`ring`]: the ring buffer, producer and consumer, over [`ring::RingMemory`].
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod gpadl;
+pub mod guid;
+pub mod message;
+pub mod packet;
+pub mod parse;
+pub mod ring;
 pub mod version;

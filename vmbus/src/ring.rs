@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VMBus ring buffer (`drivers/hv/ring_buffer.c`): one algorithm for
+//! both ends, generic over [`RingMemory`], so that the guest runs it over its
+//! own pages, hvhost over guest memory, and the tests over plain buffers.
+//!
+//! Layout: a one-page header (`struct hv_ring_buffer`), then the data area.
+//! The producer owns `write_index` and `pending_send_sz`; the consumer owns
+//! `read_index` and `interrupt_mask`; `feature_bits` is set by the producer.
+//! Both indices are byte offsets into the data area, multiples of 8. A
+//! packet is its bytes (8-aligned) and an 8-byte trailer; the ring is never
+//! filled completely, so `read_index == write_index` means empty.
+//!
+//! Ownership and ordering, the only synchronisation there is:
+//! - The producer writes packet and trailer, then publishes `write_index`
+//!   with release; the consumer loads it with acquire before copying.
+//! - The consumer copies a packet out, then publishes `read_index` with
+//!   release, so the producer cannot overwrite bytes still being read.
+//! - Each side publishes its index, issues a full fence, and only then reads
+//!   the other side's flag (`interrupt_mask`, `pending_send_sz`): the
+//!   store-load order that rules out lost wakeups.
+//!
+//! The other side is not trusted: every index read from the header is
+//! checked (inside the data area, 8-aligned), every packet length against
+//! the bytes published and the caller's buffer, and a packet is copied out
+//! before anything in it is believed. A corrupt ring gives [`RingError`],
+//! never a panic, an out-of-bounds access or a loop.
+
+use zerocopy::IntoBytes;
+
+use super::gpadl::GpadlRange;
+use super::packet::{
+    align8, descriptor, GpaDirectHeader, Packet, PacketDescriptor, PacketError, PacketFlags, PacketType,
+    DESCRIPTOR_SIZE, TRAILER_SIZE,
+};
+
+/// Size of the ring header: the data area starts one page in.
+pub const RING_HEADER_SIZE: usize = 0x1000;
+
+/// `feat_pending_send_sz`, bit 0 of `feature_bits`: the producer of this
+/// ring sets `pending_send_sz` when it waits for space, and the consumer
+/// signals when enough space is free.
+pub const FEAT_PENDING_SEND_SZ: u32 = 1 << 0;
+
+/// A field of the ring header (`struct hv_ring_buffer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderField {
+    /// `write_index` at 0x0, owned by the producer.
+    WriteIndex,
+    /// `read_index` at 0x4, owned by the consumer.
+    ReadIndex,
+    /// `interrupt_mask` at 0x8: the consumer is draining, don't signal.
+    InterruptMask,
+    /// `pending_send_sz` at 0xc: the producer waits for this many bytes.
+    PendingSendSize,
+    /// `feature_bits` at 0x40.
+    FeatureBits,
+}
+
+impl HeaderField {
+    /// Byte offset of the field from the start of the ring.
+    pub const fn offset(self) -> usize {
+        match self {
+            Self::WriteIndex => 0x0,
+            Self::ReadIndex => 0x4,
+            Self::InterruptMask => 0x8,
+            Self::PendingSendSize => 0xc,
+            Self::FeatureBits => 0x40,
+        }
+    }
+}
+
+/// Memory shared with the other party that holds one ring.
+///
+/// Implementations read and write the real shared bytes: the header fields
+/// as 32-bit atomics, the data area with copies that tolerate concurrent
+/// modification by the other side (they may return torn data, never fault).
+/// The algorithm guarantees `offset + len <= data_len()` on every data call.
+pub trait RingMemory {
+    /// Bytes in the data area (the ring without its header page).
+    fn data_len(&self) -> usize;
+    /// Copies `buf.len()` bytes from the data area at `offset`.
+    fn read_data(&self, offset: usize, buf: &mut [u8]);
+    /// Copies `data` into the data area at `offset`.
+    fn write_data(&self, offset: usize, data: &[u8]);
+    /// Loads a header field with acquire ordering.
+    fn load_acquire(&self, field: HeaderField) -> u32;
+    /// Stores a header field with release ordering.
+    fn store_release(&self, field: HeaderField, value: u32);
+    /// A full (sequentially consistent) fence: Linux's `virt_mb()`.
+    fn fence(&self);
+}
+
+impl<T: RingMemory + ?Sized> RingMemory for &T {
+    fn data_len(&self) -> usize {
+        (**self).data_len()
+    }
+    fn read_data(&self, offset: usize, buf: &mut [u8]) {
+        (**self).read_data(offset, buf)
+    }
+    fn write_data(&self, offset: usize, data: &[u8]) {
+        (**self).write_data(offset, data)
+    }
+    fn load_acquire(&self, field: HeaderField) -> u32 {
+        (**self).load_acquire(field)
+    }
+    fn store_release(&self, field: HeaderField, value: u32) {
+        (**self).store_release(field, value)
+    }
+    fn fence(&self) {
+        (**self).fence()
+    }
+}
+
+/// What went wrong with a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingError {
+    /// The data area is empty, not 8-aligned, too small for a packet, or
+    /// too large for 32-bit indices.
+    BadRingSize {
+        /// Its length.
+        data_len: usize,
+    },
+    /// An index in the header is outside the data area or not 8-aligned.
+    CorruptIndex {
+        /// Which.
+        field: HeaderField,
+        /// Its value.
+        value: u32,
+    },
+    /// Part of a packet is published, less than a descriptor and trailer.
+    Truncated {
+        /// Bytes published.
+        avail: usize,
+    },
+    /// A packet whose length is below a descriptor or beyond the published
+    /// bytes.
+    BadPacketLength {
+        /// `len8` in bytes (trailer excluded).
+        len: usize,
+        /// Bytes published.
+        avail: usize,
+    },
+    /// A packet whose data offset is inside the descriptor or past its end.
+    BadPacketOffset {
+        /// `offset8` in bytes.
+        offset: usize,
+        /// `len8` in bytes.
+        len: usize,
+    },
+    /// The caller's buffer cannot hold the next packet; nothing consumed.
+    BufferTooSmall {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes given.
+        have: usize,
+    },
+    /// Not enough free space; nothing written. `need` includes the trailer;
+    /// a write succeeds once the free space exceeds it.
+    Full {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes free.
+        free: usize,
+    },
+    /// Raw packet bytes that are not a multiple of 8.
+    Unaligned {
+        /// Their length.
+        len: usize,
+    },
+    /// The packet cannot be built.
+    Packet(PacketError),
+}
+
+impl From<PacketError> for RingError {
+    fn from(e: PacketError) -> Self {
+        Self::Packet(e)
+    }
+}
+
+impl core::fmt::Display for RingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::BadRingSize { data_len } => write!(f, "ring data area of {} bytes is unusable", data_len),
+            Self::CorruptIndex { field, value } => write!(f, "ring {:?} {:#x} is corrupt", field, value),
+            Self::Truncated { avail } => write!(f, "ring holds {} bytes, less than a packet", avail),
+            Self::BadPacketLength { len, avail } => write!(f, "packet length {} with {} bytes in the ring", len, avail),
+            Self::BadPacketOffset { offset, len } => write!(f, "packet data offset {} in a {} byte packet", offset, len),
+            Self::BufferTooSmall { need, have } => write!(f, "packet of {} bytes, buffer of {}", need, have),
+            Self::Full { need, free } => write!(f, "ring full: need {} bytes, {} free", need, free),
+            Self::Unaligned { len } => write!(f, "packet of {} bytes is not 8-byte aligned", len),
+            Self::Packet(e) => write!(f, "{}", e),
+        }
+    }
+}
+
+/// The smallest data area: room for a descriptor and trailer, plus the
+/// slot that always stays free.
+pub const MIN_DATA_LEN: usize = 32;
+
+fn check_size(data_len: usize) -> Result<u32, RingError> {
+    if data_len < MIN_DATA_LEN || data_len % 8 != 0 || data_len > u32::MAX as usize - 7 {
+        return Err(RingError::BadRingSize { data_len });
+    }
+    Ok(data_len as u32)
+}
+
+fn load_index<M: RingMemory>(mem: &M, size: u32, field: HeaderField) -> Result<u32, RingError> {
+    let value = mem.load_acquire(field);
+    if value >= size || value % 8 != 0 {
+        return Err(RingError::CorruptIndex { field, value });
+    }
+    Ok(value)
+}
+
+/// Bytes from `from` to `to` going forward around a ring of `size`.
+const fn distance(from: u32, to: u32, size: u32) -> u32 {
+    if to >= from {
+        to - from
+    } else {
+        size - from + to
+    }
+}
+
+/// Copies out of the data area from `pos`, wrapping at the end.
+fn copy_out<M: RingMemory>(mem: &M, size: usize, pos: usize, buf: &mut [u8]) {
+    let first = buf.len().min(size - pos);
+    let (a, b) = buf.split_at_mut(first);
+    mem.read_data(pos, a);
+    if !b.is_empty() {
+        mem.read_data(0, b);
+    }
+}
+
+/// Writes into the reserved space of one packet, wrapping at the end of the
+/// data area, never past the space reserved.
+struct SpaceWriter<'m, M> {
+    mem: &'m M,
+    size: usize,
+    pos: usize,
+    left: usize,
+}
+
+impl<M: RingMemory> SpaceWriter<'_, M> {
+    fn put(&mut self, data: &[u8]) {
+        let data = &data[..data.len().min(self.left)];
+        let first = data.len().min(self.size - self.pos);
+        self.mem.write_data(self.pos, &data[..first]);
+        if first < data.len() {
+            self.mem.write_data(0, &data[first..]);
+        }
+        self.left -= data.len();
+        self.pos = (self.pos + data.len()) % self.size;
+    }
+
+    fn zeros(&mut self, mut n: usize) {
+        const Z: [u8; 64] = [0; 64];
+        while n > 0 {
+            let k = n.min(Z.len());
+            self.put(&Z[..k]);
+            n -= k;
+        }
+    }
+}
+
+/// The writing end of a ring.
+///
+/// INVARIANT: `write` is inside the data area and 8-aligned; it is the
+/// authority for `write_index`, whatever the other side stores there.
+#[derive(Debug)]
+pub struct RingProducer<M> {
+    mem: M,
+    size: u32,
+    write: u32,
+}
+
+impl<M: RingMemory> RingProducer<M> {
+    /// Takes the writing end of `mem`, continuing from its `write_index`
+    /// (zero on a fresh ring).
+    pub fn new(mem: M) -> Result<Self, RingError> {
+        let size = check_size(mem.data_len())?;
+        let write = load_index(&mem, size, HeaderField::WriteIndex)?;
+        Ok(Self { mem, size, write })
+    }
+
+    /// The memory.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// Bytes in the data area.
+    pub fn data_len(&self) -> u32 {
+        self.size
+    }
+
+    /// The write index as this side last published it.
+    pub fn write_index(&self) -> u32 {
+        self.write
+    }
+
+    /// Free bytes (Linux's `hv_get_bytes_to_write`); a packet needing `n`
+    /// bytes with trailer fits if this is more than `n`.
+    pub fn free_bytes(&self) -> Result<u32, RingError> {
+        let read = load_index(&self.mem, self.size, HeaderField::ReadIndex)?;
+        Ok(self.size - distance(read, self.write, self.size))
+    }
+
+    /// Bytes a packet of `packet_len` needs in the ring, trailer included.
+    pub const fn space_needed(packet_len: usize) -> usize {
+        align8(packet_len) + TRAILER_SIZE
+    }
+
+    /// Says this producer honours `pending_send_sz` (sets
+    /// [`FEAT_PENDING_SEND_SZ`]).
+    pub fn enable_pending_send_size(&self) {
+        self.mem.store_release(HeaderField::FeatureBits, FEAT_PENDING_SEND_SZ);
+    }
+
+    /// Asks the consumer for a signal once more than `need` bytes are free
+    /// (`need` as in [`RingError::Full`]); then checks again, so a consumer
+    /// that freed space meanwhile is not missed. Returns whether the space
+    /// is already there (then no signal will come: write now).
+    pub fn set_pending_send_size(&self, need: u32) -> Result<bool, RingError> {
+        self.mem.store_release(HeaderField::PendingSendSize, need);
+        self.mem.fence();
+        Ok(self.free_bytes()? > need)
+    }
+
+    /// Withdraws the request for a signal.
+    pub fn clear_pending_send_size(&self) {
+        self.mem.store_release(HeaderField::PendingSendSize, 0);
+    }
+
+    /// Reserves `len` bytes (8-aligned) plus trailer, lets `fill` write them,
+    /// writes the trailer, publishes, and decides about the signal.
+    fn write_with(&mut self, len: usize, fill: impl FnOnce(&mut SpaceWriter<'_, M>)) -> Result<bool, RingError> {
+        if len % 8 != 0 {
+            return Err(RingError::Unaligned { len });
+        }
+        let need = len.saturating_add(TRAILER_SIZE);
+        let free = self.free_bytes()? as usize;
+        // Exactly full would look empty: one slot always stays free.
+        if free <= need {
+            return Err(RingError::Full { need, free });
+        }
+        let old_write = self.write;
+        let mut w = SpaceWriter { mem: &self.mem, size: self.size as usize, pos: old_write as usize, left: len };
+        fill(&mut w);
+        let rest = w.left;
+        w.zeros(rest);
+        w.left = TRAILER_SIZE;
+        w.put(&(u64::from(old_write) << 32).to_le_bytes());
+        let new_write = w.pos as u32;
+
+        // Packet and trailer before the index: the consumer acquires it.
+        self.mem.store_release(HeaderField::WriteIndex, new_write);
+        self.write = new_write;
+
+        // hv_signal_on_write: the index store must be visible before the
+        // mask and read index are sampled, or a consumer going idle could
+        // be missed.
+        self.mem.fence();
+        if self.mem.load_acquire(HeaderField::InterruptMask) != 0 {
+            return Ok(false);
+        }
+        // Signal only on the empty to non-empty transition: the consumer
+        // had read everything up to where this packet starts.
+        Ok(self.mem.load_acquire(HeaderField::ReadIndex) == old_write)
+    }
+
+    /// Writes one packet given as its bytes (descriptor included, total a
+    /// multiple of 8) in pieces. Returns whether the consumer must be
+    /// signalled.
+    #[must_use = "the consumer may need a signal"]
+    pub fn write_raw(&mut self, parts: &[&[u8]]) -> Result<bool, RingError> {
+        let len = parts.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
+        self.write_with(len, |w| {
+            for p in parts {
+                w.put(p);
+            }
+        })
+    }
+
+    /// Writes a packet of type `ty`: descriptor, `header` (between
+    /// descriptor and data, 8-aligned), `data`, zero padding. Returns
+    /// whether the consumer must be signalled.
+    #[must_use = "the consumer may need a signal"]
+    pub fn write_packet(
+        &mut self,
+        ty: PacketType,
+        flags: PacketFlags,
+        trans_id: u64,
+        header: &[u8],
+        data: &[u8],
+    ) -> Result<bool, RingError> {
+        let d = descriptor(ty, flags, trans_id, header.len(), data.len())?;
+        self.write_with(d.len(), |w| {
+            w.put(d.as_bytes());
+            w.put(header);
+            w.put(data);
+        })
+    }
+
+    /// Writes an in-band data packet; with
+    /// [`PacketFlags::COMPLETION_REQUESTED`] the other side answers with a
+    /// completion carrying the same `trans_id`.
+    #[must_use = "the consumer may need a signal"]
+    pub fn write_inband(&mut self, trans_id: u64, flags: PacketFlags, data: &[u8]) -> Result<bool, RingError> {
+        self.write_packet(PacketType::DATA_INBAND, flags, trans_id, &[], data)
+    }
+
+    /// Writes the completion of the request whose descriptor is `request`.
+    #[must_use = "the consumer may need a signal"]
+    pub fn write_completion(&mut self, request: &PacketDescriptor, data: &[u8]) -> Result<bool, RingError> {
+        self.write_packet(PacketType::COMP, PacketFlags::NONE, request.trans_id, &[], data)
+    }
+
+    /// Writes a GPA-direct packet: the ranges (checked like a GPADL's) go
+    /// between descriptor and data.
+    #[must_use = "the consumer may need a signal"]
+    pub fn write_gpa_direct(
+        &mut self,
+        trans_id: u64,
+        flags: PacketFlags,
+        ranges: &[GpadlRange<'_>],
+        data: &[u8],
+    ) -> Result<bool, RingError> {
+        let mut header_len = core::mem::size_of::<GpaDirectHeader>();
+        for (index, r) in ranges.iter().enumerate() {
+            let head = super::message::GpaRange { byte_count: r.byte_count, byte_offset: r.byte_offset };
+            if head.page_count() != Some(r.pfns.len() as u64) {
+                return Err(RingError::Packet(PacketError::BadGpaRanges { range_count: index as u32 }));
+            }
+            header_len = header_len.saturating_add(8 + 8 * r.pfns.len());
+        }
+        let gh = GpaDirectHeader { reserved: 0, range_count: ranges.len() as u32 };
+        let d = descriptor(PacketType::DATA_USING_GPA_DIRECT, flags, trans_id, header_len, data.len())?;
+        self.write_with(d.len(), |w| {
+            w.put(d.as_bytes());
+            w.put(gh.as_bytes());
+            for r in ranges {
+                let head = super::message::GpaRange { byte_count: r.byte_count, byte_offset: r.byte_offset };
+                w.put(head.as_bytes());
+                w.put(r.pfns.as_bytes());
+            }
+            w.put(data);
+        })
+    }
+}
+
+/// The reading end of a ring.
+///
+/// INVARIANT: `read` (published) and `cursor` (next packet, not yet
+/// published) are inside the data area and 8-aligned, and `cursor` is at
+/// most the published write index away from `read`.
+#[derive(Debug)]
+pub struct RingConsumer<M> {
+    mem: M,
+    size: u32,
+    read: u32,
+    cursor: u32,
+}
+
+impl<M: RingMemory> RingConsumer<M> {
+    /// Takes the reading end of `mem`, continuing from its `read_index`.
+    pub fn new(mem: M) -> Result<Self, RingError> {
+        let size = check_size(mem.data_len())?;
+        let read = load_index(&mem, size, HeaderField::ReadIndex)?;
+        Ok(Self { mem, size, read, cursor: read })
+    }
+
+    /// The memory.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// Bytes in the data area.
+    pub fn data_len(&self) -> u32 {
+        self.size
+    }
+
+    /// The read index as this side last published it.
+    pub fn read_index(&self) -> u32 {
+        self.read
+    }
+
+    /// Bytes published and not yet read (from the cursor).
+    pub fn bytes_available(&self) -> Result<u32, RingError> {
+        let write = load_index(&self.mem, self.size, HeaderField::WriteIndex)?;
+        Ok(distance(self.cursor, write, self.size))
+    }
+
+    /// Copies the next packet into `buf` and moves the cursor past it;
+    /// `None` if the ring is empty. The read index is published only by
+    /// [`Self::commit`], so the space stays reserved until then. On error
+    /// nothing moves.
+    pub fn read_packet<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<Packet<'b>>, RingError> {
+        let avail = self.bytes_available()? as usize;
+        if avail == 0 {
+            return Ok(None);
+        }
+        if avail < DESCRIPTOR_SIZE + TRAILER_SIZE {
+            return Err(RingError::Truncated { avail });
+        }
+        let size = self.size as usize;
+        let pos = self.cursor as usize;
+        // One copy of the descriptor: the checks and the caller see the
+        // same bytes, whatever the other side does meanwhile.
+        let mut raw = [0u8; DESCRIPTOR_SIZE];
+        copy_out(&self.mem, size, pos, &mut raw);
+        let desc: PacketDescriptor = super::message::read_prefix(&raw).unwrap_or_default();
+        let (offset, len) = (desc.data_offset(), desc.len());
+        if len < DESCRIPTOR_SIZE || len + TRAILER_SIZE > avail {
+            return Err(RingError::BadPacketLength { len, avail });
+        }
+        if offset < DESCRIPTOR_SIZE || offset > len {
+            return Err(RingError::BadPacketOffset { offset, len });
+        }
+        if buf.len() < len {
+            return Err(RingError::BufferTooSmall { need: len, have: buf.len() });
+        }
+        let out = &mut buf[..len];
+        out[..DESCRIPTOR_SIZE].copy_from_slice(&raw);
+        copy_out(&self.mem, size, (pos + DESCRIPTOR_SIZE) % size, &mut out[DESCRIPTOR_SIZE..]);
+        self.cursor = ((pos + len + TRAILER_SIZE) % size) as u32;
+        Ok(Some(Packet { desc, bytes: out }))
+    }
+
+    /// Publishes the read index (frees what was read) and decides whether
+    /// the producer must be signalled: only if it asked
+    /// ([`FEAT_PENDING_SEND_SZ`] and `pending_send_sz`) and the free space
+    /// just crossed what it waits for (Linux's `hv_pkt_iter_close`).
+    #[must_use = "the producer may need a signal"]
+    pub fn commit(&mut self) -> Result<bool, RingError> {
+        let start = self.read;
+        if self.cursor == start {
+            return Ok(false);
+        }
+        // Our copies are done before the producer may reuse the space.
+        self.mem.store_release(HeaderField::ReadIndex, self.cursor);
+        self.read = self.cursor;
+        if self.mem.load_acquire(HeaderField::FeatureBits) & FEAT_PENDING_SEND_SZ == 0 {
+            return Ok(false);
+        }
+        // The read index must be visible before pending_send_sz is sampled:
+        // a producer that sets it after our sample must see our index.
+        self.mem.fence();
+        let pending = self.mem.load_acquire(HeaderField::PendingSendSize);
+        if pending == 0 {
+            return Ok(false);
+        }
+        let write = load_index(&self.mem, self.size, HeaderField::WriteIndex)?;
+        let free_now = self.size - distance(self.read, write, self.size);
+        let freed = distance(start, self.read, self.size);
+        // Signal on the transition from "not enough" to "enough" only.
+        if free_now.saturating_sub(freed) > pending {
+            return Ok(false);
+        }
+        Ok(free_now > pending)
+    }
+
+    /// Reads one packet and commits it; the flag says whether the producer
+    /// must be signalled.
+    pub fn read_and_commit<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<(Packet<'b>, bool)>, RingError> {
+        let size = self.size as usize;
+        match self.read_packet(buf)? {
+            None => Ok(None),
+            Some(p) => {
+                let signal = self.commit()?;
+                debug_assert!(p.bytes.len() < size);
+                Ok(Some((p, signal)))
+            }
+        }
+    }
+
+    /// Tells the producer not to signal: this side is draining
+    /// (`hv_begin_read`).
+    pub fn mask_interrupts(&self) {
+        self.mem.store_release(HeaderField::InterruptMask, 1);
+        self.mem.fence();
+    }
+
+    /// Asks for signals again and re-checks (`hv_end_read`): returns whether
+    /// packets arrived meanwhile, which the producer did not signal, so the
+    /// caller must keep reading (and mask again).
+    pub fn unmask_interrupts(&self) -> Result<bool, RingError> {
+        self.mem.store_release(HeaderField::InterruptMask, 0);
+        self.mem.fence();
+        Ok(self.bytes_available()? != 0)
+    }
+}
