@@ -589,3 +589,238 @@ impl<M: RingMemory> RingConsumer<M> {
         Ok(self.bytes_available()? != 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::packet::PacketFlags;
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    struct Mem {
+        data: RefCell<Vec<u8>>,
+        f: [Cell<u32>; 5],
+    }
+
+    fn idx(field: HeaderField) -> usize {
+        field.offset().min(0x10) / 4
+    }
+
+    impl Mem {
+        fn new(n: usize) -> Self {
+            Self { data: RefCell::new(vec![0; n]), f: Default::default() }
+        }
+        fn get(&self, field: HeaderField) -> u32 {
+            self.f[idx(field)].get()
+        }
+        fn set(&self, field: HeaderField, v: u32) {
+            self.f[idx(field)].set(v)
+        }
+    }
+
+    impl RingMemory for Mem {
+        fn data_len(&self) -> usize {
+            self.data.borrow().len()
+        }
+        fn read_data(&self, offset: usize, buf: &mut [u8]) {
+            buf.copy_from_slice(&self.data.borrow()[offset..offset + buf.len()]);
+        }
+        fn write_data(&self, offset: usize, data: &[u8]) {
+            self.data.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
+        }
+        fn load_acquire(&self, field: HeaderField) -> u32 {
+            self.get(field)
+        }
+        fn store_release(&self, field: HeaderField, value: u32) {
+            self.set(field, value)
+        }
+        fn fence(&self) {}
+    }
+
+    #[test]
+    fn header_offsets_match_hv_ring_buffer() {
+        assert_eq!(HeaderField::WriteIndex.offset(), 0x0);
+        assert_eq!(HeaderField::ReadIndex.offset(), 0x4);
+        assert_eq!(HeaderField::InterruptMask.offset(), 0x8);
+        assert_eq!(HeaderField::PendingSendSize.offset(), 0xc);
+        assert_eq!(HeaderField::FeatureBits.offset(), 0x40);
+        assert_eq!(RING_HEADER_SIZE, 4096);
+        let fields = [
+            HeaderField::WriteIndex,
+            HeaderField::ReadIndex,
+            HeaderField::InterruptMask,
+            HeaderField::PendingSendSize,
+            HeaderField::FeatureBits,
+        ];
+        for (i, f) in fields.into_iter().enumerate() {
+            assert_eq!(idx(f), i);
+        }
+    }
+
+    #[test]
+    fn sizes_are_checked() {
+        for n in [0, 8, 24, 33] {
+            assert_eq!(RingProducer::new(&Mem::new(n)).err(), Some(RingError::BadRingSize { data_len: n }));
+        }
+        let m = Mem::new(64);
+        m.set(HeaderField::WriteIndex, 64);
+        assert_eq!(
+            RingProducer::new(&m).err(),
+            Some(RingError::CorruptIndex { field: HeaderField::WriteIndex, value: 64 })
+        );
+        m.set(HeaderField::ReadIndex, 4);
+        assert_eq!(RingConsumer::new(&m).err(), Some(RingError::CorruptIndex { field: HeaderField::ReadIndex, value: 4 }));
+    }
+
+    #[test]
+    fn write_read_with_trailer_and_signals() {
+        let m = Mem::new(128);
+        let mut p = RingProducer::new(&m).expect("ring");
+        let mut c = RingConsumer::new(&m).expect("ring");
+        // Empty to non-empty: signal.
+        assert_eq!(p.write_inband(7, PacketFlags::COMPLETION_REQUESTED, b"abc"), Ok(true));
+        assert_eq!(m.get(HeaderField::WriteIndex), 32);
+        // Trailer: the old write index in the high half.
+        let trailer = u64::from_le_bytes(m.data.borrow()[24..32].try_into().expect("8 bytes"));
+        assert_eq!(trailer, 0);
+        // Not empty before: no signal.
+        assert_eq!(p.write_inband(8, PacketFlags::NONE, b"defgh"), Ok(false));
+        let trailer = u64::from_le_bytes(m.data.borrow()[56..64].try_into().expect("8 bytes"));
+        assert_eq!(trailer, 32 << 32);
+        assert_eq!(p.free_bytes(), Ok(64));
+        let mut buf = [0u8; 64];
+        let (pk, signal) = c.read_and_commit(&mut buf).expect("ok").expect("a packet");
+        assert!(!signal);
+        assert_eq!((pk.desc.trans_id, pk.desc.ty, &pk.data()[..3]), (7, PacketType::DATA_INBAND, &b"abc"[..]));
+        assert!(pk.desc.flags.contains(PacketFlags::COMPLETION_REQUESTED));
+        // Answer the request on a second ring.
+        let m2 = Mem::new(64);
+        let mut p2 = RingProducer::new(&m2).expect("ring");
+        let desc = pk.desc;
+        assert_eq!(p2.write_completion(&desc, b"ok"), Ok(true));
+        let mut c2 = RingConsumer::new(&m2).expect("ring");
+        let mut b2 = [0u8; 64];
+        let (comp, _) = c2.read_and_commit(&mut b2).expect("ok").expect("a packet");
+        assert_eq!((comp.desc.ty, comp.desc.trans_id), (PacketType::COMP, 7));
+        let mut buf = [0u8; 64];
+        let (pk, _) = c.read_and_commit(&mut buf).expect("ok").expect("a packet");
+        assert_eq!(&pk.data()[..5], b"defgh");
+        assert_eq!(c.read_packet(&mut buf), Ok(None));
+        // Masked consumer: no signal even on empty to non-empty.
+        c.mask_interrupts();
+        assert_eq!(p.write_inband(9, PacketFlags::NONE, &[]), Ok(false));
+        // Unmasking finds the packet that came meanwhile.
+        assert_eq!(c.unmask_interrupts(), Ok(true));
+        assert!(c.read_and_commit(&mut buf).expect("ok").is_some());
+        assert_eq!(c.unmask_interrupts(), Ok(false));
+    }
+
+    #[test]
+    fn never_fills_completely_and_wraps() {
+        let m = Mem::new(64);
+        let mut p = RingProducer::new(&m).expect("ring");
+        let mut c = RingConsumer::new(&m).expect("ring");
+        // 40 bytes + trailer = 48 < 64 fits; then 16 free: a 8-byte packet
+        // would need 16+8 = 24.
+        assert_eq!(p.write_inband(1, PacketFlags::NONE, &[1; 24]), Ok(true));
+        assert_eq!(p.write_inband(2, PacketFlags::NONE, &[]), Err(RingError::Full { need: 24, free: 16 }));
+        // A packet taking exactly the free space is refused too.
+        let mut buf = [0u8; 64];
+        assert!(c.read_and_commit(&mut buf).expect("ok").is_some());
+        assert_eq!(p.write_inband(3, PacketFlags::NONE, &[2; 40]), Err(RingError::Full { need: 64, free: 64 }));
+        // Wrap: write at 48, 40 bytes, crosses the end.
+        assert_eq!(p.write_inband(4, PacketFlags::NONE, &[3; 16]), Ok(true));
+        assert_eq!(m.get(HeaderField::WriteIndex), 48 + 40 - 64);
+        let (pk, _) = c.read_and_commit(&mut buf).expect("ok").expect("a packet");
+        assert_eq!((pk.desc.trans_id, pk.data()), (4, &[3u8; 16][..]));
+        assert_eq!(c.read_index(), 24);
+    }
+
+    #[test]
+    fn pending_send_size_signals_on_crossing_only() {
+        let m = Mem::new(128);
+        let mut p = RingProducer::new(&m).expect("ring");
+        let mut c = RingConsumer::new(&m).expect("ring");
+        for i in 0..3 {
+            let _ = p.write_inband(i, PacketFlags::NONE, &[0; 8]).expect("fits");
+        }
+        // 96 used, 32 free; want 40 + 8.
+        assert_eq!(p.write_inband(9, PacketFlags::NONE, &[0; 24]), Err(RingError::Full { need: 48, free: 32 }));
+        // Without the feature bit, no signal.
+        assert_eq!(p.set_pending_send_size(48), Ok(false));
+        let mut buf = [0u8; 64];
+        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(false)));
+        // With it: 64 free was already enough before this read; no signal.
+        p.enable_pending_send_size();
+        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(false)));
+        // Fill again and cross with the feature on.
+        let _ = p.write_inband(10, PacketFlags::NONE, &[0; 8]).expect("fits");
+        let _ = p.write_inband(11, PacketFlags::NONE, &[0; 8]).expect("fits");
+        assert_eq!(p.free_bytes(), Ok(32));
+        assert_eq!(p.set_pending_send_size(48), Ok(false));
+        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(true)));
+        assert_eq!(p.set_pending_send_size(48), Ok(true));
+        p.clear_pending_send_size();
+        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(false)));
+    }
+
+    #[test]
+    fn corrupt_rings_give_errors() {
+        let m = Mem::new(128);
+        let mut p = RingProducer::new(&m).expect("ring");
+        let mut c = RingConsumer::new(&m).expect("ring");
+        let _ = p.write_inband(1, PacketFlags::NONE, &[5; 8]).expect("fits");
+        let mut small = [0u8; 16];
+        assert_eq!(c.read_packet(&mut small), Err(RingError::BufferTooSmall { need: 24, have: 16 }));
+        // Nothing consumed by the failure.
+        assert_eq!(c.bytes_available(), Ok(32));
+        // Write index out of range or unaligned.
+        m.set(HeaderField::WriteIndex, 200);
+        let mut buf = [0u8; 128];
+        assert_eq!(
+            c.read_packet(&mut buf),
+            Err(RingError::CorruptIndex { field: HeaderField::WriteIndex, value: 200 })
+        );
+        m.set(HeaderField::WriteIndex, 12);
+        assert!(matches!(c.read_packet(&mut buf), Err(RingError::CorruptIndex { .. })));
+        m.set(HeaderField::WriteIndex, 16);
+        assert_eq!(c.read_packet(&mut buf), Err(RingError::Truncated { avail: 16 }));
+        m.set(HeaderField::WriteIndex, 32);
+        // len8 beyond the published bytes.
+        m.data.borrow_mut()[4] = 4;
+        assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketLength { len: 32, avail: 32 }));
+        m.data.borrow_mut()[4] = 1;
+        assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketLength { len: 8, avail: 32 }));
+        m.data.borrow_mut()[4] = 3;
+        m.data.borrow_mut()[2] = 4;
+        assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketOffset { offset: 32, len: 24 }));
+        m.data.borrow_mut()[2] = 2;
+        assert!(c.read_packet(&mut buf).expect("valid again").is_some());
+        // Producer: a corrupt read index.
+        m.set(HeaderField::ReadIndex, 0xffff_fff8);
+        assert!(matches!(p.write_inband(1, PacketFlags::NONE, &[]), Err(RingError::CorruptIndex { .. })));
+        assert_eq!(p.write_raw(&[&[0; 12]]), Err(RingError::Unaligned { len: 12 }));
+    }
+
+    #[test]
+    fn gpa_direct_through_the_ring() {
+        let m = Mem::new(256);
+        let mut p = RingProducer::new(&m).expect("ring");
+        let mut c = RingConsumer::new(&m).expect("ring");
+        let pfns = [0x100u64, 0x101];
+        let r = [GpadlRange { byte_count: 4096, byte_offset: 512, pfns: &pfns }];
+        assert_eq!(p.write_gpa_direct(3, PacketFlags::COMPLETION_REQUESTED, &r, b"cmd"), Ok(true));
+        let bad = [GpadlRange { byte_count: 4096, byte_offset: 0, pfns: &pfns }];
+        assert!(p.write_gpa_direct(3, PacketFlags::NONE, &bad, b"cmd").is_err());
+        let mut buf = [0u8; 256];
+        let pk = c.read_packet(&mut buf).expect("ok").expect("a packet");
+        assert_eq!(pk.desc.ty, PacketType::DATA_USING_GPA_DIRECT);
+        assert_eq!(pk.desc.data_offset(), 16 + 8 + 8 + 16);
+        assert_eq!(&pk.data()[..3], b"cmd");
+        let ranges: Vec<_> = pk.gpa_ranges().expect("fit").collect();
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(ranges[0].0.byte_offset, 512);
+        assert_eq!(ranges[0].1, pfns.as_bytes());
+        assert_eq!(c.commit(), Ok(false));
+        assert_eq!(c.commit(), Ok(false));
+    }
+}
