@@ -26,6 +26,7 @@ use crate::cpuid;
 use crate::devices::acpi_pm::{AcpiPmDevice, ACPI_PM_BASE, ACPI_PM_LEN};
 use crate::devices::cmos::{Cmos, CMOS_BASE, CMOS_LEN};
 use crate::devices::debugcon::{DebugConsole, DEBUGCON_PORT};
+use crate::devices::hv_testdev::{HvTestDev, HV_TESTDEV_PORT};
 use crate::devices::i8042::{I8042Reset, I8042_COMMAND_PORT};
 use crate::devices::serial::{
     IrqLine, RxDrained, SerialDevice, SerialOutput, COM1_BASE, COM1_GSI, COM1_LEN,
@@ -33,6 +34,8 @@ use crate::devices::serial::{
 use crate::devices::{MmioBus, PioBus};
 use crate::error::{Error, Result};
 use crate::event_loop::{self, SerialInput};
+use crate::hyperv::msrs::VpHv;
+use crate::hyperv::{Partition, TrampolinePort, HYPERCALL_PORT};
 use crate::loader;
 use crate::memory::MemoryLayout;
 use crate::vstate::vcpu::{BootEntry, ExitStats, Vcpu, VcpuContext};
@@ -129,10 +132,25 @@ fn create_devices(
     config: &VmConfig,
     vm: &Vm,
     control: &Arc<VmControl>,
+    partition: &Arc<Partition>,
     serial_out: SerialOutput,
     debugcon_out: Option<File>,
 ) -> Result<Devices> {
     let mut pio = PioBus::new();
+    // The hypercall trampoline's port: the run loop serves OUTs to it; the mapping only
+    // keeps any device from claiming it.
+    pio.insert(
+        HYPERCALL_PORT.into(),
+        1,
+        Arc::new(Mutex::new(TrampolinePort)),
+    )?;
+    if config.test_device {
+        pio.insert(
+            HV_TESTDEV_PORT,
+            4,
+            Arc::new(Mutex::new(HvTestDev::new(partition.clone()))),
+        )?;
+    }
 
     let irq = eventfd("create the COM1 interrupt eventfd")?;
     vm.register_irqfd(&irq, COM1_GSI)?;
@@ -166,12 +184,14 @@ fn create_devices(
     }
     log::debug!(
         "devices: COM1 {COM1_BASE:#x} (GSI {COM1_GSI}), ACPI PM {ACPI_PM_BASE:#x}, \
-         8042 {I8042_COMMAND_PORT:#x}, CMOS {CMOS_BASE:#x}, debug console {}",
+         8042 {I8042_COMMAND_PORT:#x}, CMOS {CMOS_BASE:#x}, debug console {}, hypercall \
+         port {HYPERCALL_PORT:#x}, Hyper-V test device {}",
         if config.debug_console.is_some() {
             "0xe9"
         } else {
             "off"
-        }
+        },
+        if config.test_device { "0x3000" } else { "off" }
     );
     Ok(Devices {
         pio,
@@ -226,8 +246,25 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
             max: vm.max_vcpus(),
         });
     }
+    vm.route_synthetic_msrs_to_user_space()?;
     let control = Arc::new(VmControl::new(eventfd("create the VM exit eventfd")?));
-    let devices = create_devices(config, &vm, &control, serial_out, debugcon_out)?;
+
+    let mut vcpu_fds = Vec::with_capacity(config.vcpus.into());
+    for index in 0..config.vcpus {
+        vcpu_fds.push(vm.create_vcpu(index)?);
+    }
+    let tsc_khz = vcpu_fds
+        .first()
+        .and_then(|fd| fd.get_tsc_khz().ok())
+        .map(u64::from)
+        .filter(|k| *k > 0);
+    if tsc_khz.is_none() {
+        log::warn!("KVM_GET_TSC_KHZ failed: no reference TSC page, no TSC_FREQUENCY");
+    }
+    let guest_memory: Arc<dyn crate::hyperv::guest_mem::GuestPages> = memory.clone();
+    let partition = Partition::new(config.vcpus.into(), guest_memory, vm.msi_sink(), tsc_khz)
+        .map_err(|e| Error::os("start the synthetic timer thread", e))?;
+    let devices = create_devices(config, &vm, &control, &partition, serial_out, debugcon_out)?;
 
     let caps = cpuid::HostCpuidCaps {
         xsave: !config.no_xsave,
@@ -241,10 +278,17 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         memory: memory.clone(),
     };
     let mut vcpus = Vec::with_capacity(config.vcpus.into());
-    for index in 0..config.vcpus {
-        let vcpu = Vcpu::new(index, vm.create_vcpu(index)?, ctx.clone());
+    for (index, fd) in (0u8..).zip(vcpu_fds) {
+        let hv = VpHv::new(index.into(), partition.clone());
+        let vcpu = Vcpu::new(index, fd, ctx.clone(), hv);
         let boot = (index == 0).then_some(BootEntry { entry });
-        vcpu.configure(&cpuid::vcpu_entries(&template, index, config.vcpus), boot)?;
+        let mut entries = cpuid::vcpu_entries(&template, index, config.vcpus);
+        cpuid::add_hyperv_leaves(&mut entries, config.vcpus);
+        vcpu.configure(&entries, boot)?;
+        if index == 0 {
+            let (tsc, _) = vcpu.tsc()?;
+            partition.clock().calibrate(tsc, std::time::Instant::now());
+        }
         vcpus.push(vcpu);
     }
 
@@ -290,6 +334,18 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
             None => log::warn!("vcpu{index} exits: unknown (the thread did not finish)"),
         }
     }
+    partition.shutdown();
+    log::info!(
+        "hyper-v: {} hypercalls, {} synthetic MSR accesses",
+        partition
+            .stats
+            .hypercalls
+            .load(std::sync::atomic::Ordering::Relaxed),
+        partition
+            .stats
+            .msr_accesses
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     log::debug!(
         "unclaimed accesses: port reads={} writes={}, MMIO reads={} writes={}",
         ctx.pio.unclaimed().reads(),

@@ -122,6 +122,12 @@ pub struct Cli {
     #[arg(long)]
     pub no_xsave: bool,
 
+    /// Add the Hyper-V test device (QEMU's hyperv-testdev protocol on port 0x3000): the
+    /// guest creates SINT routes and message/event connections that echo back. Off by
+    /// default; for guest tests only.
+    #[arg(long)]
+    pub test_device: bool,
+
     /// Logging verbosity on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -146,6 +152,8 @@ pub struct VmConfig {
     pub debug_console: Option<PathBuf>,
     /// Hide XSAVE and its dependents from the guest.
     pub no_xsave: bool,
+    /// Add the Hyper-V test device.
+    pub test_device: bool,
 }
 
 impl Cli {
@@ -160,6 +168,7 @@ impl Cli {
             serial: self.serial.clone(),
             debug_console: self.debug_console.clone(),
             no_xsave: self.no_xsave,
+            test_device: self.test_device,
         }
     }
 }
@@ -184,8 +193,12 @@ mod tests {
         let c = cli.vm_config();
         assert_eq!(c.kernel, PathBuf::from("/k"));
         assert_eq!(c.initrd, None);
-        assert_eq!(c.cmdline, "console=ttyS0 reboot=k panic=-1 pci=off no_timer_check");
+        assert_eq!(
+            c.cmdline,
+            "console=ttyS0 reboot=k panic=-1 pci=off no_timer_check"
+        );
         assert!(!c.no_xsave);
+        assert!(!c.test_device);
         assert_eq!(c.vcpus, 1);
         assert_eq!(c.memory_mib, 256);
         assert_eq!(c.serial, SerialTarget::Stdio);

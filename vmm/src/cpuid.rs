@@ -30,7 +30,8 @@ mod xsave_deps {
     /// Leaf 1 ECX: FMA, XSAVE, OSXSAVE, AVX, F16C.
     pub const LEAF1_ECX: u32 = 1 << 12 | 1 << 26 | 1 << 27 | 1 << 28 | 1 << 29;
     /// Leaf 7.0 EBX: AVX2 and the AVX-512 family.
-    pub const LEAF7_EBX: u32 = 1 << 5 | 1 << 16 | 1 << 17 | 1 << 21 | 1 << 26 | 1 << 27 | 1 << 28 | 1 << 30 | 1 << 31;
+    pub const LEAF7_EBX: u32 =
+        1 << 5 | 1 << 16 | 1 << 17 | 1 << 21 | 1 << 26 | 1 << 27 | 1 << 28 | 1 << 30 | 1 << 31;
     /// Leaf 7.0 ECX: AVX-512 VBMI, VBMI2, VNNI, BITALG, VPOPCNTDQ; VAES, VPCLMULQDQ.
     pub const LEAF7_ECX: u32 = 1 << 1 | 1 << 6 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12 | 1 << 14;
     /// Leaf 7.0 EDX: AVX-512 4VNNIW, 4FMAPS, VP2INTERSECT, FP16; AMX.
@@ -226,6 +227,24 @@ pub fn vcpu_entries(template: &[kvm_cpuid_entry2], index: u8, count: u8) -> Vec<
     out
 }
 
+/// Appends the Hyper-V leaves (`hvcall::advertise`, the one source of what is advertised)
+/// for a partition of `count` vCPUs, replacing any entry for the same leaf.
+pub fn add_hyperv_leaves(entries: &mut Vec<kvm_cpuid_entry2>, count: u8) {
+    for (function, regs) in hvcall::advertise::leaves(count.into()) {
+        entries.retain(|e| e.function != function);
+        entries.push(kvm_cpuid_entry2 {
+            function,
+            index: 0,
+            flags: 0,
+            eax: regs.eax,
+            ebx: regs.ebx,
+            ecx: regs.ecx,
+            edx: regs.edx,
+            ..Default::default()
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,18 +296,46 @@ mod tests {
 
     #[test]
     fn no_xsave_hides_xsave_and_its_dependents() {
-        let with = vm_template(&supported(), HostCpuidCaps { xsave: true, ..Default::default() });
-        assert_ne!(find(&with, 0x1, 0).ecx & 1 << 26, 0, "XSAVE offered when allowed");
-        assert_eq!(find(&with, 0xd, 0).eax, 7, "leaf 0xD passed through when allowed");
+        let with = vm_template(
+            &supported(),
+            HostCpuidCaps {
+                xsave: true,
+                ..Default::default()
+            },
+        );
+        assert_ne!(
+            find(&with, 0x1, 0).ecx & 1 << 26,
+            0,
+            "XSAVE offered when allowed"
+        );
+        assert_eq!(
+            find(&with, 0xd, 0).eax,
+            7,
+            "leaf 0xD passed through when allowed"
+        );
 
-        let without = vm_template(&supported(), HostCpuidCaps { xsave: false, ..Default::default() });
+        let without = vm_template(
+            &supported(),
+            HostCpuidCaps {
+                xsave: false,
+                ..Default::default()
+            },
+        );
         let l1 = find(&without, 0x1, 0);
-        assert_eq!(l1.ecx & (1 << 26 | 1 << 27 | 1 << 28 | 1 << 12 | 1 << 29), 0, "XSAVE, OSXSAVE, AVX, FMA, F16C");
+        assert_eq!(
+            l1.ecx & (1 << 26 | 1 << 27 | 1 << 28 | 1 << 12 | 1 << 29),
+            0,
+            "XSAVE, OSXSAVE, AVX, FMA, F16C"
+        );
         assert_eq!(find(&without, 0x7, 0).ebx & 1 << 5, 0, "AVX2");
         assert_eq!(find(&without, 0x7, 0).ebx & 1 << 16, 0, "AVX512F");
         for index in [0, 2] {
             let d = find(&without, 0xd, index);
-            assert_eq!((d.eax, d.ebx, d.ecx, d.edx), (0, 0, 0, 0), "leaf 0xD.{index} zeroed");
+            assert_eq!(
+                (d.eax, d.ebx, d.ecx, d.edx),
+                (0, 0, 0, 0),
+                "leaf 0xD.{index} zeroed"
+            );
         }
         assert_ne!(l1.ecx & 1 << 31, 0, "hypervisor bit still set");
     }

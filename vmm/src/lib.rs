@@ -16,6 +16,7 @@ pub mod cpuid;
 pub mod devices;
 pub mod error;
 pub mod event_loop;
+pub mod hyperv;
 pub mod loader;
 pub mod logger;
 pub mod memory;

@@ -16,6 +16,7 @@
 pub mod acpi_pm;
 pub mod cmos;
 pub mod debugcon;
+pub mod hv_testdev;
 pub mod i8042;
 pub mod serial;
 

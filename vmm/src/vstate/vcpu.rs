@@ -15,13 +15,15 @@ use kvm_bindings::{
     kvm_cpuid_entry2, CpuId, Msrs, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET,
     KVM_SYSTEM_EVENT_SHUTDOWN,
 };
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use vm_memory::GuestMemoryMmap;
 
 use crate::boot::{self, lapic};
 use crate::control::{VmControl, VmExitReason};
 use crate::devices::{MmioBus, PioBus};
 use crate::error::{Error, Result};
+use crate::hyperv::msrs::VpHv;
+use crate::hyperv::HYPERCALL_PORT;
 
 /// Exit counters of one vCPU; plain integers, owned by the vCPU thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +54,10 @@ pub struct ExitStats {
     pub unclaimed_io: u64,
     /// MMIO accesses no device claimed.
     pub unclaimed_mmio: u64,
+    /// MSR reads and writes handed to user space.
+    pub msr: u64,
+    /// Hypercalls (trampoline exits).
+    pub hypercall: u64,
 }
 
 impl fmt::Display for ExitStats {
@@ -60,7 +66,7 @@ impl fmt::Display for ExitStats {
             f,
             "io={} (in={} out={}) mmio={} (read={} write={}) hlt={} shutdown={} intr={} \
              internal_error={} fail_entry={} system_event={} other={} unclaimed_io={} \
-             unclaimed_mmio={}",
+             unclaimed_mmio={} msr={} hypercall={}",
             self.io_in + self.io_out,
             self.io_in,
             self.io_out,
@@ -75,7 +81,9 @@ impl fmt::Display for ExitStats {
             self.system_event,
             self.other,
             self.unclaimed_io,
-            self.unclaimed_mmio
+            self.unclaimed_mmio,
+            self.msr,
+            self.hypercall
         )
     }
 }
@@ -107,11 +115,14 @@ pub struct Vcpu {
     fd: VcpuFd,
     ctx: VcpuContext,
     stats: ExitStats,
+    hv: VpHv,
 }
 
 /// What to do after an exit has been handled.
 enum Next {
     Continue,
+    /// The guest ran the hypercall trampoline; its registers are in the sync area.
+    Hypercall,
     Stop(VmExitReason),
     Fatal(FatalExit),
 }
@@ -125,13 +136,34 @@ enum FatalExit {
 
 impl Vcpu {
     /// Wraps a created vCPU.
-    pub fn new(index: u8, fd: VcpuFd, ctx: VcpuContext) -> Self {
+    pub fn new(index: u8, fd: VcpuFd, ctx: VcpuContext, hv: VpHv) -> Self {
         Self {
             index,
             fd,
             ctx,
             stats: ExitStats::default(),
+            hv,
         }
+    }
+
+    /// The guest TSC (IA32_TSC) now, and KVM's TSC frequency in kHz, for the reference
+    /// clock's calibration.
+    pub fn tsc(&self) -> Result<(u64, Option<u64>)> {
+        const IA32_TSC: u32 = 0x10;
+        let mut msrs = Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+            index: IA32_TSC,
+            ..Default::default()
+        }])
+        .map_err(|e| Error::Cpuid {
+            vcpu: self.index,
+            reason: format!("cannot build the MSR list: {e:?}"),
+        })?;
+        self.fd
+            .get_msrs(&mut msrs)
+            .map_err(self.kvm_err("read the TSC"))?;
+        let tsc = msrs.as_slice().first().map_or(0, |e| e.data);
+        let khz = self.fd.get_tsc_khz().ok().map(u64::from).filter(|k| *k > 0);
+        Ok((tsc, khz))
     }
 
     fn kvm_err(&self, what: &'static str) -> impl Fn(kvm_ioctls::Error) -> Error {
@@ -211,9 +243,13 @@ impl Vcpu {
     /// Runs until the VM stops; returns the exit counters.
     pub fn run(mut self) -> ExitStats {
         self.fd.set_kvm_immediate_exit(0);
+        // KVM stores the general registers in kvm_run on every exit, so a hypercall reads
+        // RCX/RDX/R8 and writes RAX without a GET/SET_REGS pair.
+        self.fd.set_sync_valid_reg(SyncReg::Register);
         while !self.ctx.control.should_stop() {
             match self.run_once() {
                 Next::Continue => {}
+                Next::Hypercall => self.hypercall(),
                 Next::Stop(reason) => self.ctx.control.request_exit(reason),
                 Next::Fatal(fatal) => {
                     let reason = self.describe_fatal(fatal);
@@ -224,12 +260,24 @@ impl Vcpu {
         self.stats
     }
 
+    fn hypercall(&mut self) {
+        self.stats.hypercall += 1;
+        let regs = &mut self.fd.sync_regs_mut().regs;
+        let (rcx, rdx, r8) = (regs.rcx, regs.rdx, regs.r8);
+        regs.rax = self
+            .hv
+            .partition()
+            .hypercall(self.hv.vp_index(), rcx, rdx, r8);
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+    }
+
     fn run_once(&mut self) -> Next {
         let Self {
             index,
             fd,
             ctx,
             stats,
+            hv,
         } = self;
         let vcpu = *index;
         match fd.run() {
@@ -240,6 +288,7 @@ impl Vcpu {
                 }
                 Next::Continue
             }
+            Ok(VcpuExit::IoOut(port, _)) if port == u16::from(HYPERCALL_PORT) => Next::Hypercall,
             Ok(VcpuExit::IoOut(port, data)) => {
                 stats.io_out += 1;
                 if !ctx.pio.write(port, data) {
@@ -258,6 +307,21 @@ impl Vcpu {
                 stats.mmio_write += 1;
                 if !ctx.mmio.write(addr, data) {
                     stats.unclaimed_mmio += 1;
+                }
+                Next::Continue
+            }
+            Ok(VcpuExit::X86Rdmsr(exit)) => {
+                stats.msr += 1;
+                match read_msr(hv, exit.index) {
+                    Some(value) => *exit.data = value,
+                    None => *exit.error = 1,
+                }
+                Next::Continue
+            }
+            Ok(VcpuExit::X86Wrmsr(exit)) => {
+                stats.msr += 1;
+                if !write_msr(hv, exit.index, exit.data) {
+                    *exit.error = 1;
                 }
                 Next::Continue
             }
@@ -339,6 +403,36 @@ impl Vcpu {
     }
 }
 
+/// A guest RDMSR that KVM handed to user space; `None` is a #GP. Outside the synthetic
+/// range these are MSRs KVM does not know, which it would have faulted itself.
+fn read_msr(hv: &VpHv, index: u32) -> Option<u64> {
+    if !hvcall::msr::is_synthetic(index) {
+        log::debug!("VP {}: RDMSR {index:#x} unknown: #GP", hv.vp_index());
+        return None;
+    }
+    let value = hv.read(index).ok();
+    if value.is_none() {
+        log::debug!("VP {}: RDMSR {index:#x}: #GP", hv.vp_index());
+    }
+    value
+}
+
+/// A guest WRMSR handed to user space; `false` is a #GP.
+fn write_msr(hv: &mut VpHv, index: u32, value: u64) -> bool {
+    if !hvcall::msr::is_synthetic(index) {
+        log::debug!(
+            "VP {}: WRMSR {index:#x} <- {value:#x} unknown: #GP",
+            hv.vp_index()
+        );
+        return false;
+    }
+    let ok = hv.write(index, value).is_ok();
+    if !ok {
+        log::debug!("VP {}: WRMSR {index:#x} <- {value:#x}: #GP", hv.vp_index());
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +449,6 @@ mod tests {
         };
         let line = s.to_string();
         assert!(line.starts_with("io=7 (in=3 out=4) mmio=1 (read=1 write=0) hlt=2 shutdown=0"));
-        assert!(line.ends_with("unclaimed_io=5 unclaimed_mmio=0"));
+        assert!(line.ends_with("unclaimed_io=5 unclaimed_mmio=0 msr=0 hypercall=0"));
     }
 }

@@ -9,10 +9,13 @@
 use std::sync::Arc;
 
 use kvm_bindings::{
-    kvm_cpuid_entry2, kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES,
-    KVM_PIT_SPEAKER_DUMMY,
+    kvm_cpuid_entry2, kvm_enable_cap, kvm_msi, kvm_pit_config, kvm_userspace_memory_region,
+    KVM_CAP_X86_USER_SPACE_MSR, KVM_MAX_CPUID_ENTRIES, KVM_MSR_EXIT_REASON_FILTER,
+    KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN, KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{
+    Cap, Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuFd, VmFd,
+};
 use vm_memory::{
     Address, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress,
 };
@@ -25,8 +28,10 @@ use crate::memory::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 /// A KVM VM with its irqchip, PIT and guest RAM.
 pub struct Vm {
     kvm: Kvm,
-    // Declared before `memory`: the VM fd is closed before RAM is unmapped.
-    fd: VmFd,
+    // Declared before `memory`: the VM fd is closed before RAM is unmapped. Shared with
+    // the MSI sink ([`KvmMsi`]), which the Hyper-V partition holds together with its own
+    // reference to RAM, declared in the same order.
+    fd: Arc<VmFd>,
     memory: Arc<GuestMemoryMmap>,
 }
 
@@ -63,7 +68,11 @@ impl Vm {
         fd.create_pit2(pit)
             .map_err(|e| Error::kvm("create the in-kernel PIT", e))?;
 
-        let vm = Self { kvm, fd, memory };
+        let vm = Self {
+            kvm,
+            fd: Arc::new(fd),
+            memory,
+        };
         vm.register_memory()?;
         Ok(vm)
     }
@@ -129,6 +138,50 @@ impl Vm {
             .map_err(|e| Error::kvm("connect an interrupt eventfd (KVM_IRQFD)", e))
     }
 
+    /// Hands every synthetic Hyper-V MSR (0x40000000..0x400001FF) to user space: first
+    /// KVM_CAP_X86_USER_SPACE_MSR with the FILTER, UNKNOWN and INVAL exit reasons, then an
+    /// MSR filter that denies the range, so that a KVM with its own Hyper-V emulation
+    /// (KVM_HYPERV) does not serve them either. Other MSRs stay KVM's; the ones KVM does
+    /// not know also exit, and hvhost answers them with the #GP KVM would have given.
+    pub fn route_synthetic_msrs_to_user_space(&self) -> Result<()> {
+        for (cap, name) in [
+            (Cap::X86UserSpaceMsr, "KVM_CAP_X86_USER_SPACE_MSR"),
+            (Cap::X86MsrFilter, "KVM_CAP_X86_MSR_FILTER"),
+        ] {
+            if !self.kvm.check_extension(cap) {
+                return Err(Error::MissingCapability(name));
+            }
+        }
+        let mut cap = kvm_enable_cap {
+            cap: KVM_CAP_X86_USER_SPACE_MSR,
+            ..Default::default()
+        };
+        cap.args[0] = u64::from(
+            KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL,
+        );
+        self.fd
+            .enable_cap(&cap)
+            .map_err(|e| Error::kvm("enable user-space MSR exits", e))?;
+        // A clear bit denies the access: all clear, both directions.
+        let bitmap = [0u8; (hvcall::msr::SYNTHETIC_COUNT / 8) as usize];
+        let range = MsrFilterRange {
+            flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE,
+            base: hvcall::msr::SYNTHETIC_BASE,
+            msr_count: hvcall::msr::SYNTHETIC_COUNT,
+            bitmap: &bitmap,
+        };
+        self.fd
+            .set_msr_filter(MsrFilterDefaultAction::ALLOW, &[range])
+            .map_err(|e| Error::kvm("install the synthetic MSR filter", e))
+    }
+
+    /// An interrupt sink that raises vectors on the in-kernel LAPICs.
+    pub fn msi_sink(&self) -> Arc<KvmMsi> {
+        Arc::new(KvmMsi {
+            fd: self.fd.clone(),
+        })
+    }
+
     /// Creates vCPU `index` (its APIC ID is the index).
     pub fn create_vcpu(&self, index: u8) -> Result<VcpuFd> {
         self.fd
@@ -138,5 +191,46 @@ impl Vm {
                 vcpu: index,
                 source,
             })
+    }
+}
+
+/// Raises LAPIC vectors with KVM_SIGNAL_MSI: fixed delivery, physical destination, edge.
+pub struct KvmMsi {
+    fd: Arc<VmFd>,
+}
+
+/// The MSI address window; the destination APIC ID goes in bits 19:12.
+const MSI_ADDRESS_BASE: u32 = 0xfee0_0000;
+
+/// The MSI that delivers `vector` to APIC `apic_id`: fixed, physical, edge.
+pub fn msi_for(apic_id: u32, vector: u8) -> kvm_msi {
+    kvm_msi {
+        address_lo: MSI_ADDRESS_BASE | (apic_id & 0xff) << 12,
+        address_hi: 0,
+        // Delivery mode fixed (0), edge trigger (bit 15 clear).
+        data: u32::from(vector),
+        ..Default::default()
+    }
+}
+
+impl crate::hyperv::synic::InterruptSink for KvmMsi {
+    fn raise(&self, apic_id: u32, vector: u8) {
+        match self.fd.signal_msi(msi_for(apic_id, vector)) {
+            Ok(0) => log::debug!("MSI vector {vector:#x} to APIC {apic_id} was blocked"),
+            Ok(_) => {}
+            Err(e) => log::warn!("KVM_SIGNAL_MSI vector {vector:#x} to APIC {apic_id}: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msi_address_and_data() {
+        let msi = msi_for(3, 0xed);
+        assert_eq!(msi.address_lo, 0xfee0_3000);
+        assert_eq!(msi.data, 0xed);
     }
 }
