@@ -18,6 +18,15 @@ OUT=$CACHE/kernels/$flavour-$key
 LOG=$OUT.log
 KMAKE=(make -C "$SRC" O="$OUT" ARCH=x86_64 RUSTC="$RUSTC_KERNEL" BINDGEN="$BINDGEN" LIBCLANG_PATH=/usr/lib/llvm-19/lib)
 
+# One build per flavour at a time (make test, make run and a second shell
+# may all ask for it): later callers wait here and then find it cached.
+mkdir -p "$CACHE/kernels"
+exec 9>"$CACHE/kernels/$flavour.lock"
+if ! flock -n 9; then
+    info "waiting for another build of kernel '$flavour' to finish"
+    flock 9
+fi
+
 if [ -f "$OUT/.hvguest-done" ]; then
     info "kernel '$flavour' cached: $OUT"
     echo "$OUT"; exit 0
