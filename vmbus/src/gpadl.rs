@@ -144,7 +144,9 @@ impl core::fmt::Display for GpadlError {
             ),
             Self::TooLarge { words } => write!(f, "GPADL of {} words exceeds range_buflen", words),
             Self::StorageTooSmall { need, have } => write!(f, "GPADL needs {} words, storage has {}", need, have),
-            Self::WrongGpadl { expected, got } => write!(f, "GPADL body for {:#x} while assembling {:#x}", got, expected),
+            Self::WrongGpadl { expected, got } => {
+                write!(f, "GPADL body for {:#x} while assembling {:#x}", got, expected)
+            }
             Self::BadMsgNumber { expected, got } => write!(f, "GPADL body msgnumber {} at position {}", got, expected),
             Self::TooManyWords { expected, got } => write!(f, "GPADL has {} words, announced {}", got, expected),
             Self::EmptyBody => write!(f, "GPADL body without PFNs"),

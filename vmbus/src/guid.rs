@@ -24,9 +24,7 @@ impl Guid {
         let a = d1.to_le_bytes();
         let b = d2.to_le_bytes();
         let c = d3.to_le_bytes();
-        Self([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7],
-        ])
+        Self([a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7]])
     }
 
     /// The first field (32 bits) of the text form.
@@ -75,11 +73,14 @@ impl core::fmt::Debug for Guid {
 }
 
 /// Heartbeat integration service (`HV_HEART_BEAT_GUID`).
-pub const HEARTBEAT: Guid = Guid::from_fields(0x57164f39, 0x9115, 0x4e78, [0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d]);
+pub const HEARTBEAT: Guid =
+    Guid::from_fields(0x57164f39, 0x9115, 0x4e78, [0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d]);
 /// Shutdown integration service (`HV_SHUTDOWN_GUID`).
-pub const SHUTDOWN: Guid = Guid::from_fields(0x0e0b6031, 0x5213, 0x4934, [0x81, 0x8b, 0x38, 0xd9, 0x0c, 0xed, 0x39, 0xdb]);
+pub const SHUTDOWN: Guid =
+    Guid::from_fields(0x0e0b6031, 0x5213, 0x4934, [0x81, 0x8b, 0x38, 0xd9, 0x0c, 0xed, 0x39, 0xdb]);
 /// Time synchronisation integration service (`HV_TS_GUID`).
-pub const TIMESYNC: Guid = Guid::from_fields(0x9527e630, 0xd0ae, 0x497b, [0xad, 0xce, 0xe8, 0x0a, 0xb0, 0x17, 0x5c, 0xaf]);
+pub const TIMESYNC: Guid =
+    Guid::from_fields(0x9527e630, 0xd0ae, 0x497b, [0xad, 0xce, 0xe8, 0x0a, 0xb0, 0x17, 0x5c, 0xaf]);
 /// Key-value pair exchange integration service (`HV_KVP_GUID`).
 pub const KVP: Guid = Guid::from_fields(0xa9a0f4e7, 0x5a45, 0x4d96, [0xb8, 0x27, 0x8a, 0x84, 0x1e, 0x8c, 0x03, 0xe6]);
 /// Volume shadow copy (backup) integration service (`HV_VSS_GUID`).

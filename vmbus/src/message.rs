@@ -541,8 +541,7 @@ impl InitiateContact {
     /// The union read as the pre-4.0 `interrupt_page` GPA.
     pub const fn interrupt_page(&self) -> u64 {
         let r = self.reserved;
-        u64::from_le_bytes([self.msg_sint, self.msg_vtl, r[0], r[1], 0, 0, 0, 0])
-            | ((self.feature_flags as u64) << 32)
+        u64::from_le_bytes([self.msg_sint, self.msg_vtl, r[0], r[1], 0, 0, 0, 0]) | ((self.feature_flags as u64) << 32)
     }
 }
 

@@ -174,7 +174,9 @@ impl core::fmt::Display for PacketError {
             Self::BadDescriptor { offset, len, got } => {
                 write!(f, "packet descriptor offset {} len {} does not fit {} bytes", offset, len, got)
             }
-            Self::BadGpaRanges { range_count } => write!(f, "GPA-direct packet with {} ranges that do not fit", range_count),
+            Self::BadGpaRanges { range_count } => {
+                write!(f, "GPA-direct packet with {} ranges that do not fit", range_count)
+            }
             Self::NoRoom { need, room } => write!(f, "packet needs {} bytes, room for {}", need, room),
         }
     }
@@ -226,11 +228,8 @@ pub struct Packet<'a> {
 impl<'a> Packet<'a> {
     /// Checks a copied packet: the descriptor must fit the bytes.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, PacketError> {
-        let desc: PacketDescriptor = read_prefix(bytes).ok_or(PacketError::BadDescriptor {
-            offset: 0,
-            len: 0,
-            got: bytes.len(),
-        })?;
+        let desc: PacketDescriptor =
+            read_prefix(bytes).ok_or(PacketError::BadDescriptor { offset: 0, len: 0, got: bytes.len() })?;
         let (offset, len) = (desc.data_offset(), desc.len());
         if len < DESCRIPTOR_SIZE || len > bytes.len() || offset < DESCRIPTOR_SIZE || offset > len {
             return Err(PacketError::BadDescriptor { offset, len, got: bytes.len() });
@@ -380,7 +379,13 @@ mod tests {
     fn bad_descriptors() {
         let mut buf = [0u8; 32];
         assert!(Packet::from_bytes(&buf[..8]).is_err());
-        let d = PacketDescriptor { ty: PacketType::DATA_INBAND, offset8: 2, len8: 5, flags: PacketFlags::NONE, trans_id: 0 };
+        let d = PacketDescriptor {
+            ty: PacketType::DATA_INBAND,
+            offset8: 2,
+            len8: 5,
+            flags: PacketFlags::NONE,
+            trans_id: 0,
+        };
         buf[..16].copy_from_slice(d.as_bytes());
         assert_eq!(Packet::from_bytes(&buf).err(), Some(PacketError::BadDescriptor { offset: 16, len: 40, got: 32 }));
         let d = PacketDescriptor { offset8: 1, len8: 2, ..d };

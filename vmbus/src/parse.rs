@@ -192,7 +192,9 @@ impl core::fmt::Display for ParseError {
             Self::TooShort { msgtype: None, need, got } => {
                 write!(f, "message too short for its header: {} bytes, need {}", got, need)
             }
-            Self::TooLong { got } => write!(f, "message of {} bytes exceeds the {} byte payload", got, MAX_MESSAGE_SIZE),
+            Self::TooLong { got } => {
+                write!(f, "message of {} bytes exceeds the {} byte payload", got, MAX_MESSAGE_SIZE)
+            }
             Self::UnknownType(t) => write!(f, "unknown message type {}", t.0),
             Self::BadGpadlRangeCount { rangecount } => write!(f, "GPADL header with {} ranges", rangecount),
             Self::BadGpadlRangeBuflen { range_buflen, rangecount } => {
@@ -284,10 +286,7 @@ mod tests {
         assert_eq!(parsed, wrap(m));
         assert_eq!(parsed.msgtype(), M::TYPE);
         // One byte short is refused with the precise sizes.
-        assert_eq!(
-            parse(&buf[..n - 1]),
-            Err(ParseError::TooShort { msgtype: Some(M::TYPE), need: n, got: n - 1 })
-        );
+        assert_eq!(parse(&buf[..n - 1]), Err(ParseError::TooShort { msgtype: Some(M::TYPE), need: n, got: n - 1 }));
     }
 
     #[test]
@@ -303,7 +302,14 @@ mod tests {
             reserved3: 0,
         };
         roundtrip(
-            OfferChannel { offer, child_relid: 5, monitorid: 3, monitor_flags: 1, interrupt_flags: 1, connection_id: 0x2005 },
+            OfferChannel {
+                offer,
+                child_relid: 5,
+                monitorid: 3,
+                monitor_flags: 1,
+                interrupt_flags: 1,
+                connection_id: 0x2005,
+            },
             Message::OfferChannel,
         );
         roundtrip(RescindChannelOffer { child_relid: 5 }, Message::RescindChannelOffer);
@@ -338,10 +344,18 @@ mod tests {
             Message::InitiateContact,
         );
         roundtrip(
-            VersionResponse { version_supported: 1, connection_state: ConnectionState::SUCCESSFUL, padding: 0, msg_conn_id: 4 },
+            VersionResponse {
+                version_supported: 1,
+                connection_state: ConnectionState::SUCCESSFUL,
+                padding: 0,
+                msg_conn_id: 4,
+            },
             Message::VersionResponse,
         );
-        roundtrip(TlConnectRequest { guest_endpoint_id: Guid([1; 16]), host_service_id: Guid([2; 16]) }, Message::TlConnectRequest);
+        roundtrip(
+            TlConnectRequest { guest_endpoint_id: Guid([1; 16]), host_service_id: Guid([2; 16]) },
+            Message::TlConnectRequest,
+        );
         roundtrip(
             TlConnectResult { guest_endpoint_id: Guid([1; 16]), host_service_id: Guid([2; 16]), status: 0xc000_0236 },
             Message::TlConnectResult,

@@ -185,7 +185,9 @@ impl core::fmt::Display for RingError {
             Self::CorruptIndex { field, value } => write!(f, "ring {:?} {:#x} is corrupt", field, value),
             Self::Truncated { avail } => write!(f, "ring holds {} bytes, less than a packet", avail),
             Self::BadPacketLength { len, avail } => write!(f, "packet length {} with {} bytes in the ring", len, avail),
-            Self::BadPacketOffset { offset, len } => write!(f, "packet data offset {} in a {} byte packet", offset, len),
+            Self::BadPacketOffset { offset, len } => {
+                write!(f, "packet data offset {} in a {} byte packet", offset, len)
+            }
             Self::BufferTooSmall { need, have } => write!(f, "packet of {} bytes, buffer of {}", need, have),
             Self::Full { need, free } => write!(f, "ring full: need {} bytes, {} free", need, free),
             Self::Unaligned { len } => write!(f, "packet of {} bytes is not 8-byte aligned", len),
@@ -668,7 +670,10 @@ mod tests {
             Some(RingError::CorruptIndex { field: HeaderField::WriteIndex, value: 64 })
         );
         m.set(HeaderField::ReadIndex, 4);
-        assert_eq!(RingConsumer::new(&m).err(), Some(RingError::CorruptIndex { field: HeaderField::ReadIndex, value: 4 }));
+        assert_eq!(
+            RingConsumer::new(&m).err(),
+            Some(RingError::CorruptIndex { field: HeaderField::ReadIndex, value: 4 })
+        );
     }
 
     #[test]
