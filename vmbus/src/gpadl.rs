@@ -15,7 +15,7 @@
 //! and OpenVMM treats it as reserved; so the assembler accepts 0 or the
 //! body's 1-based position, and the splitter writes 0 as Linux does.
 
-use zerocopy::IntoBytes;
+use zerocopy::IntoBytes as _;
 
 use super::message::{
     encode_with_tail, ChannelMessage, EncodeError, GpaRange, GpadlBody, GpadlHeader, MAX_MESSAGE_SIZE,

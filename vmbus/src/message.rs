@@ -15,7 +15,9 @@
 
 use core::mem::size_of;
 
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+// Traits by path or as `_`: with zerocopy's `derive` feature on (feature
+// unification on the host) their names would clash with the derives.
+use zerocopy::IntoBytes as _;
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::guid::Guid;
@@ -190,7 +192,9 @@ const _: () = assert!(HEADER_SIZE == 8);
 
 /// A fixed-layout channel message body with its type number; the parser and
 /// [`encode`] use it. Variable parts (GPADL ranges and PFNs) follow the body.
-pub trait ChannelMessage: FromBytes + IntoBytes + Immutable + KnownLayout + Sized {
+pub trait ChannelMessage:
+    zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable + zerocopy::KnownLayout + Sized
+{
     /// The type in the header.
     const TYPE: MessageType;
     /// Header plus body: the kernel's `sizeof` of the message struct.
@@ -625,7 +629,7 @@ channel_message!(ModifyChannelResponse, MODIFYCHANNEL_RESPONSE, 16);
 
 /// Reads a `T` from the start of `bytes` (any alignment) if it is long
 /// enough.
-pub(super) fn read_prefix<T: FromBytes>(bytes: &[u8]) -> Option<T> {
+pub(super) fn read_prefix<T: zerocopy::FromBytes>(bytes: &[u8]) -> Option<T> {
     T::read_from_prefix(bytes).ok().map(|(v, _)| v)
 }
 

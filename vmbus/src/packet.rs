@@ -8,7 +8,7 @@
 
 use core::mem::size_of;
 
-use zerocopy::IntoBytes;
+use zerocopy::IntoBytes as _;
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::message::{read_prefix, GpaRange};

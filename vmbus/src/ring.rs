@@ -26,7 +26,7 @@
 //! before anything in it is believed. A corrupt ring gives [`RingError`],
 //! never a panic, an out-of-bounds access or a loop.
 
-use zerocopy::IntoBytes;
+use zerocopy::IntoBytes as _;
 
 use super::gpadl::GpadlRange;
 use super::packet::{
