@@ -1,13 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `/sys/kernel/debug/hv_guest/`: what detection found, one value per file,
-//! in the same text as the load-time log. Removed with the module.
+//! in the same text as the load-time log; the hypercall statistics; the
+//! SynIC's vectors and counters; and `contract`, which runs the contract
+//! tests when written and shows their KTAP when read. Removed with the
+//! module.
 
 use core::fmt::{self, Display, Formatter};
 
+use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::uaccess::UserSliceReader;
 use kernel::{debugfs::Scope, prelude::*};
 
 use crate::hvcall::cpuid::{HvInfo, LimitsLeaf, VendorText};
+use crate::hypercall::COUNTED;
+use crate::synic::SINTS;
+use crate::Core;
+
+/// What the files show.
+#[pin_data]
+pub(crate) struct DebugData {
+    info: HvInfo,
+    core: Arc<Core>,
+    /// KTAP of the last contract test run (serializes runs, too).
+    #[pin]
+    contract: Mutex<KVec<u8>>,
+}
 
 fn show<T: Display>(value: &T, f: &mut Formatter<'_>) -> fmt::Result {
     writeln!(f, "{}", value)
@@ -27,9 +45,73 @@ fn show_limits(limits: &LimitsLeaf, f: &mut Formatter<'_>) -> fmt::Result {
     writeln!(f, "max_int_vectors {}", limits.max_int_vectors)
 }
 
+fn show_hypercalls(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    let stats = &data.core.hypercalls.stats.0;
+    for (i, s) in stats.iter().enumerate() {
+        let name = COUNTED.get(i).map_or("other", |(_, n)| *n);
+        let calls = s.calls.load(kernel::sync::atomic::Relaxed);
+        let errors = s.errors.load(kernel::sync::atomic::Relaxed);
+        writeln!(f, "{} calls {} errors {}", name, calls, errors)?;
+    }
+    Ok(())
+}
+
+fn show_synic(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    let synic = data.core.synic.synic();
+    let mut vectors = KVec::new();
+    if synic.vectors(&mut vectors).is_ok() {
+        for v in vectors.iter() {
+            writeln!(
+                f,
+                "cpu {} sint {} vector {:#x} irq {}",
+                v.cpu, v.sint, v.vector, v.irq
+            )?;
+        }
+    }
+    for (sint, _) in SINTS {
+        if let Some(c) = synic.counters(sint) {
+            write!(f, "sint {}", sint)?;
+            for (name, value) in c.values() {
+                write!(f, " {} {}", name, value)?;
+            }
+            writeln!(f)?;
+        }
+    }
+    Ok(())
+}
+
+fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    let out = data.contract.lock();
+    f.write_str(core::str::from_utf8(&out).unwrap_or("# (not UTF-8)\n"))
+}
+
+/// Writing `run` runs the contract tests expecting the TLFS's answers,
+/// `run qemu` also accepting QEMU+KVM's documented ones (in the writer's
+/// context; one run at a time).
+fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
+    use crate::contract_tests::Peer;
+    let mut buf = [0u8; 16];
+    let n = reader.len().min(buf.len());
+    reader.read_slice(&mut buf[..n])?;
+    let peer = match core::str::from_utf8(&buf[..n]).map(str::trim) {
+        Ok("run") => Peer::Tlfs,
+        Ok("run qemu") => Peer::Qemu,
+        _ => return Err(EINVAL),
+    };
+    let mut out = data.contract.lock();
+    *out = crate::contract_tests::run(&data.core.hypercalls, data.core.synic.synic(), peer)?;
+    Ok(())
+}
+
 /// Creates the directory; it lives as long as the returned scope.
-pub(crate) fn create(info: HvInfo) -> impl PinInit<Scope<HvInfo>> {
-    Scope::dir(info, c"hv_guest", |info, dir| {
+pub(crate) fn create(info: HvInfo, core: Arc<Core>) -> impl PinInit<Scope<DebugData>, Error> {
+    let data = try_pin_init!(DebugData {
+        info,
+        core,
+        contract <- new_mutex!(KVec::new(), "hv_guest_contract"),
+    }? Error);
+    Scope::dir(data, c"hv_guest", |data, dir| {
+        let info = &data.info;
         dir.read_callback_file(c"vendor", &info.vendor, &show_vendor);
         dir.read_callback_file(c"max_leaf", &info.max_leaf, &show_hex);
         dir.read_callback_file(c"version", &info.version, &show);
@@ -38,5 +120,8 @@ pub(crate) fn create(info: HvInfo) -> impl PinInit<Scope<HvInfo>> {
         dir.read_callback_file(c"recommendations", &info.recommendations, &show);
         dir.read_callback_file(c"spin_retries", &info.spin_retries, &show_hex);
         dir.read_callback_file(c"limits", &info.limits, &show_limits);
+        dir.read_callback_file(c"hypercalls", data, &show_hypercalls);
+        dir.read_callback_file(c"synic", data, &show_synic);
+        dir.read_write_callback_file(c"contract", data, &show_contract, &run_contract);
     })
 }

@@ -15,7 +15,9 @@ macro_rules! forward_display {
     )*};
 }
 
-use crate::hvcall::cpuid::{DetectError, Features, Privileges, Recommendations, VendorText, VersionLeaf};
+use crate::hvcall::cpuid::{
+    DetectError, Features, Privileges, Recommendations, VendorText, VersionLeaf,
+};
 
 forward_display!(
     DetectError,

@@ -5,8 +5,11 @@
 //! On load the module decides, from CPUID alone, whether the hypervisor
 //! presents a usable Hyper-V interface (`Hv#1` with the hypercall and VP
 //! index privileges). If not, it refuses to load with `ENODEV` and one log
-//! line that says why; if so, it logs what the hypervisor offers and shows
-//! the same under `/sys/kernel/debug/hv_guest/`.
+//! line that says why. If so, it logs what the hypervisor offers, writes
+//! the guest OS ID, enables its own hypercall page ([`hypercall`]), sets up
+//! the SynIC with vectors of its own on every CPU ([`synic`]), and shows all
+//! of it under `/sys/kernel/debug/hv_guest/`. Unloading undoes it in
+//! reverse: SynIC, hypercall page, guest OS ID last.
 //!
 //! The contract itself (leaf layouts, bit names, the detection rule) is the
 //! shared `hvcall` crate, included below by path so that hvhost and this
@@ -22,14 +25,21 @@ use kernel::{debugfs::Scope, prelude::*};
 mod hvcall {
     pub(crate) mod bits;
     pub(crate) mod cpuid;
+    pub(crate) mod hypercall;
     pub(crate) mod msr;
+    pub(crate) mod synic;
 }
 
+mod contract_tests;
 mod cpu;
 mod debugfs;
 mod fmt;
+mod hypercall;
+mod shim;
+mod synic;
 
 use hvcall::cpuid::{self, DetectError, HvInfo};
+use kernel::sync::Arc;
 
 module! {
     type: HvGuest,
@@ -39,9 +49,18 @@ module! {
     license: "GPL",
 }
 
-/// The loaded module: what was detected, kept alive by its debugfs scope.
+/// What the module runs on: the hypercalls and the SynIC. Fields drop in
+/// order: the SynIC (every CPU torn down) before the hypercall page and
+/// the guest OS ID.
+pub(crate) struct Core {
+    pub(crate) synic: synic::SynicHandle,
+    pub(crate) hypercalls: hypercall::Hypercalls,
+}
+
+/// The loaded module. The debugfs scope goes first (its files use `core`).
 struct HvGuest {
-    _info: Pin<KBox<Scope<HvInfo>>>,
+    _debugfs: Pin<KBox<Scope<debugfs::DebugData>>>,
+    _core: Arc<Core>,
 }
 
 impl kernel::Module for HvGuest {
@@ -58,8 +77,16 @@ impl kernel::Module for HvGuest {
             }
         };
         log_info(&info);
-        let scope = KBox::pin_init(debugfs::create(info), GFP_KERNEL)?;
-        Ok(Self { _info: scope })
+        let hypercalls = hypercall::Hypercalls::new()?;
+        pr_info!("hypercall page enabled\n");
+        let synic = synic::SynicHandle::new()?;
+        let core = Arc::new(Core { synic, hypercalls }, GFP_KERNEL)?;
+        log_vectors(&core);
+        let scope = KBox::pin_init(debugfs::create(info, core.clone()), GFP_KERNEL)?;
+        Ok(Self {
+            _debugfs: scope,
+            _core: core,
+        })
     }
 }
 
@@ -90,4 +117,21 @@ fn log_info(info: &HvInfo) {
         info.limits.max_lps,
         info.limits.max_int_vectors
     );
+}
+
+/// Logs the vectors the SynIC got, one line per CPU.
+fn log_vectors(core: &Core) {
+    let mut v = KVec::new();
+    if core.synic.synic().vectors(&mut v).is_err() {
+        return;
+    }
+    for s in v.iter() {
+        pr_info!(
+            "CPU {}: SINT {} on vector {:#x} (irq {})\n",
+            s.cpu,
+            s.sint,
+            s.vector,
+            s.irq
+        );
+    }
 }

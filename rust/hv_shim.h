@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The C half of hv_guest.ko, called only from rust/shim.rs, whose `extern`
+ * block must match these prototypes. See hv_shim.c for each function.
+ */
+#ifndef HV_GUEST_SHIM_H
+#define HV_GUEST_SHIM_H
+
+#include <linux/interrupt.h>
+#include <linux/types.h>
+
+struct page;
+
+int hvg_rdmsr(u32 msr, u64 *val);
+int hvg_wrmsr(u32 msr, u64 val);
+int hvg_cpu_vector_alloc(unsigned int cpu, irq_handler_t handler,
+			 const char *name, void *dev_id, unsigned int *virq,
+			 unsigned int *vector);
+void hvg_cpu_vector_free(unsigned int virq, void *dev_id);
+void hvg_synchronize_irq(unsigned int virq);
+int hvg_cpuhp_setup(const char *name, int (*online)(unsigned int),
+		    int (*offline)(unsigned int));
+void hvg_cpuhp_remove(int state);
+int hvg_on_cpu(unsigned int cpu, void (*func)(void *), void *info);
+unsigned long hvg_vmalloc_to_pfn(const void *addr);
+void *hvg_page_address(struct page *page);
+u64 hvg_page_to_phys(struct page *page);
+unsigned int hvg_smp_processor_id(void);
+unsigned long hvg_local_irq_save(void);
+void hvg_local_irq_restore(unsigned long flags);
+bool hvg_cpu_online(unsigned int cpu);
+u32 hvg_linux_version_code(void);
+
+#endif /* HV_GUEST_SHIM_H */

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Drives hv_guest's in-module contract tests: loads the module (unless it
+ * is loaded), writes "run" (or HV_GUEST_CONTRACT=traffic) to
+ * /sys/kernel/debug/hv_guest/contract, and passes the module's KTAP on as a
+ * subtest. Then its own checks: the SynIC has a vector for every online CPU,
+ * the kernel log of the run has no warning, and unloading removes every irq
+ * the module had (/sys/kernel/irq, /proc/interrupts) and its debugfs.
+ *
+ * The tests need a host with a test device (QEMU -device hyperv-testdev,
+ * hvhost --test-device).
+ *
+ * Environment: HV_GUEST_KO (module path), HV_GUEST_KEEP=1 (leave it loaded).
+ */
+#include <dirent.h>
+#include <stdarg.h>
+
+#include "hv_guest_util.h"
+
+static char log_text[1 << 20];
+static char buf[1 << 16];
+
+static int count_irqs(void)
+{
+	DIR *d = opendir("/sys/kernel/irq");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Lines of /proc/interrupts that name the module. */
+static int module_irq_lines(void)
+{
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[4096];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "hv_guest-sint") != NULL;
+	fclose(f);
+	return n;
+}
+
+static int nr = 0, failed = 0;
+
+static void result(bool ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	nr++;
+	failed += !ok;
+	printf("%sok %d %s", ok ? "" : "not ", nr, name);
+	if (!ok && fmt) {
+		printf(" # ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+int main(void)
+{
+	const char *what = getenv("HV_GUEST_CONTRACT");
+	bool keep = getenv("HV_GUEST_KEEP") && !strcmp(getenv("HV_GUEST_KEEP"), "1");
+	int irqs_before = count_irqs(), kmsg, fd, ret, online, lines;
+	bool loaded_here = false;
+	struct hv_cpuid c;
+	const char *trouble;
+	char *p;
+
+	printf("TAP version 13\n1..4\n");
+	hv_read_cpuid(&c);
+	if (!hv_expect_load(&c)) {
+		printf("ok 1 contract # SKIP no usable Hyper-V interface here\n");
+		printf("ok 2 vectors # SKIP\nok 3 kernel_log # SKIP\nok 4 unload_clean # SKIP\n");
+		return 0;
+	}
+	kmsg = hv_kmsg_open();
+	if (!hv_exists(HV_SYSFS_MODULE)) {
+		ret = hv_load(hv_module_path());
+		if (ret) {
+			printf("not ok 1 contract # load: %s\n", strerror(-ret));
+			printf("not ok 2 vectors\nnot ok 3 kernel_log\nnot ok 4 unload_clean\n");
+			return 1;
+		}
+		loaded_here = true;
+	}
+
+	/* 1: the module's own tests, as a subtest. */
+	fd = open(HV_DEBUGFS "/contract", O_WRONLY);
+	ret = fd < 0 ? -errno : 0;
+	if (!ret) {
+		const char *cmd = what ? what : "run";
+
+		if (write(fd, cmd, strlen(cmd)) < 0)
+			ret = -errno;
+		close(fd);
+	}
+	if (ret) {
+		result(false, "contract", "writing %s/contract: %s", HV_DEBUGFS, strerror(-ret));
+	} else {
+		int n = hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf));
+		bool ok = n > 0 && strstr(buf, "\n1..") && !strstr(buf, "not ok") &&
+			  strstr(buf, "# totals:");
+
+		printf("# Subtest: contract\n");
+		for (p = strtok(buf, "\n"); p && n > 0; p = strtok(NULL, "\n"))
+			printf("    %s\n", p);
+		result(ok, "contract", n > 0 ? "module tests failed" : "no KTAP from the module");
+	}
+
+	/* 2: a vector for every SINT on every online CPU, each on its CPU. */
+	online = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	lines = 0;
+	if (hv_read_file(HV_DEBUGFS "/synic", buf, sizeof(buf)) > 0)
+		for (p = strstr(buf, "vector"); p; p = strstr(p + 1, "vector"))
+			lines++;
+	result(lines == 2 * online, "vectors", "%d SINT vectors for %d online CPUs:\n%s", lines,
+	       online, buf);
+
+	/* 3: nothing alarming in the log meanwhile. */
+	hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
+	trouble = hv_kmsg_trouble(log_text);
+	if (!trouble && strstr(log_text, "No irq handler"))
+		trouble = "No irq handler";
+	result(!trouble, "kernel_log", "'%s' in the log: %s", trouble, log_text);
+
+	/* 4: unloading returns every irq and removes debugfs. */
+	if (keep || !loaded_here) {
+		printf("ok 4 unload_clean # SKIP module kept loaded\n");
+	} else {
+		ret = hv_unload("hv_guest");
+		result(!ret && count_irqs() == irqs_before && module_irq_lines() == 0 &&
+			       !hv_exists(HV_DEBUGFS),
+		       "unload_clean", "unload %d, irqs %d -> %d, %d /proc/interrupts lines", ret,
+		       irqs_before, count_irqs(), module_irq_lines());
+	}
+	close(kmsg);
+	printf("# totals: pass:%d fail:%d\n", nr - failed, failed);
+	return failed ? 1 : 0;
+}
