@@ -48,12 +48,14 @@ run_test() {
 # to the scenario log (debugcon port 0xeb). --no-xsave: the rig's outer
 # hypervisor (QEMU TCG) does not intercept XSETBV for nested guests, so L1's
 # KVM would report a stale XSAVE size and the guest would oops.
+# HVHOST_KERNEL=/boot/ref-bzImage boots the reference guest (Linux's own
+# Hyper-V support) instead of the rig kernel.
 hvhost_run() {
 	scen=$1
 	shift
 	: >/tmp/hvhost.ktap
 	: >/tmp/hvhost.console
-	timeout -s KILL 200 hvhost --kernel /boot/bzImage --initrd /boot/l2.cpio --no-xsave \
+	timeout -s KILL 200 hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
 		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2" \
 		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.ktap \
 		"$@" 2>/tmp/hvhost.err
@@ -70,10 +72,17 @@ hvhost_run() {
 # that it came up with N CPUs, ran its tests (nested here as a subtest),
 # powered off, and that hvhost exited 0 with a per-vCPU exit summary.
 rig_hvhost_boot() {
-	n=$1
+	rig_hvhost_guest _hvhost_guest "$1"
+}
+
+# rig_hvhost_guest GUEST_SCENARIO N [HVHOST_ARGS...]: the same checks for
+# any guest-side scenario (a '# helper' file whose guest() runs the tests).
+rig_hvhost_guest() {
+	gscen=$1 n=$2
+	shift 2
 	echo "TAP version 13"
 	echo "1..5"
-	hvhost_run _hvhost_guest --cpus "$n"
+	hvhost_run "$gscen" --cpus "$n" "$@"
 	# A guest that hung (killed) or vanished before its KTAP plan gave no
 	# verdict: say so, and the runner boots the scenario once more.
 	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
