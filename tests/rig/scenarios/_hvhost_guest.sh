@@ -1,8 +1,9 @@
 # _hvhost_guest: not a scenario of its own; the guest side of the hvhost
-# scenarios. Reports its CPU count, then checks that hv_guest.ko refuses to
-# load (hvhost offers no Hyper-V leaves yet: that is the next issue).
+# boot scenarios. Reports its CPU count, then checks that hv_guest.ko finds
+# hvhost's Hyper-V interface, loads, shows it in debugfs exactly as CPUID
+# says, and unloads.
 # helper
 guest() {
 	echo "# rig: nproc=$(nproc)"
-	run_test hv_guest_detect env HV_GUEST_EXPECT=none $TESTS/hv_guest_detect
+	run_test hv_guest_detect env HV_GUEST_EXPECT=hyperv $TESTS/hv_guest_detect
 }
