@@ -86,20 +86,22 @@ fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 }
 
 /// Writing `run` runs the contract tests expecting the TLFS's answers,
-/// `run qemu` also accepting QEMU+KVM's documented ones (in the writer's
-/// context; one run at a time).
+/// `run qemu` also accepting QEMU+KVM's documented ones, `traffic` only a
+/// message echo and an event on every CPU (in the writer's context; one
+/// run at a time).
 fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
-    use crate::contract_tests::Peer;
+    use crate::contract_tests::{Peer, Suite};
     let mut buf = [0u8; 16];
     let n = reader.len().min(buf.len());
     reader.read_slice(&mut buf[..n])?;
-    let peer = match core::str::from_utf8(&buf[..n]).map(str::trim) {
-        Ok("run") => Peer::Tlfs,
-        Ok("run qemu") => Peer::Qemu,
+    let (peer, suite) = match core::str::from_utf8(&buf[..n]).map(str::trim) {
+        Ok("run") => (Peer::Tlfs, Suite::All),
+        Ok("run qemu") => (Peer::Qemu, Suite::All),
+        Ok("traffic") => (Peer::Tlfs, Suite::Traffic),
         _ => return Err(EINVAL),
     };
     let mut out = data.contract.lock();
-    *out = crate::contract_tests::run(&data.core.hypercalls, data.core.synic.synic(), peer)?;
+    *out = crate::contract_tests::run(&data.core.hypercalls, data.core.synic.synic(), peer, suite)?;
     Ok(())
 }
 
