@@ -3,8 +3,8 @@
 //! `/sys/kernel/debug/hv_guest/`: what detection found, one value per file,
 //! in the same text as the load-time log; the hypercall statistics; the
 //! SynIC's vectors and counters; and `contract`, which runs the contract
-//! tests when written and shows their KTAP when read. Removed with the
-//! module.
+//! tests when written and shows their KTAP when read; `vmbus/`, the VMBus
+//! client and its channels ([`crate::bus::view`]). Removed with the module.
 
 use core::fmt::{self, Display, Formatter};
 
@@ -22,6 +22,8 @@ use crate::Core;
 pub(crate) struct DebugData {
     info: HvInfo,
     core: Arc<Core>,
+    /// The VMBus client, if the host has VMBus.
+    vmbus: Option<Arc<crate::bus::VmBus>>,
     /// KTAP of the last contract test run (serializes runs, too).
     #[pin]
     contract: Mutex<KVec<u8>>,
@@ -105,11 +107,28 @@ fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     Ok(())
 }
 
+fn show_vmbus_state(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    crate::bus::view::show_state(data.vmbus.as_deref(), f)
+}
+
+fn show_vmbus_channels(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    crate::bus::view::show_channels(data.vmbus.as_deref(), f)
+}
+
+fn show_vmbus_ic(_data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    crate::bus::view::show_ic(f)
+}
+
 /// Creates the directory; it lives as long as the returned scope.
-pub(crate) fn create(info: HvInfo, core: Arc<Core>) -> impl PinInit<Scope<DebugData>, Error> {
+pub(crate) fn create(
+    info: HvInfo,
+    core: Arc<Core>,
+    vmbus: Option<Arc<crate::bus::VmBus>>,
+) -> impl PinInit<Scope<DebugData>, Error> {
     let data = try_pin_init!(DebugData {
         info,
         core,
+        vmbus,
         contract <- new_mutex!(KVec::new(), "hv_guest_contract"),
     }? Error);
     Scope::dir(data, c"hv_guest", |data, dir| {
@@ -125,5 +144,9 @@ pub(crate) fn create(info: HvInfo, core: Arc<Core>) -> impl PinInit<Scope<DebugD
         dir.read_callback_file(c"hypercalls", data, &show_hypercalls);
         dir.read_callback_file(c"synic", data, &show_synic);
         dir.read_write_callback_file(c"contract", data, &show_contract, &run_contract);
+        let vmbus = dir.dir(c"vmbus");
+        vmbus.read_callback_file(c"state", data, &show_vmbus_state);
+        vmbus.read_callback_file(c"channels", data, &show_vmbus_channels);
+        vmbus.read_callback_file(c"ic", data, &show_vmbus_ic);
     })
 }

@@ -19,7 +19,27 @@ use crate::hvcall::cpuid::{
     DetectError, Features, Privileges, Recommendations, VendorText, VersionLeaf,
 };
 
+use crate::hypercall::HvError;
+use crate::vmbus::{
+    gpadl::GpadlError,
+    guid::Guid,
+    ic::{IcError, IcVersion},
+    message::MessageType,
+    parse::ParseError,
+    ring::RingError,
+    version::Version,
+};
+
 forward_display!(
+    HvError,
+    GpadlError,
+    Guid,
+    IcError,
+    IcVersion,
+    MessageType,
+    ParseError,
+    RingError,
+    Version,
     DetectError,
     Features,
     Privileges,

@@ -30,11 +30,28 @@ mod hvcall {
     pub(crate) mod synic;
 }
 
+/// The shared VMBus contract, compiled into this module from `vmbus/src`.
+#[path = "../vmbus/src"]
+// Included whole, like `hvcall`; this side uses only part of it.
+#[allow(dead_code, unreachable_pub)]
+mod vmbus {
+    pub(crate) mod gpadl;
+    pub(crate) mod guid;
+    pub(crate) mod ic;
+    pub(crate) mod message;
+    pub(crate) mod packet;
+    pub(crate) mod parse;
+    pub(crate) mod ring;
+    pub(crate) mod version;
+}
+
+mod bus;
 mod contract_tests;
 mod cpu;
 mod debugfs;
 mod fmt;
 mod hypercall;
+mod ic;
 mod shim;
 mod synic;
 
@@ -57,9 +74,12 @@ pub(crate) struct Core {
     pub(crate) hypercalls: hypercall::Hypercalls,
 }
 
-/// The loaded module. The debugfs scope goes first (its files use `core`).
+/// The loaded module. The debugfs scope goes first (its files use `core`
+/// and the bus), then VMBus (unloaded while the SynIC and hypercalls still
+/// work), then the core.
 struct HvGuest {
     _debugfs: Pin<KBox<Scope<debugfs::DebugData>>>,
+    _vmbus: Option<Arc<bus::VmBus>>,
     _core: Arc<Core>,
 }
 
@@ -82,9 +102,23 @@ impl kernel::Module for HvGuest {
         let synic = synic::SynicHandle::new()?;
         let core = Arc::new(Core { synic, hypercalls }, GFP_KERNEL)?;
         log_vectors(&core);
-        let scope = KBox::pin_init(debugfs::create(info, core.clone()), GFP_KERNEL)?;
+        // A VMBus that fails to come up is logged; the rest of the module
+        // (hypercalls, SynIC, contract tests) still works without it.
+        let vmbus = match bus::VmBus::connect(core.clone()) {
+            Ok(Some(vmbus)) => Some(Arc::new(vmbus, GFP_KERNEL)?),
+            Ok(None) => None,
+            Err(e) => {
+                pr_err!("vmbus: not connected: {:?}\n", e);
+                None
+            }
+        };
+        let scope = KBox::pin_init(
+            debugfs::create(info, core.clone(), vmbus.clone()),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
             _debugfs: scope,
+            _vmbus: vmbus,
             _core: core,
         })
     }

@@ -3,7 +3,8 @@
  * hv_shim.c: the few kernel facilities hv_guest needs that the Rust `kernel`
  * crate of 7.3 does not bind (safe MSR access, a module-owned interrupt
  * vector pinned to one CPU, CPU hotplug states, cross-CPU calls, the PFN of a
- * module text page, a page's linear address). Each function is a thin,
+ * module text page, a page's linear address, and the orderly poweroff and
+ * reboot that bindgen does not see). Each function is a thin,
  * documented wrapper; every one of them is wrapped in safe Rust at once, in
  * rust/shim.rs, and nothing else in the module calls them.
  *
@@ -15,6 +16,7 @@
 #include <linux/irq.h>
 #include <linux/irqdomain.h>
 #include <linux/mm.h>
+#include <linux/reboot.h>
 #include <linux/smp.h>
 #include <linux/vmalloc.h>
 #include <linux/version.h>
@@ -172,4 +174,20 @@ bool hvg_cpu_online(unsigned int cpu)
 u32 hvg_linux_version_code(void)
 {
 	return LINUX_VERSION_CODE;
+}
+
+/*
+ * Starts an orderly poweroff (runs the poweroff helper, then powers off)
+ * from any context; the VMBus shutdown IC's request. Not in the Rust
+ * bindings of 7.3.
+ */
+void hvg_orderly_poweroff(void)
+{
+	orderly_poweroff(true);
+}
+
+/* As hvg_orderly_poweroff(), for a restart request. */
+void hvg_orderly_reboot(void)
+{
+	orderly_reboot();
 }

@@ -30,5 +30,7 @@ unsigned long hvg_local_irq_save(void);
 void hvg_local_irq_restore(unsigned long flags);
 bool hvg_cpu_online(unsigned int cpu);
 u32 hvg_linux_version_code(void);
+void hvg_orderly_poweroff(void);
+void hvg_orderly_reboot(void);
 
 #endif /* HV_GUEST_SHIM_H */

@@ -50,6 +50,8 @@ mod ffi {
         pub(super) fn hvg_local_irq_restore(flags: c_ulong);
         pub(super) fn hvg_cpu_online(cpu: c_uint) -> bool;
         pub(super) fn hvg_linux_version_code() -> u32;
+        pub(super) fn hvg_orderly_poweroff();
+        pub(super) fn hvg_orderly_reboot();
     }
 }
 
@@ -77,6 +79,20 @@ pub(crate) fn wrmsr(msr: u32, val: u64) -> Result {
 pub(crate) fn linux_version_code() -> u32 {
     // SAFETY: returns a constant.
     unsafe { ffi::hvg_linux_version_code() }
+}
+
+/// Starts an orderly poweroff of this machine (any context): the shutdown
+/// request of the host.
+pub(crate) fn orderly_poweroff() {
+    // SAFETY: `orderly_poweroff(true)` only queues the kernel's poweroff
+    // work; callable from any context.
+    unsafe { ffi::hvg_orderly_poweroff() }
+}
+
+/// Starts an orderly reboot of this machine (any context).
+pub(crate) fn orderly_reboot() {
+    // SAFETY: `orderly_reboot()` only queues the kernel's reboot work.
+    unsafe { ffi::hvg_orderly_reboot() }
 }
 
 /// Physical frame number of an address in this module's own image.

@@ -1,0 +1,646 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A VMBus channel and the API drivers use.
+//!
+//! A channel exists from its offer until the host rescinds it (or VMBus
+//! unloads). A driver that binds to it (by class GUID, see
+//! [`crate::ic`]) opens it: [`Channel::open`] allocates the ring pages,
+//! creates the ring GPADL, sends OPENCHANNEL and waits for the result.
+//! From then on:
+//!
+//! * [`Channel::send_inband`] and [`Channel::send_with_pages`] write a
+//!   packet to the guest-to-host ring and signal the host when the ring
+//!   rules say so;
+//! * packets from the host are read in process context, by the channel's
+//!   work (queued from the channel's event flag), and handed to the
+//!   driver's [`ChannelHandler::on_packet`]; [`Channel::poll`] reads them
+//!   synchronously instead;
+//! * [`Channel::request`] sends a packet that asks for a completion and
+//!   waits for the completion with the same transaction ID.
+//!
+//! [`Channel::close`] takes the rings away from every path above under
+//! their locks before it tells the host and tears the GPADL down, so no
+//! driver call can reach ring pages that are being released: afterwards
+//! sends fail with `ENOTCONN` and nothing calls the handler any more. The
+//! pages themselves are freed only when the host confirmed the teardown
+//! (or rescinded the channel); if it never answers they are leaked, never
+//! reused while the host may still write them.
+
+use kernel::prelude::*;
+use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::time::msecs_to_jiffies;
+use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
+
+use super::ring::{RingPages, RingView};
+use super::{Bus, Phase, Reply, REPLY_TIMEOUT_MS};
+use crate::vmbus::gpadl::GpadlRange;
+use crate::vmbus::guid::Guid;
+use crate::vmbus::message::{CloseChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES};
+use crate::vmbus::packet::{Packet, PacketFlags, PacketType};
+use crate::vmbus::ring::{RingConsumer, RingError, RingProducer};
+
+/// What the offer said, copied once.
+#[derive(Clone, Copy)]
+pub(crate) struct OfferInfo {
+    pub(crate) class: Guid,
+    pub(crate) instance: Guid,
+    pub(crate) relid: u32,
+    pub(crate) connection_id: u32,
+    pub(crate) sub_channel_index: u16,
+    pub(crate) monitor_allocated: bool,
+    pub(crate) dedicated_interrupt: bool,
+}
+
+/// The life of a channel as debugfs shows it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    Offered,
+    Opening,
+    Open,
+    Closing,
+    Closed,
+    /// The host broke the ring protocol; the channel is closed.
+    Broken,
+}
+
+/// What a driver gets called with.
+pub(crate) trait ChannelHandler: Send + Sync {
+    /// A packet from the host (process context, the channel's work). Must
+    /// not call [`Channel::poll`], [`Channel::close`] or wait for a
+    /// [`Channel::request`] on the same channel.
+    fn on_packet(&self, ch: &Arc<Channel>, pkt: &Packet<'_>);
+}
+
+/// Largest completion payload [`Channel::request`] returns.
+const MAX_COMPLETION: usize = 4096;
+
+/// A request waiting for its completion.
+struct Pending {
+    trans_id: u64,
+    done: bool,
+    data: KVec<u8>,
+}
+
+/// The receive side: the consumer and the buffer packets are copied into.
+struct Rx {
+    consumer: RingConsumer<RingView>,
+    buf: KVec<u8>,
+}
+
+/// Control state, changed by open/close/bind/unbind (process context).
+struct Control {
+    state: State,
+    driver: Option<&'static str>,
+    /// Binding was tried (and failed or found no driver): not again.
+    probed: bool,
+    gpadl: u32,
+    pages: Option<Arc<RingPages>>,
+}
+
+/// Counters for debugfs.
+pub(crate) struct ChannelCounters {
+    pub(crate) tx_packets: Atomic<u64>,
+    pub(crate) rx_packets: Atomic<u64>,
+    pub(crate) signals: Atomic<u64>,
+    pub(crate) events: Atomic<u64>,
+    pub(crate) errors: Atomic<u64>,
+}
+
+impl ChannelCounters {
+    const fn new() -> Self {
+        Self {
+            tx_packets: Atomic::new(0),
+            rx_packets: Atomic::new(0),
+            signals: Atomic::new(0),
+            events: Atomic::new(0),
+            errors: Atomic::new(0),
+        }
+    }
+}
+
+/// One offered channel.
+#[pin_data]
+pub(crate) struct Channel {
+    bus: Arc<Bus>,
+    info: OfferInfo,
+    #[pin]
+    ctl: Mutex<Control>,
+    /// The send ring while open; `None` otherwise (taken by close).
+    #[pin]
+    tx: Mutex<Option<RingProducer<RingView>>>,
+    /// The receive ring while open; held while a packet is handled.
+    #[pin]
+    rx: Mutex<Option<Rx>>,
+    /// The driver's callback while open.
+    #[pin]
+    handler: Mutex<Option<Arc<dyn ChannelHandler>>>,
+    /// Requests waiting for completions.
+    #[pin]
+    pending: Mutex<KVec<Pending>>,
+    #[pin]
+    completed: CondVar,
+    #[pin]
+    work: Work<Channel>,
+    rescinded: Atomic<bool>,
+    next_trans_id: Atomic<u64>,
+    pub(crate) counters: ChannelCounters,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Channel { self.work }
+}
+
+impl WorkItem for Channel {
+    type Pointer = Arc<Channel>;
+
+    fn run(this: Arc<Channel>) {
+        let handler = this.handler.lock().clone();
+        this.drain(handler.as_deref());
+    }
+}
+
+fn ring_errno(e: RingError) -> Error {
+    match e {
+        RingError::Full { .. } => EAGAIN,
+        RingError::BufferTooSmall { .. } => EMSGSIZE,
+        _ => EIO,
+    }
+}
+
+impl Channel {
+    pub(super) fn new(bus: Arc<Bus>, o: &OfferChannel) -> Result<Arc<Self>> {
+        let info = OfferInfo {
+            class: o.offer.if_type,
+            instance: o.offer.if_instance,
+            relid: o.child_relid,
+            connection_id: o.connection_id,
+            sub_channel_index: o.offer.sub_channel_index,
+            monitor_allocated: o.monitor_allocated(),
+            dedicated_interrupt: o.is_dedicated_interrupt(),
+        };
+        Arc::pin_init(
+            pin_init!(Channel {
+                bus,
+                info,
+                ctl <- new_mutex!(Control {
+                    state: State::Offered,
+                    driver: None,
+                    probed: false,
+                    gpadl: 0,
+                    pages: None,
+                }, "hv_guest_channel_ctl"),
+                tx <- new_mutex!(None, "hv_guest_channel_tx"),
+                rx <- new_mutex!(None, "hv_guest_channel_rx"),
+                handler <- new_mutex!(None, "hv_guest_channel_handler"),
+                pending <- new_mutex!(KVec::new(), "hv_guest_channel_pending"),
+                completed <- new_condvar!("hv_guest_channel_completed"),
+                work <- new_work!("hv_guest_channel_work"),
+                rescinded: Atomic::new(false),
+                next_trans_id: Atomic::new(1),
+                counters: ChannelCounters::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The offer.
+    pub(crate) fn info(&self) -> &OfferInfo {
+        &self.info
+    }
+
+    /// The relid.
+    pub(crate) fn relid(&self) -> u32 {
+        self.info.relid
+    }
+
+    /// State, bound driver, GPADL handle and ring sizes (send, receive,
+    /// in bytes with headers), for debugfs.
+    pub(crate) fn status(&self) -> (State, Option<&'static str>, u32, usize, usize) {
+        let ctl = self.ctl.lock();
+        let (s, r) = ctl.pages.as_ref().map_or((0, 0), |p| {
+            (p.send_pages() * 4096, (p.total_pages() - p.send_pages()) * 4096)
+        });
+        (ctl.state, ctl.driver, ctl.gpadl, s, r)
+    }
+
+    pub(crate) fn is_rescinded(&self) -> bool {
+        self.rescinded.load(Acquire)
+    }
+
+    pub(super) fn mark_rescinded(&self) {
+        self.rescinded.store(true, Release);
+        self.completed.notify_all();
+    }
+
+    /// The event flag of this relid fired (hard irq).
+    pub(super) fn on_event(&self) {
+        self.counters.events.add(1, Relaxed);
+        let _ = workqueue::system().enqueue(self.self_arc());
+    }
+
+    /// Waits until the channel's work is not running or queued. Not from
+    /// the work itself.
+    pub(super) fn flush(&self) {
+        // SAFETY: `work` is a live work item of `self`; flushing waits for
+        // it and needs no other guarantee.
+        unsafe { kernel::bindings::flush_work(Work::raw_get(&self.work)) };
+    }
+
+    fn self_arc(&self) -> Arc<Channel> {
+        // SAFETY: every `Channel` is made by `Channel::new` inside an
+        // `Arc`, alive while `self` is borrowed; `into` takes a new count.
+        unsafe { kernel::sync::ArcBorrow::from_raw(core::ptr::from_ref(self)) }.into()
+    }
+
+    /// Binds the driver for this class, if any and not tried before.
+    pub(super) fn bind(&self) {
+        {
+            let mut ctl = self.ctl.lock();
+            if ctl.probed || ctl.driver.is_some() {
+                return;
+            }
+            ctl.probed = true;
+        }
+        if self.info.sub_channel_index != 0 {
+            return;
+        }
+        let Some(driver) = crate::ic::DRIVERS.iter().find(|d| d.class == self.info.class) else {
+            return;
+        };
+        let me = self.self_arc();
+        match (driver.probe)(&me) {
+            Ok(()) => {
+                self.ctl.lock().driver = Some(driver.name);
+                pr_info!("vmbus: relid {} bound to {}\n", self.relid(), driver.name);
+            }
+            Err(e) => pr_err!(
+                "vmbus: {} did not bind to relid {}: {:?}\n",
+                driver.name,
+                self.relid(),
+                e
+            ),
+        }
+    }
+
+    /// Unbinds the driver (closing the channel).
+    pub(super) fn unbind(&self) {
+        self.close();
+        let mut ctl = self.ctl.lock();
+        if let Some(name) = ctl.driver.take() {
+            pr_info!("vmbus: relid {} unbound from {}\n", self.relid(), name);
+        }
+    }
+
+    /// Opens the channel with rings of `send_pages` and `recv_pages`
+    /// pages (each with its header page) and `handler` for what arrives.
+    pub(crate) fn open(
+        &self,
+        send_pages: usize,
+        recv_pages: usize,
+        handler: Arc<dyn ChannelHandler>,
+    ) -> Result {
+        let bus = &self.bus;
+        let relid = self.relid();
+        let mut ctl = self.ctl.lock();
+        if !matches!(ctl.state, State::Offered | State::Closed) {
+            return Err(EBUSY);
+        }
+        if self.is_rescinded() || bus.connection().0 != Phase::Connected {
+            return Err(ENODEV);
+        }
+        ctl.state = State::Opening;
+        let pages = RingPages::new(send_pages, recv_pages).inspect_err(|_| ctl.state = State::Closed)?;
+        pages.init_headers();
+        let pfns = pages.pfns()?;
+        let gpadl = match bus.create_gpadl(relid, &pfns, || self.is_rescinded()) {
+            Ok(g) => g,
+            Err(e) => {
+                // Not created (refused, or the host never answered): a
+                // host that answers late may still map the pages, keep them.
+                if e == ETIMEDOUT {
+                    core::mem::forget(pages.clone());
+                }
+                ctl.state = State::Closed;
+                return Err(e);
+            }
+        };
+        ctl.gpadl = gpadl;
+        ctl.pages = Some(pages.clone());
+        let rings = RingProducer::new(pages.send_ring())
+            .and_then(|p| Ok((p, RingConsumer::new(pages.recv_ring())?)));
+        let (producer, consumer) = match rings {
+            Ok(r) => r,
+            Err(e) => {
+                pr_err!("vmbus: relid {}: ring setup: {}\n", relid, e);
+                self.release_gpadl(&mut ctl);
+                return Err(EIO);
+            }
+        };
+        let data_len = consumer.data_len() as usize;
+        let mut buf = KVec::new();
+        if let Err(e) = buf.reserve(data_len.min(65536), GFP_KERNEL) {
+            self.release_gpadl(&mut ctl);
+            return Err(e.into());
+        }
+        buf.resize(data_len.min(65536), 0, GFP_KERNEL)?;
+        *self.tx.lock() = Some(producer);
+        *self.rx.lock() = Some(Rx { consumer, buf });
+        *self.handler.lock() = Some(handler);
+        let msg = OpenChannel {
+            child_relid: relid,
+            openid: relid,
+            ringbuffer_gpadlhandle: gpadl,
+            target_vp: bus.target_vp,
+            downstream_ringbuffer_pageoffset: pages.send_pages() as u32,
+            userdata: [0; MAX_USER_DEFINED_BYTES],
+        };
+        let result = bus.post(&msg).and_then(|()| {
+            bus.wait_reply(
+                REPLY_TIMEOUT_MS,
+                |r| matches!(r, Reply::OpenResult(o) if o.child_relid == relid && o.openid == relid),
+                || self.is_rescinded(),
+            )
+        });
+        let err = match result {
+            Ok(Reply::OpenResult(o)) if o.status == 0 => None,
+            Ok(Reply::OpenResult(o)) => {
+                pr_err!("vmbus: host refused to open relid {}: status {:#x}\n", relid, o.status);
+                Some(EIO)
+            }
+            Ok(_) => Some(EIO),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = err {
+            self.take_rings();
+            self.release_gpadl(&mut ctl);
+            return Err(e);
+        }
+        ctl.state = State::Open;
+        drop(ctl);
+        // Anything the host sent before we were ready.
+        let _ = workqueue::system().enqueue(self.self_arc());
+        Ok(())
+    }
+
+    /// Takes rings and handler away from every driver path; waits for a
+    /// running receive callback.
+    fn take_rings(&self) {
+        *self.handler.lock() = None;
+        *self.tx.lock() = None;
+        *self.rx.lock() = None;
+        self.flush();
+        let mut pending = self.pending.lock();
+        for p in pending.iter_mut() {
+            p.done = true;
+        }
+        drop(pending);
+        self.completed.notify_all();
+    }
+
+    /// Tears the ring GPADL down and frees the pages once the host
+    /// confirmed (or rescinded the channel, after which it no longer
+    /// touches them); leaks them otherwise.
+    fn release_gpadl(&self, ctl: &mut Control) {
+        let Some(pages) = ctl.pages.take() else {
+            ctl.state = State::Closed;
+            return;
+        };
+        let rescinded = self.is_rescinded();
+        match self.bus.teardown_gpadl(self.relid(), ctl.gpadl, rescinded) {
+            Ok(()) => {}
+            Err(e) => {
+                pr_err!(
+                    "vmbus: GPADL {:#x} of relid {} not torn down ({:?}): its pages stay allocated\n",
+                    ctl.gpadl,
+                    self.relid(),
+                    e
+                );
+                core::mem::forget(pages);
+            }
+        }
+        ctl.gpadl = 0;
+        if ctl.state != State::Broken {
+            ctl.state = State::Closed;
+        }
+    }
+
+    /// Closes the channel if open: no more packets either way, then
+    /// CLOSECHANNEL and the GPADL teardown.
+    pub(crate) fn close(&self) {
+        let mut ctl = self.ctl.lock();
+        if !matches!(ctl.state, State::Open | State::Broken) {
+            return;
+        }
+        let broken = ctl.state == State::Broken;
+        ctl.state = State::Closing;
+        self.take_rings();
+        if let Err(e) = self.bus.post(&CloseChannel {
+            child_relid: self.relid(),
+        }) {
+            pr_err!("vmbus: CLOSECHANNEL {} failed: {:?}\n", self.relid(), e);
+        }
+        if broken {
+            ctl.state = State::Broken;
+        }
+        self.release_gpadl(&mut ctl);
+        pr_info!("vmbus: relid {} closed\n", self.relid());
+    }
+
+    fn signal(&self) {
+        self.counters.signals.add(1, Relaxed);
+        if let Err(e) = self.bus.core.hypercalls.signal_event(self.info.connection_id, 0) {
+            self.counters.errors.add(1, Relaxed);
+            pr_err!("vmbus: signalling relid {} failed: {}\n", self.relid(), e);
+        }
+    }
+
+    fn send_with(&self, f: impl FnOnce(&mut RingProducer<RingView>) -> Result<bool, RingError>) -> Result {
+        let mut tx = self.tx.lock();
+        let producer = Option::as_mut(&mut *tx).ok_or(ENOTCONN)?;
+        let signal = f(producer).map_err(|e| {
+            if !matches!(e, RingError::Full { .. }) {
+                pr_err!("vmbus: relid {} send ring: {}\n", self.relid(), e);
+            }
+            self.counters.errors.add(1, Relaxed);
+            ring_errno(e)
+        })?;
+        drop(tx);
+        self.counters.tx_packets.add(1, Relaxed);
+        if signal {
+            self.signal();
+        }
+        Ok(())
+    }
+
+    /// Sends an in-band packet. `EAGAIN` if the ring is full, `ENOTCONN`
+    /// if the channel is not open.
+    pub(crate) fn send_inband(&self, trans_id: u64, flags: PacketFlags, data: &[u8]) -> Result {
+        self.send_with(|p| p.write_inband(trans_id, flags, data))
+    }
+
+    /// Sends a packet that refers to guest pages (GPA direct).
+    #[allow(dead_code)]
+    pub(crate) fn send_with_pages(
+        &self,
+        trans_id: u64,
+        flags: PacketFlags,
+        ranges: &[GpadlRange<'_>],
+        data: &[u8],
+    ) -> Result {
+        self.send_with(|p| p.write_gpa_direct(trans_id, flags, ranges, data))
+    }
+
+    /// Sends `data` asking for a completion, waits for it and copies its
+    /// data into `reply`; returns the bytes copied.
+    #[allow(dead_code)]
+    pub(crate) fn request(&self, data: &[u8], reply: &mut [u8], timeout_ms: u32) -> Result<usize> {
+        let trans_id = self.next_trans_id.fetch_add(1, Relaxed);
+        self.pending.lock().push(
+            Pending {
+                trans_id,
+                done: false,
+                data: KVec::new(),
+            },
+            GFP_KERNEL,
+        )?;
+        let sent = self.send_inband(trans_id, PacketFlags::COMPLETION_REQUESTED, data);
+        let mut left = msecs_to_jiffies(timeout_ms);
+        let mut pending = self.pending.lock();
+        let result = loop {
+            let Some(i) = pending.iter().position(|p| p.trans_id == trans_id) else {
+                break Err(EIO);
+            };
+            if let Err(e) = sent {
+                break Err(e);
+            }
+            if pending[i].done {
+                break Ok(i);
+            }
+            if left == 0 || self.is_rescinded() {
+                break Err(if left == 0 { ETIMEDOUT } else { ENODEV });
+            }
+            match self.completed.wait_interruptible_timeout(&mut pending, left) {
+                kernel::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                kernel::sync::CondVarTimeoutResult::Timeout => left = 0,
+                kernel::sync::CondVarTimeoutResult::Signal { .. } => left = 0,
+            }
+        };
+        let Some(i) = pending.iter().position(|p| p.trans_id == trans_id) else {
+            return result.map(|_| 0);
+        };
+        let p = pending.remove(i).map_err(|_| EIO)?;
+        result?;
+        if self.tx.lock().is_none() {
+            return Err(ENOTCONN);
+        }
+        let n = p.data.len().min(reply.len());
+        reply[..n].copy_from_slice(&p.data[..n]);
+        Ok(n)
+    }
+
+    /// Reads what the host sent and hands each packet to `f` (instead of
+    /// the handler); returns the number of packets.
+    #[allow(dead_code)]
+    pub(crate) fn poll(&self, mut f: impl FnMut(&Packet<'_>)) -> Result<usize> {
+        let mut n = 0;
+        self.read_packets(|p| {
+            n += 1;
+            f(p)
+        })?;
+        Ok(n)
+    }
+
+    /// The channel work: reads everything and calls the handler.
+    fn drain(&self, handler: Option<&dyn ChannelHandler>) {
+        let me = self.self_arc();
+        let _ = self.read_packets(|p| {
+            if let Some(h) = handler {
+                h.on_packet(&me, p);
+            }
+        });
+    }
+
+    fn read_packets(&self, mut f: impl FnMut(&Packet<'_>)) -> Result {
+        let mut rx_guard = self.rx.lock();
+        let Some(rx) = Option::as_mut(&mut *rx_guard) else {
+            return Err(ENOTCONN);
+        };
+        let result = loop {
+            rx.consumer.mask_interrupts();
+            let mut failed = None;
+            loop {
+                match rx.consumer.read_packet(&mut rx.buf) {
+                    Ok(None) => break,
+                    Ok(Some(p)) => {
+                        self.counters.rx_packets.add(1, Relaxed);
+                        if !self.complete(&p) {
+                            f(&p);
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                match rx.consumer.commit() {
+                    Ok(true) => self.signal(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                break Err(e);
+            }
+            match rx.consumer.unmask_interrupts() {
+                Ok(true) => continue,
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let Err(e) = result else {
+            return Ok(());
+        };
+        // The host broke the ring: stop using it (the driver's next send
+        // fails too) and say why; the channel is closed on unbind.
+        self.counters.errors.add(1, Relaxed);
+        pr_err!(
+            "vmbus: relid {}: bad packet from the host: {}; channel stopped\n",
+            self.relid(),
+            e
+        );
+        *rx_guard = None;
+        drop(rx_guard);
+        *self.tx.lock() = None;
+        if let Some(mut ctl) = self.ctl.try_lock() {
+            if ctl.state == State::Open {
+                ctl.state = State::Broken;
+            }
+        }
+        Err(EIO)
+    }
+
+    /// If `p` completes a pending request, records it and returns true.
+    fn complete(&self, p: &Packet<'_>) -> bool {
+        if p.desc.ty != PacketType::COMP {
+            return false;
+        }
+        let mut pending = self.pending.lock();
+        let Some(entry) = pending.iter_mut().find(|e| e.trans_id == p.desc.trans_id && !e.done) else {
+            return false;
+        };
+        let data = p.data();
+        let n = data.len().min(MAX_COMPLETION);
+        entry.data.clear();
+        if entry.data.extend_from_slice(&data[..n], GFP_KERNEL).is_err() {
+            entry.data.clear();
+        }
+        entry.done = true;
+        drop(pending);
+        self.completed.notify_all();
+        true
+    }
+}

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The pages of one channel's rings, and [`RingMemory`] over them.
+//!
+//! A channel's ring GPADL covers one run of pages: the guest-to-host
+//! (send) ring first, its header page and then its data, and right after
+//! it the host-to-guest (receive) ring. The pages are allocated one by one
+//! (the GPADL lists every PFN, they need not be contiguous) and are owned
+//! by [`RingPages`], which the channel keeps until the host has confirmed
+//! the GPADL torn down: before that the host may still write to them.
+//!
+//! Everything here treats the pages as shared with a party that may change
+//! any byte at any time: header fields are 32-bit atomics, data is copied
+//! with raw pointer copies (a torn copy is some bytes, never a fault), and
+//! no Rust reference to the shared bytes is ever formed. The ring algorithm
+//! in `vmbus::ring` validates every index it reads.
+
+use kernel::page::PAGE_SIZE;
+use kernel::prelude::*;
+use kernel::sync::atomic::{Acquire, Atomic, Release};
+use kernel::sync::Arc;
+
+use crate::shim::SharedPage;
+use crate::vmbus::ring::{HeaderField, RingMemory, RING_HEADER_SIZE};
+
+const _: () = assert!(RING_HEADER_SIZE == PAGE_SIZE);
+
+/// The zeroed pages of both rings of a channel.
+///
+/// # Invariants
+///
+/// `pages` has `send_pages + recv_pages` entries and each ring has at
+/// least two pages (a header and one data page).
+pub(crate) struct RingPages {
+    pages: KVec<SharedPage>,
+    send_pages: usize,
+}
+
+impl RingPages {
+    /// Allocates `send_pages + recv_pages` zeroed pages (each count
+    /// includes the ring's header page).
+    pub(crate) fn new(send_pages: usize, recv_pages: usize) -> Result<Arc<Self>> {
+        if send_pages < 2 || recv_pages < 2 {
+            return Err(EINVAL);
+        }
+        let total = send_pages.checked_add(recv_pages).ok_or(EINVAL)?;
+        let mut pages = KVec::with_capacity(total, GFP_KERNEL)?;
+        for _ in 0..total {
+            pages.push(SharedPage::new()?, GFP_KERNEL)?;
+        }
+        // INVARIANT: `total` pages, at least two per ring (checked).
+        Ok(Arc::new(Self { pages, send_pages }, GFP_KERNEL)?)
+    }
+
+    /// Page frame numbers of every page, in GPADL order.
+    pub(crate) fn pfns(&self) -> Result<KVec<u64>> {
+        let mut pfns = KVec::with_capacity(self.pages.len(), GFP_KERNEL)?;
+        for p in self.pages.iter() {
+            pfns.push(p.phys() >> 12, GFP_KERNEL)?;
+        }
+        Ok(pfns)
+    }
+
+    /// Pages of the send ring, header included: the offset of the receive
+    /// ring in the GPADL, in pages.
+    pub(crate) fn send_pages(&self) -> usize {
+        self.send_pages
+    }
+
+    /// All pages.
+    pub(crate) fn total_pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Marks both rings as honouring `pending_send_sz` (Linux sets
+    /// `feat_pending_send_sz` in both headers before opening).
+    pub(crate) fn init_headers(self: &Arc<Self>) {
+        for ring in [self.send_ring(), self.recv_ring()] {
+            ring.store_release(
+                HeaderField::FeatureBits,
+                crate::vmbus::ring::FEAT_PENDING_SEND_SZ,
+            );
+        }
+    }
+
+    /// The guest-to-host ring.
+    pub(crate) fn send_ring(self: &Arc<Self>) -> RingView {
+        RingView {
+            pages: self.clone(),
+            first: 0,
+            count: self.send_pages,
+        }
+    }
+
+    /// The host-to-guest ring.
+    pub(crate) fn recv_ring(self: &Arc<Self>) -> RingView {
+        RingView {
+            pages: self.clone(),
+            first: self.send_pages,
+            count: self.pages.len() - self.send_pages,
+        }
+    }
+}
+
+/// One ring inside [`RingPages`].
+///
+/// # Invariants
+///
+/// `first + count <= pages.pages.len()` and `count >= 2`.
+pub(crate) struct RingView {
+    pages: Arc<RingPages>,
+    first: usize,
+    count: usize,
+}
+
+impl RingView {
+    fn header(&self, field: HeaderField) -> &Atomic<u32> {
+        // INVARIANT use: `first` is a valid page index.
+        let page = &self.pages.pages[self.first];
+        // SAFETY: the header fields are at 4-byte aligned offsets below
+        // 0x44 within the page, which lives as long as `self.pages`; the
+        // other side accesses them concurrently, hence an atomic.
+        unsafe { Atomic::<u32>::from_ptr(page.as_ptr().add(field.offset()).cast::<u32>()) }
+    }
+
+    /// Calls `f(page, offset_in_page, range_in_buf)` for each page piece of
+    /// `len` bytes at data offset `offset`.
+    fn pieces(&self, offset: usize, len: usize, mut f: impl FnMut(&SharedPage, usize, usize, usize)) {
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done;
+            let index = self.first + 1 + pos / PAGE_SIZE;
+            let within = pos % PAGE_SIZE;
+            let n = (PAGE_SIZE - within).min(len - done);
+            // The ring algorithm keeps `offset + len <= data_len()`
+            // (RingMemory's contract); `get` keeps a broken caller from
+            // reaching another ring's page or beyond.
+            match self.pages.pages.get(index) {
+                Some(page) if index < self.first + self.count => f(page, within, done, n),
+                _ => return,
+            }
+            done += n;
+        }
+    }
+}
+
+impl RingMemory for RingView {
+    fn data_len(&self) -> usize {
+        (self.count - 1) * PAGE_SIZE
+    }
+
+    fn read_data(&self, offset: usize, buf: &mut [u8]) {
+        let dst = buf.as_mut_ptr();
+        self.pieces(offset, buf.len(), |page, within, at, n| {
+            // SAFETY: `within + n <= PAGE_SIZE` inside a live page and
+            // `at + n <= buf.len()`; a byte copy of shared memory the host
+            // may be writing yields some bytes, which is all the ring code
+            // relies on (it checks everything in the copy).
+            unsafe { core::ptr::copy_nonoverlapping(page.as_ptr().add(within), dst.add(at), n) }
+        });
+    }
+
+    fn write_data(&self, offset: usize, data: &[u8]) {
+        let src = data.as_ptr();
+        self.pieces(offset, data.len(), |page, within, at, n| {
+            // SAFETY: as in `read_data`, the other way round; the producer
+            // owns the bytes it writes until it publishes the write index.
+            unsafe { core::ptr::copy_nonoverlapping(src.add(at), page.as_ptr().add(within), n) }
+        });
+    }
+
+    fn load_acquire(&self, field: HeaderField) -> u32 {
+        self.header(field).load(Acquire)
+    }
+
+    fn store_release(&self, field: HeaderField, value: u32) {
+        self.header(field).store(value, Release)
+    }
+
+    fn fence(&self) {
+        // virt_mb(): a full barrier even if this kernel were UP, since the
+        // other side is the host.
+        kernel::sync::barrier::mb(kernel::sync::barrier::Full);
+    }
+}

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hv_guest's VMBus client, from user space: loads the module, checks that
+ * it connected at the expected version (debugfs vmbus/state and the log
+ * line), lists the channels (debugfs vmbus/channels) and that the expected
+ * drivers bound with their channels open, optionally waits for IC traffic
+ * (heartbeats answered, time samples seen), unloads, and checks that the
+ * UNLOAD handshake completed, every open channel was closed with its GPADL
+ * torn down, and nothing is left behind. All of it HV_GUEST_VMBUS_CYCLES
+ * times.
+ *
+ * Environment:
+ *   HV_GUEST_KO               module path
+ *   HV_GUEST_VMBUS_VERSION    version expected, e.g. 4.0 or 6.0 (required)
+ *   HV_GUEST_VMBUS_DEVICES    drivers expected bound, e.g. "heartbeat shutdown"
+ *   HV_GUEST_VMBUS_CYCLES     load/unload cycles (default 1)
+ *   HV_GUEST_VMBUS_WAIT_IC=1  wait (30 s at most) for a heartbeat and a time sample
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <time.h>
+
+#include "hv_guest_util.h"
+
+static char log_text[1 << 20];
+static char state[4096], channels[1 << 16], ic[1024];
+static int nr, failed;
+
+static void result(bool ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	nr++;
+	failed += !ok;
+	printf("%sok %d %s", ok ? "" : "not ", nr, name);
+	if (!ok && fmt) {
+		printf(" # ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+static void comment_block(const char *title, const char *text)
+{
+	char copy[1 << 16], *p, *save;
+
+	printf("# %s:\n", title);
+	snprintf(copy, sizeof(copy), "%s", text);
+	for (p = strtok_r(copy, "\n", &save); p; p = strtok_r(NULL, "\n", &save))
+		printf("#   %s\n", p);
+}
+
+static int count_irqs(void)
+{
+	DIR *d = opendir("/sys/kernel/irq");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Value after "key " in text, or -1. */
+static long long field(const char *text, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "%s ", key);
+	p = strstr(text, pat);
+	return p ? atoll(p + strlen(pat)) : -1;
+}
+
+/* Whether driver `name` is bound to an Open channel in the channels text. */
+static bool bound_open(const char *text, const char *name)
+{
+	char pat[64];
+	const char *p, *block;
+
+	snprintf(pat, sizeof(pat), "  driver %s\n", name);
+	p = strstr(text, pat);
+	if (!p)
+		return false;
+	/* The state line comes right before the driver line. */
+	block = p;
+	while (block > text && strncmp(block, "  state ", 8))
+		block--;
+	return !strncmp(block, "  state Open\n", 13);
+}
+
+static int count_lines(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+		n++;
+	return n;
+}
+
+int main(void)
+{
+	const char *want_version = getenv("HV_GUEST_VMBUS_VERSION");
+	const char *devices = getenv("HV_GUEST_VMBUS_DEVICES");
+	const char *cycles_env = getenv("HV_GUEST_VMBUS_CYCLES");
+	bool wait_ic = getenv("HV_GUEST_VMBUS_WAIT_IC") && !strcmp(getenv("HV_GUEST_VMBUS_WAIT_IC"), "1");
+	int cycles = cycles_env ? atoi(cycles_env) : 1;
+	int irqs_before = count_irqs();
+	bool load_ok = true, conn_ok = true, dev_ok = true, ic_ok = true, unload_ok = true;
+	char why_load[256] = "", why_conn[512] = "", why_dev[512] = "", why_ic[256] = "",
+	     why_unload[512] = "";
+	char want_state[64], want_log[64];
+	const char *trouble;
+	int kmsg, ret, c;
+
+	printf("TAP version 13\n1..6\n");
+	if (!want_version) {
+		printf("Bail out! HV_GUEST_VMBUS_VERSION not set\n");
+		return 1;
+	}
+	if (cycles < 1)
+		cycles = 1;
+	snprintf(want_state, sizeof(want_state), "version %s\n", want_version);
+	snprintf(want_log, sizeof(want_log), "vmbus: Vmbus version:%s ", want_version);
+	kmsg = hv_kmsg_open();
+	for (c = 1; c <= cycles; c++) {
+		int mark = strlen(log_text), opened;
+
+		ret = hv_load(hv_module_path());
+		if (ret) {
+			load_ok = false;
+			snprintf(why_load, sizeof(why_load), "cycle %d: load: %s", c, strerror(-ret));
+			break;
+		}
+		hv_read_file(HV_DEBUGFS "/vmbus/state", state, sizeof(state));
+		hv_read_file(HV_DEBUGFS "/vmbus/channels", channels, sizeof(channels));
+		if (c == 1) {
+			comment_block("vmbus/state", state);
+			comment_block("vmbus/channels", channels[0] ? channels : "(no channels)");
+		}
+		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
+		if (conn_ok && (!strstr(state, "phase Connected\n") || !strstr(state, want_state) ||
+				!strstr(log_text + mark, want_log))) {
+			conn_ok = false;
+			snprintf(why_conn, sizeof(why_conn), "cycle %d: want %s; state: %s", c,
+				 want_version, state);
+		}
+		if (field(state, "channels") != count_lines(channels, "relid ") && conn_ok) {
+			dev_ok = false;
+			snprintf(why_dev, sizeof(why_dev), "cycle %d: state says %lld channels, %d listed",
+				 c, field(state, "channels"), count_lines(channels, "relid "));
+		}
+		if (devices && dev_ok) {
+			char list[256], *d, *save;
+
+			snprintf(list, sizeof(list), "%s", devices);
+			for (d = strtok_r(list, " ", &save); d; d = strtok_r(NULL, " ", &save))
+				if (!bound_open(channels, d)) {
+					dev_ok = false;
+					snprintf(why_dev, sizeof(why_dev), "cycle %d: %s not bound/open", c, d);
+					break;
+				}
+		}
+		if (wait_ic && c == 1) {
+			time_t end = time(NULL) + 30;
+
+			do {
+				hv_read_file(HV_DEBUGFS "/vmbus/ic", ic, sizeof(ic));
+				if (field(ic, "beats") > 0 && field(ic, "samples") > 0)
+					break;
+				usleep(200000);
+			} while (time(NULL) < end);
+			comment_block("vmbus/ic", ic);
+			if (field(ic, "beats") <= 0 || field(ic, "samples") <= 0) {
+				ic_ok = false;
+				snprintf(why_ic, sizeof(why_ic), "no heartbeat or time sample in 30 s: %s", ic);
+			}
+		}
+		opened = count_lines(channels, "  state Open\n");
+		ret = hv_unload("hv_guest");
+		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
+		if (unload_ok && (ret || hv_exists(HV_DEBUGFS) || count_irqs() != irqs_before ||
+				  !strstr(log_text + mark, "vmbus: unloaded (UNLOAD_RESPONSE received)") ||
+				  count_lines(log_text + mark, " closed\n") != opened ||
+				  strstr(log_text + mark, "not torn down"))) {
+			unload_ok = false;
+			snprintf(why_unload, sizeof(why_unload),
+				 "cycle %d: unload %d, irqs %d -> %d, %d open, %d closed, log: %.300s", c, ret,
+				 irqs_before, count_irqs(), opened, count_lines(log_text + mark, " closed\n"),
+				 log_text + mark);
+		}
+		if (ret)
+			break;
+	}
+	printf("# %d cycle(s)\n", c - 1);
+	result(load_ok, "load", "%s", why_load);
+	result(conn_ok, "connected_at_expected_version", "%s", why_conn);
+	result(dev_ok, "channels_listed_and_drivers_bound", "%s", why_dev);
+	if (wait_ic)
+		result(ic_ok, "ic_traffic", "%s", why_ic);
+	else
+		printf("ok %d ic_traffic # SKIP not asked for\n", ++nr);
+	result(unload_ok, "unload_handshake_channels_closed", "%s", why_unload);
+	trouble = hv_kmsg_trouble(log_text);
+	if (!trouble && strstr(log_text, "vmbus: rejected"))
+		trouble = "vmbus: rejected";
+	result(!trouble, "kernel_log", "'%s' in the log", trouble);
+	if (trouble || failed)
+		comment_block("kernel log", log_text);
+	close(kmsg);
+	printf("# totals: pass:%d fail:%d\n", nr - failed, failed);
+	return failed ? 1 : 0;
+}
