@@ -363,10 +363,9 @@ impl Drop for VmBus {
                 ch.unbind();
             }
             bus.state.lock().phase = Phase::Unloading;
-            match bus
-                .post_empty(MessageType::UNLOAD)
-                .and_then(|()| bus.wait_reply(REPLY_TIMEOUT_MS, |r| matches!(r, Reply::Unload), || false))
-            {
+            match bus.post_empty(MessageType::UNLOAD).and_then(|()| {
+                bus.wait_reply(REPLY_TIMEOUT_MS, |r| matches!(r, Reply::Unload), || false)
+            }) {
                 Ok(_) => pr_info!("vmbus: unloaded (UNLOAD_RESPONSE received)\n"),
                 Err(e) => pr_err!("vmbus: host did not answer UNLOAD: {:?}\n", e),
             }
@@ -422,7 +421,11 @@ impl Bus {
                     return Err(e.to_errno());
                 }
             }
-            let reply = self.wait_reply(REPLY_TIMEOUT_MS, |r| matches!(r, Reply::Version(_)), || false);
+            let reply = self.wait_reply(
+                REPLY_TIMEOUT_MS,
+                |r| matches!(r, Reply::Version(_)),
+                || false,
+            );
             let r = match reply {
                 Ok(Reply::Version(r)) => r,
                 Ok(_) => return Err(EIO),
@@ -443,14 +446,22 @@ impl Bus {
                 );
                 return Err(EIO);
             }
-            let msg_conn = if v >= Version::V5_0 { r.msg_conn_id } else { MESSAGE_CONNECTION_ID };
+            let msg_conn = if v >= Version::V5_0 {
+                r.msg_conn_id
+            } else {
+                MESSAGE_CONNECTION_ID
+            };
             {
                 let mut st = self.state.lock();
                 st.version = v;
                 st.msg_conn = msg_conn;
                 st.phase = Phase::Connected;
             }
-            pr_info!("vmbus: Vmbus version:{} (message connection {})\n", v, msg_conn);
+            pr_info!(
+                "vmbus: Vmbus version:{} (message connection {})\n",
+                v,
+                msg_conn
+            );
             return Ok(true);
         }
         if any_connection {
@@ -463,7 +474,11 @@ impl Bus {
 
     fn request_offers(&self) -> Result {
         self.post_empty(MessageType::REQUESTOFFERS)?;
-        match self.wait_reply(REPLY_TIMEOUT_MS, |r| matches!(r, Reply::AllOffers), || false) {
+        match self.wait_reply(
+            REPLY_TIMEOUT_MS,
+            |r| matches!(r, Reply::AllOffers),
+            || false,
+        ) {
             Ok(_) => {
                 let n = {
                     let mut st = self.state.lock();
@@ -503,7 +518,11 @@ impl Bus {
     fn post_raw(&self, conn: u32, bytes: &[u8]) -> Result<(), HvError> {
         let mut tries = 0;
         loop {
-            match self.core.hypercalls.post_message(conn, HV_MESSAGE_TYPE_VMBUS, bytes) {
+            match self
+                .core
+                .hypercalls
+                .post_message(conn, HV_MESSAGE_TYPE_VMBUS, bytes)
+            {
                 Err(HvError(HvStatus::INSUFFICIENT_BUFFERS)) if tries < 100 => {
                     tries += 1;
                     // SAFETY: process context (every caller may sleep).
@@ -689,7 +708,10 @@ impl Bus {
             }
             other => {
                 self.counters.rejected.add(1, Relaxed);
-                pr_err!("vmbus: host sent {}, which only a guest sends\n", other.msgtype());
+                pr_err!(
+                    "vmbus: host sent {}, which only a guest sends\n",
+                    other.msgtype()
+                );
             }
         }
     }
@@ -735,7 +757,11 @@ impl Bus {
             ch.info().class.class_name().unwrap_or("unknown"),
             ch.info().instance,
             ch.info().connection_id,
-            if ch.info().monitor_allocated { " (monitored: signalled by hypercall)" } else { "" }
+            if ch.info().monitor_allocated {
+                " (monitored: signalled by hypercall)"
+            } else {
+                ""
+            }
         );
         {
             let mut st = self.state.lock();
@@ -753,7 +779,13 @@ impl Bus {
 
     fn on_rescind(&self, relid: u32) {
         self.counters.rescinds.add(1, Relaxed);
-        let ch = self.state.lock().channels.iter().find(|c| c.relid() == relid).cloned();
+        let ch = self
+            .state
+            .lock()
+            .channels
+            .iter()
+            .find(|c| c.relid() == relid)
+            .cloned();
         let Some(ch) = ch else {
             self.counters.rejected.add(1, Relaxed);
             pr_err!("vmbus: rescind of unknown relid {}\n", relid);

@@ -64,6 +64,12 @@ module! {
     authors: ["hvguest developers"],
     description: "Hyper-V enlightenment guest: detection, hypercalls, SynIC, VMBus",
     license: "GPL",
+    params: {
+        vmbus: bool {
+            default: true,
+            description: "Connect to the host's VMBus and bind the utility drivers (0: hypercalls and SynIC only)",
+        },
+    },
 }
 
 /// What the module runs on: the hypercalls and the SynIC. Fields drop in
@@ -104,7 +110,11 @@ impl kernel::Module for HvGuest {
         log_vectors(&core);
         // A VMBus that fails to come up is logged; the rest of the module
         // (hypercalls, SynIC, contract tests) still works without it.
-        let vmbus = match bus::VmBus::connect(core.clone()) {
+        let want_vmbus = module_parameters::vmbus.value();
+        let vmbus = match want_vmbus
+            .then(|| bus::VmBus::connect(core.clone()))
+            .unwrap_or(Ok(None))
+        {
             Ok(Some(vmbus)) => Some(Arc::new(vmbus, GFP_KERNEL)?),
             Ok(None) => None,
             Err(e) => {

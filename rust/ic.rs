@@ -124,7 +124,9 @@ fn negotiate(body: &mut [u8], ours: &[IcVersion]) -> Result<Option<IcVersion>> {
         return Err(EINVAL);
     }
     let pick = |list: &[IcVersion], from: usize, count: usize| {
-        list.iter().copied().find(|v| (from..from + count).any(|i| read_version(body, i) == Some(*v)))
+        list.iter()
+            .copied()
+            .find(|v| (from..from + count).any(|i| read_version(body, i) == Some(*v)))
     };
     let chosen = match (pick(&FRAMEWORK_VERSIONS, 0, frame), pick(ours, frame, msg)) {
         (Some(f), Some(m)) => Some((f, m)),
@@ -203,7 +205,11 @@ impl<S: IcService> ChannelHandler for IcChannel<S> {
             }
         } else {
             self.errors.add(1, Relaxed);
-            pr_err!("{}: unknown IC message type {}\n", S::NAME, header.icmsgtype.0);
+            pr_err!(
+                "{}: unknown IC message type {}\n",
+                S::NAME,
+                header.icmsgtype.0
+            );
             status = HV_E_FAIL;
         }
         resp[STATUS_AT..STATUS_AT + 4].copy_from_slice(&status.to_le_bytes());

@@ -219,7 +219,10 @@ impl Channel {
     pub(crate) fn status(&self) -> (State, Option<&'static str>, u32, usize, usize) {
         let ctl = self.ctl.lock();
         let (s, r) = ctl.pages.as_ref().map_or((0, 0), |p| {
-            (p.send_pages() * 4096, (p.total_pages() - p.send_pages()) * 4096)
+            (
+                p.send_pages() * 4096,
+                (p.total_pages() - p.send_pages()) * 4096,
+            )
         });
         (ctl.state, ctl.driver, ctl.gpadl, s, r)
     }
@@ -265,7 +268,10 @@ impl Channel {
         if self.info.sub_channel_index != 0 {
             return;
         }
-        let Some(driver) = crate::ic::DRIVERS.iter().find(|d| d.class == self.info.class) else {
+        let Some(driver) = crate::ic::DRIVERS
+            .iter()
+            .find(|d| d.class == self.info.class)
+        else {
             return;
         };
         let me = self.self_arc();
@@ -310,7 +316,8 @@ impl Channel {
             return Err(ENODEV);
         }
         ctl.state = State::Opening;
-        let pages = RingPages::new(send_pages, recv_pages).inspect_err(|_| ctl.state = State::Closed)?;
+        let pages =
+            RingPages::new(send_pages, recv_pages).inspect_err(|_| ctl.state = State::Closed)?;
         pages.init_headers();
         let pfns = pages.pfns()?;
         let gpadl = match bus.create_gpadl(relid, &pfns, || self.is_rescinded()) {
@@ -365,7 +372,11 @@ impl Channel {
         let err = match result {
             Ok(Reply::OpenResult(o)) if o.status == 0 => None,
             Ok(Reply::OpenResult(o)) => {
-                pr_err!("vmbus: host refused to open relid {}: status {:#x}\n", relid, o.status);
+                pr_err!(
+                    "vmbus: host refused to open relid {}: status {:#x}\n",
+                    relid,
+                    o.status
+                );
                 Some(EIO)
             }
             Ok(_) => Some(EIO),
@@ -449,13 +460,21 @@ impl Channel {
 
     fn signal(&self) {
         self.counters.signals.add(1, Relaxed);
-        if let Err(e) = self.bus.core.hypercalls.signal_event(self.info.connection_id, 0) {
+        if let Err(e) = self
+            .bus
+            .core
+            .hypercalls
+            .signal_event(self.info.connection_id, 0)
+        {
             self.counters.errors.add(1, Relaxed);
             pr_err!("vmbus: signalling relid {} failed: {}\n", self.relid(), e);
         }
     }
 
-    fn send_with(&self, f: impl FnOnce(&mut RingProducer<RingView>) -> Result<bool, RingError>) -> Result {
+    fn send_with(
+        &self,
+        f: impl FnOnce(&mut RingProducer<RingView>) -> Result<bool, RingError>,
+    ) -> Result {
         let mut tx = self.tx.lock();
         let producer = Option::as_mut(&mut *tx).ok_or(ENOTCONN)?;
         let signal = f(producer).map_err(|e| {
@@ -520,7 +539,10 @@ impl Channel {
             if left == 0 || self.is_rescinded() {
                 break Err(if left == 0 { ETIMEDOUT } else { ENODEV });
             }
-            match self.completed.wait_interruptible_timeout(&mut pending, left) {
+            match self
+                .completed
+                .wait_interruptible_timeout(&mut pending, left)
+            {
                 kernel::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
                 kernel::sync::CondVarTimeoutResult::Timeout => left = 0,
                 kernel::sync::CondVarTimeoutResult::Signal { .. } => left = 0,
@@ -629,13 +651,20 @@ impl Channel {
             return false;
         }
         let mut pending = self.pending.lock();
-        let Some(entry) = pending.iter_mut().find(|e| e.trans_id == p.desc.trans_id && !e.done) else {
+        let Some(entry) = pending
+            .iter_mut()
+            .find(|e| e.trans_id == p.desc.trans_id && !e.done)
+        else {
             return false;
         };
         let data = p.data();
         let n = data.len().min(MAX_COMPLETION);
         entry.data.clear();
-        if entry.data.extend_from_slice(&data[..n], GFP_KERNEL).is_err() {
+        if entry
+            .data
+            .extend_from_slice(&data[..n], GFP_KERNEL)
+            .is_err()
+        {
             entry.data.clear();
         }
         entry.done = true;

@@ -125,7 +125,12 @@ impl RingView {
 
     /// Calls `f(page, offset_in_page, range_in_buf)` for each page piece of
     /// `len` bytes at data offset `offset`.
-    fn pieces(&self, offset: usize, len: usize, mut f: impl FnMut(&SharedPage, usize, usize, usize)) {
+    fn pieces(
+        &self,
+        offset: usize,
+        len: usize,
+        mut f: impl FnMut(&SharedPage, usize, usize, usize),
+    ) {
         let mut done = 0;
         while done < len {
             let pos = offset + done;

@@ -47,7 +47,12 @@ pub(crate) fn show_channels(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::
         let i = ch.info();
         let (state, driver, gpadl, send, recv) = ch.status();
         writeln!(f, "relid {}", i.relid)?;
-        writeln!(f, "  class {} {}", i.class, i.class.class_name().unwrap_or("unknown"))?;
+        writeln!(
+            f,
+            "  class {} {}",
+            i.class,
+            i.class.class_name().unwrap_or("unknown")
+        )?;
         writeln!(f, "  instance {}", i.instance)?;
         writeln!(f, "  connection_id {:#x}", i.connection_id)?;
         writeln!(f, "  sub_channel_index {}", i.sub_channel_index)?;

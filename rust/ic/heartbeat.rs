@@ -6,7 +6,9 @@
 use kernel::sync::atomic::{Atomic, Relaxed};
 
 use super::{After, IcService};
-use crate::vmbus::ic::{HeartbeatMsg, IcMsgType, IcVersion, HEARTBEAT_VERSIONS, HV_E_FAIL, HV_S_OK};
+use crate::vmbus::ic::{
+    HeartbeatMsg, IcMsgType, IcVersion, HEARTBEAT_VERSIONS, HV_E_FAIL, HV_S_OK,
+};
 
 /// Heartbeats answered and the last sequence number (debugfs).
 pub(crate) static BEATS: Atomic<u64> = Atomic::new(0);
@@ -29,7 +31,9 @@ impl IcService for Heartbeat {
             kernel::pr_err!("heartbeat: message of {} bytes, need {}\n", body.len(), LEN);
             return (HV_E_FAIL, After::Nothing);
         }
-        let n = u64::from_le_bytes([body[0], body[1], body[2], body[3], body[4], body[5], body[6], body[7]]);
+        let n = u64::from_le_bytes([
+            body[0], body[1], body[2], body[3], body[4], body[5], body[6], body[7],
+        ]);
         let next = n.wrapping_add(1);
         body[..8].copy_from_slice(&next.to_le_bytes());
         BEATS.add(1, Relaxed);

@@ -38,8 +38,12 @@ impl IcService for Shutdown {
                 kernel::pr_info!("shutdown: request received - graceful shutdown initiated\n");
                 (HV_S_OK, After::PowerOff)
             }
-            f if f == shutdown_flags::RESTART || f == shutdown_flags::RESTART | shutdown_flags::FORCE => {
-                kernel::pr_info!("shutdown: restart request received - graceful restart initiated\n");
+            f if f == shutdown_flags::RESTART
+                || f == shutdown_flags::RESTART | shutdown_flags::FORCE =>
+            {
+                kernel::pr_info!(
+                    "shutdown: restart request received - graceful restart initiated\n"
+                );
                 (HV_S_OK, After::Reboot)
             }
             f => {

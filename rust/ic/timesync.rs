@@ -32,10 +32,15 @@ fn le_u64(b: &[u8]) -> u64 {
 }
 
 fn now_ns() -> i64 {
-    let mut ts = bindings::timespec64 { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = bindings::timespec64 {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: writes the current time into a local.
     unsafe { bindings::ktime_get_real_ts64(&mut ts) };
-    ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as i64)
+    ts.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as i64)
 }
 
 impl IcService for Timesync {
@@ -55,7 +60,12 @@ impl IcService for Timesync {
             core::mem::size_of::<TimesyncMsg>()
         };
         if body.len() < need {
-            kernel::pr_err!("timesync: message of {} bytes, need {} for version {}\n", body.len(), need, version);
+            kernel::pr_err!(
+                "timesync: message of {} bytes, need {} for version {}\n",
+                body.len(),
+                need,
+                version
+            );
             return (HV_E_FAIL, After::Nothing);
         }
         let mut host = le_u64(body);

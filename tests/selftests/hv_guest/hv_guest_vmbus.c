@@ -14,7 +14,8 @@
  *   HV_GUEST_VMBUS_VERSION    version expected, e.g. 4.0 or 6.0 (required)
  *   HV_GUEST_VMBUS_DEVICES    drivers expected bound, e.g. "heartbeat shutdown"
  *   HV_GUEST_VMBUS_CYCLES     load/unload cycles (default 1)
- *   HV_GUEST_VMBUS_WAIT_IC=1  wait (30 s at most) for a heartbeat and a time sample
+ *   HV_GUEST_VMBUS_WAIT_IC=1  wait (30 s at most) for a heartbeat and a time
+ *                             sample applied to the clock (SYNC)
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -113,7 +114,7 @@ int main(void)
 	int cycles = cycles_env ? atoi(cycles_env) : 1;
 	int irqs_before = count_irqs();
 	bool load_ok = true, conn_ok = true, dev_ok = true, ic_ok = true, unload_ok = true;
-	char why_load[256] = "", why_conn[512] = "", why_dev[512] = "", why_ic[256] = "",
+	char why_load[256] = "", why_conn[512] = "", why_dev[512] = "", why_ic[2048] = "",
 	     why_unload[512] = "";
 	char want_state[64], want_log[64];
 	const char *trouble;
@@ -172,14 +173,14 @@ int main(void)
 
 			do {
 				hv_read_file(HV_DEBUGFS "/vmbus/ic", ic, sizeof(ic));
-				if (field(ic, "beats") > 0 && field(ic, "samples") > 0)
+				if (field(ic, "beats") > 0 && field(ic, "applied") > 0)
 					break;
 				usleep(200000);
 			} while (time(NULL) < end);
 			comment_block("vmbus/ic", ic);
-			if (field(ic, "beats") <= 0 || field(ic, "samples") <= 0) {
+			if (field(ic, "beats") <= 0 || field(ic, "applied") <= 0) {
 				ic_ok = false;
-				snprintf(why_ic, sizeof(why_ic), "no heartbeat or time sample in 30 s: %s", ic);
+				snprintf(why_ic, sizeof(why_ic), "no heartbeat or applied time sample in 30 s: %s", ic);
 			}
 		}
 		opened = count_lines(channels, "  state Open\n");
