@@ -6,6 +6,7 @@
 //!
 //! - [`version`]: protocol version numbers.
 //! - [`guid`]: GUIDs and the integration service classes.
+//! - [`ic`]: the integration components' message framework (heartbeat, shutdown, timesync).
 //! - [`message`]: channel message types and layouts, and their encoders;
 //!   [`parse`]: the checked parser for what the other side sends.
 //! - [`gpadl`]: splitting a page list into GPADL messages and assembling it.
@@ -17,6 +18,7 @@
 
 pub mod gpadl;
 pub mod guid;
+pub mod ic;
 pub mod message;
 pub mod packet;
 pub mod parse;
