@@ -66,7 +66,10 @@ pub struct ChannelIo<'a> {
 impl ChannelIo<'_> {
     /// Writes an in-band packet for the guest (no completion requested).
     pub fn send_inband(&mut self, trans_id: u64, data: &[u8]) -> Result<(), RingError> {
-        if self.outbound.write_inband(trans_id, PacketFlags::NONE, data)? {
+        if self
+            .outbound
+            .write_inband(trans_id, PacketFlags::NONE, data)?
+        {
             self.notify = true;
         }
         Ok(())
@@ -110,7 +113,10 @@ impl ChannelRings {
         downstream_offset: u32,
     ) -> Result<Self, ChannelFault> {
         let off = downstream_offset as usize;
-        let bad = ChannelFault::BadRingLayout { pages: pfns.len(), offset: downstream_offset };
+        let bad = ChannelFault::BadRingLayout {
+            pages: pfns.len(),
+            offset: downstream_offset,
+        };
         // Each ring needs its header page and at least one data page.
         if off < 2 || pfns.len() < off + 2 {
             return Err(bad);
@@ -120,7 +126,11 @@ impl ChannelRings {
         let inbound = RingConsumer::new(ring(&gpas[..off]))?;
         let outbound = RingProducer::new(ring(&gpas[off..]))?;
         let buf = vec![0; inbound.data_len() as usize];
-        let rings = Self { inbound, outbound, buf };
+        let rings = Self {
+            inbound,
+            outbound,
+            buf,
+        };
         rings.check_memory()?;
         Ok(rings)
     }
@@ -133,7 +143,12 @@ impl ChannelRings {
     }
 
     fn io(&mut self, now: Instant, reference_time: u64) -> ChannelIo<'_> {
-        ChannelIo { outbound: &mut self.outbound, notify: false, now, reference_time }
+        ChannelIo {
+            outbound: &mut self.outbound,
+            notify: false,
+            now,
+            reference_time,
+        }
     }
 
     /// Runs `f` with the channel's I/O; collects whether to signal.
@@ -170,11 +185,20 @@ impl ChannelRings {
                     break 'drain;
                 }
                 left -= 1;
-                let Self { inbound, outbound, buf } = self;
+                let Self {
+                    inbound,
+                    outbound,
+                    buf,
+                } = self;
                 let Some(packet) = inbound.read_packet(buf)? else {
                     break;
                 };
-                let mut io = ChannelIo { outbound, notify: false, now, reference_time };
+                let mut io = ChannelIo {
+                    outbound,
+                    notify: false,
+                    now,
+                    reference_time,
+                };
                 device.packet(&mut io, &packet)?;
                 out.signal_guest |= io.notify;
                 out.signal_guest |= self.inbound.commit()?;

@@ -152,14 +152,23 @@ impl GpadlTable {
             return Err(GpadlRefusal::HandleInUse(handle));
         }
         if self.pending.len() >= MAX_PENDING {
-            return Err(GpadlRefusal::Limit { handle, what: "GPADLs in assembly" });
+            return Err(GpadlRefusal::Limit {
+                handle,
+                what: "GPADLs in assembly",
+            });
         }
         let mut words = vec![0u64; usize::from(h.range_buflen) / 8];
-        let asm = GpadlAssembler::new(view, &mut words).map_err(|e| malformed(handle, e))?;
-        let complete = asm.is_complete();
-        drop(asm);
+        // The shared assembler checks the header and takes the first words.
+        let complete = GpadlAssembler::new(view, &mut words)
+            .map_err(|e| malformed(handle, e))?
+            .is_complete();
         let have = view.words().len();
-        let pending = Pending { relid: h.child_relid, header: h, words, have };
+        let pending = Pending {
+            relid: h.child_relid,
+            header: h,
+            words,
+            have,
+        };
         if complete {
             return self.finish(handle, pending, mem);
         }
@@ -185,7 +194,10 @@ impl GpadlTable {
             let e = if got == 0 {
                 GpadlError::EmptyBody
             } else {
-                GpadlError::TooManyWords { expected: need, got: p.have + got }
+                GpadlError::TooManyWords {
+                    expected: need,
+                    got: p.have + got,
+                }
             };
             return Err((Some(relid), malformed(handle, e)));
         }
@@ -215,16 +227,32 @@ impl GpadlTable {
                     .checked_mul(HV_PAGE_SIZE)
                     .is_some_and(|gpa| mem.is_ram(gpa, HV_PAGE_SIZE));
                 if !ok {
-                    return Err(GpadlRefusal::NotRam { handle, pfn, range: index });
+                    return Err(GpadlRefusal::NotRam {
+                        handle,
+                        pfn,
+                        range: index,
+                    });
                 }
             }
         }
         if self.established.len() >= MAX_GPADLS {
-            return Err(GpadlRefusal::Limit { handle, what: "established GPADLs" });
+            return Err(GpadlRefusal::Limit {
+                handle,
+                what: "established GPADLs",
+            });
         }
         self.pages = self.pages.saturating_add(pages);
-        self.established.insert(handle, Gpadl { relid: p.relid, ranges });
-        Ok(Progress::Created { relid: p.relid, handle })
+        self.established.insert(
+            handle,
+            Gpadl {
+                relid: p.relid,
+                ranges,
+            },
+        );
+        Ok(Progress::Created {
+            relid: p.relid,
+            handle,
+        })
     }
 
     /// Removes an established GPADL; whether it existed.
@@ -258,7 +286,10 @@ impl GpadlTable {
 }
 
 fn malformed(handle: u32, e: GpadlError) -> GpadlRefusal {
-    GpadlRefusal::Malformed { handle, reason: e.to_string() }
+    GpadlRefusal::Malformed {
+        handle,
+        reason: e.to_string(),
+    }
 }
 
 /// The shared assembler's range checks over complete words.
@@ -273,7 +304,10 @@ fn check_words(
     for w in words {
         bytes.extend_from_slice(&w.to_le_bytes());
     }
-    let view = GpadlHeaderView { header: *header, data: &bytes };
+    let view = GpadlHeaderView {
+        header: *header,
+        data: &bytes,
+    };
     let asm = GpadlAssembler::new(&view, &mut storage)?;
     let done = asm.finish()?;
     Ok(done

@@ -33,7 +33,12 @@ impl GuestRing {
     /// The ring whose header is the page at GPA `header` and whose data
     /// area is the pages at the GPAs in `data`.
     pub fn new(mem: Arc<dyn GuestPages>, header: u64, data: Vec<u64>) -> Self {
-        Self { mem, header, data, failed: Cell::new(false) }
+        Self {
+            mem,
+            header,
+            data,
+            failed: Cell::new(false),
+        }
     }
 
     /// Whether a guest memory access failed (the ring is unusable).
@@ -84,14 +89,20 @@ impl RingMemory for GuestRing {
     }
 
     fn load_acquire(&self, field: HeaderField) -> u32 {
-        self.mem.load_u32(self.header + field.offset() as u64).unwrap_or_else(|_| {
-            self.failed.set(true);
-            0
-        })
+        self.mem
+            .load_u32(self.header + field.offset() as u64)
+            .unwrap_or_else(|_| {
+                self.failed.set(true);
+                0
+            })
     }
 
     fn store_release(&self, field: HeaderField, value: u32) {
-        if self.mem.store_u32(self.header + field.offset() as u64, value).is_err() {
+        if self
+            .mem
+            .store_u32(self.header + field.offset() as u64, value)
+            .is_err()
+        {
             self.failed.set(true);
         }
     }

@@ -278,7 +278,10 @@ impl Server {
         let relids: Vec<u32> = self.channels.keys().copied().collect();
         let mut taken = false;
         for relid in relids {
-            let took = self.channels.get_mut(&relid).is_some_and(|c| c.device.command(cmd));
+            let took = self
+                .channels
+                .get_mut(&relid)
+                .is_some_and(|c| c.device.command(cmd));
             if took {
                 taken = true;
                 if self.is_open(relid) {
@@ -343,9 +346,10 @@ impl Server {
         log::trace!("vmbus: VP {vp} conn {connection}: {}", msg.msgtype());
         match msg {
             Message::InitiateContact(m) => self.initiate_contact(vp, connection, &m),
-            _ if !self.is_connected() => {
-                self.drop_message(vp, format_args!("{} before a version was agreed", msg.msgtype()))
-            }
+            _ if !self.is_connected() => self.drop_message(
+                vp,
+                format_args!("{} before a version was agreed", msg.msgtype()),
+            ),
             Message::RequestOffers => self.request_offers(),
             Message::GpadlHeader(view) => {
                 let r = self.gpadls.header(&view, self.guest.memory().as_ref());
@@ -366,7 +370,10 @@ impl Server {
                 if self.is_open(m.child_relid) {
                     self.close_channel(m.child_relid, "the guest closed it");
                 } else {
-                    self.drop_message(vp, format_args!("CLOSECHANNEL of relid {}, which is not open", m.child_relid));
+                    self.drop_message(
+                        vp,
+                        format_args!("CLOSECHANNEL of relid {}, which is not open", m.child_relid),
+                    );
                 }
             }
             Message::ModifyChannel(m) => self.modify_channel(m.child_relid, m.target_vp),
@@ -376,17 +383,25 @@ impl Server {
                 self.disconnect();
                 self.send_empty(MessageType::UNLOAD_RESPONSE);
             }
-            Message::TlConnectRequest(_) => {
-                self.drop_message(vp, format_args!("TL_CONNECT_REQUEST: no Hyper-V sockets here"))
-            }
-            other => self.drop_message(vp, format_args!("{} is not a guest-to-host message", other.msgtype())),
+            Message::TlConnectRequest(_) => self.drop_message(
+                vp,
+                format_args!("TL_CONNECT_REQUEST: no Hyper-V sockets here"),
+            ),
+            other => self.drop_message(
+                vp,
+                format_args!("{} is not a guest-to-host message", other.msgtype()),
+            ),
         }
     }
 
     fn initiate_contact(&mut self, vp: u32, connection: u32, m: &InitiateContact) {
         let version = Version(m.vmbus_version_requested);
         let target = m.target_vcpu;
-        let reply_vp = if target < self.guest.vp_count() { target } else { vp };
+        let reply_vp = if target < self.guest.vp_count() {
+            target
+        } else {
+            vp
+        };
         if self.is_connected() {
             log::info!("vmbus: INITIATE_CONTACT while connected: starting over");
             self.disconnect();
@@ -414,7 +429,10 @@ impl Server {
             {
                 log::info!("vmbus: the guest offers confidential channels; hvhost has none");
             }
-            self.conn = Connection::Connected { version, vp: target };
+            self.conn = Connection::Connected {
+                version,
+                vp: target,
+            };
             log::info!(
                 "vmbus: connected at version {version} (INITIATE_CONTACT on connection {connection}), \
                  messages to VP {target}"
@@ -506,7 +524,11 @@ impl Server {
                     self.gpadls.teardown(handle);
                     STATUS_UNSUCCESSFUL
                 };
-                self.send(&GpadlCreated { child_relid: relid, gpadl: handle, creation_status: status });
+                self.send(&GpadlCreated {
+                    child_relid: relid,
+                    gpadl: handle,
+                    creation_status: status,
+                });
             }
             Err(e) => {
                 self.stats.dropped += 1;
@@ -539,7 +561,10 @@ impl Server {
             Some(_) => log::debug!("vmbus: GPADL {handle:#x} torn down"),
             // The guest waits for the answer whatever it sent: answer, so
             // a confused guest is not left hanging.
-            None => self.drop_message(vp, format_args!("GPADL_TEARDOWN of unknown GPADL {handle:#x}")),
+            None => self.drop_message(
+                vp,
+                format_args!("GPADL_TEARDOWN of unknown GPADL {handle:#x}"),
+            ),
         }
         self.send(&GpadlTorndown { gpadl: handle });
     }
@@ -555,7 +580,11 @@ impl Server {
                 STATUS_UNSUCCESSFUL
             }
         };
-        self.send(&OpenResult { child_relid: relid, openid: m.openid, status });
+        self.send(&OpenResult {
+            child_relid: relid,
+            openid: m.openid,
+            status,
+        });
         if result.is_ok() {
             if let Some(c) = self.channels.get(&relid) {
                 log::info!(
@@ -587,7 +616,10 @@ impl Server {
             .get(m.ringbuffer_gpadlhandle)
             .ok_or_else(|| format!("no GPADL {:#x}", m.ringbuffer_gpadlhandle))?;
         if g.relid != relid {
-            return Err(format!("GPADL {:#x} belongs to relid {}", m.ringbuffer_gpadlhandle, g.relid));
+            return Err(format!(
+                "GPADL {:#x} belongs to relid {}",
+                m.ringbuffer_gpadlhandle, g.relid
+            ));
         }
         let [range] = g.ranges.as_slice() else {
             return Err(format!("ring GPADL has {} ranges, not one", g.ranges.len()));
@@ -595,9 +627,12 @@ impl Server {
         if range.byte_offset != 0 {
             return Err("ring GPADL does not start at a page boundary".into());
         }
-        let rings =
-            ChannelRings::new(self.guest.memory(), &range.pfns, m.downstream_ringbuffer_pageoffset)
-                .map_err(|e| e.to_string())?;
+        let rings = ChannelRings::new(
+            self.guest.memory(),
+            &range.pfns,
+            m.downstream_ringbuffer_pageoffset,
+        )
+        .map_err(|e| e.to_string())?;
         let connection_id = c.connection_id;
         self.guest
             .register_channel_event(connection_id, relid)
@@ -648,7 +683,10 @@ impl Server {
             }
         };
         if self.version().is_some_and(|v| v >= Version::V5_3) {
-            self.send(&ModifyChannelResponse { child_relid: relid, status });
+            self.send(&ModifyChannelResponse {
+                child_relid: relid,
+                status,
+            });
         }
     }
 
@@ -663,7 +701,10 @@ impl Server {
                     );
                 }
             }
-            _ => self.drop_message(vp, format_args!("RELID_RELEASED of relid {relid}, which was not rescinded")),
+            _ => self.drop_message(
+                vp,
+                format_args!("RELID_RELEASED of relid {relid}, which was not rescinded"),
+            ),
         }
     }
 
@@ -732,7 +773,11 @@ impl Server {
                     }
                     device.poll(io)
                 })
-                .map(|(next_poll, signal_guest)| Outcome { signal_guest, next_poll, more: false }),
+                .map(|(next_poll, signal_guest)| Outcome {
+                    signal_guest,
+                    next_poll,
+                    more: false,
+                }),
         };
         match result {
             Ok(out) => {
@@ -746,7 +791,10 @@ impl Server {
             }
             Err(fault) => {
                 self.stats.faults += 1;
-                log::error!("vmbus: channel {relid} ({}): {fault}; closing it", c.device.name());
+                log::error!(
+                    "vmbus: channel {relid} ({}): {fault}; closing it",
+                    c.device.name()
+                );
                 self.close_channel(relid, "the guest broke its ring");
             }
         }
@@ -765,7 +813,10 @@ impl Server {
         // The host-to-guest ring's header: its write index past the end.
         if let Some(&pfn) = range.pfns.get(o.downstream as usize) {
             log::warn!("vmbus: fault injection: corrupting the write index of channel {relid}'s guest ring");
-            let _ = self.guest.memory().store_u32(pfn * vmbus::message::HV_PAGE_SIZE, 0xffff_fff8);
+            let _ = self
+                .guest
+                .memory()
+                .store_u32(pfn * vmbus::message::HV_PAGE_SIZE, 0xffff_fff8);
             self.guest.signal_channel(o.target_vp, relid);
         }
     }

@@ -81,7 +81,10 @@ impl GuestPort for FakePort {
         if self.full.load(Ordering::SeqCst) {
             return Err(HvStatus::INSUFFICIENT_BUFFERS);
         }
-        self.posted.lock().expect("lock").push((vp, message.to_vec()));
+        self.posted
+            .lock()
+            .expect("lock")
+            .push((vp, message.to_vec()));
         Ok(())
     }
     fn signal_channel(&self, vp: u32, relid: u32) {
@@ -115,10 +118,24 @@ fn rig_with(versions: Vec<Version>, faults: Faults) -> Rig {
     let mut server = Server::new(port.clone(), versions, faults);
     let heartbeats = Arc::new(AtomicU64::new(0));
     let shutdown_ready = Arc::new(AtomicBool::new(false));
-    server.add_device(Box::new(IcDevice::new(Heartbeat::new(Duration::from_secs(1), heartbeats.clone()))));
-    server.add_device(Box::new(IcDevice::new(Shutdown::new(shutdown_ready.clone()))));
-    server.add_device(Box::new(IcDevice::new(Timesync::new(Duration::from_secs(5)))));
-    Rig { port, server, now: Instant::now(), heartbeats, shutdown_ready, next_page: 0x100 }
+    server.add_device(Box::new(IcDevice::new(Heartbeat::new(
+        Duration::from_secs(1),
+        heartbeats.clone(),
+    ))));
+    server.add_device(Box::new(IcDevice::new(Shutdown::new(
+        shutdown_ready.clone(),
+    ))));
+    server.add_device(Box::new(IcDevice::new(Timesync::new(Duration::from_secs(
+        5,
+    )))));
+    Rig {
+        port,
+        server,
+        now: Instant::now(),
+        heartbeats,
+        shutdown_ready,
+        next_page: 0x100,
+    }
 }
 
 fn rig() -> Rig {
@@ -168,13 +185,18 @@ impl Rig {
     }
 
     fn types(&self) -> Vec<MessageType> {
-        self.replies().iter().map(|(_, b)| parse(b).expect("host sends valid messages").msgtype()).collect()
+        self.replies()
+            .iter()
+            .map(|(_, b)| parse(b).expect("host sends valid messages").msgtype())
+            .collect()
     }
 
     fn connect(&mut self) {
         self.send(&contact(Version::V6_0, 0));
         let r = self.replies();
-        let Ok(Message::VersionResponse(v)) = parse(&r[0].1) else { panic!("{r:?}") };
+        let Ok(Message::VersionResponse(v)) = parse(&r[0].1) else {
+            panic!("{r:?}")
+        };
         assert_eq!(v.version_supported, 1);
         self.send(&empty(MessageType::REQUESTOFFERS));
         let t = self.types();
@@ -194,10 +216,12 @@ impl Rig {
         let mut buf = [0u8; MAX_MESSAGE_SIZE];
         while let Some(n) = s.next_message(&mut buf) {
             let n = n.expect("fits");
-            self.send(&buf[..n].to_vec());
+            self.send(&buf[..n]);
         }
         let r = self.replies();
-        let Some(Ok(Message::GpadlCreated(c))) = r.last().map(|(_, b)| parse(b)) else { panic!("{r:?}") };
+        let Some(Ok(Message::GpadlCreated(c))) = r.last().map(|(_, b)| parse(b)) else {
+            panic!("{r:?}")
+        };
         assert_eq!((c.child_relid, c.gpadl), (relid, handle));
         c.creation_status
     }
@@ -207,7 +231,11 @@ impl Rig {
     fn open(&mut self, relid: u32) -> (u32, GuestChannel) {
         let pfns = self.pages(8);
         let handle = 0xe1e10 + relid;
-        let ranges = [GpadlRange { byte_count: 8 * 4096, byte_offset: 0, pfns: &pfns }];
+        let ranges = [GpadlRange {
+            byte_count: 8 * 4096,
+            byte_offset: 0,
+            pfns: &pfns,
+        }];
         assert_eq!(self.gpadl(relid, handle, &ranges), 0);
         self.send(&msg(&OpenChannel {
             child_relid: relid,
@@ -218,14 +246,18 @@ impl Rig {
             userdata: [0; 120],
         }));
         let r = self.replies();
-        let Ok(Message::OpenResult(o)) = parse(&r[0].1) else { panic!("{r:?}") };
+        let Ok(Message::OpenResult(o)) = parse(&r[0].1) else {
+            panic!("{r:?}")
+        };
         assert_eq!((o.child_relid, o.openid), (relid, relid * 10));
         let mem: Arc<dyn GuestPages> = self.port.fake.clone();
         let gpas: Vec<u64> = pfns.iter().map(|p| p * 4096).collect();
         let ch = GuestChannel {
             relid,
-            send: RingProducer::new(GuestRing::new(mem.clone(), gpas[0], gpas[1..4].to_vec())).expect("send"),
-            recv: RingConsumer::new(GuestRing::new(mem, gpas[4], gpas[5..].to_vec())).expect("recv"),
+            send: RingProducer::new(GuestRing::new(mem.clone(), gpas[0], gpas[1..4].to_vec()))
+                .expect("send"),
+            recv: RingConsumer::new(GuestRing::new(mem, gpas[4], gpas[5..].to_vec()))
+                .expect("recv"),
             gpadl: handle,
         };
         (o.status, ch)
@@ -237,14 +269,21 @@ impl Rig {
         let mut buf = vec![0u8; 16384];
         let mut n = 0;
         let mut answers = Vec::new();
-        while let Some((p, _)) = ch.recv.read_and_commit(&mut buf).expect("host ring is sane") {
+        while let Some((p, _)) = ch
+            .recv
+            .read_and_commit(&mut buf)
+            .expect("host ring is sane")
+        {
             let mut data = p.data().to_vec();
             answer(&mut data);
             answers.push((p.desc.trans_id, data));
             n += 1;
         }
         for (t, d) in answers {
-            let _ = ch.send.write_inband(t, PacketFlags::NONE, &d).expect("room");
+            let _ = ch
+                .send
+                .write_inband(t, PacketFlags::NONE, &d)
+                .expect("room");
         }
         self.server.handle_signal(ch.relid, self.now);
         n
@@ -256,15 +295,21 @@ impl Rig {
 fn linux_ic_answer(data: &mut [u8]) {
     let t = u16::from_le_bytes([data[12], data[13]]);
     if t == IcMsgType::NEGOTIATE.0 {
-        let n = IcNegotiate::read_from_prefix(&data[ICMSG_HDR..]).expect("negotiate").0;
-        let frame = IcVersion::read_from_prefix(&data[ICMSG_HDR + 8..]).expect("v").0;
+        let n = IcNegotiate::read_from_prefix(&data[ICMSG_HDR..])
+            .expect("negotiate")
+            .0;
+        let frame = IcVersion::read_from_prefix(&data[ICMSG_HDR + 8..])
+            .expect("v")
+            .0;
         let at = ICMSG_HDR + 8 + 4 * usize::from(n.icframe_vercnt);
         let message = IcVersion::read_from_prefix(&data[at..]).expect("v").0;
         data[ICMSG_HDR..ICMSG_HDR + 4].copy_from_slice(&[1, 0, 1, 0]);
         data[ICMSG_HDR + 8..ICMSG_HDR + 12].copy_from_slice(frame.as_bytes());
         data[ICMSG_HDR + 12..ICMSG_HDR + 16].copy_from_slice(message.as_bytes());
     } else if t == IcMsgType::HEARTBEAT.0 {
-        let mut hb = HeartbeatMsg::read_from_prefix(&data[ICMSG_HDR..]).expect("hb").0;
+        let mut hb = HeartbeatMsg::read_from_prefix(&data[ICMSG_HDR..])
+            .expect("hb")
+            .0;
         hb.seq_num += 1;
         data[ICMSG_HDR..ICMSG_HDR + 40].copy_from_slice(hb.as_bytes());
     }
@@ -281,23 +326,35 @@ fn version_negotiation_like_linux() {
     let mut old = rig_with(vec![Version::V5_3], Faults::default());
     old.send(&contact(Version::V6_0, 1));
     let rep = old.replies();
-    let Ok(Message::VersionResponse(v)) = parse(&rep[0].1) else { panic!() };
+    let Ok(Message::VersionResponse(v)) = parse(&rep[0].1) else {
+        panic!()
+    };
     assert_eq!((rep[0].0, v.version_supported), (1, 0));
     assert_eq!(old.server.connection(), Connection::Disconnected);
     old.send(&contact(Version::V5_3, 1));
     let rep = old.replies();
-    let Ok(Message::VersionResponse(v)) = parse(&rep[0].1) else { panic!() };
+    let Ok(Message::VersionResponse(v)) = parse(&rep[0].1) else {
+        panic!()
+    };
     assert_eq!((v.version_supported, v.msg_conn_id), (1, 1));
     // hvhost: 6.0 accepted, the answer goes to target_vcpu.
     r.send(&contact(Version::V6_0, 1));
     let rep = r.replies();
     assert_eq!(rep[0].0, 1);
     assert_eq!(rep[0].1.len(), 16);
-    assert_eq!(r.server.connection(), Connection::Connected { version: Version::V6_0, vp: 1 });
+    assert_eq!(
+        r.server.connection(),
+        Connection::Connected {
+            version: Version::V6_0,
+            vp: 1
+        }
+    );
     // A target VP that does not exist is refused.
     let mut r = rig();
     r.send(&contact(Version::V6_0, 7));
-    let Ok(Message::VersionResponse(v)) = parse(&r.replies()[0].1) else { panic!() };
+    let Ok(Message::VersionResponse(v)) = parse(&r.replies()[0].1) else {
+        panic!()
+    };
     assert_eq!(v.version_supported, 0);
 }
 
@@ -312,7 +369,9 @@ fn offers_then_all_offers_delivered() {
     let mut classes = Vec::new();
     for (i, (_, b)) in rep[..3].iter().enumerate() {
         assert_eq!(b.len(), 196);
-        let Ok(Message::OfferChannel(o)) = parse(b) else { panic!() };
+        let Ok(Message::OfferChannel(o)) = parse(b) else {
+            panic!()
+        };
         assert_eq!(o.child_relid, i as u32 + 1);
         assert!(!o.monitor_allocated());
         assert!(o.is_dedicated_interrupt());
@@ -320,7 +379,10 @@ fn offers_then_all_offers_delivered() {
         classes.push(o.offer.if_type);
     }
     assert_eq!(classes, vec![HEARTBEAT, SHUTDOWN, TIMESYNC]);
-    assert_eq!(parse(&rep[3].1).expect("valid").msgtype(), MessageType::ALLOFFERS_DELIVERED);
+    assert_eq!(
+        parse(&rep[3].1).expect("valid").msgtype(),
+        MessageType::ALLOFFERS_DELIVERED
+    );
 }
 
 #[test]
@@ -331,23 +393,73 @@ fn gpadl_multi_range_multi_body_and_validation() {
     let b = r.pages(30);
     // Two ranges, 72 words: a header and two bodies.
     let ranges = [
-        GpadlRange { byte_count: 40 * 4096 - 100, byte_offset: 100, pfns: &a },
-        GpadlRange { byte_count: 30 * 4096, byte_offset: 0, pfns: &b },
+        GpadlRange {
+            byte_count: 40 * 4096 - 100,
+            byte_offset: 100,
+            pfns: &a,
+        },
+        GpadlRange {
+            byte_count: 30 * 4096,
+            byte_offset: 0,
+            pfns: &b,
+        },
     ];
     assert_eq!(r.gpadl(1, 0x100, &ranges), 0);
     assert_eq!(r.server.gpadl_count(), 1);
     // The same handle again, a PFN past RAM, an unknown relid: refused.
     assert_ne!(r.gpadl(1, 0x100, &ranges), 0);
     let bad = [5u64, (RAM as u64 / 4096) + 3];
-    assert_ne!(r.gpadl(1, 0x101, &[GpadlRange { byte_count: 8192, byte_offset: 0, pfns: &bad }]), 0);
+    assert_ne!(
+        r.gpadl(
+            1,
+            0x101,
+            &[GpadlRange {
+                byte_count: 8192,
+                byte_offset: 0,
+                pfns: &bad
+            }]
+        ),
+        0
+    );
     let huge = [u64::MAX / 2];
-    assert_ne!(r.gpadl(1, 0x102, &[GpadlRange { byte_count: 4096, byte_offset: 0, pfns: &huge }]), 0);
-    assert_ne!(r.gpadl(99, 0x103, &[GpadlRange { byte_count: 4096, byte_offset: 0, pfns: &a[..1] }]), 0);
+    assert_ne!(
+        r.gpadl(
+            1,
+            0x102,
+            &[GpadlRange {
+                byte_count: 4096,
+                byte_offset: 0,
+                pfns: &huge
+            }]
+        ),
+        0
+    );
+    assert_ne!(
+        r.gpadl(
+            99,
+            0x103,
+            &[GpadlRange {
+                byte_count: 4096,
+                byte_offset: 0,
+                pfns: &a[..1]
+            }]
+        ),
+        0
+    );
     assert_eq!(r.server.gpadl_count(), 1);
     // Teardown is answered (also for a handle that does not exist).
-    r.send(&msg(&GpadlTeardown { child_relid: 1, gpadl: 0x100 }));
-    r.send(&msg(&GpadlTeardown { child_relid: 1, gpadl: 0x999 }));
-    assert_eq!(r.types(), vec![MessageType::GPADL_TORNDOWN, MessageType::GPADL_TORNDOWN]);
+    r.send(&msg(&GpadlTeardown {
+        child_relid: 1,
+        gpadl: 0x100,
+    }));
+    r.send(&msg(&GpadlTeardown {
+        child_relid: 1,
+        gpadl: 0x999,
+    }));
+    assert_eq!(
+        r.types(),
+        vec![MessageType::GPADL_TORNDOWN, MessageType::GPADL_TORNDOWN]
+    );
     assert_eq!(r.server.gpadl_count(), 0);
     assert!(r.server.stats().dropped >= 5);
 }
@@ -358,20 +470,33 @@ fn heartbeat_channel_open_negotiate_beat_close() {
     r.connect();
     let (status, mut ch) = r.open(1);
     assert_eq!(status, 0);
-    assert!(r.port.events.lock().expect("lock").contains(&(CHANNEL_CONNECTION_BASE + 1)));
+    assert!(r
+        .port
+        .events
+        .lock()
+        .expect("lock")
+        .contains(&(CHANNEL_CONNECTION_BASE + 1)));
     // The host sent NEGOTIATE and set the relid flag on the target VP.
     assert_eq!(r.port.signals.lock().expect("lock").last(), Some(&(1, 1)));
     let mut seen = Vec::new();
-    assert_eq!(r.guest_answers(&mut ch, |d| {
-        seen.push(parse_message(d).expect("ic").header.icmsgtype);
-        linux_ic_answer(d)
-    }), 1);
+    assert_eq!(
+        r.guest_answers(&mut ch, |d| {
+            seen.push(parse_message(d).expect("ic").header.icmsgtype);
+            linux_ic_answer(d)
+        }),
+        1
+    );
     assert_eq!(seen, vec![IcMsgType::NEGOTIATE]);
     // Negotiated: the first heartbeat goes out at once, then every second.
     let mut seqs = Vec::new();
     for _ in 0..3 {
         r.guest_answers(&mut ch, |d| {
-            seqs.push(HeartbeatMsg::read_from_prefix(&d[ICMSG_HDR..]).expect("hb").0.seq_num);
+            seqs.push(
+                HeartbeatMsg::read_from_prefix(&d[ICMSG_HDR..])
+                    .expect("hb")
+                    .0
+                    .seq_num,
+            );
             linux_ic_answer(d)
         });
         r.now += Duration::from_secs(1);
@@ -382,7 +507,10 @@ fn heartbeat_channel_open_negotiate_beat_close() {
     r.send(&msg(&CloseChannel { child_relid: 1 }));
     assert!(!r.server.is_open(1));
     assert!(r.port.events.lock().expect("lock").is_empty());
-    r.send(&msg(&GpadlTeardown { child_relid: 1, gpadl: ch.gpadl }));
+    r.send(&msg(&GpadlTeardown {
+        child_relid: 1,
+        gpadl: ch.gpadl,
+    }));
     assert_eq!(r.types(), vec![MessageType::GPADL_TORNDOWN]);
     // Reopen works.
     let (status, _) = r.open(1);
@@ -439,7 +567,11 @@ fn open_refusals() {
     let mut r = rig();
     r.connect();
     let pfns = r.pages(8);
-    let ranges = [GpadlRange { byte_count: 8 * 4096, byte_offset: 0, pfns: &pfns }];
+    let ranges = [GpadlRange {
+        byte_count: 8 * 4096,
+        byte_offset: 0,
+        pfns: &pfns,
+    }];
     assert_eq!(r.gpadl(1, 7, &ranges), 0);
     let open = |relid, gpadl, vp, off| OpenChannel {
         child_relid: relid,
@@ -449,22 +581,41 @@ fn open_refusals() {
         downstream_ringbuffer_pageoffset: off,
         userdata: [0; 120],
     };
-    for bad in [open(2, 7, 0, 4), open(1, 8, 0, 4), open(1, 7, 5, 4), open(1, 7, 0, 1), open(1, 7, 0, 7), open(9, 7, 0, 4)] {
+    for bad in [
+        open(2, 7, 0, 4),
+        open(1, 8, 0, 4),
+        open(1, 7, 5, 4),
+        open(1, 7, 0, 1),
+        open(1, 7, 0, 7),
+        open(9, 7, 0, 4),
+    ] {
         r.send(&msg(&bad));
-        let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else { panic!() };
+        let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else {
+            panic!()
+        };
         assert_ne!(o.status, 0, "{bad:?}");
     }
     r.send(&msg(&open(1, 7, 0, 4)));
-    let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else { panic!() };
+    let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else {
+        panic!()
+    };
     assert_eq!(o.status, 0);
     // Opening twice is refused; the open channel stays.
     r.send(&msg(&open(1, 7, 0, 4)));
-    let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else { panic!() };
+    let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else {
+        panic!()
+    };
     assert_ne!(o.status, 0);
     assert!(r.server.is_open(1));
     // MODIFYCHANNEL at 6.0 is answered.
-    r.send(&msg(&ModifyChannel { child_relid: 1, target_vp: 1 }));
-    r.send(&msg(&ModifyChannel { child_relid: 1, target_vp: 9 }));
+    r.send(&msg(&ModifyChannel {
+        child_relid: 1,
+        target_vp: 1,
+    }));
+    r.send(&msg(&ModifyChannel {
+        child_relid: 1,
+        target_vp: 9,
+    }));
     let rep = r.replies();
     let st: Vec<u32> = rep
         .iter()
@@ -485,7 +636,9 @@ fn corrupt_ring_closes_only_that_channel() {
     let (_, hb) = r.open(1);
     let (_, mut ts) = r.open(3);
     // The guest scribbles over its send ring's write index.
-    hb.send.memory().store_release(HeaderField::WriteIndex, 0xdead_beef);
+    hb.send
+        .memory()
+        .store_release(HeaderField::WriteIndex, 0xdead_beef);
     r.server.handle_signal(1, r.now);
     assert!(!r.server.is_open(1));
     assert_eq!(r.server.stats().faults, 1);
@@ -544,18 +697,29 @@ fn unload_closes_everything() {
 
 #[test]
 fn fault_injection_breaks_the_protocol_on_purpose() {
-    let mut r = rig_with(vec![Version::V6_0], Faults { malformed_offer: true, bogus_gpadl_reply: true, corrupt_ring: true });
+    let mut r = rig_with(
+        vec![Version::V6_0],
+        Faults {
+            malformed_offer: true,
+            bogus_gpadl_reply: true,
+            corrupt_ring: true,
+        },
+    );
     r.send(&contact(Version::V6_0, 0));
     r.replies();
     r.send(&empty(MessageType::REQUESTOFFERS));
     let rep = r.replies();
     assert!(parse(&rep[0].1).is_err(), "the first offer is truncated");
     let pfns = r.pages(8);
-    let ranges = [GpadlRange { byte_count: 8 * 4096, byte_offset: 0, pfns: &pfns }];
+    let ranges = [GpadlRange {
+        byte_count: 8 * 4096,
+        byte_offset: 0,
+        pfns: &pfns,
+    }];
     let mut s = GpadlSplitter::new(1, 5, &ranges).expect("valid");
     let mut buf = [0u8; MAX_MESSAGE_SIZE];
     let n = s.next_message(&mut buf).expect("one").expect("fits");
-    r.send(&buf[..n].to_vec());
+    r.send(&buf[..n]);
     let handles: Vec<u32> = r
         .replies()
         .iter()
@@ -575,8 +739,12 @@ fn fault_injection_breaks_the_protocol_on_purpose() {
     }));
     let mem: Arc<dyn GuestPages> = r.port.fake.clone();
     let gpas: Vec<u64> = pfns.iter().map(|p| p * 4096).collect();
-    let mut recv = RingConsumer::new(GuestRing::new(mem, gpas[4], gpas[5..].to_vec())).expect("ring");
-    assert!(recv.read_packet(&mut [0u8; 4096]).is_err(), "the write index is corrupt");
+    let mut recv =
+        RingConsumer::new(GuestRing::new(mem, gpas[4], gpas[5..].to_vec())).expect("ring");
+    assert!(
+        recv.read_packet(&mut [0u8; 4096]).is_err(),
+        "the write index is corrupt"
+    );
 }
 
 #[test]

@@ -49,10 +49,8 @@ pub enum Work {
         vp: u32,
         /// On this connection.
         connection: u32,
-        /// Valid bytes in `bytes`.
-        len: usize,
         /// The payload.
-        bytes: [u8; MAX_MESSAGE_SIZE],
+        bytes: Vec<u8>,
     },
     /// The guest signalled a channel.
     Signal {
@@ -98,7 +96,12 @@ struct MessageConnection {
 }
 
 impl MessageHandler for MessageConnection {
-    fn post_message(&self, from_vp: u32, message_type: u32, payload: &[u8]) -> Result<(), HvStatus> {
+    fn post_message(
+        &self,
+        from_vp: u32,
+        message_type: u32,
+        payload: &[u8],
+    ) -> Result<(), HvStatus> {
         if message_type != VMBUS_SYNIC_MESSAGE_TYPE {
             log::debug!("vmbus: VP {from_vp} posted SynIC message type {message_type}, not 1");
         }
@@ -107,12 +110,19 @@ impl MessageHandler for MessageConnection {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(HvStatus::INSUFFICIENT_BUFFERS);
         }
-        let mut bytes = [0u8; MAX_MESSAGE_SIZE];
-        bytes[..len].copy_from_slice(&payload[..len]);
+        let bytes = payload[..len].to_vec();
         // The connection ID is not passed to handlers; both connections
         // behave the same, so 1 stands for either.
-        let work = Work::Message { vp: from_vp, connection: MESSAGE_CONNECTION_ID, len, bytes };
-        let sent = self.tx.lock().unwrap_or_else(PoisonError::into_inner).send(work);
+        let work = Work::Message {
+            vp: from_vp,
+            connection: MESSAGE_CONNECTION_ID,
+            bytes,
+        };
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(work);
         if sent.is_err() {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(HvStatus::INSUFFICIENT_BUFFERS);
@@ -131,8 +141,15 @@ struct ChannelEvent {
 impl EventHandler for ChannelEvent {
     fn signal_event(&self, _from_vp: u32, _flag_number: u16) -> Result<(), HvStatus> {
         if !self.pending.swap(true, Ordering::SeqCst) {
-            let work = Work::Signal { relid: self.relid, pending: self.pending.clone() };
-            let _ = self.tx.lock().unwrap_or_else(PoisonError::into_inner).send(work);
+            let work = Work::Signal {
+                relid: self.relid,
+                pending: self.pending.clone(),
+            };
+            let _ = self
+                .tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .send(work);
         }
         Ok(())
     }
@@ -170,11 +187,24 @@ impl GuestPort for PartitionPort {
         }
     }
 
-    fn register_channel_event(&self, connection_id: u32, relid: u32) -> Result<(), ConnectionError> {
-        let tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let handler =
-            Arc::new(ChannelEvent { tx: Mutex::new(tx), relid, pending: Arc::new(AtomicBool::new(false)) });
-        self.partition.connections().register_event(connection_id, handler)
+    fn register_channel_event(
+        &self,
+        connection_id: u32,
+        relid: u32,
+    ) -> Result<(), ConnectionError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let handler = Arc::new(ChannelEvent {
+            tx: Mutex::new(tx),
+            relid,
+            pending: Arc::new(AtomicBool::new(false)),
+        });
+        self.partition
+            .connections()
+            .register_event(connection_id, handler)
     }
 
     fn unregister_channel_event(&self, connection_id: u32) {
@@ -214,21 +244,38 @@ impl Vmbus {
         let queued = Arc::new(AtomicUsize::new(0));
         let connections = partition.connections();
         for id in [MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4] {
-            let handler = Arc::new(MessageConnection { tx: Mutex::new(tx.clone()), queued: queued.clone() });
+            let handler = Arc::new(MessageConnection {
+                tx: Mutex::new(tx.clone()),
+                queued: queued.clone(),
+            });
             connections.register_message(id, handler)?;
         }
-        let port = Arc::new(PartitionPort { partition: partition.clone(), tx: Mutex::new(tx.clone()) });
+        let port = Arc::new(PartitionPort {
+            partition: partition.clone(),
+            tx: Mutex::new(tx.clone()),
+        });
         let mut server = Server::new(port, vec![Version::V6_0], config.faults);
         let shutdown_ready = Arc::new(AtomicBool::new(false));
         let heartbeats = Arc::new(AtomicU64::new(0));
-        server.add_device(Box::new(IcDevice::new(Heartbeat::new(config.heartbeat, heartbeats.clone()))));
-        server.add_device(Box::new(IcDevice::new(Shutdown::new(shutdown_ready.clone()))));
+        server.add_device(Box::new(IcDevice::new(Heartbeat::new(
+            config.heartbeat,
+            heartbeats.clone(),
+        ))));
+        server.add_device(Box::new(IcDevice::new(Shutdown::new(
+            shutdown_ready.clone(),
+        ))));
         server.add_device(Box::new(IcDevice::new(Timesync::new(config.timesync))));
         let shutdown_after = config.shutdown_after;
         let thread = std::thread::Builder::new()
             .name("vmbus".into())
             .spawn(move || run(server, rx, queued, shutdown_after))?;
-        Ok(Self { tx, thread: Some(thread), partition: partition.clone(), shutdown_ready, heartbeats })
+        Ok(Self {
+            tx,
+            thread: Some(thread),
+            partition: partition.clone(),
+            shutdown_ready,
+            heartbeats,
+        })
     }
 
     /// Asks the guest to shut down if it can be asked now (its shutdown
@@ -285,9 +332,13 @@ fn run(
         };
         let now = Instant::now();
         match work {
-            Work::Message { vp, connection, len, bytes } => {
+            Work::Message {
+                vp,
+                connection,
+                bytes,
+            } => {
                 queued.fetch_sub(1, Ordering::SeqCst);
-                server.handle_message(vp, connection, &bytes[..len.min(MAX_MESSAGE_SIZE)], now);
+                server.handle_message(vp, connection, &bytes, now);
             }
             Work::Signal { relid, pending } => {
                 pending.store(false, Ordering::SeqCst);

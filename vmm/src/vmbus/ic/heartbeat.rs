@@ -26,7 +26,12 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// Beats every `interval`; `answered` counts the guest's answers.
     pub fn new(interval: Duration, answered: Arc<AtomicU64>) -> Self {
-        Self { interval, seq: 0, next: None, answered }
+        Self {
+            interval,
+            seq: 0,
+            next: None,
+            answered,
+        }
     }
 }
 
@@ -62,7 +67,10 @@ impl IcService for Heartbeat {
             Some(at) if at <= now => {
                 self.next = Some(now + self.interval);
                 self.seq = self.seq.wrapping_add(1);
-                let body = HeartbeatMsg { seq_num: self.seq, reserved: [0; 8] };
+                let body = HeartbeatMsg {
+                    seq_num: self.seq,
+                    reserved: [0; 8],
+                };
                 match request(versions, IcMsgType::HEARTBEAT, body.as_bytes(), buf) {
                     Some(n) => Next::Send(n),
                     None => Next::Wait(self.next),
@@ -76,7 +84,10 @@ impl IcService for Heartbeat {
         match msg.body_as::<HeartbeatMsg>() {
             Ok(hb) => {
                 let n = self.answered.fetch_add(1, Ordering::Relaxed) + 1;
-                log::info!("vmbus: heartbeat: guest sequence {} ({n} answered)", hb.seq_num);
+                log::info!(
+                    "vmbus: heartbeat: guest sequence {} ({n} answered)",
+                    hb.seq_num
+                );
             }
             Err(e) => log::warn!("vmbus: heartbeat: bad answer: {e}"),
         }

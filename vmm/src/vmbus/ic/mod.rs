@@ -102,7 +102,12 @@ pub struct IcDevice<S> {
 impl<S: IcService> IcDevice<S> {
     /// The device for `service`.
     pub fn new(service: S) -> Self {
-        Self { service, state: State::Closed, next_trans_id: 1, buf: vec![0; MAX_REQUEST] }
+        Self {
+            service,
+            state: State::Closed,
+            next_trans_id: 1,
+            buf: vec![0; MAX_REQUEST],
+        }
     }
 
     fn trans_id(&mut self) -> u64 {
@@ -111,7 +116,12 @@ impl<S: IcService> IcDevice<S> {
         t
     }
 
-    fn send(&mut self, io: &mut ChannelIo<'_>, trans_id: u64, len: usize) -> Result<(), DeviceError> {
+    fn send(
+        &mut self,
+        io: &mut ChannelIo<'_>,
+        trans_id: u64,
+        len: usize,
+    ) -> Result<(), DeviceError> {
         match io.send_inband(trans_id, &self.buf[..len]) {
             Ok(()) => Ok(()),
             Err(RingError::Full { need, free }) => {
@@ -128,7 +138,10 @@ impl<S: IcService> IcDevice<S> {
     fn on_message(&mut self, trans_id: u64, msg: &IcMessage<'_>, now: Instant) {
         let name = self.service.name();
         if !msg.is_response() {
-            log::warn!("vmbus: {name}: the guest sent a request (icflags {:#x}); ignored", msg.header.icflags);
+            log::warn!(
+                "vmbus: {name}: the guest sent a request (icflags {:#x}); ignored",
+                msg.header.icflags
+            );
             return;
         }
         match (self.state, msg.header.icmsgtype) {
@@ -190,7 +203,10 @@ impl<S: IcService> VmbusDevice for IcDevice<S> {
     fn packet(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Result<(), DeviceError> {
         let name = self.service.name();
         if packet.desc.ty != PacketType::DATA_INBAND {
-            log::warn!("vmbus: {name}: ignored a packet of type {:?}", packet.desc.ty);
+            log::warn!(
+                "vmbus: {name}: ignored a packet of type {:?}",
+                packet.desc.ty
+            );
             return Ok(());
         }
         match parse_message(packet.data()) {
@@ -207,7 +223,10 @@ impl<S: IcService> VmbusDevice for IcDevice<S> {
         // A service sends at most a few requests per poll; the bound keeps
         // a buggy one from spinning.
         for _ in 0..8 {
-            match self.service.next_request(v, io.now(), io.reference_time(), &mut self.buf) {
+            match self
+                .service
+                .next_request(v, io.now(), io.reference_time(), &mut self.buf)
+            {
                 Next::Send(len) => {
                     let t = self.trans_id();
                     self.send(io, t, len)?;

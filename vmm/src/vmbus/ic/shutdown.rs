@@ -32,7 +32,11 @@ pub struct Shutdown {
 impl Shutdown {
     /// The service; `ready` is kept up to date for the signal handler.
     pub fn new(ready: Arc<AtomicBool>) -> Self {
-        Self { ready, requested: false, sent: false }
+        Self {
+            ready,
+            requested: false,
+            sent: false,
+        }
     }
 }
 
@@ -85,7 +89,10 @@ impl IcService for Shutdown {
         if msg.header.status == HV_S_OK {
             log::info!("vmbus: shutdown: the guest accepted the request");
         } else {
-            log::warn!("vmbus: shutdown: the guest refused (status {:#x})", msg.header.status);
+            log::warn!(
+                "vmbus: shutdown: the guest refused (status {:#x})",
+                msg.header.status
+            );
         }
     }
 

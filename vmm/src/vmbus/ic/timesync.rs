@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vmbus::guid::{Guid, TIMESYNC};
 use vmbus::ic::{
-    timesync_flags, IcMessage, IcMsgType, IcVersion, TimesyncMsg, TimesyncRefMsg, TIMESYNC_VERSIONS,
-    WLTIMEDELTA,
+    timesync_flags, IcMessage, IcMsgType, IcVersion, TimesyncMsg, TimesyncRefMsg,
+    TIMESYNC_VERSIONS, WLTIMEDELTA,
 };
 use zerocopy::IntoBytes;
 
@@ -20,7 +20,9 @@ use super::{request, IcService, IcVersions, Next};
 
 /// Host wall-clock time in 100 ns units since 1601-01-01.
 pub fn host_time_1601() -> u64 {
-    let since_1970 = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_1970 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     WLTIMEDELTA.saturating_add(u64::try_from(since_1970.as_nanos() / 100).unwrap_or(u64::MAX))
 }
 
@@ -35,7 +37,12 @@ pub struct Timesync {
 impl Timesync {
     /// Samples every `interval`.
     pub fn new(interval: Duration) -> Self {
-        Self { interval, next: None, synced: false, answered: 0 }
+        Self {
+            interval,
+            next: None,
+            synced: false,
+            answered: 0,
+        }
     }
 }
 
@@ -71,8 +78,11 @@ impl IcService for Timesync {
         match self.next {
             Some(at) if at <= now => {
                 self.next = Some(now + self.interval);
-                let flags =
-                    if self.synced { timesync_flags::SAMPLE } else { timesync_flags::SYNC };
+                let flags = if self.synced {
+                    timesync_flags::SAMPLE
+                } else {
+                    timesync_flags::SYNC
+                };
                 self.synced = true;
                 let parenttime = host_time_1601();
                 let n = if versions.message.major >= 4 {
@@ -84,7 +94,11 @@ impl IcService for Timesync {
                     };
                     request(versions, IcMsgType::TIMESYNC, body.as_bytes(), buf)
                 } else {
-                    let body = TimesyncMsg { parenttime, flags, ..Default::default() };
+                    let body = TimesyncMsg {
+                        parenttime,
+                        flags,
+                        ..Default::default()
+                    };
                     request(versions, IcMsgType::TIMESYNC, body.as_bytes(), buf)
                 };
                 log::debug!("vmbus: timesync: sample {parenttime} (flags {flags}, reference time {reference_time})");
