@@ -89,8 +89,9 @@ impl Default for VmbusConfig {
     }
 }
 
-/// Posts VMBus messages on connections 1 and 4.
+/// Posts VMBus messages on connection 1 or 4.
 struct MessageConnection {
+    connection: u32,
     tx: Mutex<Sender<Work>>,
     queued: Arc<AtomicUsize>,
 }
@@ -111,11 +112,9 @@ impl MessageHandler for MessageConnection {
             return Err(HvStatus::INSUFFICIENT_BUFFERS);
         }
         let bytes = payload[..len].to_vec();
-        // The connection ID is not passed to handlers; both connections
-        // behave the same, so 1 stands for either.
         let work = Work::Message {
             vp: from_vp,
-            connection: MESSAGE_CONNECTION_ID,
+            connection: self.connection,
             bytes,
         };
         let sent = self
@@ -245,6 +244,7 @@ impl Vmbus {
         let connections = partition.connections();
         for id in [MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4] {
             let handler = Arc::new(MessageConnection {
+                connection: id,
                 tx: Mutex::new(tx.clone()),
                 queued: queued.clone(),
             });
