@@ -176,6 +176,7 @@ impl VpHv {
             return Ok(());
         }
         let new = HypercallMsr(value);
+        log::debug!("VP {}: HYPERCALL <- {value:#x}", self.vp_index);
         if new.enabled() {
             p.mem.write(new.gpa(), &TRAMPOLINE).map_err(|_| Gp)?;
             log::debug!(
