@@ -1,6 +1,7 @@
 # _hvhost_guest: not a scenario of its own; the guest side of the hvhost
-# scenarios. Reports its CPU count, then checks that hv_guest.ko detects
-# hvhost's Hyper-V interface (hvhost advertises it since issue 4).
+# boot scenarios. Reports its CPU count, then checks that hv_guest.ko finds
+# hvhost's Hyper-V interface, loads, shows it in debugfs exactly as CPUID
+# says, and unloads.
 # helper
 guest() {
 	echo "# rig: nproc=$(nproc)"
