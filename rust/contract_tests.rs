@@ -25,6 +25,43 @@ pub(crate) enum Suite {
     /// Only the message echo and the event on every CPU: traffic for the
     /// load/unload stress test.
     Traffic,
+    /// One benchmark phase (see [`bench`]).
+    Bench(BenchPhase),
+}
+
+/// What `bench` measures, one phase per run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BenchPhase {
+    /// An OUT to an unclaimed port (0xe0): the raw exit to the VMM.
+    RawExit,
+    /// HvCallNotifyLongSpinWait, fast: the null hypercall.
+    NullHypercall,
+    /// HvSignalEvent, fast, to a test-device event connection on this VP.
+    SignalEvent,
+    /// HvPostMessage to the echo connection until the echo has arrived.
+    MessageRoundTrip,
+}
+
+impl BenchPhase {
+    /// The phase named `name`.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "raw_exit" => Self::RawExit,
+            "null_hypercall" => Self::NullHypercall,
+            "signal_event" => Self::SignalEvent,
+            "message_round_trip" => Self::MessageRoundTrip,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::RawExit => "raw_exit",
+            Self::NullHypercall => "null_hypercall",
+            Self::SignalEvent => "signal_event",
+            Self::MessageRoundTrip => "message_round_trip",
+        }
+    }
 }
 
 /// Whose answers the tests expect.
@@ -292,6 +329,12 @@ pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite)
         n: 0,
         failed: 0,
     };
+    if let Suite::Bench(phase) = suite {
+        let r = bench(hc, synic, &consumer, &vps, phase, &mut k);
+        drop(registration);
+        r?;
+        return Ok(k.out);
+    }
     let _ = writeln!(k, "KTAP version 1");
     if suite == Suite::Traffic {
         let _ = writeln!(k, "1..2");
@@ -715,4 +758,112 @@ fn check_queue(
         }
         _ => Ok(()),
     }
+}
+
+fn tsc() -> u64 {
+    // `_rdtsc` is an unsafe fn in the oldest rustc the kernel accepts.
+    // SAFETY: RDTSC only reads the time stamp counter.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+}
+
+/// Operations per benchmark phase: enough that a VMM's per-phase exit count
+/// (sampled by the rig every 50 ms) is dominated by the phase.
+const BENCH_OPS: usize = 3000;
+
+/// Runs one phase `BENCH_OPS` times, each op timed alone with RDTSC, and
+/// writes `bench PHASE median_cycles M ops N interrupts I` (interrupts on
+/// the test SINT during the phase). Numbers only mean something as ratios
+/// within one run (the rig is nested emulation).
+fn bench(
+    hc: &Hypercalls,
+    synic: &Synic,
+    consumer: &TestConsumer,
+    vps: &[(u32, u32)],
+    phase: BenchPhase,
+    k: &mut Ktap,
+) -> Result {
+    let irqs = |s: &Synic| s.counters(TEST_SINT).map_or(0, |c| c.interrupts.load(Relaxed));
+    let mut samples = KVec::with_capacity(BENCH_OPS, GFP_KERNEL)?;
+    // The connections live on VP of the CPU we start on; messages and
+    // events come back there (and are counted wherever we are).
+    let vp = {
+        let irqs_off = IrqsOff::new();
+        let cpu = irqs_off.cpu();
+        vps.iter().find(|(c, _)| *c == cpu).map(|(_, vp)| *vp).ok_or(EINVAL)?
+    };
+    let (conn, create, destroy) = match phase {
+        BenchPhase::SignalEvent => (EVT_CONN_BASE + vp, EVT_CONN_CREATE, EVT_CONN_DESTROY),
+        _ => (MSG_CONN_BASE + vp, MSG_CONN_CREATE, MSG_CONN_DESTROY),
+    };
+    let uses_device = matches!(phase, BenchPhase::SignalEvent | BenchPhase::MessageRoundTrip);
+    if uses_device {
+        testdev(create, conn, vp, TEST_SINT);
+    }
+    let irqs_before = irqs(synic);
+    let payload = [0x42u8; 64];
+    let mut failed = None;
+    for _ in 0..BENCH_OPS {
+        let start = tsc();
+        let r = match phase {
+            BenchPhase::RawExit => {
+                // SAFETY: port 0xe0 is claimed by no device of either VMM;
+                // the write only exits to the VMM and changes no memory.
+                unsafe { core::arch::asm!("out 0xe0, al", in("al") 0u8, options(nomem, nostack, preserves_flags)) };
+                Ok(())
+            }
+            BenchPhase::NullHypercall => hc.notify_long_spin_wait(),
+            BenchPhase::SignalEvent => hc.signal_event(conn, 0),
+            BenchPhase::MessageRoundTrip => {
+                let before = consumer.messages.load(Relaxed);
+                // A host still busy with the previous echo answers
+                // INSUFFICIENT_BUFFERS (QEMU frees its staging area from
+                // its main loop): retry, as a guest must; it is part of
+                // the round trip's cost.
+                let mut r = hc.post_message(conn, TEST_MSG_TYPE, &payload);
+                let mut retries = 0;
+                while r == Err(HvError(HvStatus::INSUFFICIENT_BUFFERS)) && retries < 100_000 {
+                    core::hint::spin_loop();
+                    r = hc.post_message(conn, TEST_MSG_TYPE, &payload);
+                    retries += 1;
+                }
+                // Wait for the echo (the interrupt comes in on this VP).
+                let mut spins = 0u64;
+                while r.is_ok() && consumer.messages.load(Relaxed) == before && spins < 1 << 28 {
+                    core::hint::spin_loop();
+                    spins += 1;
+                }
+                r
+            }
+        };
+        let end = tsc();
+        if let Err(e) = r {
+            failed = Some(e);
+            break;
+        }
+        samples.push(end.wrapping_sub(start), GFP_KERNEL)?;
+    }
+    let interrupts = irqs(synic) - irqs_before;
+    if uses_device {
+        testdev(destroy, conn, vp, TEST_SINT);
+    }
+    // Drain what the consumer logged so the log never fills up.
+    drop(consumer.take());
+    if let Some(e) = failed {
+        pr_err!("bench {}: {}\n", phase.name(), e);
+        return Err(e.into());
+    }
+    samples.sort_unstable();
+    let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
+    let _ = writeln!(
+        k,
+        "bench {} median_cycles {} ops {} interrupts {}",
+        phase.name(),
+        median,
+        samples.len(),
+        interrupts
+    );
+    Ok(())
 }
