@@ -1,5 +1,4 @@
 # stock_guest_detects_hvhost: stock Linux with CONFIG_HYPERV (the reference
-# skip: the reference kernel cannot power off under hvhost: its ACPI table load fails ("AE_BAD_PARAMETER, During Region initialization"; tests/ref.config has no CONFIG_PCI, the rig kernel has and powers off), so hvhost is killed and the clock check measures the kill; checks 2-8 pass
 # kernel, /boot/ref-bzImage) boots under hvhost with 2 vCPUs and accepts its
 # Hyper-V interface: detection, privilege flags, hypercall page, reference
 # TSC page clock source, Hyper-V stimer as clock event device on every CPU;
@@ -17,6 +16,7 @@
 # hv_vmbus is built into the reference kernel but hvhost offers no VMBus
 # ACPI device yet (issue 6): its initcall returns -ENODEV silently, which
 # this scenario only requires not to warn.
+# skip: the reference kernel cannot power off under hvhost: its ACPI table load fails ("AE_BAD_PARAMETER, During Region initialization"; tests/ref.config has no CONFIG_PCI, the rig kernel has and powers off), so hvhost is killed and the clock check measures the kill; checks 2-8 pass
 # timeout: 300
 rig_stock_guest() {
 	echo "TAP version 13"
