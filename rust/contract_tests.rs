@@ -27,6 +27,9 @@ pub(crate) enum Suite {
     Traffic,
     /// One benchmark phase (see [`bench`]).
     Bench(BenchPhase),
+    /// hvhost's fault injection: malformed deliveries are dropped and
+    /// counted, and the SynIC keeps working.
+    Hostile,
 }
 
 /// What `bench` measures, one phase per run.
@@ -88,15 +91,14 @@ use crate::hypercall::{guest_os_id, rep_call, HvError, Hypercalls};
 use crate::shim::{self, IrqsOff};
 use crate::synic::{SintConsumer, Synic, TEST_SINT};
 
-/// The test device's control port.
-const TESTDEV_PORT: u16 = 0x3000;
-/// Test device commands (QEMU `hw/misc/hyperv_testdev.c`).
-const MSG_CONN_CREATE: u32 = 4;
-const MSG_CONN_DESTROY: u32 = 5;
-const EVT_CONN_CREATE: u32 = 6;
-const EVT_CONN_DESTROY: u32 = 7;
-/// The message type the tests post (not zero, below 0x80000000).
-const TEST_MSG_TYPE: u32 = 0x7e57;
+use crate::hvcall::testdev::cmd::{
+    EVT_CONN_CREATE, EVT_CONN_DESTROY, FAULT_EVENT_OUT_OF_RANGE, FAULT_OVERSIZE_MESSAGE,
+    FAULT_UNKNOWN_TYPE_MESSAGE, MSG_CONN_CREATE, MSG_CONN_DESTROY,
+};
+use crate::hvcall::testdev::{Command, FAULT_MESSAGE_TYPE, PORT as TESTDEV_PORT};
+/// The message type the tests post (not zero, below 0x80000000); the test
+/// device's oversize fault message carries it too.
+const TEST_MSG_TYPE: u32 = FAULT_MESSAGE_TYPE;
 /// Connection IDs: messages 0x20 + VP, events 0x40 + VP (8 bits in the
 /// device's command word).
 const MSG_CONN_BASE: u32 = 0x20;
@@ -105,13 +107,24 @@ const EVT_CONN_BASE: u32 = 0x40;
 /// emulation; real hosts answer in microseconds).
 const WAIT_MS: i64 = 3000;
 
-fn testdev(cmd: u32, conn: u32, vp: u32, sint: u8) {
-    let word = (conn & 0xff) << 24 | (cmd & 0xff) << 16 | (vp & 0xff) << 8 | u32::from(sint);
+fn testdev(cmd: u8, conn: u32, vp: u32, sint: u8) {
+    let word = Command {
+        conn: conn as u8,
+        cmd,
+        vp: vp as u8,
+        sint,
+    }
+    .encode();
     // SAFETY: port 0x3000 belongs to the hypervisor's test device, which the
     // test run requires; a port write changes no memory of this kernel. If
     // the device is absent the write goes nowhere and the tests fail.
     unsafe {
-        core::arch::asm!("out dx, eax", in("dx") TESTDEV_PORT, in("eax") word, options(nomem, nostack, preserves_flags))
+        core::arch::asm!(
+            "out dx, eax",
+            in("dx") TESTDEV_PORT,
+            in("eax") word,
+            options(nomem, nostack, preserves_flags)
+        )
     };
 }
 
@@ -234,6 +247,11 @@ impl Ktap {
         }
     }
 
+    fn totals(&mut self) {
+        let (n, failed) = (self.n, self.failed);
+        let _ = writeln!(self, "# totals: pass:{} fail:{}", n - failed, failed);
+    }
+
     fn diag(&mut self, args: core::fmt::Arguments<'_>) {
         let _ = writeln!(self, "# {}", args);
     }
@@ -313,7 +331,12 @@ fn wait_for(consumer: &TestConsumer, want: usize) -> KVec<Seen> {
 }
 
 /// Runs every contract test; returns the KTAP text.
-pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite) -> Result<KVec<u8>> {
+pub(crate) fn run(
+    hc: &Hypercalls,
+    synic: &Arc<Synic>,
+    peer: Peer,
+    suite: Suite,
+) -> Result<KVec<u8>> {
     let consumer: Arc<TestConsumer> = Arc::pin_init(
         pin_init!(TestConsumer {
             log <- new_spinlock_irq!(Log { seen: [Seen::default(); LOG], len: 0, lost: 0 }, "hv_guest_test_log"),
@@ -336,11 +359,20 @@ pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite)
         return Ok(k.out);
     }
     let _ = writeln!(k, "KTAP version 1");
+    if suite == Suite::Hostile {
+        let _ = writeln!(k, "1..4");
+        hostile(synic, &consumer, &vps, &mut k);
+        k.result("still_working_every_cpu", check_echo(hc, &consumer, &vps));
+        drop(registration);
+        k.totals();
+        return Ok(k.out);
+    }
     if suite == Suite::Traffic {
         let _ = writeln!(k, "1..2");
         k.result("message_echo_every_cpu", check_echo(hc, &consumer, &vps));
         k.result("event_every_cpu", check_events(hc, &consumer, &vps));
         drop(registration);
+        k.totals();
         return Ok(k.out);
     }
     let _ = writeln!(k, "1..13");
@@ -461,8 +493,7 @@ pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite)
         k.diag(format_args!("{} records lost from the test log", lost));
     }
     drop(registration);
-    let (n, failed) = (k.n, k.failed);
-    let _ = writeln!(k, "# totals: pass:{} fail:{}", n - failed, failed);
+    k.totals();
     Ok(k.out)
 }
 
@@ -785,20 +816,29 @@ fn bench(
     phase: BenchPhase,
     k: &mut Ktap,
 ) -> Result {
-    let irqs = |s: &Synic| s.counters(TEST_SINT).map_or(0, |c| c.interrupts.load(Relaxed));
+    let irqs = |s: &Synic| {
+        s.counters(TEST_SINT)
+            .map_or(0, |c| c.interrupts.load(Relaxed))
+    };
     let mut samples = KVec::with_capacity(BENCH_OPS, GFP_KERNEL)?;
     // The connections live on VP of the CPU we start on; messages and
     // events come back there (and are counted wherever we are).
     let vp = {
         let irqs_off = IrqsOff::new();
         let cpu = irqs_off.cpu();
-        vps.iter().find(|(c, _)| *c == cpu).map(|(_, vp)| *vp).ok_or(EINVAL)?
+        vps.iter()
+            .find(|(c, _)| *c == cpu)
+            .map(|(_, vp)| *vp)
+            .ok_or(EINVAL)?
     };
     let (conn, create, destroy) = match phase {
         BenchPhase::SignalEvent => (EVT_CONN_BASE + vp, EVT_CONN_CREATE, EVT_CONN_DESTROY),
         _ => (MSG_CONN_BASE + vp, MSG_CONN_CREATE, MSG_CONN_DESTROY),
     };
-    let uses_device = matches!(phase, BenchPhase::SignalEvent | BenchPhase::MessageRoundTrip);
+    let uses_device = matches!(
+        phase,
+        BenchPhase::SignalEvent | BenchPhase::MessageRoundTrip
+    );
     if uses_device {
         testdev(create, conn, vp, TEST_SINT);
     }
@@ -811,7 +851,9 @@ fn bench(
             BenchPhase::RawExit => {
                 // SAFETY: port 0xe0 is claimed by no device of either VMM;
                 // the write only exits to the VMM and changes no memory.
-                unsafe { core::arch::asm!("out 0xe0, al", in("al") 0u8, options(nomem, nostack, preserves_flags)) };
+                unsafe {
+                    core::arch::asm!("out 0xe0, al", in("al") 0u8, options(nomem, nostack, preserves_flags))
+                };
                 Ok(())
             }
             BenchPhase::NullHypercall => hc.notify_long_spin_wait(),
@@ -866,4 +908,66 @@ fn bench(
         interrupts
     );
     Ok(())
+}
+
+/// Asks the test device for each kind of bad delivery on every CPU's VP and
+/// checks that the SynIC dropped and counted it, and that the consumer never
+/// saw it.
+fn hostile(synic: &Synic, consumer: &TestConsumer, vps: &[(u32, u32)], k: &mut Ktap) {
+    let Some(counters) = synic.counters(TEST_SINT) else {
+        k.result(
+            "counters",
+            Err(why(format_args!("no counters for SINT {}", TEST_SINT))),
+        );
+        return;
+    };
+    let cases: [(&str, u8, &Atomic<u64>); 3] = [
+        (
+            "oversize_message_dropped",
+            FAULT_OVERSIZE_MESSAGE,
+            &counters.dropped_oversize,
+        ),
+        (
+            "unknown_type_message_dropped",
+            FAULT_UNKNOWN_TYPE_MESSAGE,
+            &counters.dropped_unknown_type,
+        ),
+        (
+            "out_of_range_flag_dropped",
+            FAULT_EVENT_OUT_OF_RANGE,
+            &counters.dropped_bad_flag,
+        ),
+    ];
+    for (name, fault, counter) in cases {
+        let r = (|| -> TestResult {
+            for &(cpu, vp) in vps {
+                let before = counter.load(Relaxed);
+                testdev(fault, 0, vp, TEST_SINT);
+                let mut waited = 0;
+                while counter.load(Relaxed) == before && waited < WAIT_MS {
+                    fsleep(Delta::from_millis(2));
+                    waited += 2;
+                }
+                let seen = consumer.take();
+                if counter.load(Relaxed) != before + 1 {
+                    fail!(
+                        "CPU {} (VP {}): counter went {} -> {}",
+                        cpu,
+                        vp,
+                        before,
+                        counter.load(Relaxed)
+                    );
+                }
+                if !seen.is_empty() {
+                    fail!(
+                        "CPU {}: the consumer saw {} deliveries of a bad one",
+                        cpu,
+                        seen.len()
+                    );
+                }
+            }
+            Ok(())
+        })();
+        k.result(name, r);
+    }
 }

@@ -87,7 +87,8 @@ fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 
 /// Writing `run` runs the contract tests expecting the TLFS's answers,
 /// `run qemu` also accepting QEMU+KVM's documented ones, `traffic` only a
-/// message echo and an event on every CPU, `bench PHASE` one benchmark
+/// message echo and an event on every CPU, `hostile` hvhost's fault
+/// injection (see `contract_tests`), `bench PHASE` one benchmark
 /// phase (in the writer's context; one run at a time).
 fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     use crate::contract_tests::{BenchPhase, Peer, Suite};
@@ -99,6 +100,7 @@ fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
         "run" => (Peer::Tlfs, Suite::All),
         "run qemu" => (Peer::Qemu, Suite::All),
         "traffic" => (Peer::Tlfs, Suite::Traffic),
+        "hostile" => (Peer::Tlfs, Suite::Hostile),
         _ => match cmd.strip_prefix("bench ").and_then(BenchPhase::parse) {
             Some(phase) => (Peer::Tlfs, Suite::Bench(phase)),
             None => return Err(EINVAL),
