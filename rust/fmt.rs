@@ -26,4 +26,5 @@ forward_display!(
     Recommendations,
     VersionLeaf,
     VendorText<'_>,
+    crate::hypercall::HvError,
 );

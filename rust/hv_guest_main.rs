@@ -28,6 +28,7 @@ mod hvcall {
     pub(crate) mod hypercall;
     pub(crate) mod msr;
     pub(crate) mod synic;
+    pub(crate) mod testdev;
 }
 
 mod contract_tests;
