@@ -71,7 +71,7 @@ rig_vmbus_stock() {
 	check 8 no_warnings sh -c "! grep -qE '$bad' $c"
 	grep -E 'vmbus: [0-9]+ messages' $e | sed 's/^/# /'
 	check 9 no_vmbus_errors sh -c "grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' $e &&
-		! grep -q 'ERROR' $e"
+		! grep -q 'hvhost: error:' $e"
 	[ -z "$failed" ]
 }
 

@@ -5,7 +5,7 @@
 //!
 //! - [`server`]: the protocol state machine (versions, offers, GPADLs,
 //!   open/close, rescind, unload), reaching the guest through
-//!   [`server::GuestPort`];
+//!   [`port::GuestPort`];
 //! - [`gpadl`]: GPADL assembly and validation against guest RAM;
 //! - [`channel`] and [`guest_ring`]: an open channel's two rings in guest
 //!   memory, run by the shared `vmbus::ring` code;
@@ -22,6 +22,7 @@ pub mod device;
 pub mod gpadl;
 pub mod guest_ring;
 pub mod ic;
+pub mod port;
 pub mod server;
 pub mod worker;
 

@@ -37,7 +37,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hvcall::hypercall::HvStatus;
 use vmbus::message::{
     encode, encode_empty, ChannelMessage, ConnectionState, GpadlCreated, GpadlTorndown,
     InitiateContact, MessageType, ModifyChannelResponse, Offer, OfferChannel, OfferFlags,
@@ -50,8 +49,7 @@ use vmbus::version::Version;
 use super::channel::{ChannelFault, ChannelRings, Outcome};
 use super::device::{DeviceCommand, VmbusDevice};
 use super::gpadl::{GpadlTable, Progress};
-use crate::hyperv::connections::ConnectionError;
-use crate::hyperv::guest_mem::GuestPages;
+pub use super::port::{Faults, GuestPort};
 
 /// Channel event connections are this plus the relid.
 pub const CHANNEL_CONNECTION_BASE: u32 = 0x1_0000;
@@ -62,43 +60,6 @@ pub const MAX_RELID: u32 = 2047;
 /// Failure status in OPENCHANNEL_RESULT, GPADL_CREATED and
 /// MODIFYCHANNEL_RESPONSE (`STATUS_UNSUCCESSFUL`).
 pub const STATUS_UNSUCCESSFUL: u32 = 0xc000_0001;
-
-/// How the server reaches the guest: the SynIC and guest memory in hvhost,
-/// a recorder in tests.
-pub trait GuestPort: Send + Sync {
-    /// Number of VPs (valid VP indices are below it).
-    fn vp_count(&self) -> u32;
-    /// Guest memory.
-    fn memory(&self) -> &Arc<dyn GuestPages>;
-    /// Posts a VMBus message (header and body, at most 240 bytes) to the
-    /// SINT 2 slot of VP `vp`.
-    fn post_message(&self, vp: u32, message: &[u8]) -> Result<(), HvStatus>;
-    /// Sets event flag `relid` of SINT 2 on VP `vp` (interrupting it if the
-    /// flag was clear).
-    fn signal_channel(&self, vp: u32, relid: u32);
-    /// Routes HvSignalEvent on `connection_id` to channel `relid`.
-    fn register_channel_event(&self, connection_id: u32, relid: u32)
-        -> Result<(), ConnectionError>;
-    /// Stops routing `connection_id`.
-    fn unregister_channel_event(&self, connection_id: u32);
-    /// The partition reference time (TIME_REF_COUNT) now.
-    fn reference_time(&self) -> u64;
-}
-
-/// Deliberate protocol violations for testing a guest's defences
-/// (`--vmbus-fault`). Each fires once.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Faults {
-    /// Send one OFFERCHANNEL shorter than Linux's minimum before the real
-    /// offers.
-    pub malformed_offer: bool,
-    /// Answer the first GPADL with a GPADL_CREATED for a handle the guest
-    /// never sent (then the real answer).
-    pub bogus_gpadl_reply: bool,
-    /// After the first channel opens, write an out-of-range write index into
-    /// its host-to-guest ring.
-    pub corrupt_ring: bool,
-}
 
 /// The protocol state of the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -759,6 +759,9 @@ fn full_synic_queue_is_survived() {
 }
 
 proptest! {
+    // Each case boots a whole connection; fewer cases keep the suite quick.
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
     /// Arbitrary bytes as messages, after a valid connect, never panic and
     /// leave the server answering.
     #[test]
