@@ -5,8 +5,9 @@
 //!
 //! Order matters in three places: files are loaded into guest RAM before KVM is touched
 //! (so that "not a kernel" is reported on any host); the irqchip exists before vCPUs are
-//! created (KVM requires it); and termination signals are blocked before the vCPU threads
-//! start (so that they inherit the mask and only the event loop sees them).
+//! created (KVM requires it); and termination signals are blocked before the first thread
+//! starts (the timer thread, VMBus, the vCPUs inherit the mask, so only the event loop
+//! sees them).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
@@ -289,6 +290,10 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         log::warn!("KVM_GET_TSC_KHZ failed: no reference TSC page, no TSC_FREQUENCY");
     }
     let guest_memory: Arc<dyn crate::hyperv::guest_mem::GuestPages> = memory.clone();
+    // Before the first thread (the timer thread, VMBus, the vCPUs): every thread inherits
+    // the mask, so a termination signal can only reach the event loop's signalfd. A thread
+    // that did not block it would take the signal's default action: the process dies.
+    let signals = SignalFd::block_and_open(&TERMINATION_SIGNALS)?;
     let partition = Partition::new(config.vcpus.into(), guest_memory, vm.msi_sink(), tsc_khz)
         .map_err(|e| Error::os("start the synthetic timer thread", e))?;
     let devices = create_devices(config, &vm, &control, &partition, serial_out, debugcon_out)?;
@@ -325,7 +330,6 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     }
 
     vstate::install_kick_handler()?;
-    let signals = SignalFd::block_and_open(&TERMINATION_SIGNALS)?;
     let stdin_input = config.serial == SerialTarget::Stdio && io::stdin().is_terminal();
     let raw_terminal = if stdin_input {
         Some(RawTerminal::enter()?)
