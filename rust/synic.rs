@@ -140,16 +140,37 @@ impl VectorHandler for SintIrq {
     fn handle(&self) {
         // SAFETY: the `Synic` outlives this irq (type invariant).
         let synic = unsafe { &*self.synic };
-        let sint = SINTS[self.slot].0;
-        let counters = &synic.counters[self.slot];
-        counters.interrupts.add(1, Relaxed);
-        let consumer = synic.consumers.lock()[self.slot].clone();
-        self.take_events(consumer.as_deref(), counters, sint);
-        self.take_message(consumer.as_deref(), counters, sint);
+        synic.counters[self.slot].interrupts.add(1, Relaxed);
+        self.take_all();
     }
 }
 
 impl SintIrq {
+    /// Serves the SINT: event flags first, then the message. Runs on this
+    /// SINT's CPU with interrupts off (the handler, or [`Synic::poll`]).
+    fn take_all(&self) {
+        // SAFETY: the `Synic` outlives this irq (type invariant).
+        let synic = unsafe { &*self.synic };
+        let sint = SINTS[self.slot].0;
+        let counters = &synic.counters[self.slot];
+        let consumer = synic.consumers.lock()[self.slot].clone();
+        self.take_events(consumer.as_deref(), counters, sint);
+        self.take_message(consumer.as_deref(), counters, sint);
+    }
+
+    /// The type in this SINT's slot (0: free).
+    fn slot_type(&self) -> u32 {
+        let Some(base) = message_slot_offset(usize::from(SINTS[self.slot].0)) else {
+            return 0;
+        };
+        // SAFETY: the slot's first, aligned u32 in the live SIMP page (type
+        // invariant), read atomically.
+        let ty = unsafe {
+            Atomic::<u32>::from_ptr(self.simp.add(base + MESSAGE_TYPE_OFFSET).cast::<u32>())
+        };
+        ty.load(kernel::sync::atomic::Acquire)
+    }
+
     fn take_events(&self, consumer: Option<&dyn SintConsumer>, c: &SintCounters, sint: u8) {
         let limit = consumer.map_or(0, |c| c.flag_count().min(EVENT_FLAGS_COUNT as u32));
         let mut flag = 0usize;
@@ -460,6 +481,47 @@ impl Synic {
     /// Counters of `sint`, if this module programs it.
     pub(crate) fn counters(&self, sint: u8) -> Option<&SintCounters> {
         slot_of(sint).map(|slot| &self.counters[slot])
+    }
+
+    /// Masks or unmasks `sint` on `cpu` (keeping its vector). A masked
+    /// SINT still gets messages and flags; only the interrupt is held back.
+    pub(crate) fn set_masked(&self, cpu: u32, sint: u8, masked: bool) -> Result {
+        let slot = slot_of(sint).ok_or(EINVAL)?;
+        let cpus = self.cpus.lock();
+        let setup = cpus
+            .get(cpu as usize)
+            .and_then(|c| c.as_ref())
+            .ok_or(ENXIO)?;
+        let vector = setup.vectors.get(slot).ok_or(EINVAL)?.vector();
+        let reg = msr::sint(u32::from(sint)).ok_or(EINVAL)?;
+        let value = SintReg::new(vector).with_masked(masked).0;
+        shim::on_cpu(cpu, || shim::wrmsr(reg, value))?
+    }
+
+    /// The message type in `sint`'s SIMP slot on `cpu` (0: free).
+    pub(crate) fn slot_type(&self, cpu: u32, sint: u8) -> Result<u32> {
+        let slot = slot_of(sint).ok_or(EINVAL)?;
+        let cpus = self.cpus.lock();
+        let setup = cpus
+            .get(cpu as usize)
+            .and_then(|c| c.as_ref())
+            .ok_or(ENXIO)?;
+        let ctx = setup.vectors.get(slot).ok_or(EINVAL)?.handler();
+        Ok(ctx.slot_type())
+    }
+
+    /// Takes what `sint` has on `cpu` (flags, then the message) as the
+    /// interrupt handler would, on that CPU: how a masked or polling SINT is
+    /// served.
+    pub(crate) fn poll(&self, cpu: u32, sint: u8) -> Result {
+        let slot = slot_of(sint).ok_or(EINVAL)?;
+        let cpus = self.cpus.lock();
+        let setup = cpus
+            .get(cpu as usize)
+            .and_then(|c| c.as_ref())
+            .ok_or(ENXIO)?;
+        let ctx = setup.vectors.get(slot).ok_or(EINVAL)?.handler();
+        shim::on_cpu(cpu, || ctx.take_all())
     }
 
     fn synchronize(&self, slot: usize) {
