@@ -483,45 +483,43 @@ impl Synic {
         slot_of(sint).map(|slot| &self.counters[slot])
     }
 
-    /// Masks or unmasks `sint` on `cpu` (keeping its vector). A masked
-    /// SINT still gets messages and flags; only the interrupt is held back.
-    pub(crate) fn set_masked(&self, cpu: u32, sint: u8, masked: bool) -> Result {
+    /// Runs `f` with the vector and interrupt context of `sint` on `cpu`,
+    /// holding the CPU table so that the CPU cannot go away meanwhile.
+    fn with_sint<R>(
+        &self,
+        cpu: u32,
+        sint: u8,
+        f: impl FnOnce(&CpuVector<SintIrq>) -> Result<R>,
+    ) -> Result<R> {
         let slot = slot_of(sint).ok_or(EINVAL)?;
         let cpus = self.cpus.lock();
         let setup = cpus
             .get(cpu as usize)
             .and_then(|c| c.as_ref())
             .ok_or(ENXIO)?;
-        let vector = setup.vectors.get(slot).ok_or(EINVAL)?.vector();
+        f(setup.vectors.get(slot).ok_or(EINVAL)?)
+    }
+
+    /// Masks or unmasks `sint` on `cpu` (keeping its vector). A masked
+    /// SINT still gets messages and flags; only the interrupt is held back.
+    pub(crate) fn set_masked(&self, cpu: u32, sint: u8, masked: bool) -> Result {
         let reg = msr::sint(u32::from(sint)).ok_or(EINVAL)?;
-        let value = SintReg::new(vector).with_masked(masked).0;
-        shim::on_cpu(cpu, || shim::wrmsr(reg, value))?
+        self.with_sint(cpu, sint, |v| {
+            let value = SintReg::new(v.vector()).with_masked(masked).0;
+            shim::on_cpu(cpu, || shim::wrmsr(reg, value))?
+        })
     }
 
     /// The message type in `sint`'s SIMP slot on `cpu` (0: free).
     pub(crate) fn slot_type(&self, cpu: u32, sint: u8) -> Result<u32> {
-        let slot = slot_of(sint).ok_or(EINVAL)?;
-        let cpus = self.cpus.lock();
-        let setup = cpus
-            .get(cpu as usize)
-            .and_then(|c| c.as_ref())
-            .ok_or(ENXIO)?;
-        let ctx = setup.vectors.get(slot).ok_or(EINVAL)?.handler();
-        Ok(ctx.slot_type())
+        self.with_sint(cpu, sint, |v| Ok(v.handler().slot_type()))
     }
 
     /// Takes what `sint` has on `cpu` (flags, then the message) as the
     /// interrupt handler would, on that CPU: how a masked or polling SINT is
     /// served.
     pub(crate) fn poll(&self, cpu: u32, sint: u8) -> Result {
-        let slot = slot_of(sint).ok_or(EINVAL)?;
-        let cpus = self.cpus.lock();
-        let setup = cpus
-            .get(cpu as usize)
-            .and_then(|c| c.as_ref())
-            .ok_or(ENXIO)?;
-        let ctx = setup.vectors.get(slot).ok_or(EINVAL)?.handler();
-        shim::on_cpu(cpu, || ctx.take_all())
+        self.with_sint(cpu, sint, |v| shim::on_cpu(cpu, || v.handler().take_all()))
     }
 
     fn synchronize(&self, slot: usize) {

@@ -15,7 +15,6 @@
  *
  * Environment: HV_GUEST_KO (module path), HV_GUEST_KEEP=1 (leave it loaded).
  */
-#include <dirent.h>
 #include <stdarg.h>
 
 #include "hv_guest_util.h"
@@ -23,34 +22,7 @@
 static char log_text[1 << 20];
 static char buf[1 << 16];
 
-static int count_irqs(void)
-{
-	DIR *d = opendir("/sys/kernel/irq");
-	struct dirent *e;
-	int n = 0;
 
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Lines of /proc/interrupts that name the module. */
-static int module_irq_lines(void)
-{
-	FILE *f = fopen("/proc/interrupts", "r");
-	char line[4096];
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, "hv_guest-sint") != NULL;
-	fclose(f);
-	return n;
-}
 
 static int nr = 0, failed = 0;
 
@@ -87,22 +59,22 @@ static int write_str(const char *path, const char *s)
 static const char *hotplug(int online, bool with_device)
 {
 	static char why[256];
-	int irqs = count_irqs(), v, ret;
+	int irqs = hv_count_irqs(), v, ret;
 
 	if ((ret = write_str(CPU1_ONLINE, "0")))
 		return snprintf(why, sizeof(why), "offline: %s", strerror(-ret)), why;
 	v = vector_lines();
-	if (v != 2 * (online - 1) || count_irqs() != irqs - 2) {
+	if (v != 2 * (online - 1) || hv_count_irqs() != irqs - 2) {
 		write_str(CPU1_ONLINE, "1");
 		return snprintf(why, sizeof(why), "CPU 1 offline: %d vectors, irqs %d -> %d", v,
-				irqs, count_irqs()), why;
+				irqs, hv_count_irqs()), why;
 	}
 	if ((ret = write_str(CPU1_ONLINE, "1")))
 		return snprintf(why, sizeof(why), "online: %s", strerror(-ret)), why;
 	v = vector_lines();
-	if (v != 2 * online || count_irqs() != irqs)
+	if (v != 2 * online || hv_count_irqs() != irqs)
 		return snprintf(why, sizeof(why), "CPU 1 back: %d vectors, irqs %d -> %d", v, irqs,
-				count_irqs()), why;
+				hv_count_irqs()), why;
 	if (!with_device)
 		return NULL;
 	if ((ret = write_str(HV_DEBUGFS "/contract", "traffic")))
@@ -133,7 +105,7 @@ int main(void)
 {
 	const char *what = getenv("HV_GUEST_CONTRACT");
 	bool keep = getenv("HV_GUEST_KEEP") && !strcmp(getenv("HV_GUEST_KEEP"), "1");
-	int irqs_before = count_irqs(), kmsg, fd, ret, online, lines;
+	int irqs_before = hv_count_irqs(), kmsg, fd, ret, online, lines;
 	bool loaded_here = false;
 	struct hv_cpuid c;
 	const char *trouble;
@@ -211,10 +183,10 @@ int main(void)
 		printf("ok 5 unload_clean # SKIP module kept loaded\n");
 	} else {
 		ret = hv_unload("hv_guest");
-		result(!ret && count_irqs() == irqs_before && module_irq_lines() == 0 &&
+		result(!ret && hv_count_irqs() == irqs_before && hv_module_irq_lines() == 0 &&
 			       !hv_exists(HV_DEBUGFS),
 		       "unload_clean", "unload %d, irqs %d -> %d, %d /proc/interrupts lines", ret,
-		       irqs_before, count_irqs(), module_irq_lines());
+		       irqs_before, hv_count_irqs(), hv_module_irq_lines());
 	}
 	close(kmsg);
 	printf("# totals: pass:%d fail:%d\n", nr - failed, failed);
