@@ -412,16 +412,22 @@ impl Synic {
             // `self` (every CPU is torn down before the `Synic` goes).
             vectors.push(CpuVector::new(cpu, name, ctx)?, GFP_KERNEL)?;
         }
-        let setup = CpuSynic {
-            vectors,
-            simp,
-            siefp,
-        };
+        // Boxed before the host learns the pages' addresses, so that no
+        // failure after programming can free them while the host still
+        // writes there.
+        let setup = KBox::new(
+            CpuSynic {
+                vectors,
+                simp,
+                siefp,
+            },
+            GFP_KERNEL,
+        )?;
         if let Err(e) = program(&setup) {
             unprogram();
             return Err(e);
         }
-        *entry = Some(KBox::new(setup, GFP_KERNEL).inspect_err(|_| unprogram())?);
+        *entry = Some(setup);
         Ok(())
     }
 
