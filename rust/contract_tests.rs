@@ -25,6 +25,10 @@ pub(crate) enum Suite {
     /// Only the message echo and the event on every CPU: traffic for the
     /// load/unload stress test.
     Traffic,
+    /// The error statuses only (no test device needed).
+    Statuses,
+    /// The test-device round trips only.
+    Roundtrip,
     /// One benchmark phase (see [`bench`]).
     Bench(BenchPhase),
     /// hvhost's fault injection: malformed deliveries are dropped and
@@ -358,24 +362,16 @@ pub(crate) fn run(
         r?;
         return Ok(k.out);
     }
+    let plan = match suite {
+        Suite::All => STATUS_TESTS + ROUNDTRIP_TESTS,
+        Suite::Statuses => STATUS_TESTS,
+        Suite::Roundtrip => ROUNDTRIP_TESTS,
+        Suite::Traffic => 2,
+        Suite::Hostile => 4,
+        Suite::Bench(_) => 0,
+    };
     let _ = writeln!(k, "KTAP version 1");
-    if suite == Suite::Hostile {
-        let _ = writeln!(k, "1..4");
-        hostile(synic, &consumer, &vps, &mut k);
-        k.result("still_working_every_cpu", check_echo(hc, &consumer, &vps));
-        drop(registration);
-        k.totals();
-        return Ok(k.out);
-    }
-    if suite == Suite::Traffic {
-        let _ = writeln!(k, "1..2");
-        k.result("message_echo_every_cpu", check_echo(hc, &consumer, &vps));
-        k.result("event_every_cpu", check_events(hc, &consumer, &vps));
-        drop(registration);
-        k.totals();
-        return Ok(k.out);
-    }
-    let _ = writeln!(k, "1..13");
+    let _ = writeln!(k, "1..{}", plan);
     k.diag(format_args!(
         "{} CPUs online, test SINT {}, expecting {} answers",
         vps.len(),
@@ -386,7 +382,38 @@ pub(crate) fn run(
             "TLFS"
         }
     ));
+    match suite {
+        Suite::All => {
+            status_tests(hc, peer, &mut k);
+            roundtrip_tests(hc, synic, &consumer, &vps, peer, &mut k);
+        }
+        Suite::Statuses => status_tests(hc, peer, &mut k),
+        Suite::Roundtrip => roundtrip_tests(hc, synic, &consumer, &vps, peer, &mut k),
+        Suite::Traffic => {
+            k.result("message_echo_every_cpu", check_echo(hc, &consumer, &vps));
+            k.result("event_every_cpu", check_events(hc, &consumer, &vps));
+        }
+        Suite::Hostile => {
+            hostile(synic, &consumer, &vps, &mut k);
+            k.result("still_working_every_cpu", check_echo(hc, &consumer, &vps));
+        }
+        Suite::Bench(_) => {}
+    }
+    let lost = consumer.log.lock().lost;
+    if lost != 0 {
+        k.diag(format_args!("{} records lost from the test log", lost));
+    }
+    drop(registration);
+    k.totals();
+    Ok(k.out)
+}
 
+/// Tests in [`status_tests`].
+const STATUS_TESTS: usize = 11;
+
+/// The guest OS ID, the hypercall page, the null call, and each call's
+/// error statuses with their kernel errors; no test device needed.
+fn status_tests(hc: &Hypercalls, peer: Peer, k: &mut Ktap) {
     k.result("guest_os_id", check_guest_os_id());
     k.result("hypercall_page_enabled", check_hypercall_msr());
     k.result(
@@ -481,20 +508,100 @@ pub(crate) fn run(
         }
     });
     k.result("rep_call_resumes_and_terminates", check_rep_loop());
-    k.result("message_echo_every_cpu", check_echo(hc, &consumer, &vps));
-    k.result("event_every_cpu", check_events(hc, &consumer, &vps));
+    k.result("status_to_errno", check_errno_map());
+}
+
+/// Tests in [`roundtrip_tests`].
+const ROUNDTRIP_TESTS: usize = 4;
+
+/// Through the test device: a message echo and an event on every CPU with
+/// the module's own vectors, queued messages in order after EOM, and a
+/// masked SINT that gets its message without an interrupt.
+fn roundtrip_tests(
+    hc: &Hypercalls,
+    synic: &Synic,
+    consumer: &TestConsumer,
+    vps: &[(u32, u32)],
+    peer: Peer,
+    k: &mut Ktap,
+) {
+    k.result("message_echo_every_cpu", check_echo(hc, consumer, vps));
+    k.result("event_every_cpu", check_events(hc, consumer, vps));
     k.result(
         "queued_messages_in_order_after_eom",
-        check_queue(hc, synic, &consumer, &vps, peer),
+        check_queue(hc, synic, consumer, vps, peer),
     );
+    k.result(
+        "masked_sint_gets_message_without_interrupt",
+        check_masked(hc, synic, consumer, vps),
+    );
+}
 
-    let lost = consumer.log.lock().lost;
-    if lost != 0 {
-        k.diag(format_args!("{} records lost from the test log", lost));
+/// On each CPU: with the test SINT masked there, an echo still lands in
+/// that CPU's SIMP slot but raises no interrupt; polling the SINT (as a
+/// polling guest would) then delivers it to the consumer.
+fn check_masked(
+    hc: &Hypercalls,
+    synic: &Synic,
+    consumer: &TestConsumer,
+    vps: &[(u32, u32)],
+) -> TestResult {
+    let irqs = |s: &Synic| {
+        s.counters(TEST_SINT)
+            .map_or(0, |c| c.interrupts.load(Relaxed))
+    };
+    for &(cpu, vp) in vps {
+        let conn = MSG_CONN_BASE + vp;
+        let before = irqs(synic);
+        if let Err(e) = synic.set_masked(cpu, TEST_SINT, true) {
+            fail!("CPU {}: masking SINT {}: {:?}", cpu, TEST_SINT, e);
+        }
+        testdev(MSG_CONN_CREATE, conn, vp, TEST_SINT);
+        let payload = (0x3a5c_0000_0000_0000u64 | u64::from(cpu)).to_le_bytes();
+        let posted = hc.post_message(conn, TEST_MSG_TYPE, &payload);
+        let mut waited = 0;
+        while posted.is_ok() && synic.slot_type(cpu, TEST_SINT) == Ok(0) && waited < WAIT_MS {
+            fsleep(Delta::from_millis(2));
+            waited += 2;
+        }
+        // Give a wrongly injected interrupt time to show.
+        fsleep(Delta::from_millis(20));
+        let slot = synic.slot_type(cpu, TEST_SINT);
+        let stray = irqs(synic) - before;
+        let early = consumer.take();
+        let unmasked = synic.set_masked(cpu, TEST_SINT, false);
+        let polled = synic.poll(cpu, TEST_SINT);
+        let seen = consumer.take();
+        testdev(MSG_CONN_DESTROY, conn, vp, TEST_SINT);
+        if let Err(e) = posted {
+            fail!("CPU {}: post: {}", cpu, e);
+        }
+        if slot != Ok(TEST_MSG_TYPE) {
+            fail!(
+                "CPU {}: masked SINT's slot holds {:?}, expected type {:#x}",
+                cpu,
+                slot,
+                TEST_MSG_TYPE
+            );
+        }
+        if stray != 0 || !early.is_empty() {
+            fail!(
+                "CPU {}: {} interrupts and {} deliveries while masked",
+                cpu,
+                stray,
+                early.len()
+            );
+        }
+        if unmasked.is_err() || polled.is_err() {
+            fail!("CPU {}: unmask {:?}, poll {:?}", cpu, unmasked, polled);
+        }
+        match seen.first() {
+            Some(s) if seen.len() == 1 && s.cpu == cpu && s.head == u64::from_le_bytes(payload) => {
+            }
+            _ => fail!("CPU {}: polling delivered {} messages", cpu, seen.len()),
+        }
     }
-    drop(registration);
-    k.totals();
-    Ok(k.out)
+    Ok(())
 }
 
 fn zeroed_input() -> PostMessageInput {
@@ -970,4 +1077,34 @@ fn hostile(synic: &Synic, consumer: &TestConsumer, vps: &[(u32, u32)], k: &mut K
         })();
         k.result(name, r);
     }
+}
+
+/// Every status the module can meet maps to the kernel error its API
+/// documents (rust/hypercall.rs `HvError::to_errno`).
+fn check_errno_map() -> TestResult {
+    let table: [(HvStatus, Error); 12] = [
+        (HvStatus::INVALID_HYPERCALL_CODE, EOPNOTSUPP),
+        (HvStatus::INVALID_HYPERCALL_INPUT, EINVAL),
+        (HvStatus::INVALID_ALIGNMENT, EINVAL),
+        (HvStatus::INVALID_PARAMETER, EINVAL),
+        (HvStatus::ACCESS_DENIED, EACCES),
+        (HvStatus::OPERATION_DENIED, EACCES),
+        (HvStatus::INVALID_PORT_ID, ENOENT),
+        (HvStatus::INVALID_CONNECTION_ID, ENOENT),
+        (HvStatus::INSUFFICIENT_BUFFERS, EAGAIN),
+        (HvStatus::INSUFFICIENT_MEMORY, ENOMEM),
+        (HvStatus::TIME_OUT, ETIMEDOUT),
+        (HvStatus(0x7777), EIO),
+    ];
+    for (status, errno) in table {
+        if HvError(status).to_errno() != errno {
+            fail!(
+                "{} maps to {:?}, expected {:?}",
+                status,
+                HvError(status).to_errno(),
+                errno
+            );
+        }
+    }
+    Ok(())
 }

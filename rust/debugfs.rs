@@ -87,7 +87,8 @@ fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 
 /// Writing `run` runs the contract tests expecting the TLFS's answers,
 /// `run qemu` also accepting QEMU+KVM's documented ones, `traffic` only a
-/// message echo and an event on every CPU, `hostile` hvhost's fault
+/// message echo and an event on every CPU, `statuses` and `roundtrip`
+/// the two halves of `run`, `hostile` hvhost's fault
 /// injection (see `contract_tests`), `bench PHASE` one benchmark
 /// phase (in the writer's context; one run at a time).
 fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
@@ -101,6 +102,8 @@ fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
         "run qemu" => (Peer::Qemu, Suite::All),
         "traffic" => (Peer::Tlfs, Suite::Traffic),
         "hostile" => (Peer::Tlfs, Suite::Hostile),
+        "statuses" => (Peer::Tlfs, Suite::Statuses),
+        "roundtrip" => (Peer::Tlfs, Suite::Roundtrip),
         _ => match cmd.strip_prefix("bench ").and_then(BenchPhase::parse) {
             Some(phase) => (Peer::Tlfs, Suite::Bench(phase)),
             None => return Err(EINVAL),

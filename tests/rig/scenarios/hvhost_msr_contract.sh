@@ -4,12 +4,10 @@
 # unadvertised MSRs), HYPERCALL enable ignored without GUEST_OS_ID and
 # cleared with it, the trampoline and reference TSC page contents,
 # TIME_REF_COUNT monotonic across CPUs, VP_INDEX per CPU, stimer0 CONFIG/COUNT.
-#
-# TODO(hv_guest.ko, lead): the hypercall error statuses (unknown code,
-# reserved bits, misaligned or out-of-RAM input, unknown connection) need a
-# hypercall from kernel mode; they join here once hv_guest.ko exposes its
-# hypercall tests in debugfs. Host unit tests cover them meanwhile
-# (cargo test -p hvhost hypercalls).
+# Then the hypercall error statuses from kernel mode: hv_guest.ko's
+# 'statuses' suite (unknown code, reserved control bits, misaligned input,
+# unknown message and event connections, oversize payload), each with the
+# TLFS status and its kernel error.
 # timeout: 300
 rig_msr_contract() {
 	hvhost_run _hvhost_msr_guest --cpus 2
