@@ -37,10 +37,10 @@ rig_vmbus_stock() {
 		echo "Bail out! no verdict from the reference guest under hvhost (status $status)"
 	fi
 	failed=
-	check() { # N NAME CONDITION-COMMAND...
-		n=$1 name=$2
+	check() { # N NAME CONDITION-COMMAND... (not $name: run_test's)
+		cn=$1 cname=$2
 		shift 2
-		if "$@"; then echo "ok $n $name"; else echo "not ok $n $name"; failed=1; fi
+		if "$@"; then echo "ok $cn $cname"; else echo "not ok $cn $cname"; failed=1; fi
 	}
 	check 1 hvhost_exit_status_0 [ "$status" = 0 ]
 	grep -E 'hv_vmbus: Vmbus version|hv_utils: .* IC version' $c | sed 's/^/# /'
