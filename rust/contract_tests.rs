@@ -25,6 +25,50 @@ pub(crate) enum Suite {
     /// Only the message echo and the event on every CPU: traffic for the
     /// load/unload stress test.
     Traffic,
+    /// The error statuses only (no test device needed).
+    Statuses,
+    /// The test-device round trips only.
+    Roundtrip,
+    /// One benchmark phase (see [`bench`]).
+    Bench(BenchPhase),
+    /// hvhost's fault injection: malformed deliveries are dropped and
+    /// counted, and the SynIC keeps working.
+    Hostile,
+}
+
+/// What `bench` measures, one phase per run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BenchPhase {
+    /// An OUT to an unclaimed port (0xe0): the raw exit to the VMM.
+    RawExit,
+    /// HvCallNotifyLongSpinWait, fast: the null hypercall.
+    NullHypercall,
+    /// HvSignalEvent, fast, to a test-device event connection on this VP.
+    SignalEvent,
+    /// HvPostMessage to the echo connection until the echo has arrived.
+    MessageRoundTrip,
+}
+
+impl BenchPhase {
+    /// The phase named `name`.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "raw_exit" => Self::RawExit,
+            "null_hypercall" => Self::NullHypercall,
+            "signal_event" => Self::SignalEvent,
+            "message_round_trip" => Self::MessageRoundTrip,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::RawExit => "raw_exit",
+            Self::NullHypercall => "null_hypercall",
+            Self::SignalEvent => "signal_event",
+            Self::MessageRoundTrip => "message_round_trip",
+        }
+    }
 }
 
 /// Whose answers the tests expect.
@@ -51,15 +95,14 @@ use crate::hypercall::{guest_os_id, rep_call, HvError, Hypercalls};
 use crate::shim::{self, IrqsOff};
 use crate::synic::{SintConsumer, Synic, TEST_SINT};
 
-/// The test device's control port.
-const TESTDEV_PORT: u16 = 0x3000;
-/// Test device commands (QEMU `hw/misc/hyperv_testdev.c`).
-const MSG_CONN_CREATE: u32 = 4;
-const MSG_CONN_DESTROY: u32 = 5;
-const EVT_CONN_CREATE: u32 = 6;
-const EVT_CONN_DESTROY: u32 = 7;
-/// The message type the tests post (not zero, below 0x80000000).
-const TEST_MSG_TYPE: u32 = 0x7e57;
+use crate::hvcall::testdev::cmd::{
+    EVT_CONN_CREATE, EVT_CONN_DESTROY, FAULT_EVENT_OUT_OF_RANGE, FAULT_OVERSIZE_MESSAGE,
+    FAULT_UNKNOWN_TYPE_MESSAGE, MSG_CONN_CREATE, MSG_CONN_DESTROY,
+};
+use crate::hvcall::testdev::{Command, FAULT_MESSAGE_TYPE, PORT as TESTDEV_PORT};
+/// The message type the tests post (not zero, below 0x80000000); the test
+/// device's oversize fault message carries it too.
+const TEST_MSG_TYPE: u32 = FAULT_MESSAGE_TYPE;
 /// Connection IDs: messages 0x20 + VP, events 0x40 + VP (8 bits in the
 /// device's command word).
 const MSG_CONN_BASE: u32 = 0x20;
@@ -68,13 +111,24 @@ const EVT_CONN_BASE: u32 = 0x40;
 /// emulation; real hosts answer in microseconds).
 const WAIT_MS: i64 = 3000;
 
-fn testdev(cmd: u32, conn: u32, vp: u32, sint: u8) {
-    let word = (conn & 0xff) << 24 | (cmd & 0xff) << 16 | (vp & 0xff) << 8 | u32::from(sint);
+fn testdev(cmd: u8, conn: u32, vp: u32, sint: u8) {
+    let word = Command {
+        conn: conn as u8,
+        cmd,
+        vp: vp as u8,
+        sint,
+    }
+    .encode();
     // SAFETY: port 0x3000 belongs to the hypervisor's test device, which the
     // test run requires; a port write changes no memory of this kernel. If
     // the device is absent the write goes nowhere and the tests fail.
     unsafe {
-        core::arch::asm!("out dx, eax", in("dx") TESTDEV_PORT, in("eax") word, options(nomem, nostack, preserves_flags))
+        core::arch::asm!(
+            "out dx, eax",
+            in("dx") TESTDEV_PORT,
+            in("eax") word,
+            options(nomem, nostack, preserves_flags)
+        )
     };
 }
 
@@ -197,6 +251,11 @@ impl Ktap {
         }
     }
 
+    fn totals(&mut self) {
+        let (n, failed) = (self.n, self.failed);
+        let _ = writeln!(self, "# totals: pass:{} fail:{}", n - failed, failed);
+    }
+
     fn diag(&mut self, args: core::fmt::Arguments<'_>) {
         let _ = writeln!(self, "# {}", args);
     }
@@ -276,7 +335,12 @@ fn wait_for(consumer: &TestConsumer, want: usize) -> KVec<Seen> {
 }
 
 /// Runs every contract test; returns the KTAP text.
-pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite) -> Result<KVec<u8>> {
+pub(crate) fn run(
+    hc: &Hypercalls,
+    synic: &Arc<Synic>,
+    peer: Peer,
+    suite: Suite,
+) -> Result<KVec<u8>> {
     let consumer: Arc<TestConsumer> = Arc::pin_init(
         pin_init!(TestConsumer {
             log <- new_spinlock_irq!(Log { seen: [Seen::default(); LOG], len: 0, lost: 0 }, "hv_guest_test_log"),
@@ -292,15 +356,22 @@ pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite)
         n: 0,
         failed: 0,
     };
-    let _ = writeln!(k, "KTAP version 1");
-    if suite == Suite::Traffic {
-        let _ = writeln!(k, "1..2");
-        k.result("message_echo_every_cpu", check_echo(hc, &consumer, &vps));
-        k.result("event_every_cpu", check_events(hc, &consumer, &vps));
+    if let Suite::Bench(phase) = suite {
+        let r = bench(hc, synic, &consumer, &vps, phase, &mut k);
         drop(registration);
+        r?;
         return Ok(k.out);
     }
-    let _ = writeln!(k, "1..13");
+    let plan = match suite {
+        Suite::All => STATUS_TESTS + ROUNDTRIP_TESTS,
+        Suite::Statuses => STATUS_TESTS,
+        Suite::Roundtrip => ROUNDTRIP_TESTS,
+        Suite::Traffic => 2,
+        Suite::Hostile => 4,
+        Suite::Bench(_) => 0,
+    };
+    let _ = writeln!(k, "KTAP version 1");
+    let _ = writeln!(k, "1..{}", plan);
     k.diag(format_args!(
         "{} CPUs online, test SINT {}, expecting {} answers",
         vps.len(),
@@ -311,7 +382,38 @@ pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite)
             "TLFS"
         }
     ));
+    match suite {
+        Suite::All => {
+            status_tests(hc, peer, &mut k);
+            roundtrip_tests(hc, synic, &consumer, &vps, peer, &mut k);
+        }
+        Suite::Statuses => status_tests(hc, peer, &mut k),
+        Suite::Roundtrip => roundtrip_tests(hc, synic, &consumer, &vps, peer, &mut k),
+        Suite::Traffic => {
+            k.result("message_echo_every_cpu", check_echo(hc, &consumer, &vps));
+            k.result("event_every_cpu", check_events(hc, &consumer, &vps));
+        }
+        Suite::Hostile => {
+            hostile(synic, &consumer, &vps, &mut k);
+            k.result("still_working_every_cpu", check_echo(hc, &consumer, &vps));
+        }
+        Suite::Bench(_) => {}
+    }
+    let lost = consumer.log.lock().lost;
+    if lost != 0 {
+        k.diag(format_args!("{} records lost from the test log", lost));
+    }
+    drop(registration);
+    k.totals();
+    Ok(k.out)
+}
 
+/// Tests in [`status_tests`].
+const STATUS_TESTS: usize = 11;
+
+/// The guest OS ID, the hypercall page, the null call, and each call's
+/// error statuses with their kernel errors; no test device needed.
+fn status_tests(hc: &Hypercalls, peer: Peer, k: &mut Ktap) {
     k.result("guest_os_id", check_guest_os_id());
     k.result("hypercall_page_enabled", check_hypercall_msr());
     k.result(
@@ -406,21 +508,100 @@ pub(crate) fn run(hc: &Hypercalls, synic: &Arc<Synic>, peer: Peer, suite: Suite)
         }
     });
     k.result("rep_call_resumes_and_terminates", check_rep_loop());
-    k.result("message_echo_every_cpu", check_echo(hc, &consumer, &vps));
-    k.result("event_every_cpu", check_events(hc, &consumer, &vps));
+    k.result("status_to_errno", check_errno_map());
+}
+
+/// Tests in [`roundtrip_tests`].
+const ROUNDTRIP_TESTS: usize = 4;
+
+/// Through the test device: a message echo and an event on every CPU with
+/// the module's own vectors, queued messages in order after EOM, and a
+/// masked SINT that gets its message without an interrupt.
+fn roundtrip_tests(
+    hc: &Hypercalls,
+    synic: &Synic,
+    consumer: &TestConsumer,
+    vps: &[(u32, u32)],
+    peer: Peer,
+    k: &mut Ktap,
+) {
+    k.result("message_echo_every_cpu", check_echo(hc, consumer, vps));
+    k.result("event_every_cpu", check_events(hc, consumer, vps));
     k.result(
         "queued_messages_in_order_after_eom",
-        check_queue(hc, synic, &consumer, &vps, peer),
+        check_queue(hc, synic, consumer, vps, peer),
     );
+    k.result(
+        "masked_sint_gets_message_without_interrupt",
+        check_masked(hc, synic, consumer, vps),
+    );
+}
 
-    let lost = consumer.log.lock().lost;
-    if lost != 0 {
-        k.diag(format_args!("{} records lost from the test log", lost));
+/// On each CPU: with the test SINT masked there, an echo still lands in
+/// that CPU's SIMP slot but raises no interrupt; polling the SINT (as a
+/// polling guest would) then delivers it to the consumer.
+fn check_masked(
+    hc: &Hypercalls,
+    synic: &Synic,
+    consumer: &TestConsumer,
+    vps: &[(u32, u32)],
+) -> TestResult {
+    let irqs = |s: &Synic| {
+        s.counters(TEST_SINT)
+            .map_or(0, |c| c.interrupts.load(Relaxed))
+    };
+    for &(cpu, vp) in vps {
+        let conn = MSG_CONN_BASE + vp;
+        let before = irqs(synic);
+        if let Err(e) = synic.set_masked(cpu, TEST_SINT, true) {
+            fail!("CPU {}: masking SINT {}: {:?}", cpu, TEST_SINT, e);
+        }
+        testdev(MSG_CONN_CREATE, conn, vp, TEST_SINT);
+        let payload = (0x3a5c_0000_0000_0000u64 | u64::from(cpu)).to_le_bytes();
+        let posted = hc.post_message(conn, TEST_MSG_TYPE, &payload);
+        let mut waited = 0;
+        while posted.is_ok() && synic.slot_type(cpu, TEST_SINT) == Ok(0) && waited < WAIT_MS {
+            fsleep(Delta::from_millis(2));
+            waited += 2;
+        }
+        // Give a wrongly injected interrupt time to show.
+        fsleep(Delta::from_millis(20));
+        let slot = synic.slot_type(cpu, TEST_SINT);
+        let stray = irqs(synic) - before;
+        let early = consumer.take();
+        let unmasked = synic.set_masked(cpu, TEST_SINT, false);
+        let polled = synic.poll(cpu, TEST_SINT);
+        let seen = consumer.take();
+        testdev(MSG_CONN_DESTROY, conn, vp, TEST_SINT);
+        if let Err(e) = posted {
+            fail!("CPU {}: post: {}", cpu, e);
+        }
+        if slot != Ok(TEST_MSG_TYPE) {
+            fail!(
+                "CPU {}: masked SINT's slot holds {:?}, expected type {:#x}",
+                cpu,
+                slot,
+                TEST_MSG_TYPE
+            );
+        }
+        if stray != 0 || !early.is_empty() {
+            fail!(
+                "CPU {}: {} interrupts and {} deliveries while masked",
+                cpu,
+                stray,
+                early.len()
+            );
+        }
+        if unmasked.is_err() || polled.is_err() {
+            fail!("CPU {}: unmask {:?}, poll {:?}", cpu, unmasked, polled);
+        }
+        match seen.first() {
+            Some(s) if seen.len() == 1 && s.cpu == cpu && s.head == u64::from_le_bytes(payload) => {
+            }
+            _ => fail!("CPU {}: polling delivered {} messages", cpu, seen.len()),
+        }
     }
-    drop(registration);
-    let (n, failed) = (k.n, k.failed);
-    let _ = writeln!(k, "# totals: pass:{} fail:{}", n - failed, failed);
-    Ok(k.out)
+    Ok(())
 }
 
 fn zeroed_input() -> PostMessageInput {
@@ -715,4 +896,215 @@ fn check_queue(
         }
         _ => Ok(()),
     }
+}
+
+fn tsc() -> u64 {
+    // `_rdtsc` is an unsafe fn in the oldest rustc the kernel accepts.
+    // SAFETY: RDTSC only reads the time stamp counter.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+}
+
+/// Operations per benchmark phase: enough that a VMM's per-phase exit count
+/// (sampled by the rig every 50 ms) is dominated by the phase.
+const BENCH_OPS: usize = 3000;
+
+/// Runs one phase `BENCH_OPS` times, each op timed alone with RDTSC, and
+/// writes `bench PHASE median_cycles M ops N interrupts I` (interrupts on
+/// the test SINT during the phase). Numbers only mean something as ratios
+/// within one run (the rig is nested emulation).
+fn bench(
+    hc: &Hypercalls,
+    synic: &Synic,
+    consumer: &TestConsumer,
+    vps: &[(u32, u32)],
+    phase: BenchPhase,
+    k: &mut Ktap,
+) -> Result {
+    let irqs = |s: &Synic| {
+        s.counters(TEST_SINT)
+            .map_or(0, |c| c.interrupts.load(Relaxed))
+    };
+    let mut samples = KVec::with_capacity(BENCH_OPS, GFP_KERNEL)?;
+    // The connections live on VP of the CPU we start on; messages and
+    // events come back there (and are counted wherever we are).
+    let vp = {
+        let irqs_off = IrqsOff::new();
+        let cpu = irqs_off.cpu();
+        vps.iter()
+            .find(|(c, _)| *c == cpu)
+            .map(|(_, vp)| *vp)
+            .ok_or(EINVAL)?
+    };
+    let (conn, create, destroy) = match phase {
+        BenchPhase::SignalEvent => (EVT_CONN_BASE + vp, EVT_CONN_CREATE, EVT_CONN_DESTROY),
+        _ => (MSG_CONN_BASE + vp, MSG_CONN_CREATE, MSG_CONN_DESTROY),
+    };
+    let uses_device = matches!(
+        phase,
+        BenchPhase::SignalEvent | BenchPhase::MessageRoundTrip
+    );
+    if uses_device {
+        testdev(create, conn, vp, TEST_SINT);
+    }
+    let irqs_before = irqs(synic);
+    let payload = [0x42u8; 64];
+    let mut failed = None;
+    for _ in 0..BENCH_OPS {
+        let start = tsc();
+        let r = match phase {
+            BenchPhase::RawExit => {
+                // SAFETY: port 0xe0 is claimed by no device of either VMM;
+                // the write only exits to the VMM and changes no memory.
+                unsafe {
+                    core::arch::asm!("out 0xe0, al", in("al") 0u8, options(nomem, nostack, preserves_flags))
+                };
+                Ok(())
+            }
+            BenchPhase::NullHypercall => hc.notify_long_spin_wait(),
+            BenchPhase::SignalEvent => hc.signal_event(conn, 0),
+            BenchPhase::MessageRoundTrip => {
+                let before = consumer.messages.load(Relaxed);
+                // A host still busy with the previous echo answers
+                // INSUFFICIENT_BUFFERS (QEMU frees its staging area from
+                // its main loop): retry, as a guest must; it is part of
+                // the round trip's cost.
+                let mut r = hc.post_message(conn, TEST_MSG_TYPE, &payload);
+                let mut retries = 0;
+                while r == Err(HvError(HvStatus::INSUFFICIENT_BUFFERS)) && retries < 100_000 {
+                    core::hint::spin_loop();
+                    r = hc.post_message(conn, TEST_MSG_TYPE, &payload);
+                    retries += 1;
+                }
+                // Wait for the echo (the interrupt comes in on this VP).
+                let mut spins = 0u64;
+                while r.is_ok() && consumer.messages.load(Relaxed) == before && spins < 1 << 28 {
+                    core::hint::spin_loop();
+                    spins += 1;
+                }
+                r
+            }
+        };
+        let end = tsc();
+        if let Err(e) = r {
+            failed = Some(e);
+            break;
+        }
+        samples.push(end.wrapping_sub(start), GFP_KERNEL)?;
+    }
+    let interrupts = irqs(synic) - irqs_before;
+    if uses_device {
+        testdev(destroy, conn, vp, TEST_SINT);
+    }
+    // Drain what the consumer logged so the log never fills up.
+    drop(consumer.take());
+    if let Some(e) = failed {
+        pr_err!("bench {}: {}\n", phase.name(), e);
+        return Err(e.into());
+    }
+    samples.sort_unstable();
+    let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
+    let _ = writeln!(
+        k,
+        "bench {} median_cycles {} ops {} interrupts {}",
+        phase.name(),
+        median,
+        samples.len(),
+        interrupts
+    );
+    Ok(())
+}
+
+/// Asks the test device for each kind of bad delivery on every CPU's VP and
+/// checks that the SynIC dropped and counted it, and that the consumer never
+/// saw it.
+fn hostile(synic: &Synic, consumer: &TestConsumer, vps: &[(u32, u32)], k: &mut Ktap) {
+    let Some(counters) = synic.counters(TEST_SINT) else {
+        k.result(
+            "counters",
+            Err(why(format_args!("no counters for SINT {}", TEST_SINT))),
+        );
+        return;
+    };
+    let cases: [(&str, u8, &Atomic<u64>); 3] = [
+        (
+            "oversize_message_dropped",
+            FAULT_OVERSIZE_MESSAGE,
+            &counters.dropped_oversize,
+        ),
+        (
+            "unknown_type_message_dropped",
+            FAULT_UNKNOWN_TYPE_MESSAGE,
+            &counters.dropped_unknown_type,
+        ),
+        (
+            "out_of_range_flag_dropped",
+            FAULT_EVENT_OUT_OF_RANGE,
+            &counters.dropped_bad_flag,
+        ),
+    ];
+    for (name, fault, counter) in cases {
+        let r = (|| -> TestResult {
+            for &(cpu, vp) in vps {
+                let before = counter.load(Relaxed);
+                testdev(fault, 0, vp, TEST_SINT);
+                let mut waited = 0;
+                while counter.load(Relaxed) == before && waited < WAIT_MS {
+                    fsleep(Delta::from_millis(2));
+                    waited += 2;
+                }
+                let seen = consumer.take();
+                if counter.load(Relaxed) != before + 1 {
+                    fail!(
+                        "CPU {} (VP {}): counter went {} -> {}",
+                        cpu,
+                        vp,
+                        before,
+                        counter.load(Relaxed)
+                    );
+                }
+                if !seen.is_empty() {
+                    fail!(
+                        "CPU {}: the consumer saw {} deliveries of a bad one",
+                        cpu,
+                        seen.len()
+                    );
+                }
+            }
+            Ok(())
+        })();
+        k.result(name, r);
+    }
+}
+
+/// Every status the module can meet maps to the kernel error its API
+/// documents (rust/hypercall.rs `HvError::to_errno`).
+fn check_errno_map() -> TestResult {
+    let table: [(HvStatus, Error); 12] = [
+        (HvStatus::INVALID_HYPERCALL_CODE, EOPNOTSUPP),
+        (HvStatus::INVALID_HYPERCALL_INPUT, EINVAL),
+        (HvStatus::INVALID_ALIGNMENT, EINVAL),
+        (HvStatus::INVALID_PARAMETER, EINVAL),
+        (HvStatus::ACCESS_DENIED, EACCES),
+        (HvStatus::OPERATION_DENIED, EACCES),
+        (HvStatus::INVALID_PORT_ID, ENOENT),
+        (HvStatus::INVALID_CONNECTION_ID, ENOENT),
+        (HvStatus::INSUFFICIENT_BUFFERS, EAGAIN),
+        (HvStatus::INSUFFICIENT_MEMORY, ENOMEM),
+        (HvStatus::TIME_OUT, ETIMEDOUT),
+        (HvStatus(0x7777), EIO),
+    ];
+    for (status, errno) in table {
+        if HvError(status).to_errno() != errno {
+            fail!(
+                "{} maps to {:?}, expected {:?}",
+                status,
+                HvError(status).to_errno(),
+                errno
+            );
+        }
+    }
+    Ok(())
 }

@@ -89,18 +89,27 @@ fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 
 /// Writing `run` runs the contract tests expecting the TLFS's answers,
 /// `run qemu` also accepting QEMU+KVM's documented ones, `traffic` only a
-/// message echo and an event on every CPU (in the writer's context; one
-/// run at a time).
+/// message echo and an event on every CPU, `statuses` and `roundtrip`
+/// the two halves of `run`, `hostile` hvhost's fault
+/// injection (see `contract_tests`), `bench PHASE` one benchmark
+/// phase (in the writer's context; one run at a time).
 fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
-    use crate::contract_tests::{Peer, Suite};
-    let mut buf = [0u8; 16];
+    use crate::contract_tests::{BenchPhase, Peer, Suite};
+    let mut buf = [0u8; 32];
     let n = reader.len().min(buf.len());
     reader.read_slice(&mut buf[..n])?;
-    let (peer, suite) = match core::str::from_utf8(&buf[..n]).map(str::trim) {
-        Ok("run") => (Peer::Tlfs, Suite::All),
-        Ok("run qemu") => (Peer::Qemu, Suite::All),
-        Ok("traffic") => (Peer::Tlfs, Suite::Traffic),
-        _ => return Err(EINVAL),
+    let cmd = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let (peer, suite) = match cmd {
+        "run" => (Peer::Tlfs, Suite::All),
+        "run qemu" => (Peer::Qemu, Suite::All),
+        "traffic" => (Peer::Tlfs, Suite::Traffic),
+        "hostile" => (Peer::Tlfs, Suite::Hostile),
+        "statuses" => (Peer::Tlfs, Suite::Statuses),
+        "roundtrip" => (Peer::Tlfs, Suite::Roundtrip),
+        _ => match cmd.strip_prefix("bench ").and_then(BenchPhase::parse) {
+            Some(phase) => (Peer::Tlfs, Suite::Bench(phase)),
+            None => return Err(EINVAL),
+        },
     };
     let mut out = data.contract.lock();
     *out = crate::contract_tests::run(&data.core.hypercalls, data.core.synic.synic(), peer, suite)?;

@@ -46,4 +46,5 @@ forward_display!(
     Recommendations,
     VersionLeaf,
     VendorText<'_>,
+    crate::hypercall::HvError,
 );

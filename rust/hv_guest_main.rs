@@ -28,6 +28,7 @@ mod hvcall {
     pub(crate) mod hypercall;
     pub(crate) mod msr;
     pub(crate) mod synic;
+    pub(crate) mod testdev;
 }
 
 /// The shared VMBus contract, compiled into this module from `vmbus/src`.

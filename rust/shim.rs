@@ -287,6 +287,11 @@ impl<T: VectorHandler> CpuVector<T> {
         self.vector
     }
 
+    /// The handler (the irq's `dev_id`).
+    pub(crate) fn handler(&self) -> &T {
+        &self.handler
+    }
+
     /// The Linux irq number (as in `/proc/interrupts`).
     pub(crate) fn irq(&self) -> u32 {
         self.virq

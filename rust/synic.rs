@@ -140,16 +140,37 @@ impl VectorHandler for SintIrq {
     fn handle(&self) {
         // SAFETY: the `Synic` outlives this irq (type invariant).
         let synic = unsafe { &*self.synic };
-        let sint = SINTS[self.slot].0;
-        let counters = &synic.counters[self.slot];
-        counters.interrupts.add(1, Relaxed);
-        let consumer = synic.consumers.lock()[self.slot].clone();
-        self.take_events(consumer.as_deref(), counters, sint);
-        self.take_message(consumer.as_deref(), counters, sint);
+        synic.counters[self.slot].interrupts.add(1, Relaxed);
+        self.take_all();
     }
 }
 
 impl SintIrq {
+    /// Serves the SINT: event flags first, then the message. Runs on this
+    /// SINT's CPU with interrupts off (the handler, or [`Synic::poll`]).
+    fn take_all(&self) {
+        // SAFETY: the `Synic` outlives this irq (type invariant).
+        let synic = unsafe { &*self.synic };
+        let sint = SINTS[self.slot].0;
+        let counters = &synic.counters[self.slot];
+        let consumer = synic.consumers.lock()[self.slot].clone();
+        self.take_events(consumer.as_deref(), counters, sint);
+        self.take_message(consumer.as_deref(), counters, sint);
+    }
+
+    /// The type in this SINT's slot (0: free).
+    fn slot_type(&self) -> u32 {
+        let Some(base) = message_slot_offset(usize::from(SINTS[self.slot].0)) else {
+            return 0;
+        };
+        // SAFETY: the slot's first, aligned u32 in the live SIMP page (type
+        // invariant), read atomically.
+        let ty = unsafe {
+            Atomic::<u32>::from_ptr(self.simp.add(base + MESSAGE_TYPE_OFFSET).cast::<u32>())
+        };
+        ty.load(kernel::sync::atomic::Acquire)
+    }
+
     fn take_events(&self, consumer: Option<&dyn SintConsumer>, c: &SintCounters, sint: u8) {
         let limit = consumer.map_or(0, |c| c.flag_count().min(EVENT_FLAGS_COUNT as u32));
         let mut flag = 0usize;
@@ -391,16 +412,22 @@ impl Synic {
             // `self` (every CPU is torn down before the `Synic` goes).
             vectors.push(CpuVector::new(cpu, name, ctx)?, GFP_KERNEL)?;
         }
-        let setup = CpuSynic {
-            vectors,
-            simp,
-            siefp,
-        };
+        // Boxed before the host learns the pages' addresses, so that no
+        // failure after programming can free them while the host still
+        // writes there.
+        let setup = KBox::new(
+            CpuSynic {
+                vectors,
+                simp,
+                siefp,
+            },
+            GFP_KERNEL,
+        )?;
         if let Err(e) = program(&setup) {
             unprogram();
             return Err(e);
         }
-        *entry = Some(KBox::new(setup, GFP_KERNEL).inspect_err(|_| unprogram())?);
+        *entry = Some(setup);
         Ok(())
     }
 
@@ -460,6 +487,45 @@ impl Synic {
     /// Counters of `sint`, if this module programs it.
     pub(crate) fn counters(&self, sint: u8) -> Option<&SintCounters> {
         slot_of(sint).map(|slot| &self.counters[slot])
+    }
+
+    /// Runs `f` with the vector and interrupt context of `sint` on `cpu`,
+    /// holding the CPU table so that the CPU cannot go away meanwhile.
+    fn with_sint<R>(
+        &self,
+        cpu: u32,
+        sint: u8,
+        f: impl FnOnce(&CpuVector<SintIrq>) -> Result<R>,
+    ) -> Result<R> {
+        let slot = slot_of(sint).ok_or(EINVAL)?;
+        let cpus = self.cpus.lock();
+        let setup = cpus
+            .get(cpu as usize)
+            .and_then(|c| c.as_ref())
+            .ok_or(ENXIO)?;
+        f(setup.vectors.get(slot).ok_or(EINVAL)?)
+    }
+
+    /// Masks or unmasks `sint` on `cpu` (keeping its vector). A masked
+    /// SINT still gets messages and flags; only the interrupt is held back.
+    pub(crate) fn set_masked(&self, cpu: u32, sint: u8, masked: bool) -> Result {
+        let reg = msr::sint(u32::from(sint)).ok_or(EINVAL)?;
+        self.with_sint(cpu, sint, |v| {
+            let value = SintReg::new(v.vector()).with_masked(masked).0;
+            shim::on_cpu(cpu, || shim::wrmsr(reg, value))?
+        })
+    }
+
+    /// The message type in `sint`'s SIMP slot on `cpu` (0: free).
+    pub(crate) fn slot_type(&self, cpu: u32, sint: u8) -> Result<u32> {
+        self.with_sint(cpu, sint, |v| Ok(v.handler().slot_type()))
+    }
+
+    /// Takes what `sint` has on `cpu` (flags, then the message) as the
+    /// interrupt handler would, on that CPU: how a masked or polling SINT is
+    /// served.
+    pub(crate) fn poll(&self, cpu: u32, sint: u8) -> Result {
+        self.with_sint(cpu, sint, |v| shim::on_cpu(cpu, || v.handler().take_all()))
     }
 
     fn synchronize(&self, slot: usize) {

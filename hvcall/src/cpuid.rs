@@ -38,7 +38,9 @@ pub const INTERFACE_HV1: u32 = u32::from_le_bytes(*b"Hv#1");
 
 /// The four registers CPUID returns, in the order EAX, EBX, ECX, EDX. Every
 /// typed leaf below has this size and is a reinterpretation of it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CpuidRegs {
     /// EAX.
@@ -53,7 +55,9 @@ pub struct CpuidRegs {
 
 /// Leaf 0x40000000: the highest leaf and the 12-byte vendor signature that
 /// EBX, ECX, EDX spell (`Microsoft Hv` for Hyper-V).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct VendorLeaf {
     /// EAX: highest hypervisor leaf.
@@ -63,7 +67,9 @@ pub struct VendorLeaf {
 }
 
 /// Leaf 0x40000001: interface signature.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct InterfaceLeaf {
     /// EAX: [`INTERFACE_HV1`] for the Hyper-V interface.
@@ -73,7 +79,9 @@ pub struct InterfaceLeaf {
 }
 
 /// Leaf 0x40000002: hypervisor version.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct VersionLeaf {
     /// EAX: build number.
@@ -89,7 +97,9 @@ pub struct VersionLeaf {
 }
 
 /// Leaf 0x40000003: what the partition may do and what the hypervisor offers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct FeaturesLeaf {
     /// EAX: partition privilege mask, bits 31:0.
@@ -103,7 +113,9 @@ pub struct FeaturesLeaf {
 }
 
 /// Leaf 0x40000004: what the hypervisor recommends the guest do.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct EnlightenmentLeaf {
     /// EAX: [`Recommendations`].
@@ -115,7 +127,9 @@ pub struct EnlightenmentLeaf {
 }
 
 /// Leaf 0x40000005: implementation limits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct LimitsLeaf {
     /// EAX: maximum virtual processors supported.
@@ -144,7 +158,14 @@ macro_rules! leaf_views {
         }
     )*};
 }
-leaf_views!(VendorLeaf, InterfaceLeaf, VersionLeaf, FeaturesLeaf, EnlightenmentLeaf, LimitsLeaf);
+leaf_views!(
+    VendorLeaf,
+    InterfaceLeaf,
+    VersionLeaf,
+    FeaturesLeaf,
+    EnlightenmentLeaf,
+    LimitsLeaf
+);
 
 const _: () = {
     assert!(core::mem::offset_of!(VendorLeaf, vendor) == 4);
@@ -401,11 +422,17 @@ pub fn detect(cpu: &impl Cpuid) -> Result<HvInfo, DetectError> {
     }
     let vendor = VendorLeaf::from(cpu.cpuid(VENDOR_AND_MAX_FUNCTIONS, 0));
     if !(MAX_LEAF_MIN..=MAX_LEAF_MAX).contains(&vendor.max_leaf) {
-        return Err(DetectError::MaxLeafOutOfRange { vendor: vendor.vendor, max_leaf: vendor.max_leaf });
+        return Err(DetectError::MaxLeafOutOfRange {
+            vendor: vendor.vendor,
+            max_leaf: vendor.max_leaf,
+        });
     }
     let interface = InterfaceLeaf::from(cpu.cpuid(INTERFACE, 0));
     if interface.signature != INTERFACE_HV1 {
-        return Err(DetectError::NotHv1 { vendor: vendor.vendor, signature: interface.signature });
+        return Err(DetectError::NotHv1 {
+            vendor: vendor.vendor,
+            signature: interface.signature,
+        });
     }
     let features = FeaturesLeaf::from(cpu.cpuid(FEATURES, 0));
     let privileges = Privileges::from_bits_retain(
@@ -472,13 +499,20 @@ mod tests {
     fn non_text_vendor_prints_as_hex() {
         assert_eq!(vendor_str(&[0xff; 12]), None);
         assert_eq!(vendor_str(b"ab\0\0\0\0\0\0\0\0\0\0"), Some("ab"));
-        assert_eq!(VendorText(&[0xab; 12]).to_string(), "abababababababababababab");
-        assert_eq!(format!("{:#}", VendorText(b"Microsoft Hv")), "'Microsoft Hv'");
+        assert_eq!(
+            VendorText(&[0xab; 12]).to_string(),
+            "abababababababababababab"
+        );
+        assert_eq!(
+            format!("{:#}", VendorText(b"Microsoft Hv")),
+            "'Microsoft Hv'"
+        );
         assert_eq!(VendorText(b"Microsoft Hv").to_string(), "Microsoft Hv");
     }
 
     fn any_regs() -> impl Strategy<Value = CpuidRegs> {
-        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(a, b, c, d)| regs(a, b, c, d))
+        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>())
+            .prop_map(|(a, b, c, d)| regs(a, b, c, d))
     }
 
     proptest! {

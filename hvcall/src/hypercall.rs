@@ -95,7 +95,10 @@ statuses! {
 impl HvStatus {
     /// The header's name without the `HV_STATUS_` prefix, if this side knows it.
     pub fn name(self) -> Option<&'static str> {
-        Self::NAMED.iter().find(|(s, _)| *s == self).map(|(_, n)| *n)
+        Self::NAMED
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, n)| *n)
     }
 
     /// Whether this is [`HvStatus::SUCCESS`].
@@ -150,9 +153,21 @@ impl CallCode {
 
     /// The codes this contract knows, with their kind and name.
     pub const KNOWN: &'static [(Self, CallKind, &'static str)] = &[
-        (Self::FLUSH_VIRTUAL_ADDRESS_SPACE, CallKind::Simple, "FLUSH_VIRTUAL_ADDRESS_SPACE"),
-        (Self::FLUSH_VIRTUAL_ADDRESS_LIST, CallKind::Rep, "FLUSH_VIRTUAL_ADDRESS_LIST"),
-        (Self::NOTIFY_LONG_SPIN_WAIT, CallKind::Simple, "NOTIFY_LONG_SPIN_WAIT"),
+        (
+            Self::FLUSH_VIRTUAL_ADDRESS_SPACE,
+            CallKind::Simple,
+            "FLUSH_VIRTUAL_ADDRESS_SPACE",
+        ),
+        (
+            Self::FLUSH_VIRTUAL_ADDRESS_LIST,
+            CallKind::Rep,
+            "FLUSH_VIRTUAL_ADDRESS_LIST",
+        ),
+        (
+            Self::NOTIFY_LONG_SPIN_WAIT,
+            CallKind::Simple,
+            "NOTIFY_LONG_SPIN_WAIT",
+        ),
         (Self::SEND_IPI, CallKind::Simple, "SEND_IPI"),
         (Self::POST_MESSAGE, CallKind::Simple, "POST_MESSAGE"),
         (Self::SIGNAL_EVENT, CallKind::Simple, "SIGNAL_EVENT"),
@@ -160,12 +175,18 @@ impl CallCode {
 
     /// The kind of a known call.
     pub fn kind(self) -> Option<CallKind> {
-        Self::KNOWN.iter().find(|(c, _, _)| *c == self).map(|(_, k, _)| *k)
+        Self::KNOWN
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .map(|(_, k, _)| *k)
     }
 
     /// The header's name without the `HVCALL_` prefix, if known.
     pub fn name(self) -> Option<&'static str> {
-        Self::KNOWN.iter().find(|(c, _, _)| *c == self).map(|(_, _, n)| *n)
+        Self::KNOWN
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .map(|(_, _, n)| *n)
     }
 }
 
@@ -235,7 +256,13 @@ pub struct Control {
 impl Control {
     /// A slow, simple call to `code`.
     pub const fn new(code: CallCode) -> Self {
-        Self { code, fast: false, var_header: 0, rep_count: 0, rep_start: 0 }
+        Self {
+            code,
+            fast: false,
+            var_header: 0,
+            rep_count: 0,
+            rep_start: 0,
+        }
     }
 
     /// The same call with the register calling convention.
@@ -302,7 +329,9 @@ impl Control {
             Some(CallKind::Simple) if control.rep_count != 0 || control.rep_start != 0 => {
                 Err(HvStatus::INVALID_HYPERCALL_INPUT)
             }
-            Some(CallKind::Rep) if control.rep_start >= control.rep_count => Err(HvStatus::INVALID_HYPERCALL_INPUT),
+            Some(CallKind::Rep) if control.rep_start >= control.rep_count => {
+                Err(HvStatus::INVALID_HYPERCALL_INPUT)
+            }
             Some(_) => Ok(control),
         }
     }
@@ -320,19 +349,24 @@ pub struct CallResult {
 impl CallResult {
     /// A result with no reps completed.
     pub const fn status(status: HvStatus) -> Self {
-        Self { status, reps_completed: 0 }
+        Self {
+            status,
+            reps_completed: 0,
+        }
     }
 
     /// The raw RAX value.
     pub const fn to_bits(self) -> u64 {
-        self.status.0 as u64 | ((self.reps_completed & MAX_REP) as u64) << control_bits::REP_COUNT_SHIFT
+        self.status.0 as u64
+            | ((self.reps_completed & MAX_REP) as u64) << control_bits::REP_COUNT_SHIFT
     }
 
     /// Decodes a raw RAX value (bits outside the two fields are ignored).
     pub const fn from_bits(raw: u64) -> Self {
         Self {
             status: HvStatus(raw as u16),
-            reps_completed: ((raw & control_bits::REP_COUNT_MASK) >> control_bits::REP_COUNT_SHIFT) as u16,
+            reps_completed: ((raw & control_bits::REP_COUNT_MASK) >> control_bits::REP_COUNT_SHIFT)
+                as u16,
         }
     }
 }
@@ -396,7 +430,10 @@ impl PostMessageInput {
             payload_size: u32::try_from(payload.len()).ok()?,
             payload: [0; HV_MESSAGE_PAYLOAD_BYTE_COUNT],
         };
-        input.payload.get_mut(..payload.len())?.copy_from_slice(payload);
+        input
+            .payload
+            .get_mut(..payload.len())?
+            .copy_from_slice(payload);
         Some(input)
     }
 
@@ -427,7 +464,9 @@ impl PostMessageInput {
 
 /// Input of HvSignalEvent (TLFS HV_INPUT_SIGNAL_EVENT): 8 bytes in memory,
 /// or RDX of a fast call (see [`SignalEventInput::to_fast`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SignalEventInput {
     /// Target event connection (24 bits).
@@ -448,7 +487,11 @@ impl SignalEventInput {
 
     /// Splits a fast-call RDX value.
     pub const fn from_fast(rdx: u64) -> Self {
-        Self { connection_id: rdx as u32, flag_number: (rdx >> 32) as u16, rsvd: (rdx >> 48) as u16 }
+        Self {
+            connection_id: rdx as u32,
+            flag_number: (rdx >> 32) as u16,
+            rsvd: (rdx >> 48) as u16,
+        }
     }
 
     /// The host's validation: reserved bits (the top 8 of the connection ID
@@ -492,7 +535,10 @@ mod tests {
     #[test]
     fn control_word_layout() {
         // HV_HYPERCALL_FAST_BIT, VARHEAD 26:17, REP_COMP 43:32, REP_START 59:48.
-        let c = Control::new(CallCode(0x3)).with_fast().with_var_header(2).with_reps(5, 1);
+        let c = Control::new(CallCode(0x3))
+            .with_fast()
+            .with_var_header(2)
+            .with_reps(5, 1);
         assert_eq!(c.to_bits(), 0x3 | 1 << 16 | 2 << 17 | 5 << 32 | 1 << 48);
         assert_eq!(Control::decode(c.to_bits()), Ok(c));
         assert_eq!(control_bits::RSVD_MASK, 0xf000_f000_f800_0000);
@@ -500,20 +546,43 @@ mod tests {
 
     #[test]
     fn decode_errors() {
-        let spin = Control::new(CallCode::NOTIFY_LONG_SPIN_WAIT).with_fast().to_bits();
-        assert_eq!(Control::decode(spin | 1 << 31), Err(HvStatus::INVALID_HYPERCALL_INPUT));
-        assert_eq!(Control::decode(spin | 1 << 44), Err(HvStatus::INVALID_HYPERCALL_INPUT));
-        assert_eq!(Control::decode(spin | 1 << 63), Err(HvStatus::INVALID_HYPERCALL_INPUT));
-        assert_eq!(Control::decode(0x7fff), Err(HvStatus::INVALID_HYPERCALL_CODE));
-        assert_eq!(Control::decode(spin | 1 << 32), Err(HvStatus::INVALID_HYPERCALL_INPUT));
+        let spin = Control::new(CallCode::NOTIFY_LONG_SPIN_WAIT)
+            .with_fast()
+            .to_bits();
+        assert_eq!(
+            Control::decode(spin | 1 << 31),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
+        assert_eq!(
+            Control::decode(spin | 1 << 44),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
+        assert_eq!(
+            Control::decode(spin | 1 << 63),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
+        assert_eq!(
+            Control::decode(0x7fff),
+            Err(HvStatus::INVALID_HYPERCALL_CODE)
+        );
+        assert_eq!(
+            Control::decode(spin | 1 << 32),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
         let list = Control::new(CallCode::FLUSH_VIRTUAL_ADDRESS_LIST);
-        assert_eq!(Control::decode(list.with_reps(2, 2).to_bits()), Err(HvStatus::INVALID_HYPERCALL_INPUT));
+        assert_eq!(
+            Control::decode(list.with_reps(2, 2).to_bits()),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
         assert!(Control::decode(list.with_reps(2, 1).to_bits()).is_ok());
     }
 
     #[test]
     fn result_word() {
-        let r = CallResult { status: HvStatus::INSUFFICIENT_BUFFERS, reps_completed: 7 };
+        let r = CallResult {
+            status: HvStatus::INSUFFICIENT_BUFFERS,
+            reps_completed: 7,
+        };
         assert_eq!(r.to_bits(), 0x13 | 7 << 32);
         assert_eq!(CallResult::from_bits(r.to_bits()), r);
     }
@@ -522,7 +591,10 @@ mod tests {
     fn param_gpa_alignment() {
         assert_eq!(check_param_gpa(0x1000, 256), Ok(()));
         assert_eq!(check_param_gpa(0x1f00, 256), Ok(()));
-        assert_eq!(check_param_gpa(0x1f08, 256), Err(HvStatus::INVALID_ALIGNMENT));
+        assert_eq!(
+            check_param_gpa(0x1f08, 256),
+            Err(HvStatus::INVALID_ALIGNMENT)
+        );
         assert_eq!(check_param_gpa(0x1004, 8), Err(HvStatus::INVALID_ALIGNMENT));
         assert_eq!(check_param_gpa(!7, 8), Ok(()));
     }
@@ -533,20 +605,61 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
         assert_eq!(ok.body(), b"hello");
         assert!(PostMessageInput::new(1, 1, &[0; 241]).is_none());
-        assert_eq!(PostMessageInput { payload_size: 241, ..ok }.validate(), Err(HvStatus::INVALID_PARAMETER));
-        assert_eq!(PostMessageInput { message_type: 0x8000_0010, ..ok }.validate(), Err(HvStatus::INVALID_PARAMETER));
-        assert_eq!(PostMessageInput { message_type: 0, ..ok }.validate(), Err(HvStatus::INVALID_PARAMETER));
-        assert_eq!(PostMessageInput { reserved: 1, ..ok }.validate(), Err(HvStatus::INVALID_HYPERCALL_INPUT));
-        assert_eq!(PostMessageInput { connection_id: 1 << 24, ..ok }.validate(), Err(HvStatus::INVALID_HYPERCALL_INPUT));
+        assert_eq!(
+            PostMessageInput {
+                payload_size: 241,
+                ..ok
+            }
+            .validate(),
+            Err(HvStatus::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            PostMessageInput {
+                message_type: 0x8000_0010,
+                ..ok
+            }
+            .validate(),
+            Err(HvStatus::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            PostMessageInput {
+                message_type: 0,
+                ..ok
+            }
+            .validate(),
+            Err(HvStatus::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            PostMessageInput { reserved: 1, ..ok }.validate(),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
+        assert_eq!(
+            PostMessageInput {
+                connection_id: 1 << 24,
+                ..ok
+            }
+            .validate(),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
     }
 
     #[test]
     fn signal_event_fast_packing() {
-        let s = SignalEventInput { connection_id: 0x2a, flag_number: 3, rsvd: 0 };
+        let s = SignalEventInput {
+            connection_id: 0x2a,
+            flag_number: 3,
+            rsvd: 0,
+        };
         assert_eq!(s.to_fast(), 0x3_0000_002a);
         assert_eq!(SignalEventInput::from_fast(s.to_fast()), s);
-        assert_eq!(SignalEventInput::from_fast(1 << 48).validate(), Err(HvStatus::INVALID_HYPERCALL_INPUT));
-        assert_eq!(SignalEventInput::from_fast(1 << 24).validate(), Err(HvStatus::INVALID_HYPERCALL_INPUT));
+        assert_eq!(
+            SignalEventInput::from_fast(1 << 48).validate(),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
+        assert_eq!(
+            SignalEventInput::from_fast(1 << 24).validate(),
+            Err(HvStatus::INVALID_HYPERCALL_INPUT)
+        );
     }
 
     proptest! {

@@ -19,3 +19,4 @@ pub mod hypercall;
 pub mod msr;
 pub mod selftest;
 pub mod synic;
+pub mod testdev;

@@ -83,19 +83,59 @@ mod tests {
     #[test]
     fn numbers_match_hvgdk_mini_h() {
         assert_eq!(
-            [GUEST_OS_ID, HYPERCALL, VP_INDEX, RESET, VP_RUNTIME, TIME_REF_COUNT, REFERENCE_TSC],
-            [0x4000_0000, 0x4000_0001, 0x4000_0002, 0x4000_0003, 0x4000_0010, 0x4000_0020, 0x4000_0021]
+            [
+                GUEST_OS_ID,
+                HYPERCALL,
+                VP_INDEX,
+                RESET,
+                VP_RUNTIME,
+                TIME_REF_COUNT,
+                REFERENCE_TSC
+            ],
+            [
+                0x4000_0000,
+                0x4000_0001,
+                0x4000_0002,
+                0x4000_0003,
+                0x4000_0010,
+                0x4000_0020,
+                0x4000_0021
+            ]
         );
-        assert_eq!([TSC_FREQUENCY, APIC_FREQUENCY, VP_ASSIST_PAGE], [0x4000_0022, 0x4000_0023, 0x4000_0073]);
-        assert_eq!([SCONTROL, SVERSION, SIEFP, SIMP, EOM], [0x4000_0080, 0x4000_0081, 0x4000_0082, 0x4000_0083, 0x4000_0084]);
-        assert_eq!((sint(0), sint(15), sint(16)), (Some(0x4000_0090), Some(0x4000_009F), None));
+        assert_eq!(
+            [TSC_FREQUENCY, APIC_FREQUENCY, VP_ASSIST_PAGE],
+            [0x4000_0022, 0x4000_0023, 0x4000_0073]
+        );
+        assert_eq!(
+            [SCONTROL, SVERSION, SIEFP, SIMP, EOM],
+            [
+                0x4000_0080,
+                0x4000_0081,
+                0x4000_0082,
+                0x4000_0083,
+                0x4000_0084
+            ]
+        );
+        assert_eq!(
+            (sint(0), sint(15), sint(16)),
+            (Some(0x4000_0090), Some(0x4000_009F), None)
+        );
         assert_eq!((STIMER0_CONFIG, STIMER0_COUNT), (0x4000_00B0, 0x4000_00B1));
-        assert_eq!((CRASH_P0, CRASH_CTL, TSC_INVARIANT_CONTROL), (0x4000_0100, 0x4000_0105, 0x4000_0118));
+        assert_eq!(
+            (CRASH_P0, CRASH_CTL, TSC_INVARIANT_CONTROL),
+            (0x4000_0100, 0x4000_0105, 0x4000_0118)
+        );
     }
 
     #[test]
     fn synthetic_range_covers_every_msr_above() {
-        for msr in [GUEST_OS_ID, EOM, SINT0 + 15, GUEST_IDLE, TSC_INVARIANT_CONTROL] {
+        for msr in [
+            GUEST_OS_ID,
+            EOM,
+            SINT0 + 15,
+            GUEST_IDLE,
+            TSC_INVARIANT_CONTROL,
+        ] {
             assert!(is_synthetic(msr), "{msr:#x}");
         }
         assert!(!is_synthetic(0x3fff_ffff));

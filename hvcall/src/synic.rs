@@ -68,17 +68,29 @@ impl SintReg {
     /// The same register, masked or not.
     #[must_use]
     pub const fn with_masked(self, masked: bool) -> Self {
-        Self(if masked { self.0 | Self::MASKED } else { self.0 & !Self::MASKED })
+        Self(if masked {
+            self.0 | Self::MASKED
+        } else {
+            self.0 & !Self::MASKED
+        })
     }
     /// The same register with auto EOI set or clear.
     #[must_use]
     pub const fn with_auto_eoi(self, on: bool) -> Self {
-        Self(if on { self.0 | Self::AUTO_EOI } else { self.0 & !Self::AUTO_EOI })
+        Self(if on {
+            self.0 | Self::AUTO_EOI
+        } else {
+            self.0 & !Self::AUTO_EOI
+        })
     }
     /// The same register with polling set or clear.
     #[must_use]
     pub const fn with_polling(self, on: bool) -> Self {
-        Self(if on { self.0 | Self::POLLING } else { self.0 & !Self::POLLING })
+        Self(if on {
+            self.0 | Self::POLLING
+        } else {
+            self.0 & !Self::POLLING
+        })
     }
     /// Whether a guest write of this value is accepted: an unmasked SINT with
     /// a vector below 16 is a #GP (as KVM's `synic_set_sint`).
@@ -90,7 +102,11 @@ impl SintReg {
 impl core::fmt::Debug for SintReg {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "SintReg({:#x} vector {}", self.0, self.vector())?;
-        for (on, name) in [(self.masked(), "masked"), (self.auto_eoi(), "auto_eoi"), (self.polling(), "polling")] {
+        for (on, name) in [
+            (self.masked(), "masked"),
+            (self.auto_eoi(), "auto_eoi"),
+            (self.polling(), "polling"),
+        ] {
             if on {
                 write!(f, " {}", name)?;
             }
@@ -213,7 +229,9 @@ impl MessageType {
 pub const MESSAGE_FLAG_PENDING: u8 = 1;
 
 /// The 16-byte header of a SynIC message (struct hv_message_header).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HvMessageHeader {
     /// [`MessageType`]; zero means the slot is free.
@@ -266,7 +284,9 @@ impl HvMessage {
             },
             payload: [0; HV_MESSAGE_PAYLOAD_BYTE_COUNT],
         };
-        msg.payload.get_mut(..payload.len())?.copy_from_slice(payload);
+        msg.payload
+            .get_mut(..payload.len())?
+            .copy_from_slice(payload);
         Some(msg)
     }
 
@@ -298,7 +318,10 @@ const _: () = assert!(EVENT_FLAGS_BYTES * SINT_COUNT <= HV_PAGE_SIZE as usize);
 /// Words are what both sides set and clear atomically.
 pub const fn event_flag_word(sint: usize, flag: usize) -> Option<(usize, u32)> {
     if sint < SINT_COUNT && flag < EVENT_FLAGS_COUNT {
-        Some((sint * EVENT_FLAGS_BYTES + (flag / 32) * 4, (flag % 32) as u32))
+        Some((
+            sint * EVENT_FLAGS_BYTES + (flag / 32) * 4,
+            (flag % 32) as u32,
+        ))
     } else {
         None
     }
@@ -306,7 +329,9 @@ pub const fn event_flag_word(sint: usize, flag: usize) -> Option<(usize, u32)> {
 
 /// The reference TSC page header (struct ms_hyperv_tsc_page); the rest of
 /// the 4 KiB page is reserved.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct ReferenceTscPage {
     /// Zero: the page is invalid, use TIME_REF_COUNT. Otherwise changes
@@ -397,7 +422,11 @@ impl StimerConfig {
     /// The same config with ENABLE set or clear.
     #[must_use]
     pub const fn with_enable(self, on: bool) -> Self {
-        Self(if on { self.0 | Self::ENABLE } else { self.0 & !Self::ENABLE })
+        Self(if on {
+            self.0 | Self::ENABLE
+        } else {
+            self.0 & !Self::ENABLE
+        })
     }
     /// A direct-mode config for `vector`.
     pub const fn direct(vector: u8, periodic: bool) -> Self {
@@ -434,7 +463,10 @@ mod tests {
         assert_eq!(SintReg::MASKED, 1 << 16);
         assert_eq!(SintReg::AUTO_EOI, 1 << 17);
         let s = SintReg::new(0x31).with_polling(true);
-        assert_eq!((s.vector(), s.masked(), s.polling(), s.auto_eoi()), (0x31, false, true, false));
+        assert_eq!(
+            (s.vector(), s.masked(), s.polling(), s.auto_eoi()),
+            (0x31, false, true, false)
+        );
         assert!(!SintReg::new(15).guest_write_ok());
         assert!(SintReg::new(15).with_masked(true).guest_write_ok());
         assert!(SintReg::new(16).guest_write_ok());
@@ -444,7 +476,10 @@ mod tests {
     #[test]
     fn page_msrs() {
         let p = PageMsr::enabled_at(0x1234_5678);
-        assert_eq!((p.enabled(), p.gpa(), p.pfn()), (true, 0x1234_5000, 0x12345));
+        assert_eq!(
+            (p.enabled(), p.gpa(), p.pfn()),
+            (true, 0x1234_5000, 0x12345)
+        );
         let h = HypercallMsr(0x7000 | 3);
         assert!(h.enabled() && h.locked() && h.gpa() == 0x7000);
     }

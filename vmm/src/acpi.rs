@@ -209,6 +209,8 @@ pub struct AcpiDevice {
     hid: Hid,
     uid: Option<u32>,
     resources: Vec<Resource>,
+    /// Emit `_CRS` even without resources (Linux's VMBus driver walks it).
+    always_crs: bool,
 }
 
 impl AcpiDevice {
@@ -219,7 +221,15 @@ impl AcpiDevice {
             hid,
             uid: None,
             resources: Vec::new(),
+            always_crs: false,
         })
+    }
+
+    /// Emits a `_CRS` even if it lists nothing (an empty resource template):
+    /// Linux's VMBus driver fails its probe when `_CRS` is missing.
+    pub fn with_crs(mut self) -> Self {
+        self.always_crs = true;
+        self
     }
 
     /// Sets `_UID`.
@@ -265,7 +275,7 @@ impl AcpiDevice {
         if let Some(uid) = &uid {
             children.push(uid);
         }
-        if !self.resources.is_empty() {
+        if !self.resources.is_empty() || self.always_crs {
             children.push(&crs);
         }
         let mut bytes = Vec::new();

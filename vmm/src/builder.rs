@@ -5,8 +5,9 @@
 //!
 //! Order matters in three places: files are loaded into guest RAM before KVM is touched
 //! (so that "not a kernel" is reported on any host); the irqchip exists before vCPUs are
-//! created (KVM requires it); and termination signals are blocked before the vCPU threads
-//! start (so that they inherit the mask and only the event loop sees them).
+//! created (KVM requires it); and termination signals are blocked before the first thread
+//! starts (the timer thread, VMBus, the vCPUs inherit the mask, so only the event loop
+//! sees them).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
@@ -19,7 +20,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::acpi::{AcpiDevice, AcpiTables, DsdtBuilder, Hid, Resource};
 use crate::boot::{self, BootParamsInput};
-use crate::cli::{SerialTarget, VmConfig};
+use crate::cli::{SerialTarget, VmConfig, VmbusFault};
 use crate::console::{RawTerminal, SignalFd, TERMINATION_SIGNALS};
 use crate::control::{VmControl, VmExitReason};
 use crate::cpuid;
@@ -38,6 +39,8 @@ use crate::hyperv::msrs::VpHv;
 use crate::hyperv::{Partition, TrampolinePort, HYPERCALL_PORT};
 use crate::loader;
 use crate::memory::MemoryLayout;
+use crate::vmbus::server::Faults;
+use crate::vmbus::{Vmbus, VmbusConfig};
 use crate::vstate::vcpu::{BootEntry, ExitStats, Vcpu, VcpuContext};
 use crate::vstate::vm::Vm;
 use crate::vstate::{self, VcpuThread};
@@ -61,8 +64,9 @@ fn create_output(what: &'static str, path: &Path, append: bool) -> Result<File> 
     })
 }
 
-/// The DSDT's devices: COM1 for now; VMBus joins here later.
-fn dsdt() -> std::result::Result<DsdtBuilder, crate::acpi::AcpiError> {
+/// The DSDT's devices: COM1, and the VMBus root device (`_HID "VMBUS"` with an empty
+/// `_CRS`, which Linux's driver requires) when VMBus is on.
+fn dsdt(vmbus: bool) -> std::result::Result<DsdtBuilder, crate::acpi::AcpiError> {
     let mut dsdt = DsdtBuilder::new();
     dsdt.add_device(
         AcpiDevice::new("COM1", Hid::eisa("PNP0501")?)?
@@ -77,6 +81,13 @@ fn dsdt() -> std::result::Result<DsdtBuilder, crate::acpi::AcpiError> {
                 active_low: false,
             }),
     );
+    if vmbus {
+        dsdt.add_device(
+            AcpiDevice::new("VMBS", Hid::string("VMBUS")?)?
+                .uid(0)
+                .with_crs(),
+        );
+    }
     Ok(dsdt)
 }
 
@@ -104,7 +115,7 @@ fn load_guest(config: &VmConfig, layout: &MemoryLayout, memory: &GuestMemoryMmap
         }
         None => None,
     };
-    let acpi = AcpiTables::new(config.vcpus, &dsdt()?)?;
+    let acpi = AcpiTables::new(config.vcpus, &dsdt(config.vmbus)?)?;
     acpi.write_to(memory)?;
     let params = boot::build_boot_params(
         &BootParamsInput {
@@ -201,6 +212,23 @@ fn create_devices(
     })
 }
 
+/// The VMBus settings from the command line.
+fn vmbus_config(config: &VmConfig) -> VmbusConfig {
+    let mut faults = Faults::default();
+    for f in &config.vmbus_faults {
+        match f {
+            VmbusFault::MalformedOffer => faults.malformed_offer = true,
+            VmbusFault::BogusGpadlReply => faults.bogus_gpadl_reply = true,
+            VmbusFault::CorruptRing => faults.corrupt_ring = true,
+        }
+    }
+    VmbusConfig {
+        shutdown_after: config.shutdown_after.map(std::time::Duration::from_secs),
+        faults,
+        ..VmbusConfig::default()
+    }
+}
+
 fn spawn_vcpu(vcpu: Vcpu, index: u8, control: Arc<VmControl>) -> Result<VcpuThread> {
     let handle = thread::Builder::new()
         .name(format!("vcpu{index}"))
@@ -262,9 +290,18 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         log::warn!("KVM_GET_TSC_KHZ failed: no reference TSC page, no TSC_FREQUENCY");
     }
     let guest_memory: Arc<dyn crate::hyperv::guest_mem::GuestPages> = memory.clone();
+    // Before the first thread (the timer thread, VMBus, the vCPUs): every thread inherits
+    // the mask, so a termination signal can only reach the event loop's signalfd. A thread
+    // that did not block it would take the signal's default action: the process dies.
+    let signals = SignalFd::block_and_open(&TERMINATION_SIGNALS)?;
     let partition = Partition::new(config.vcpus.into(), guest_memory, vm.msi_sink(), tsc_khz)
         .map_err(|e| Error::os("start the synthetic timer thread", e))?;
     let devices = create_devices(config, &vm, &control, &partition, serial_out, debugcon_out)?;
+    let vmbus = if config.vmbus {
+        Some(Vmbus::start(&partition, vmbus_config(config))?)
+    } else {
+        None
+    };
 
     let caps = cpuid::HostCpuidCaps {
         xsave: !config.no_xsave,
@@ -293,7 +330,6 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     }
 
     vstate::install_kick_handler()?;
-    let signals = SignalFd::block_and_open(&TERMINATION_SIGNALS)?;
     let stdin_input = config.serial == SerialTarget::Stdio && io::stdin().is_terminal();
     let raw_terminal = if stdin_input {
         Some(RawTerminal::enter()?)
@@ -326,12 +362,28 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         serial: devices.serial.clone(),
         rx_drained: devices.rx_drained,
     });
-    let reason = event_loop::run(&control, &signals, input);
+    let ask_guest = || vmbus.as_ref().is_some_and(Vmbus::request_shutdown);
+    let graceful: Option<event_loop::GracefulShutdown<'_>> = Some(&ask_guest);
+    let reason = event_loop::run(&control, &signals, input, graceful);
 
     for (index, stats) in vstate::stop_vcpus(threads) {
         match stats {
             Some(stats) => log::info!("vcpu{index} exits: {stats}"),
             None => log::warn!("vcpu{index} exits: unknown (the thread did not finish)"),
+        }
+    }
+    if let Some(vmbus) = vmbus {
+        let heartbeats = vmbus.heartbeats();
+        if let Some(s) = vmbus.stop() {
+            log::info!(
+                "vmbus: {} messages ({} dropped), {} channel signals, {} notifications, {} channel \
+                 faults, {heartbeats} heartbeats answered",
+                s.messages,
+                s.dropped,
+                s.signals,
+                s.notifications,
+                s.faults
+            );
         }
     }
     partition.shutdown();

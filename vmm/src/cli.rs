@@ -32,6 +32,18 @@ pub enum SerialTarget {
     File(PathBuf),
 }
 
+/// `--vmbus-fault` values: deliberate VMBus protocol violations, for testing
+/// a guest's defences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VmbusFault {
+    /// Send one OFFERCHANNEL shorter than the protocol's minimum.
+    MalformedOffer,
+    /// Answer the first GPADL with a GPADL_CREATED for a handle never sent.
+    BogusGpadlReply,
+    /// Corrupt the write index of the first opened channel's guest ring.
+    CorruptRing,
+}
+
 /// `--log-level` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
@@ -128,6 +140,22 @@ pub struct Cli {
     #[arg(long)]
     pub test_device: bool,
 
+    /// No VMBus: no VMBUS ACPI device, no message connections, no devices.
+    #[arg(long)]
+    pub no_vmbus: bool,
+
+    /// Ask the guest to shut down (VMBus shutdown integration service) SECS seconds after
+    /// boot. A guest that has not opened the shutdown channel yet is asked once it does.
+    /// SIGTERM or SIGINT asks the same way when the channel is open (a second signal stops
+    /// the VM at once).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub shutdown_after: Option<u64>,
+
+    /// Break the VMBus protocol on purpose (repeatable): malformed-offer, bogus-gpadl-reply,
+    /// corrupt-ring. For testing guests only.
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub vmbus_fault: Vec<VmbusFault>,
+
     /// Logging verbosity on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -154,6 +182,12 @@ pub struct VmConfig {
     pub no_xsave: bool,
     /// Add the Hyper-V test device.
     pub test_device: bool,
+    /// Serve VMBus.
+    pub vmbus: bool,
+    /// Seconds after boot to ask the guest to shut down.
+    pub shutdown_after: Option<u64>,
+    /// VMBus fault injection.
+    pub vmbus_faults: Vec<VmbusFault>,
 }
 
 impl Cli {
@@ -169,6 +203,9 @@ impl Cli {
             debug_console: self.debug_console.clone(),
             no_xsave: self.no_xsave,
             test_device: self.test_device,
+            vmbus: !self.no_vmbus,
+            shutdown_after: self.shutdown_after,
+            vmbus_faults: self.vmbus_fault.clone(),
         }
     }
 }
@@ -204,6 +241,39 @@ mod tests {
         assert_eq!(c.serial, SerialTarget::Stdio);
         assert_eq!(c.debug_console, None);
         assert_eq!(cli.log_level, LogLevel::Info);
+        assert!(c.vmbus);
+        assert_eq!(c.shutdown_after, None);
+        assert!(c.vmbus_faults.is_empty());
+    }
+
+    #[test]
+    fn vmbus_options() {
+        let c = parse(&[
+            "--kernel",
+            "/k",
+            "--shutdown-after",
+            "30",
+            "--vmbus-fault",
+            "corrupt-ring",
+            "--vmbus-fault",
+            "malformed-offer",
+        ])
+        .expect("valid")
+        .vm_config();
+        assert!(c.vmbus);
+        assert_eq!(c.shutdown_after, Some(30));
+        assert_eq!(
+            c.vmbus_faults,
+            vec![VmbusFault::CorruptRing, VmbusFault::MalformedOffer]
+        );
+        assert!(
+            !parse(&["--kernel", "/k", "--no-vmbus"])
+                .expect("valid")
+                .vm_config()
+                .vmbus
+        );
+        assert!(parse(&["--kernel", "/k", "--shutdown-after", "0"]).is_err());
+        assert!(parse(&["--kernel", "/k", "--vmbus-fault", "nope"]).is_err());
     }
 
     #[test]
@@ -296,6 +366,9 @@ mod tests {
             "--serial",
             "--debug-console",
             "--log-level",
+            "--no-vmbus",
+            "--shutdown-after",
+            "--vmbus-fault",
             "--help",
         ] {
             assert!(help.contains(opt), "{opt} missing from --help:\n{help}");

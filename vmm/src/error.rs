@@ -42,6 +42,10 @@ pub enum Error {
         source: kvm_ioctls::Error,
     },
 
+    /// VMBus could not start.
+    #[error("{0}")]
+    Vmbus(#[from] crate::vmbus::worker::VmbusError),
+
     /// The host's KVM lacks a capability hvhost depends on.
     #[error("this KVM lacks the {0} capability, which hvhost needs")]
     MissingCapability(&'static str),

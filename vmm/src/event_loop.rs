@@ -6,6 +6,11 @@
 //! (signalfd), host terminal input for COM1, and "receive FIFO drained" from COM1. It
 //! returns once the VM is ending; stopping and joining the vCPUs is the caller's job.
 //!
+//! The first SIGTERM or SIGINT asks the guest to shut down instead of stopping the VM, if
+//! the caller gave a way to ask ([`GracefulShutdown`], VMBus's shutdown service) and it
+//! could ask now; the guest then powers off. A second signal, or any other termination
+//! signal, stops the VM at once.
+//!
 //! Back-pressure on input: when COM1's FIFO is full, stdin is taken out of the epoll set
 //! (so a level-triggered fd cannot spin the loop) and put back when the guest has read the
 //! FIFO empty.
@@ -24,6 +29,9 @@ const TOKEN_EXIT: u64 = 0;
 const TOKEN_SIGNAL: u64 = 1;
 const TOKEN_STDIN: u64 = 2;
 const TOKEN_RX_DRAINED: u64 = 3;
+
+/// Asks the guest to shut down; whether the request could be delivered.
+pub type GracefulShutdown<'a> = &'a dyn Fn() -> bool;
 
 /// Terminal input routed to COM1.
 pub struct SerialInput {
@@ -103,8 +111,13 @@ impl Loop<'_> {
 }
 
 /// Runs until the VM is ending; returns why.
-pub fn run(control: &VmControl, signals: &SignalFd, input: Option<SerialInput>) -> VmExitReason {
-    match run_inner(control, signals, input) {
+pub fn run(
+    control: &VmControl,
+    signals: &SignalFd,
+    input: Option<SerialInput>,
+    graceful: Option<GracefulShutdown<'_>>,
+) -> VmExitReason {
+    match run_inner(control, signals, input, graceful) {
         Ok(()) => {}
         Err(e) => control.request_exit(VmExitReason::HostError(e.to_string())),
     }
@@ -117,7 +130,9 @@ fn run_inner(
     control: &VmControl,
     signals: &SignalFd,
     input: Option<SerialInput>,
+    graceful: Option<GracefulShutdown<'_>>,
 ) -> std::io::Result<()> {
+    let mut asked_guest = false;
     let mut lp = Loop {
         epoll: Epoll::new()?,
         control,
@@ -146,8 +161,17 @@ fn run_inner(
                 }
                 TOKEN_SIGNAL => {
                     if let Some(sig) = signals.read_signal()? {
-                        log::info!("received signal {sig}; stopping the VM");
-                        lp.control.request_exit(VmExitReason::Signal(sig));
+                        let polite = matches!(sig, libc::SIGTERM | libc::SIGINT) && !asked_guest;
+                        if polite && graceful.is_some_and(|ask| ask()) {
+                            asked_guest = true;
+                            log::info!(
+                                "received signal {sig}; asked the guest to shut down (signal again \
+                                 to stop the VM at once)"
+                            );
+                        } else {
+                            log::info!("received signal {sig}; stopping the VM");
+                            lp.control.request_exit(VmExitReason::Signal(sig));
+                        }
                     }
                 }
                 TOKEN_STDIN => lp.on_stdin()?,

@@ -20,6 +20,7 @@ pub mod hyperv;
 pub mod loader;
 pub mod logger;
 pub mod memory;
+pub mod vmbus;
 pub mod vstate;
 
 pub use builder::run;

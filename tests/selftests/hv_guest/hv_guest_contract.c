@@ -3,16 +3,18 @@
  * Drives hv_guest's in-module contract tests: loads the module (unless it
  * is loaded), writes "run" (or HV_GUEST_CONTRACT=traffic) to
  * /sys/kernel/debug/hv_guest/contract, and passes the module's KTAP on as a
- * subtest. Then its own checks: the SynIC has a vector for every online CPU,
- * the kernel log of the run has no warning, and unloading removes every irq
- * the module had (/sys/kernel/irq, /proc/interrupts) and its debugfs.
+ * subtest. Then its own checks: the SynIC has a vector for every online CPU;
+ * taking CPU 1 offline returns its vectors and irqs and bringing it back
+ * programs them again, with traffic working on every CPU afterwards (the
+ * module's CPU hotplug state); the kernel log of the run has no warning;
+ * and unloading removes every irq the module had (/sys/kernel/irq,
+ * /proc/interrupts) and its debugfs.
  *
  * The tests need a host with a test device (QEMU -device hyperv-testdev,
  * hvhost --test-device).
  *
  * Environment: HV_GUEST_KO (module path), HV_GUEST_KEEP=1 (leave it loaded).
  */
-#include <dirent.h>
 #include <stdarg.h>
 
 #include "hv_guest_util.h"
@@ -20,36 +22,67 @@
 static char log_text[1 << 20];
 static char buf[1 << 16];
 
-static int count_irqs(void)
-{
-	DIR *d = opendir("/sys/kernel/irq");
-	struct dirent *e;
-	int n = 0;
 
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Lines of /proc/interrupts that name the module. */
-static int module_irq_lines(void)
-{
-	FILE *f = fopen("/proc/interrupts", "r");
-	char line[4096];
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, "hv_guest-sint") != NULL;
-	fclose(f);
-	return n;
-}
 
 static int nr = 0, failed = 0;
+
+static int vector_lines(void)
+{
+	int n = 0;
+	char *p;
+
+	if (hv_read_file(HV_DEBUGFS "/synic", buf, sizeof(buf)) <= 0)
+		return -1;
+	for (p = strstr(buf, "vector"); p; p = strstr(p + 1, "vector"))
+		n++;
+	return n;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+#define CPU1_ONLINE "/sys/devices/system/cpu/cpu1/online"
+
+/*
+ * Offlines and onlines CPU 1; NULL if the SynIC followed (and, with a test
+ * device, traffic works on every CPU afterwards), else a reason.
+ */
+static const char *hotplug(int online, bool with_device)
+{
+	static char why[256];
+	int irqs = hv_count_irqs(), v, ret;
+
+	if ((ret = write_str(CPU1_ONLINE, "0")))
+		return snprintf(why, sizeof(why), "offline: %s", strerror(-ret)), why;
+	v = vector_lines();
+	if (v != 2 * (online - 1) || hv_count_irqs() != irqs - 2) {
+		write_str(CPU1_ONLINE, "1");
+		return snprintf(why, sizeof(why), "CPU 1 offline: %d vectors, irqs %d -> %d", v,
+				irqs, hv_count_irqs()), why;
+	}
+	if ((ret = write_str(CPU1_ONLINE, "1")))
+		return snprintf(why, sizeof(why), "online: %s", strerror(-ret)), why;
+	v = vector_lines();
+	if (v != 2 * online || hv_count_irqs() != irqs)
+		return snprintf(why, sizeof(why), "CPU 1 back: %d vectors, irqs %d -> %d", v, irqs,
+				hv_count_irqs()), why;
+	if (!with_device)
+		return NULL;
+	if ((ret = write_str(HV_DEBUGFS "/contract", "traffic")))
+		return snprintf(why, sizeof(why), "traffic: %s", strerror(-ret)), why;
+	if (hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf)) <= 0 || strstr(buf, "not ok"))
+		return snprintf(why, sizeof(why), "traffic after online failed: %.200s", buf), why;
+	return NULL;
+}
 
 static void result(bool ok, const char *name, const char *fmt, ...)
 {
@@ -72,17 +105,18 @@ int main(void)
 {
 	const char *what = getenv("HV_GUEST_CONTRACT");
 	bool keep = getenv("HV_GUEST_KEEP") && !strcmp(getenv("HV_GUEST_KEEP"), "1");
-	int irqs_before = count_irqs(), kmsg, fd, ret, online, lines;
+	int irqs_before = hv_count_irqs(), kmsg, fd, ret, online, lines;
 	bool loaded_here = false;
 	struct hv_cpuid c;
 	const char *trouble;
 	char *p;
 
-	printf("TAP version 13\n1..4\n");
+	printf("TAP version 13\n1..5\n");
 	hv_read_cpuid(&c);
 	if (!hv_expect_load(&c)) {
 		printf("ok 1 contract # SKIP no usable Hyper-V interface here\n");
-		printf("ok 2 vectors # SKIP\nok 3 kernel_log # SKIP\nok 4 unload_clean # SKIP\n");
+		printf("ok 2 vectors # SKIP\nok 3 cpu_hotplug # SKIP\nok 4 kernel_log # SKIP\n");
+		printf("ok 5 unload_clean # SKIP\n");
 		return 0;
 	}
 	kmsg = hv_kmsg_open();
@@ -90,7 +124,8 @@ int main(void)
 		ret = hv_load(hv_module_path());
 		if (ret) {
 			printf("not ok 1 contract # load: %s\n", strerror(-ret));
-			printf("not ok 2 vectors\nnot ok 3 kernel_log\nnot ok 4 unload_clean\n");
+			printf("not ok 2 vectors\nnot ok 3 cpu_hotplug\nnot ok 4 kernel_log\n");
+			printf("not ok 5 unload_clean\n");
 			return 1;
 		}
 		loaded_here = true;
@@ -121,29 +156,37 @@ int main(void)
 
 	/* 2: a vector for every SINT on every online CPU, each on its CPU. */
 	online = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	lines = 0;
-	if (hv_read_file(HV_DEBUGFS "/synic", buf, sizeof(buf)) > 0)
-		for (p = strstr(buf, "vector"); p; p = strstr(p + 1, "vector"))
-			lines++;
+	lines = vector_lines();
 	result(lines == 2 * online, "vectors", "%d SINT vectors for %d online CPUs:\n%s", lines,
 	       online, buf);
 
-	/* 3: nothing alarming in the log meanwhile. */
+	/* 3: CPU hotplug takes CPU 1's SynIC down and up again. */
+	if (online < 2 || !hv_exists(CPU1_ONLINE)) {
+		nr++;
+		printf("ok %d cpu_hotplug # SKIP needs a CPU 1 that can go offline\n", nr);
+	} else {
+		/* "statuses" runs without a test device (hvhost_msr_contract). */
+		const char *why = hotplug(online, !what || strcmp(what, "statuses"));
+
+		result(!why, "cpu_hotplug", "%s", why);
+	}
+
+	/* 4: nothing alarming in the log meanwhile. */
 	hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
 	trouble = hv_kmsg_trouble(log_text);
 	if (!trouble && strstr(log_text, "No irq handler"))
 		trouble = "No irq handler";
 	result(!trouble, "kernel_log", "'%s' in the log: %s", trouble, log_text);
 
-	/* 4: unloading returns every irq and removes debugfs. */
+	/* 5: unloading returns every irq and removes debugfs. */
 	if (keep || !loaded_here) {
-		printf("ok 4 unload_clean # SKIP module kept loaded\n");
+		printf("ok 5 unload_clean # SKIP module kept loaded\n");
 	} else {
 		ret = hv_unload("hv_guest");
-		result(!ret && count_irqs() == irqs_before && module_irq_lines() == 0 &&
+		result(!ret && hv_count_irqs() == irqs_before && hv_module_irq_lines() == 0 &&
 			       !hv_exists(HV_DEBUGFS),
 		       "unload_clean", "unload %d, irqs %d -> %d, %d /proc/interrupts lines", ret,
-		       irqs_before, count_irqs(), module_irq_lines());
+		       irqs_before, hv_count_irqs(), hv_module_irq_lines());
 	}
 	close(kmsg);
 	printf("# totals: pass:%d fail:%d\n", nr - failed, failed);

@@ -12,7 +12,6 @@
  * "contract" file, while loaded).
  * Needs a Hyper-V interface (the module must load): skipped elsewhere.
  */
-#include <dirent.h>
 
 #include "hv_guest_util.h"
 #include "kselftest_harness.h"
@@ -20,33 +19,7 @@
 static char log_text[1 << 20];
 static char ktap[1 << 14];
 
-static int count_irqs(void)
-{
-	DIR *d = opendir("/sys/kernel/irq");
-	struct dirent *e;
-	int n = 0;
 
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static int module_irq_lines(void)
-{
-	FILE *f = fopen("/proc/interrupts", "r");
-	char line[4096];
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, "hv_guest-") != NULL;
-	fclose(f);
-	return n;
-}
 
 /* A /proc/meminfo field in KiB, -1 if missing. */
 static long meminfo(const char *field)
@@ -111,7 +84,7 @@ TEST_F_TIMEOUT(cycles, load_unload, 540)
 		ASSERT_EQ(0, traffic(ktap, sizeof(ktap))) TH_LOG("warm-up traffic: %s", ktap);
 	ASSERT_EQ(0, hv_unload("hv_guest"));
 	loaded++;
-	irqs_before = count_irqs();
+	irqs_before = hv_count_irqs();
 	free_before = meminfo("MemFree");
 	slab_before = meminfo("Slab");
 
@@ -133,8 +106,8 @@ TEST_F_TIMEOUT(cycles, load_unload, 540)
 	}
 
 	/* Nothing leaked: irq descriptors, /proc/interrupts lines, memory. */
-	ASSERT_EQ(irqs_before, count_irqs()) TH_LOG("irq descriptors before and after");
-	ASSERT_EQ(0, module_irq_lines()) TH_LOG("hv_guest irqs left in /proc/interrupts");
+	ASSERT_EQ(irqs_before, hv_count_irqs()) TH_LOG("irq descriptors before and after");
+	ASSERT_EQ(0, hv_module_irq_lines()) TH_LOG("hv_guest irqs left in /proc/interrupts");
 	{
 		/*
 		 * 100 cycles leaking one page each would be 400 KiB: allow half

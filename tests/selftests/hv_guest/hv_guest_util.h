@@ -9,6 +9,7 @@
 #define HV_GUEST_UTIL_H
 
 #include <cpuid.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -178,6 +179,36 @@ static inline const char *hv_kmsg_trouble(const char *log)
 		if (strstr(log, bad[i]))
 			return bad[i];
 	return NULL;
+}
+
+/* Allocated irq descriptors (/sys/kernel/irq), -1 if unreadable. */
+static inline int hv_count_irqs(void)
+{
+	DIR *d = opendir("/sys/kernel/irq");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Lines of /proc/interrupts naming one of the module's SINT irqs. */
+static inline int hv_module_irq_lines(void)
+{
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[4096];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "hv_guest-sint") != NULL;
+	fclose(f);
+	return n;
 }
 
 #endif /* HV_GUEST_UTIL_H */

@@ -277,3 +277,25 @@ fn fadt_and_madt_disassemble_with_iasl() {
     assert!(!madt.to_lowercase().contains("error"), "{madt}");
     assert!(!fadt.to_lowercase().contains("error"), "{fadt}");
 }
+
+#[test]
+fn vmbus_device_has_an_empty_crs() {
+    let dev = AcpiDevice::new("VMBS", Hid::string("VMBUS").expect("valid HID"))
+        .expect("valid name")
+        .uid(0)
+        .with_crs();
+    let mut b = DsdtBuilder::new();
+    b.add_device(dev);
+    let aml = b.aml();
+    let find = |needle: &[u8]| aml.windows(needle.len()).any(|w| w == needle);
+    assert!(find(b"_CRS"), "no _CRS");
+    // An empty ResourceTemplate is a buffer holding only the end tag (0x79, checksum).
+    assert!(find(&[0x79, 0x00]), "no end tag");
+    let Some(dsl) = iasl_disassemble("vmbus", &b.build()) else {
+        return;
+    };
+    assert!(dsl.contains("Name (_HID, \"VMBUS\")"), "{dsl}");
+    // iasl shows an empty template as the buffer it is: just the end tag.
+    assert!(dsl.contains("Name (_CRS, Buffer (0x02)"), "{dsl}");
+    assert!(dsl.contains("0x79, 0x00"), "{dsl}");
+}

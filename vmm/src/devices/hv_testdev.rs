@@ -14,6 +14,11 @@
 //!
 //! QEMU asserts (aborts the VM) on misuse; hvhost logs it and ignores the
 //! command: a guest must never be able to kill its host.
+//!
+//! hvhost adds fault injection for the guest's hostile-host tests (0x80:
+//! a message whose header claims 255 payload bytes; 0x81: a message of a
+//! type the tests do not accept; 0x82: event flag 2047). The protocol's
+//! constants are shared with the guest in `hvcall::testdev`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,57 +30,8 @@ use super::PioDevice;
 use crate::hyperv::connections::{EventHandler, MessageHandler};
 use crate::hyperv::Partition;
 
-/// The device's port.
-pub const HV_TESTDEV_PORT: u16 = 0x3000;
-
-/// Commands (QEMU `hw/misc/hyperv_testdev.c`).
-pub mod cmd {
-    /// Create a SINT route.
-    pub const SINT_ROUTE_CREATE: u8 = 1;
-    /// Destroy a SINT route.
-    pub const SINT_ROUTE_DESTROY: u8 = 2;
-    /// Raise a SINT.
-    pub const SINT_ROUTE_SET_SINT: u8 = 3;
-    /// Create an echoing message connection.
-    pub const MSG_CONN_CREATE: u8 = 4;
-    /// Destroy a message connection.
-    pub const MSG_CONN_DESTROY: u8 = 5;
-    /// Create an event connection.
-    pub const EVT_CONN_CREATE: u8 = 6;
-    /// Destroy an event connection.
-    pub const EVT_CONN_DESTROY: u8 = 7;
-}
-
-/// A decoded command word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Command {
-    /// Connection ID (bits 31:24).
-    pub conn: u8,
-    /// Command (bits 23:16).
-    pub cmd: u8,
-    /// Target VP (bits 15:8).
-    pub vp: u8,
-    /// Target SINT (bits 7:0).
-    pub sint: u8,
-}
-
-impl Command {
-    /// Splits a written word.
-    pub fn decode(word: u32) -> Self {
-        let [sint, vp, cmd, conn] = word.to_le_bytes();
-        Self {
-            conn,
-            cmd,
-            vp,
-            sint,
-        }
-    }
-
-    /// The word a guest writes.
-    pub fn encode(self) -> u32 {
-        u32::from_le_bytes([self.sint, self.vp, self.cmd, self.conn])
-    }
-}
+pub use hvcall::testdev::{cmd, Command, PORT as HV_TESTDEV_PORT};
+use hvcall::testdev::{FAULT_EVENT_FLAG, FAULT_MESSAGE_TYPE, FAULT_UNKNOWN_MESSAGE_TYPE};
 
 /// Echoes posted messages to one SINT of one VP.
 struct EchoConnection {
@@ -227,6 +183,38 @@ impl HvTestDev {
                     ignore("no such event connection");
                 }
             }
+            cmd::FAULT_OVERSIZE_MESSAGE | cmd::FAULT_UNKNOWN_TYPE_MESSAGE => {
+                if !self.target_ok(c) {
+                    return;
+                }
+                let (ty, size) = if c.cmd == cmd::FAULT_OVERSIZE_MESSAGE {
+                    (FAULT_MESSAGE_TYPE, 255)
+                } else {
+                    (FAULT_UNKNOWN_MESSAGE_TYPE, 8)
+                };
+                let Some(mut msg) = HvMessage::new(MessageType(ty), &[0x5a; 8]) else {
+                    return;
+                };
+                // The header lies about the size on purpose.
+                msg.header.payload_size = size;
+                log::info!("hv-testdev: fault injection {c:?}: type {ty:#x}, payload_size {size}");
+                if let Some(synic) = self.partition.synic(c.vp.into()) {
+                    if let Err(status) = synic.post_message(c.sint.into(), &msg) {
+                        ignore(&format!("delivery failed: {status}"));
+                    }
+                }
+            }
+            cmd::FAULT_EVENT_OUT_OF_RANGE => {
+                if !self.target_ok(c) {
+                    return;
+                }
+                log::info!("hv-testdev: fault injection {c:?}: event flag {FAULT_EVENT_FLAG}");
+                if let Some(synic) = self.partition.synic(c.vp.into()) {
+                    if let Err(status) = synic.signal_event(c.sint.into(), FAULT_EVENT_FLAG) {
+                        ignore(&format!("delivery failed: {status}"));
+                    }
+                }
+            }
             _ => ignore("unknown command"),
         }
     }
@@ -335,6 +323,23 @@ mod tests {
             CallResult::from_bits(rax).status,
             HvStatus::INVALID_CONNECTION_ID
         );
+    }
+
+    #[test]
+    fn fault_injection_delivers_what_it_says() {
+        let (mem, irqs, _p, mut dev, _vp1) = setup();
+        out(&mut dev, 0, cmd::FAULT_OVERSIZE_MESSAGE, 1, 3);
+        let mut slot = [0u8; 256];
+        mem.read(0x10000 + 3 * 256, &mut slot).expect("slot");
+        let msg: HvMessage = zerocopy::transmute!(slot);
+        assert_eq!(
+            (msg.header.message_type, msg.header.payload_size),
+            (FAULT_MESSAGE_TYPE, 255)
+        );
+        assert_eq!(irqs.0.lock().expect("lock").len(), 1);
+        // Out of range targets are ignored, not delivered.
+        out(&mut dev, 0, cmd::FAULT_EVENT_OUT_OF_RANGE, 9, 3);
+        assert_eq!(irqs.0.lock().expect("lock").len(), 1);
     }
 
     #[test]

@@ -176,9 +176,10 @@ impl VpHv {
             return Ok(());
         }
         let new = HypercallMsr(value);
+        log::debug!("VP {}: HYPERCALL <- {value:#x}", self.vp_index);
         if new.enabled() {
             p.mem.write(new.gpa(), &TRAMPOLINE).map_err(|_| Gp)?;
-            log::debug!(
+            log::info!(
                 "VP {}: hypercall page enabled at {:#x}",
                 self.vp_index,
                 new.gpa()

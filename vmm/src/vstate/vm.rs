@@ -172,7 +172,13 @@ impl Vm {
         };
         self.fd
             .set_msr_filter(MsrFilterDefaultAction::ALLOW, &[range])
-            .map_err(|e| Error::kvm("install the synthetic MSR filter", e))
+            .map_err(|e| Error::kvm("install the synthetic MSR filter", e))?;
+        log::debug!(
+            "synthetic MSRs {:#x}+{:#x} routed to user space",
+            hvcall::msr::SYNTHETIC_BASE,
+            hvcall::msr::SYNTHETIC_COUNT
+        );
+        Ok(())
     }
 
     /// An interrupt sink that raises vectors on the in-kernel LAPICs.

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An open channel's data path: its two rings in the ring GPADL and what a
+//! device gets to use them ([`ChannelIo`]).
+//!
+//! Which half is which (Linux `__vmbus_open`): the GPADL's first
+//! `downstream_ringbuffer_pageoffset` pages are the guest's send ring, so
+//! hvhost *consumes* them ("inbound" here); the rest is the guest's receive
+//! ring, which hvhost *produces* ("outbound"). Each ring's first page is its
+//! header.
+//!
+//! Draining follows `hv_begin_read`/`hv_end_read`: mask the guest's
+//! signals, read and commit every packet, unmask, and read again if
+//! something arrived in between, so that a packet published while the mask
+//! was up is never stranded. Signals to the guest (its relid's event flag)
+//! are decided by the shared ring code: the outbound ring going non-empty,
+//! or the inbound ring freeing what the guest's `pending_send_sz` asked for.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use vmbus::message::HV_PAGE_SIZE;
+use vmbus::packet::PacketFlags;
+use vmbus::ring::{RingConsumer, RingError, RingProducer};
+
+use super::device::{DeviceError, VmbusDevice};
+use super::guest_ring::GuestRing;
+use crate::hyperv::guest_mem::GuestPages;
+
+/// Why an open channel must close.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelFault {
+    /// The ring GPADL cannot hold two rings at that offset.
+    #[error("ring GPADL of {pages} pages cannot be split at page {offset}")]
+    BadRingLayout {
+        /// Pages in the GPADL.
+        pages: usize,
+        /// The guest's downstream offset.
+        offset: u32,
+    },
+    /// A ring's header is corrupt (indices out of range).
+    #[error("ring: {0}")]
+    Ring(RingError),
+    /// Guest memory under a ring could not be reached.
+    #[error("ring memory is not accessible")]
+    Memory,
+    /// The device gave up.
+    #[error("{0}")]
+    Device(#[from] DeviceError),
+}
+
+impl From<RingError> for ChannelFault {
+    fn from(e: RingError) -> Self {
+        Self::Ring(e)
+    }
+}
+
+/// What a device sees of its channel while it runs.
+pub struct ChannelIo<'a> {
+    outbound: &'a mut RingProducer<GuestRing>,
+    notify: bool,
+    now: Instant,
+    reference_time: u64,
+}
+
+impl ChannelIo<'_> {
+    /// Writes an in-band packet for the guest (no completion requested).
+    pub fn send_inband(&mut self, trans_id: u64, data: &[u8]) -> Result<(), RingError> {
+        if self
+            .outbound
+            .write_inband(trans_id, PacketFlags::NONE, data)?
+        {
+            self.notify = true;
+        }
+        Ok(())
+    }
+
+    /// When this call started (one clock for the whole call).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The partition reference time (TIME_REF_COUNT) at [`Self::now`].
+    pub fn reference_time(&self) -> u64 {
+        self.reference_time
+    }
+}
+
+/// The rings of an open channel.
+pub struct ChannelRings {
+    inbound: RingConsumer<GuestRing>,
+    outbound: RingProducer<GuestRing>,
+    /// One packet's worth of copy buffer (the inbound data area's size).
+    buf: Vec<u8>,
+}
+
+/// What a ring operation asks of the caller.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Set the channel's event flag for the guest.
+    pub signal_guest: bool,
+    /// Poll the device again at this time.
+    pub next_poll: Option<Instant>,
+    /// The drain stopped at its budget with packets left: drain again soon.
+    pub more: bool,
+}
+
+impl ChannelRings {
+    /// Splits the ring GPADL's `pfns` at `downstream_offset` pages.
+    pub fn new(
+        mem: &Arc<dyn GuestPages>,
+        pfns: &[u64],
+        downstream_offset: u32,
+    ) -> Result<Self, ChannelFault> {
+        let off = downstream_offset as usize;
+        let bad = ChannelFault::BadRingLayout {
+            pages: pfns.len(),
+            offset: downstream_offset,
+        };
+        // Each ring needs its header page and at least one data page.
+        if off < 2 || pfns.len() < off + 2 {
+            return Err(bad);
+        }
+        let gpas: Vec<u64> = pfns.iter().map(|p| p * HV_PAGE_SIZE).collect();
+        let ring = |pages: &[u64]| GuestRing::new(mem.clone(), pages[0], pages[1..].to_vec());
+        let inbound = RingConsumer::new(ring(&gpas[..off]))?;
+        let outbound = RingProducer::new(ring(&gpas[off..]))?;
+        let buf = vec![0; inbound.data_len() as usize];
+        let rings = Self {
+            inbound,
+            outbound,
+            buf,
+        };
+        rings.check_memory()?;
+        Ok(rings)
+    }
+
+    fn check_memory(&self) -> Result<(), ChannelFault> {
+        if self.inbound.memory().failed() || self.outbound.memory().failed() {
+            return Err(ChannelFault::Memory);
+        }
+        Ok(())
+    }
+
+    fn io(&mut self, now: Instant, reference_time: u64) -> ChannelIo<'_> {
+        ChannelIo {
+            outbound: &mut self.outbound,
+            notify: false,
+            now,
+            reference_time,
+        }
+    }
+
+    /// Runs `f` with the channel's I/O; collects whether to signal.
+    pub fn with_io<T>(
+        &mut self,
+        now: Instant,
+        reference_time: u64,
+        f: impl FnOnce(&mut ChannelIo<'_>) -> Result<T, DeviceError>,
+    ) -> Result<(T, bool), ChannelFault> {
+        let mut io = self.io(now, reference_time);
+        let r = f(&mut io)?;
+        let notify = io.notify;
+        self.check_memory()?;
+        Ok((r, notify))
+    }
+
+    /// Reads the packets the guest has published, at most `budget`, hands
+    /// each to `device`, then polls it. With packets left over the guest's
+    /// signals stay masked and [`Outcome::more`] says to come back.
+    pub fn drain(
+        &mut self,
+        device: &mut dyn VmbusDevice,
+        now: Instant,
+        reference_time: u64,
+        budget: usize,
+    ) -> Result<Outcome, ChannelFault> {
+        let mut out = Outcome::default();
+        let mut left = budget;
+        'drain: loop {
+            self.inbound.mask_interrupts();
+            loop {
+                if left == 0 {
+                    out.more = true;
+                    break 'drain;
+                }
+                left -= 1;
+                let Self {
+                    inbound,
+                    outbound,
+                    buf,
+                } = self;
+                let Some(packet) = inbound.read_packet(buf)? else {
+                    break;
+                };
+                let mut io = ChannelIo {
+                    outbound,
+                    notify: false,
+                    now,
+                    reference_time,
+                };
+                device.packet(&mut io, &packet)?;
+                out.signal_guest |= io.notify;
+                out.signal_guest |= self.inbound.commit()?;
+                self.check_memory()?;
+            }
+            if !self.inbound.unmask_interrupts()? {
+                break;
+            }
+        }
+        self.check_memory()?;
+        let (next, notify) = self.with_io(now, reference_time, |io| device.poll(io))?;
+        out.signal_guest |= notify;
+        out.next_poll = next;
+        Ok(out)
+    }
+}

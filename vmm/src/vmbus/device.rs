@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What a VMBus device is to the server: an offer (class and instance
+//! GUID) and the callbacks of its channel's life. Devices run on the VMBus
+//! worker thread only, one callback at a time; they never block (no I/O
+//! waits, no sleeps): a device that needs time asks to be polled again.
+
+use std::time::Instant;
+
+use vmbus::guid::Guid;
+use vmbus::packet::Packet;
+use vmbus::ring::RingError;
+
+use super::channel::ChannelIo;
+
+/// Why a device gives up its channel (the server closes it and logs this).
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The guest's ring is corrupt or unreachable.
+    #[error("ring: {0}")]
+    Ring(RingError),
+    /// The guest broke the device's protocol beyond recovery.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl From<RingError> for DeviceError {
+    fn from(e: RingError) -> Self {
+        Self::Ring(e)
+    }
+}
+
+/// A request from the host side to a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceCommand {
+    /// Ask the guest to shut down (power off) cleanly.
+    Shutdown,
+}
+
+/// A device offered on VMBus.
+pub trait VmbusDevice: Send {
+    /// Short name for logs ("heartbeat").
+    fn name(&self) -> &'static str;
+    /// The offer's `if_type`: what kind of device this is.
+    fn class_id(&self) -> Guid;
+    /// The offer's `if_instance`: which one.
+    fn instance_id(&self) -> Guid;
+    /// The guest opened the channel; the rings are usable.
+    fn open(&mut self, io: &mut ChannelIo<'_>) -> Result<(), DeviceError>;
+    /// A packet from the guest (copied out of the ring, descriptor checked).
+    fn packet(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Result<(), DeviceError>;
+    /// Time-driven work; returns when to be polled next (`None`: only on
+    /// packets or commands). Called after open, packets, commands and at
+    /// the deadline it returned.
+    fn poll(&mut self, io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError>;
+    /// The channel closed (guest CLOSECHANNEL, UNLOAD, rescind, or a fault).
+    fn close(&mut self);
+    /// A host request; whether this device takes it. It acts on it in its
+    /// next [`Self::poll`], which follows at once if the channel is open.
+    fn command(&mut self, _cmd: DeviceCommand) -> bool {
+        false
+    }
+}

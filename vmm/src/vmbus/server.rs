@@ -1,0 +1,784 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VMBus server's state machine: the channel messages of
+//! `include/linux/hyperv.h` as the host answers them, the channel table and
+//! the GPADLs. It is plain data driven by one thread (the VMBus worker):
+//! [`Server::handle_message`] for what the guest posts, [`Server::handle_signal`]
+//! for a channel event, [`Server::poll`] for device timers. It reaches the
+//! guest only through [`GuestPort`], so tests run it against a fake.
+//!
+//! Protocol, host side, as Linux 7.3's `hv_vmbus` drives it:
+//! - INITIATE_CONTACT (connection 4 from 5.0, 1 before): the version is
+//!   accepted if it is in the configured list (6.0 by default), else refused
+//!   with `version_supported = 0` so the guest proposes the next one.
+//!   Accepted: VERSION_RESPONSE with `msg_conn_id` = 1 goes to the SINT 2
+//!   slot of `target_vcpu`, as every later message does. A new
+//!   INITIATE_CONTACT while connected starts over (channels closed, GPADLs
+//!   dropped).
+//! - REQUESTOFFERS: one OFFERCHANNEL per device (`monitor_allocated` = 0,
+//!   `is_dedicated_interrupt` = 1, `connection_id` = [`CHANNEL_CONNECTION_BASE`]
+//!   + relid), then ALLOFFERS_DELIVERED.
+//! - GPADL_HEADER/BODY: GPADL_CREATED once complete; a GPADL that is
+//!   malformed, names an unknown relid or a page outside RAM is answered
+//!   with a non-zero `creation_status` (Linux then fails the open).
+//! - OPENCHANNEL: OPENCHANNEL_RESULT, status 0 if the relid is offered and
+//!   closed, the GPADL is the channel's, single-range and splits into two
+//!   rings at the downstream offset, and the target VP exists.
+//! - CLOSECHANNEL (no answer), GPADL_TEARDOWN → GPADL_TORNDOWN,
+//!   MODIFYCHANNEL → MODIFYCHANNEL_RESPONSE from 5.3, RELID_RELEASED after a
+//!   rescind, UNLOAD → UNLOAD_RESPONSE.
+//!
+//! A message that does not parse, names an unknown relid or comes in the
+//! wrong state is logged and dropped; a channel whose ring or device fails
+//! is closed on the host side with a logged error. Nothing a guest sends
+//! stops the server or affects another channel.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use vmbus::message::{
+    encode, encode_empty, ChannelMessage, ConnectionState, GpadlCreated, GpadlTorndown,
+    InitiateContact, MessageType, ModifyChannelResponse, Offer, OfferChannel, OfferFlags,
+    OpenChannel, OpenResult, RescindChannelOffer, VersionResponse, MAX_MESSAGE_SIZE,
+    MAX_USER_DEFINED_BYTES, MESSAGE_CONNECTION_ID,
+};
+use vmbus::parse::{parse, Message};
+use vmbus::version::Version;
+
+use super::channel::{ChannelFault, ChannelRings, Outcome};
+use super::device::{DeviceCommand, VmbusDevice};
+use super::gpadl::{GpadlTable, Progress};
+pub use super::port::{Faults, GuestPort};
+
+/// Channel event connections are this plus the relid.
+pub const CHANNEL_CONNECTION_BASE: u32 = 0x1_0000;
+/// The SINT VMBus messages and channel events use (`VMBUS_MESSAGE_SINT`).
+pub const VMBUS_SINT: usize = vmbus::message::MESSAGE_SINT as usize;
+/// Highest relid handed out (Linux's event flag scan covers 2048 bits).
+pub const MAX_RELID: u32 = 2047;
+/// Failure status in OPENCHANNEL_RESULT, GPADL_CREATED and
+/// MODIFYCHANNEL_RESPONSE (`STATUS_UNSUCCESSFUL`).
+pub const STATUS_UNSUCCESSFUL: u32 = 0xc000_0001;
+
+/// The protocol state of the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// No version negotiated (or after UNLOAD).
+    Disconnected,
+    /// Connected at `version`; messages go to VP `vp`.
+    Connected {
+        /// The version.
+        version: Version,
+        /// Where messages go.
+        vp: u32,
+    },
+}
+
+struct OpenState {
+    gpadl: u32,
+    /// Pages of the guest's send ring (where its receive ring starts).
+    downstream: u32,
+    target_vp: u32,
+    rings: ChannelRings,
+    next_poll: Option<Instant>,
+    /// The last drain stopped at its budget: drain again.
+    more: bool,
+}
+
+#[derive(PartialEq, Eq, Debug, Clone, Copy)]
+enum Phase {
+    /// Not offered in the current connection.
+    Idle,
+    /// Offered, closed.
+    Offered,
+    /// Open.
+    Open,
+    /// Rescinded; waiting for RELID_RELEASED.
+    Rescinded,
+}
+
+struct Channel {
+    connection_id: u32,
+    device: Box<dyn VmbusDevice>,
+    phase: Phase,
+    open: Option<OpenState>,
+}
+
+/// What [`Server::run_channel`] does with a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// The channel just opened: the device starts, then is polled.
+    Open,
+    /// Read what the guest sent, then poll.
+    Drain,
+    /// Only poll (timers, commands).
+    Poll,
+}
+
+/// Counters for the exit summary and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages received (parsed or not).
+    pub messages: u64,
+    /// Messages dropped as malformed or out of place.
+    pub dropped: u64,
+    /// Channel signals from the guest.
+    pub signals: u64,
+    /// Event flags set for the guest.
+    pub notifications: u64,
+    /// Channels closed because the guest broke something.
+    pub faults: u64,
+}
+
+/// The VMBus server of one partition.
+pub struct Server {
+    guest: Arc<dyn GuestPort>,
+    versions: Vec<Version>,
+    conn: Connection,
+    channels: BTreeMap<u32, Channel>,
+    gpadls: GpadlTable,
+    next_relid: u32,
+    faults: Faults,
+    stats: Stats,
+}
+
+/// Packets one channel may take per drain before others get a turn.
+pub const DRAIN_BUDGET: usize = 256;
+
+impl Server {
+    /// A server that accepts exactly `versions` (6.0 in hvhost).
+    pub fn new(guest: Arc<dyn GuestPort>, versions: Vec<Version>, faults: Faults) -> Self {
+        Self {
+            guest,
+            versions,
+            conn: Connection::Disconnected,
+            channels: BTreeMap::new(),
+            gpadls: GpadlTable::new(),
+            next_relid: 1,
+            faults,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The connection state.
+    pub fn connection(&self) -> Connection {
+        self.conn
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether channel `relid` is open.
+    pub fn is_open(&self, relid: u32) -> bool {
+        self.channels.get(&relid).is_some_and(|c| c.open.is_some())
+    }
+
+    /// Number of established GPADLs.
+    pub fn gpadl_count(&self) -> usize {
+        self.gpadls.len()
+    }
+
+    /// Adds a device and returns its relid; offered at once if the guest is
+    /// connected. `None` when relids are exhausted.
+    pub fn add_device(&mut self, device: Box<dyn VmbusDevice>) -> Option<u32> {
+        if self.next_relid > MAX_RELID {
+            log::error!("vmbus: no relid left for device {}", device.name());
+            return None;
+        }
+        let relid = self.next_relid;
+        self.next_relid += 1;
+        log::debug!(
+            "vmbus: device {} (class {}, instance {}) is relid {relid}",
+            device.name(),
+            device.class_id(),
+            device.instance_id()
+        );
+        self.channels.insert(
+            relid,
+            Channel {
+                connection_id: CHANNEL_CONNECTION_BASE + relid,
+                device,
+                phase: Phase::Idle,
+                open: None,
+            },
+        );
+        if self.is_connected() {
+            self.offer(relid);
+        }
+        Some(relid)
+    }
+
+    /// Removes a device: closes its channel and, if the guest knows it,
+    /// rescinds it (the relid is freed at RELID_RELEASED). Whether it existed.
+    pub fn remove_device(&mut self, relid: u32) -> bool {
+        let Some(phase) = self.channels.get(&relid).map(|c| c.phase) else {
+            return false;
+        };
+        self.close_channel(relid, "the device was removed");
+        match phase {
+            Phase::Idle => {
+                self.channels.remove(&relid);
+            }
+            Phase::Rescinded => {}
+            Phase::Offered | Phase::Open => {
+                if let Some(c) = self.channels.get_mut(&relid) {
+                    c.phase = Phase::Rescinded;
+                }
+                log::info!("vmbus: rescinding channel {relid}");
+                self.send(&RescindChannelOffer { child_relid: relid });
+            }
+        }
+        true
+    }
+
+    /// Offers `cmd` to every device; whether one took it.
+    pub fn command(&mut self, cmd: DeviceCommand, now: Instant) -> bool {
+        let relids: Vec<u32> = self.channels.keys().copied().collect();
+        let mut taken = false;
+        for relid in relids {
+            let took = self
+                .channels
+                .get_mut(&relid)
+                .is_some_and(|c| c.device.command(cmd));
+            if took {
+                taken = true;
+                if self.is_open(relid) {
+                    self.run_channel(relid, now, Step::Poll);
+                }
+            }
+        }
+        taken
+    }
+
+    fn is_connected(&self) -> bool {
+        matches!(self.conn, Connection::Connected { .. })
+    }
+
+    fn version(&self) -> Option<Version> {
+        match self.conn {
+            Connection::Connected { version, .. } => Some(version),
+            Connection::Disconnected => None,
+        }
+    }
+
+    fn message_vp(&self) -> u32 {
+        match self.conn {
+            Connection::Connected { vp, .. } => vp,
+            Connection::Disconnected => 0,
+        }
+    }
+
+    fn post(&mut self, vp: u32, bytes: &[u8], what: MessageType) {
+        if let Err(status) = self.guest.post_message(vp, bytes) {
+            log::warn!("vmbus: {what} to VP {vp} was not delivered: {status}");
+        }
+    }
+
+    fn send<M: ChannelMessage>(&mut self, msg: &M) {
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        match encode(msg, &mut buf) {
+            Ok(n) => self.post(self.message_vp(), &buf[..n], M::TYPE),
+            Err(e) => log::error!("vmbus: cannot encode {}: {e}", M::TYPE),
+        }
+    }
+
+    fn send_empty(&mut self, t: MessageType) {
+        let mut buf = [0u8; 8];
+        if let Ok(n) = encode_empty(t, &mut buf) {
+            self.post(self.message_vp(), &buf[..n], t);
+        }
+    }
+
+    fn drop_message(&mut self, vp: u32, why: std::fmt::Arguments<'_>) {
+        self.stats.dropped += 1;
+        log::warn!("vmbus: VP {vp}: message dropped: {why}");
+    }
+
+    /// A message the guest posted on connection `connection` from VP `vp`.
+    pub fn handle_message(&mut self, vp: u32, connection: u32, bytes: &[u8], now: Instant) {
+        self.stats.messages += 1;
+        let msg = match parse(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.drop_message(vp, format_args!("{e}")),
+        };
+        log::trace!("vmbus: VP {vp} conn {connection}: {}", msg.msgtype());
+        match msg {
+            Message::InitiateContact(m) => self.initiate_contact(vp, connection, &m),
+            _ if !self.is_connected() => self.drop_message(
+                vp,
+                format_args!("{} before a version was agreed", msg.msgtype()),
+            ),
+            Message::RequestOffers => self.request_offers(),
+            Message::GpadlHeader(view) => {
+                let r = self.gpadls.header(&view, self.guest.memory().as_ref());
+                let relid = view.header.child_relid;
+                self.gpadl_progress(relid, view.header.gpadl, r);
+            }
+            Message::GpadlBody(view) => {
+                let handle = view.body.gpadl;
+                match self.gpadls.body(&view, self.guest.memory().as_ref()) {
+                    Ok(p) => self.gpadl_progress(0, handle, Ok(p)),
+                    Err((Some(relid), e)) => self.gpadl_progress(relid, handle, Err(e)),
+                    Err((None, e)) => self.drop_message(vp, format_args!("{e}")),
+                }
+            }
+            Message::GpadlTeardown(m) => self.gpadl_teardown(vp, m.child_relid, m.gpadl),
+            Message::OpenChannel(m) => self.open_channel(&m, now),
+            Message::CloseChannel(m) => {
+                if self.is_open(m.child_relid) {
+                    self.close_channel(m.child_relid, "the guest closed it");
+                } else {
+                    self.drop_message(
+                        vp,
+                        format_args!("CLOSECHANNEL of relid {}, which is not open", m.child_relid),
+                    );
+                }
+            }
+            Message::ModifyChannel(m) => self.modify_channel(m.child_relid, m.target_vp),
+            Message::RelidReleased(m) => self.relid_released(vp, m.child_relid),
+            Message::Unload => {
+                log::info!("vmbus: the guest unloads VMBus");
+                self.disconnect();
+                self.send_empty(MessageType::UNLOAD_RESPONSE);
+            }
+            Message::TlConnectRequest(_) => self.drop_message(
+                vp,
+                format_args!("TL_CONNECT_REQUEST: no Hyper-V sockets here"),
+            ),
+            other => self.drop_message(
+                vp,
+                format_args!("{} is not a guest-to-host message", other.msgtype()),
+            ),
+        }
+    }
+
+    fn initiate_contact(&mut self, vp: u32, connection: u32, m: &InitiateContact) {
+        let version = Version(m.vmbus_version_requested);
+        let target = m.target_vcpu;
+        let reply_vp = if target < self.guest.vp_count() {
+            target
+        } else {
+            vp
+        };
+        if self.is_connected() {
+            log::info!("vmbus: INITIATE_CONTACT while connected: starting over");
+            self.disconnect();
+        }
+        let accepted = self.versions.contains(&version) && target < self.guest.vp_count();
+        let response = VersionResponse {
+            version_supported: u8::from(accepted),
+            connection_state: if accepted {
+                ConnectionState::SUCCESSFUL
+            } else {
+                ConnectionState::FAILED_UNKNOWN_FAILURE
+            },
+            padding: 0,
+            msg_conn_id: if accepted { MESSAGE_CONNECTION_ID } else { 0 },
+        };
+        if accepted {
+            if version >= Version::V5_0 && m.msg_sint as usize != VMBUS_SINT {
+                log::warn!(
+                    "vmbus: the guest asks for messages on SINT {}; hvhost uses SINT {VMBUS_SINT}",
+                    m.msg_sint
+                );
+            }
+            if version >= Version::V6_0
+                && m.feature_flags & InitiateContact::FEATURE_CONFIDENTIAL_CHANNELS != 0
+            {
+                log::info!("vmbus: the guest offers confidential channels; hvhost has none");
+            }
+            self.conn = Connection::Connected {
+                version,
+                vp: target,
+            };
+            log::info!(
+                "vmbus: connected at version {version} (INITIATE_CONTACT on connection {connection}), \
+                 messages to VP {target}"
+            );
+        } else if target >= self.guest.vp_count() {
+            log::warn!("vmbus: refused version {version}: target VP {target} does not exist");
+        } else {
+            log::info!("vmbus: refused version {version}");
+        }
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        if let Ok(n) = encode(&response, &mut buf) {
+            self.post(reply_vp, &buf[..n], MessageType::VERSION_RESPONSE);
+        }
+    }
+
+    fn offer(&mut self, relid: u32) {
+        let Some(c) = self.channels.get_mut(&relid) else {
+            return;
+        };
+        if c.phase != Phase::Idle {
+            return;
+        }
+        c.phase = Phase::Offered;
+        let msg = OfferChannel {
+            offer: Offer {
+                if_type: c.device.class_id(),
+                if_instance: c.device.instance_id(),
+                reserved: [0; 16],
+                chn_flags: OfferFlags(0),
+                mmio_megabytes: 0,
+                user_def: [0; MAX_USER_DEFINED_BYTES],
+                sub_channel_index: 0,
+                reserved3: 0,
+            },
+            child_relid: relid,
+            monitorid: 0,
+            monitor_flags: 0,
+            // Each channel has its own event connection: the guest need not
+            // set its bit in the (pre-5.0) interrupt page.
+            interrupt_flags: 1,
+            connection_id: c.connection_id,
+        };
+        log::debug!("vmbus: offering {} as relid {relid}", c.device.name());
+        self.send(&msg);
+    }
+
+    fn request_offers(&mut self) {
+        if std::mem::take(&mut self.faults.malformed_offer) {
+            log::warn!("vmbus: fault injection: sending a truncated OFFERCHANNEL");
+            let mut buf = [0u8; MAX_MESSAGE_SIZE];
+            if let Ok(n) = encode_empty(MessageType::OFFERCHANNEL, &mut buf) {
+                // Header and a few bytes: far below Linux's 196.
+                self.post(self.message_vp(), &buf[..n + 8], MessageType::OFFERCHANNEL);
+            }
+        }
+        let relids: Vec<u32> = self.channels.keys().copied().collect();
+        for relid in relids {
+            self.offer(relid);
+        }
+        self.send_empty(MessageType::ALLOFFERS_DELIVERED);
+    }
+
+    fn gpadl_progress(
+        &mut self,
+        relid: u32,
+        handle: u32,
+        r: Result<Progress, super::gpadl::GpadlRefusal>,
+    ) {
+        if std::mem::take(&mut self.faults.bogus_gpadl_reply) {
+            log::warn!("vmbus: fault injection: GPADL_CREATED for a handle the guest never sent");
+            self.send(&GpadlCreated {
+                child_relid: relid,
+                gpadl: handle ^ 0x8000_0000,
+                creation_status: 0,
+            });
+        }
+        match r {
+            Ok(Progress::NeedMore) => {}
+            Ok(Progress::Created { relid, handle }) => {
+                let known = self
+                    .channels
+                    .get(&relid)
+                    .is_some_and(|c| matches!(c.phase, Phase::Offered | Phase::Open));
+                let status = if known {
+                    log::debug!("vmbus: GPADL {handle:#x} created for relid {relid}");
+                    0
+                } else {
+                    log::warn!("vmbus: GPADL {handle:#x} refused: relid {relid} is not offered");
+                    self.gpadls.teardown(handle);
+                    STATUS_UNSUCCESSFUL
+                };
+                self.send(&GpadlCreated {
+                    child_relid: relid,
+                    gpadl: handle,
+                    creation_status: status,
+                });
+            }
+            Err(e) => {
+                self.stats.dropped += 1;
+                log::warn!("vmbus: GPADL refused for relid {relid}: {e}");
+                self.send(&GpadlCreated {
+                    child_relid: relid,
+                    gpadl: handle,
+                    creation_status: STATUS_UNSUCCESSFUL,
+                });
+            }
+        }
+    }
+
+    fn gpadl_teardown(&mut self, vp: u32, relid: u32, handle: u32) {
+        let in_use: Vec<u32> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.open.as_ref().is_some_and(|o| o.gpadl == handle))
+            .map(|(r, _)| *r)
+            .collect();
+        for r in in_use {
+            log::warn!("vmbus: GPADL {handle:#x} torn down while channel {r} uses it as its ring");
+            self.close_channel(r, "its ring GPADL was torn down");
+        }
+        match self.gpadls.teardown(handle) {
+            Some(g) if g.relid != relid => log::warn!(
+                "vmbus: GPADL {handle:#x} of relid {} torn down naming relid {relid}",
+                g.relid
+            ),
+            Some(_) => log::debug!("vmbus: GPADL {handle:#x} torn down"),
+            // The guest waits for the answer whatever it sent: answer, so
+            // a confused guest is not left hanging.
+            None => self.drop_message(
+                vp,
+                format_args!("GPADL_TEARDOWN of unknown GPADL {handle:#x}"),
+            ),
+        }
+        self.send(&GpadlTorndown { gpadl: handle });
+    }
+
+    fn open_channel(&mut self, m: &OpenChannel, now: Instant) {
+        let relid = m.child_relid;
+        let result = self.try_open(m, now);
+        let status = match &result {
+            Ok(()) => 0,
+            Err(why) => {
+                self.stats.dropped += 1;
+                log::warn!("vmbus: OPENCHANNEL of relid {relid} refused: {why}");
+                STATUS_UNSUCCESSFUL
+            }
+        };
+        self.send(&OpenResult {
+            child_relid: relid,
+            openid: m.openid,
+            status,
+        });
+        if result.is_ok() {
+            if let Some(c) = self.channels.get(&relid) {
+                log::info!(
+                    "vmbus: channel {relid} ({}) open, target VP {}",
+                    c.device.name(),
+                    m.target_vp
+                );
+            }
+            self.run_channel(relid, now, Step::Open);
+            if std::mem::take(&mut self.faults.corrupt_ring) {
+                self.corrupt_ring(relid);
+            }
+        }
+    }
+
+    fn try_open(&mut self, m: &OpenChannel, _now: Instant) -> Result<(), String> {
+        let relid = m.child_relid;
+        let c = self.channels.get(&relid).ok_or("no such relid")?;
+        match c.phase {
+            Phase::Offered => {}
+            Phase::Open => return Err("already open".into()),
+            Phase::Idle | Phase::Rescinded => return Err("not offered".into()),
+        }
+        if m.target_vp >= self.guest.vp_count() {
+            return Err(format!("target VP {} does not exist", m.target_vp));
+        }
+        let g = self
+            .gpadls
+            .get(m.ringbuffer_gpadlhandle)
+            .ok_or_else(|| format!("no GPADL {:#x}", m.ringbuffer_gpadlhandle))?;
+        if g.relid != relid {
+            return Err(format!(
+                "GPADL {:#x} belongs to relid {}",
+                m.ringbuffer_gpadlhandle, g.relid
+            ));
+        }
+        let [range] = g.ranges.as_slice() else {
+            return Err(format!("ring GPADL has {} ranges, not one", g.ranges.len()));
+        };
+        if range.byte_offset != 0 {
+            return Err("ring GPADL does not start at a page boundary".into());
+        }
+        let rings = ChannelRings::new(
+            self.guest.memory(),
+            &range.pfns,
+            m.downstream_ringbuffer_pageoffset,
+        )
+        .map_err(|e| e.to_string())?;
+        let connection_id = c.connection_id;
+        self.guest
+            .register_channel_event(connection_id, relid)
+            .map_err(|e| e.to_string())?;
+        let c = self.channels.get_mut(&relid).ok_or("no such relid")?;
+        c.phase = Phase::Open;
+        c.open = Some(OpenState {
+            gpadl: m.ringbuffer_gpadlhandle,
+            downstream: m.downstream_ringbuffer_pageoffset,
+            target_vp: m.target_vp,
+            rings,
+            next_poll: None,
+            more: false,
+        });
+        Ok(())
+    }
+
+    /// Closes channel `relid` on the host side (if open): the device is
+    /// told, the event connection goes. The channel stays offered.
+    fn close_channel(&mut self, relid: u32, why: &str) {
+        let Some(c) = self.channels.get_mut(&relid) else {
+            return;
+        };
+        if c.open.take().is_none() {
+            return;
+        }
+        if c.phase == Phase::Open {
+            c.phase = Phase::Offered;
+        }
+        c.device.close();
+        let (name, conn) = (c.device.name(), c.connection_id);
+        self.guest.unregister_channel_event(conn);
+        log::info!("vmbus: channel {relid} ({name}) closed: {why}");
+    }
+
+    fn modify_channel(&mut self, relid: u32, target_vp: u32) {
+        let vp_ok = target_vp < self.guest.vp_count();
+        let status = match self.channels.get_mut(&relid).and_then(|c| c.open.as_mut()) {
+            Some(o) if vp_ok => {
+                log::debug!("vmbus: channel {relid} now interrupts VP {target_vp}");
+                o.target_vp = target_vp;
+                0
+            }
+            _ => {
+                self.stats.dropped += 1;
+                log::warn!("vmbus: MODIFYCHANNEL of relid {relid} to VP {target_vp} refused");
+                STATUS_UNSUCCESSFUL
+            }
+        };
+        if self.version().is_some_and(|v| v >= Version::V5_3) {
+            self.send(&ModifyChannelResponse {
+                child_relid: relid,
+                status,
+            });
+        }
+    }
+
+    fn relid_released(&mut self, vp: u32, relid: u32) {
+        match self.channels.get(&relid).map(|c| c.phase) {
+            Some(Phase::Rescinded) => {
+                let n = self.gpadls.remove_channel(relid);
+                if let Some(c) = self.channels.remove(&relid) {
+                    log::info!(
+                        "vmbus: relid {relid} ({}) released by the guest ({n} GPADL(s) dropped)",
+                        c.device.name()
+                    );
+                }
+            }
+            _ => self.drop_message(
+                vp,
+                format_args!("RELID_RELEASED of relid {relid}, which was not rescinded"),
+            ),
+        }
+    }
+
+    /// Back to the state before INITIATE_CONTACT: channels closed and
+    /// unoffered, GPADLs gone; rescinded devices are gone for good.
+    fn disconnect(&mut self) {
+        let relids: Vec<u32> = self.channels.keys().copied().collect();
+        for relid in relids {
+            self.close_channel(relid, "VMBus disconnected");
+        }
+        self.channels.retain(|_, c| c.phase != Phase::Rescinded);
+        for c in self.channels.values_mut() {
+            c.phase = Phase::Idle;
+        }
+        self.gpadls.clear();
+        self.conn = Connection::Disconnected;
+    }
+
+    /// The guest signalled channel `relid`'s event connection.
+    pub fn handle_signal(&mut self, relid: u32, now: Instant) {
+        self.stats.signals += 1;
+        if self.is_open(relid) {
+            self.run_channel(relid, now, Step::Drain);
+        }
+    }
+
+    /// Runs device timers that are due and unfinished drains; returns the
+    /// next deadline.
+    pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        let due: Vec<(u32, Step)> = self
+            .channels
+            .iter()
+            .filter_map(|(r, c)| {
+                let o = c.open.as_ref()?;
+                let step = if o.more { Step::Drain } else { Step::Poll };
+                (o.more || o.next_poll.is_some_and(|t| t <= now)).then_some((*r, step))
+            })
+            .collect();
+        for (relid, step) in due {
+            self.run_channel(relid, now, step);
+        }
+        self.channels
+            .values()
+            .filter_map(|c| c.open.as_ref())
+            .filter_map(|o| if o.more { Some(now) } else { o.next_poll })
+            .min()
+    }
+
+    /// Runs `step` on channel `relid` (if open); a fault closes it.
+    fn run_channel(&mut self, relid: u32, now: Instant, step: Step) {
+        let reference_time = self.guest.reference_time();
+        let Some(c) = self.channels.get_mut(&relid) else {
+            return;
+        };
+        let Some(o) = c.open.as_mut() else {
+            return;
+        };
+        let device = c.device.as_mut();
+        let result: Result<Outcome, ChannelFault> = match step {
+            Step::Drain => o.rings.drain(device, now, reference_time, DRAIN_BUDGET),
+            Step::Open | Step::Poll => o
+                .rings
+                .with_io(now, reference_time, |io| {
+                    if step == Step::Open {
+                        device.open(io)?;
+                    }
+                    device.poll(io)
+                })
+                .map(|(next_poll, signal_guest)| Outcome {
+                    signal_guest,
+                    next_poll,
+                    more: false,
+                }),
+        };
+        match result {
+            Ok(out) => {
+                o.next_poll = out.next_poll;
+                o.more = out.more;
+                if out.signal_guest {
+                    let vp = o.target_vp;
+                    self.stats.notifications += 1;
+                    self.guest.signal_channel(vp, relid);
+                }
+            }
+            Err(fault) => {
+                self.stats.faults += 1;
+                log::error!(
+                    "vmbus: channel {relid} ({}): {fault}; closing it",
+                    c.device.name()
+                );
+                self.close_channel(relid, "the guest broke its ring");
+            }
+        }
+    }
+
+    fn corrupt_ring(&mut self, relid: u32) {
+        let Some(o) = self.channels.get(&relid).and_then(|c| c.open.as_ref()) else {
+            return;
+        };
+        let Some(g) = self.gpadls.get(o.gpadl) else {
+            return;
+        };
+        let Some(range) = g.ranges.first() else {
+            return;
+        };
+        // The host-to-guest ring's header: its write index past the end.
+        if let Some(&pfn) = range.pfns.get(o.downstream as usize) {
+            log::warn!("vmbus: fault injection: corrupting the write index of channel {relid}'s guest ring");
+            let _ = self
+                .guest
+                .memory()
+                .store_u32(pfn * vmbus::message::HV_PAGE_SIZE, 0xffff_fff8);
+            self.guest.signal_channel(o.target_vp, relid);
+        }
+    }
+}

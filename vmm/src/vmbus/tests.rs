@@ -1,0 +1,804 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The server against a fake partition and a guest written here the way
+//! Linux's `hv_vmbus` and `hv_utils` behave (same messages, same order,
+//! same ring use), plus hostile inputs.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hvcall::hypercall::HvStatus;
+use proptest::prelude::*;
+use vmbus::gpadl::{GpadlRange, GpadlSplitter};
+use vmbus::guid::{HEARTBEAT, SHUTDOWN, TIMESYNC};
+use vmbus::ic::{
+    icflags, parse_message, shutdown_flags, HeartbeatMsg, IcMsgType, IcNegotiate, IcVersion,
+    ShutdownMsg, TimesyncRefMsg, ICMSG_HDR,
+};
+use vmbus::message::{
+    encode, encode_empty, CloseChannel, GpadlTeardown, InitiateContact, MessageType, ModifyChannel,
+    OpenChannel, RelidReleased, MAX_MESSAGE_SIZE,
+};
+use vmbus::packet::PacketFlags;
+use vmbus::parse::{parse, Message};
+use vmbus::ring::{HeaderField, RingConsumer, RingMemory, RingProducer};
+use vmbus::version::Version;
+use zerocopy::{FromBytes, IntoBytes};
+
+use super::device::DeviceCommand;
+use super::guest_ring::GuestRing;
+use super::ic::heartbeat::Heartbeat;
+use super::ic::shutdown::Shutdown;
+use super::ic::timesync::Timesync;
+use super::ic::IcDevice;
+use super::server::{Connection, Faults, GuestPort, Server, CHANNEL_CONNECTION_BASE};
+use crate::hyperv::connections::ConnectionError;
+use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
+
+const RAM: usize = 0x80_0000;
+
+/// The partition as the server sees it: records what it posts and signals.
+struct FakePort {
+    fake: Arc<FakeMemory>,
+    mem: Arc<dyn GuestPages>,
+    vps: u32,
+    posted: Mutex<Vec<(u32, Vec<u8>)>>,
+    signals: Mutex<Vec<(u32, u32)>>,
+    events: Mutex<HashSet<u32>>,
+    full: AtomicBool,
+}
+
+impl FakePort {
+    fn new(vps: u32) -> Arc<Self> {
+        let fake = Arc::new(FakeMemory::new(RAM));
+        Arc::new(Self {
+            mem: fake.clone(),
+            fake,
+            vps,
+            posted: Mutex::default(),
+            signals: Mutex::default(),
+            events: Mutex::default(),
+            full: AtomicBool::new(false),
+        })
+    }
+
+    fn take(&self) -> Vec<(u32, Vec<u8>)> {
+        std::mem::take(&mut *self.posted.lock().expect("lock"))
+    }
+}
+
+impl GuestPort for FakePort {
+    fn vp_count(&self) -> u32 {
+        self.vps
+    }
+    fn memory(&self) -> &Arc<dyn GuestPages> {
+        &self.mem
+    }
+    fn post_message(&self, vp: u32, message: &[u8]) -> Result<(), HvStatus> {
+        assert!(message.len() <= MAX_MESSAGE_SIZE);
+        if self.full.load(Ordering::SeqCst) {
+            return Err(HvStatus::INSUFFICIENT_BUFFERS);
+        }
+        self.posted
+            .lock()
+            .expect("lock")
+            .push((vp, message.to_vec()));
+        Ok(())
+    }
+    fn signal_channel(&self, vp: u32, relid: u32) {
+        self.signals.lock().expect("lock").push((vp, relid));
+    }
+    fn register_channel_event(&self, id: u32, _relid: u32) -> Result<(), ConnectionError> {
+        if !self.events.lock().expect("lock").insert(id) {
+            return Err(ConnectionError::InUse(id));
+        }
+        Ok(())
+    }
+    fn unregister_channel_event(&self, id: u32) {
+        self.events.lock().expect("lock").remove(&id);
+    }
+    fn reference_time(&self) -> u64 {
+        12345
+    }
+}
+
+struct Rig {
+    port: Arc<FakePort>,
+    server: Server,
+    now: Instant,
+    heartbeats: Arc<AtomicU64>,
+    shutdown_ready: Arc<AtomicBool>,
+    next_page: u64,
+}
+
+fn rig_with(versions: Vec<Version>, faults: Faults) -> Rig {
+    let port = FakePort::new(2);
+    let mut server = Server::new(port.clone(), versions, faults);
+    let heartbeats = Arc::new(AtomicU64::new(0));
+    let shutdown_ready = Arc::new(AtomicBool::new(false));
+    server.add_device(Box::new(IcDevice::new(Heartbeat::new(
+        Duration::from_secs(1),
+        heartbeats.clone(),
+    ))));
+    server.add_device(Box::new(IcDevice::new(Shutdown::new(
+        shutdown_ready.clone(),
+    ))));
+    server.add_device(Box::new(IcDevice::new(Timesync::new(Duration::from_secs(
+        5,
+    )))));
+    Rig {
+        port,
+        server,
+        now: Instant::now(),
+        heartbeats,
+        shutdown_ready,
+        next_page: 0x100,
+    }
+}
+
+fn rig() -> Rig {
+    rig_with(vec![Version::V6_0], Faults::default())
+}
+
+fn msg<M: vmbus::message::ChannelMessage>(m: &M) -> Vec<u8> {
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let n = encode(m, &mut buf).expect("fits");
+    buf[..n].to_vec()
+}
+
+fn empty(t: MessageType) -> Vec<u8> {
+    let mut buf = [0u8; 8];
+    let n = encode_empty(t, &mut buf).expect("fits");
+    buf[..n].to_vec()
+}
+
+fn contact(version: Version, vcpu: u32) -> Vec<u8> {
+    msg(&InitiateContact {
+        vmbus_version_requested: version.0,
+        target_vcpu: vcpu,
+        msg_sint: 2,
+        msg_vtl: 0,
+        reserved: [0; 2],
+        feature_flags: 0,
+        monitor_page1: 0x1000,
+        monitor_page2: 0x2000,
+    })
+}
+
+/// A guest-side open channel: its two rings.
+struct GuestChannel {
+    relid: u32,
+    send: RingProducer<GuestRing>,
+    recv: RingConsumer<GuestRing>,
+    gpadl: u32,
+}
+
+impl Rig {
+    fn send(&mut self, bytes: &[u8]) {
+        self.server.handle_message(0, 4, bytes, self.now);
+    }
+
+    fn replies(&self) -> Vec<(u32, Vec<u8>)> {
+        self.port.take()
+    }
+
+    fn types(&self) -> Vec<MessageType> {
+        self.replies()
+            .iter()
+            .map(|(_, b)| parse(b).expect("host sends valid messages").msgtype())
+            .collect()
+    }
+
+    fn connect(&mut self) {
+        self.send(&contact(Version::V6_0, 0));
+        let r = self.replies();
+        let Ok(Message::VersionResponse(v)) = parse(&r[0].1) else {
+            panic!("{r:?}")
+        };
+        assert_eq!(v.version_supported, 1);
+        self.send(&empty(MessageType::REQUESTOFFERS));
+        let t = self.types();
+        assert_eq!(t.last(), Some(&MessageType::ALLOFFERS_DELIVERED));
+    }
+
+    fn pages(&mut self, n: u64) -> Vec<u64> {
+        let first = self.next_page;
+        self.next_page += n;
+        (first..first + n).collect()
+    }
+
+    /// Sends the GPADL messages of `ranges` (as Linux's create_gpadl_header)
+    /// and returns the host's GPADL_CREATED status.
+    fn gpadl(&mut self, relid: u32, handle: u32, ranges: &[GpadlRange<'_>]) -> u32 {
+        let mut s = GpadlSplitter::new(relid, handle, ranges).expect("valid");
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        while let Some(n) = s.next_message(&mut buf) {
+            let n = n.expect("fits");
+            self.send(&buf[..n]);
+        }
+        let r = self.replies();
+        let Some(Ok(Message::GpadlCreated(c))) = r.last().map(|(_, b)| parse(b)) else {
+            panic!("{r:?}")
+        };
+        assert_eq!((c.child_relid, c.gpadl), (relid, handle));
+        c.creation_status
+    }
+
+    /// Opens `relid` like Linux's vmbus_open: a 4+4 page ring GPADL, then
+    /// OPENCHANNEL. Returns the open status and the guest's channel.
+    fn open(&mut self, relid: u32) -> (u32, GuestChannel) {
+        let pfns = self.pages(8);
+        let handle = 0xe1e10 + relid;
+        let ranges = [GpadlRange {
+            byte_count: 8 * 4096,
+            byte_offset: 0,
+            pfns: &pfns,
+        }];
+        assert_eq!(self.gpadl(relid, handle, &ranges), 0);
+        self.send(&msg(&OpenChannel {
+            child_relid: relid,
+            openid: relid * 10,
+            ringbuffer_gpadlhandle: handle,
+            target_vp: 1,
+            downstream_ringbuffer_pageoffset: 4,
+            userdata: [0; 120],
+        }));
+        let r = self.replies();
+        let Ok(Message::OpenResult(o)) = parse(&r[0].1) else {
+            panic!("{r:?}")
+        };
+        assert_eq!((o.child_relid, o.openid), (relid, relid * 10));
+        let mem: Arc<dyn GuestPages> = self.port.fake.clone();
+        let gpas: Vec<u64> = pfns.iter().map(|p| p * 4096).collect();
+        let ch = GuestChannel {
+            relid,
+            send: RingProducer::new(GuestRing::new(mem.clone(), gpas[0], gpas[1..4].to_vec()))
+                .expect("send"),
+            recv: RingConsumer::new(GuestRing::new(mem, gpas[4], gpas[5..].to_vec()))
+                .expect("recv"),
+            gpadl: handle,
+        };
+        (o.status, ch)
+    }
+
+    /// The guest's side of one IC exchange: reads every host request and
+    /// answers it as hv_util.c does (`answer` edits the message in place).
+    fn guest_answers(&mut self, ch: &mut GuestChannel, mut answer: impl FnMut(&mut [u8])) -> usize {
+        let mut buf = vec![0u8; 16384];
+        let mut n = 0;
+        let mut answers = Vec::new();
+        while let Some((p, _)) = ch
+            .recv
+            .read_and_commit(&mut buf)
+            .expect("host ring is sane")
+        {
+            let mut data = p.data().to_vec();
+            answer(&mut data);
+            answers.push((p.desc.trans_id, data));
+            n += 1;
+        }
+        for (t, d) in answers {
+            let _ = ch
+                .send
+                .write_inband(t, PacketFlags::NONE, &d)
+                .expect("room");
+        }
+        self.server.handle_signal(ch.relid, self.now);
+        n
+    }
+}
+
+/// hv_util.c's answer: negotiate picks the first version of each list;
+/// heartbeat adds one; everything gets TRANSACTION | RESPONSE.
+fn linux_ic_answer(data: &mut [u8]) {
+    let t = u16::from_le_bytes([data[12], data[13]]);
+    if t == IcMsgType::NEGOTIATE.0 {
+        let n = IcNegotiate::read_from_prefix(&data[ICMSG_HDR..])
+            .expect("negotiate")
+            .0;
+        let frame = IcVersion::read_from_prefix(&data[ICMSG_HDR + 8..])
+            .expect("v")
+            .0;
+        let at = ICMSG_HDR + 8 + 4 * usize::from(n.icframe_vercnt);
+        let message = IcVersion::read_from_prefix(&data[at..]).expect("v").0;
+        data[ICMSG_HDR..ICMSG_HDR + 4].copy_from_slice(&[1, 0, 1, 0]);
+        data[ICMSG_HDR + 8..ICMSG_HDR + 12].copy_from_slice(frame.as_bytes());
+        data[ICMSG_HDR + 12..ICMSG_HDR + 16].copy_from_slice(message.as_bytes());
+    } else if t == IcMsgType::HEARTBEAT.0 {
+        let mut hb = HeartbeatMsg::read_from_prefix(&data[ICMSG_HDR..])
+            .expect("hb")
+            .0;
+        hb.seq_num += 1;
+        data[ICMSG_HDR..ICMSG_HDR + 40].copy_from_slice(hb.as_bytes());
+    }
+    data[8 + 17] = icflags::TRANSACTION | icflags::RESPONSE;
+}
+
+#[test]
+fn version_negotiation_like_linux() {
+    let mut r = rig();
+    // Before any contact, other messages are dropped.
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    assert!(r.replies().is_empty());
+    // Linux proposes 6.0 first; a server that only knows 5.x refuses it.
+    let mut old = rig_with(vec![Version::V5_3], Faults::default());
+    old.send(&contact(Version::V6_0, 1));
+    let rep = old.replies();
+    let Ok(Message::VersionResponse(v)) = parse(&rep[0].1) else {
+        panic!()
+    };
+    assert_eq!((rep[0].0, v.version_supported), (1, 0));
+    assert_eq!(old.server.connection(), Connection::Disconnected);
+    old.send(&contact(Version::V5_3, 1));
+    let rep = old.replies();
+    let Ok(Message::VersionResponse(v)) = parse(&rep[0].1) else {
+        panic!()
+    };
+    assert_eq!((v.version_supported, v.msg_conn_id), (1, 1));
+    // hvhost: 6.0 accepted, the answer goes to target_vcpu.
+    r.send(&contact(Version::V6_0, 1));
+    let rep = r.replies();
+    assert_eq!(rep[0].0, 1);
+    assert_eq!(rep[0].1.len(), 16);
+    assert_eq!(
+        r.server.connection(),
+        Connection::Connected {
+            version: Version::V6_0,
+            vp: 1
+        }
+    );
+    // A target VP that does not exist is refused.
+    let mut r = rig();
+    r.send(&contact(Version::V6_0, 7));
+    let Ok(Message::VersionResponse(v)) = parse(&r.replies()[0].1) else {
+        panic!()
+    };
+    assert_eq!(v.version_supported, 0);
+}
+
+#[test]
+fn offers_then_all_offers_delivered() {
+    let mut r = rig();
+    r.send(&contact(Version::V6_0, 0));
+    r.replies();
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    let rep = r.replies();
+    assert_eq!(rep.len(), 4);
+    let mut classes = Vec::new();
+    for (i, (_, b)) in rep[..3].iter().enumerate() {
+        assert_eq!(b.len(), 196);
+        let Ok(Message::OfferChannel(o)) = parse(b) else {
+            panic!()
+        };
+        assert_eq!(o.child_relid, i as u32 + 1);
+        assert!(!o.monitor_allocated());
+        assert!(o.is_dedicated_interrupt());
+        assert_eq!(o.connection_id, CHANNEL_CONNECTION_BASE + o.child_relid);
+        classes.push(o.offer.if_type);
+    }
+    assert_eq!(classes, vec![HEARTBEAT, SHUTDOWN, TIMESYNC]);
+    assert_eq!(
+        parse(&rep[3].1).expect("valid").msgtype(),
+        MessageType::ALLOFFERS_DELIVERED
+    );
+}
+
+#[test]
+fn gpadl_multi_range_multi_body_and_validation() {
+    let mut r = rig();
+    r.connect();
+    let a = r.pages(40);
+    let b = r.pages(30);
+    // Two ranges, 72 words: a header and two bodies.
+    let ranges = [
+        GpadlRange {
+            byte_count: 40 * 4096 - 100,
+            byte_offset: 100,
+            pfns: &a,
+        },
+        GpadlRange {
+            byte_count: 30 * 4096,
+            byte_offset: 0,
+            pfns: &b,
+        },
+    ];
+    assert_eq!(r.gpadl(1, 0x100, &ranges), 0);
+    assert_eq!(r.server.gpadl_count(), 1);
+    // The same handle again, a PFN past RAM, an unknown relid: refused.
+    assert_ne!(r.gpadl(1, 0x100, &ranges), 0);
+    let bad = [5u64, (RAM as u64 / 4096) + 3];
+    assert_ne!(
+        r.gpadl(
+            1,
+            0x101,
+            &[GpadlRange {
+                byte_count: 8192,
+                byte_offset: 0,
+                pfns: &bad
+            }]
+        ),
+        0
+    );
+    let huge = [u64::MAX / 2];
+    assert_ne!(
+        r.gpadl(
+            1,
+            0x102,
+            &[GpadlRange {
+                byte_count: 4096,
+                byte_offset: 0,
+                pfns: &huge
+            }]
+        ),
+        0
+    );
+    assert_ne!(
+        r.gpadl(
+            99,
+            0x103,
+            &[GpadlRange {
+                byte_count: 4096,
+                byte_offset: 0,
+                pfns: &a[..1]
+            }]
+        ),
+        0
+    );
+    assert_eq!(r.server.gpadl_count(), 1);
+    // Teardown is answered (also for a handle that does not exist).
+    r.send(&msg(&GpadlTeardown {
+        child_relid: 1,
+        gpadl: 0x100,
+    }));
+    r.send(&msg(&GpadlTeardown {
+        child_relid: 1,
+        gpadl: 0x999,
+    }));
+    assert_eq!(
+        r.types(),
+        vec![MessageType::GPADL_TORNDOWN, MessageType::GPADL_TORNDOWN]
+    );
+    assert_eq!(r.server.gpadl_count(), 0);
+    assert!(r.server.stats().dropped >= 5);
+}
+
+#[test]
+fn heartbeat_channel_open_negotiate_beat_close() {
+    let mut r = rig();
+    r.connect();
+    let (status, mut ch) = r.open(1);
+    assert_eq!(status, 0);
+    assert!(r
+        .port
+        .events
+        .lock()
+        .expect("lock")
+        .contains(&(CHANNEL_CONNECTION_BASE + 1)));
+    // The host sent NEGOTIATE and set the relid flag on the target VP.
+    assert_eq!(r.port.signals.lock().expect("lock").last(), Some(&(1, 1)));
+    let mut seen = Vec::new();
+    assert_eq!(
+        r.guest_answers(&mut ch, |d| {
+            seen.push(parse_message(d).expect("ic").header.icmsgtype);
+            linux_ic_answer(d)
+        }),
+        1
+    );
+    assert_eq!(seen, vec![IcMsgType::NEGOTIATE]);
+    // Negotiated: the first heartbeat goes out at once, then every second.
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        r.guest_answers(&mut ch, |d| {
+            seqs.push(
+                HeartbeatMsg::read_from_prefix(&d[ICMSG_HDR..])
+                    .expect("hb")
+                    .0
+                    .seq_num,
+            );
+            linux_ic_answer(d)
+        });
+        r.now += Duration::from_secs(1);
+        r.server.poll(r.now);
+    }
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(r.heartbeats.load(Ordering::SeqCst), 3);
+    r.send(&msg(&CloseChannel { child_relid: 1 }));
+    assert!(!r.server.is_open(1));
+    assert!(r.port.events.lock().expect("lock").is_empty());
+    r.send(&msg(&GpadlTeardown {
+        child_relid: 1,
+        gpadl: ch.gpadl,
+    }));
+    assert_eq!(r.types(), vec![MessageType::GPADL_TORNDOWN]);
+    // Reopen works.
+    let (status, _) = r.open(1);
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn shutdown_request_waits_for_the_channel() {
+    let mut r = rig();
+    assert!(r.server.command(DeviceCommand::Shutdown, r.now));
+    r.connect();
+    let (_, mut ch) = r.open(2);
+    r.guest_answers(&mut ch, linux_ic_answer);
+    assert!(r.shutdown_ready.load(Ordering::SeqCst));
+    let mut got = None;
+    r.guest_answers(&mut ch, |d| {
+        let m = parse_message(d).expect("ic");
+        assert_eq!(m.header.icmsgtype, IcMsgType::SHUTDOWN);
+        assert_eq!(m.header.icvermsg, IcVersion::new(3, 2));
+        got = Some(m.body_as::<ShutdownMsg>().expect("body").flags);
+        linux_ic_answer(d)
+    });
+    assert_eq!(got, Some(shutdown_flags::SHUTDOWN));
+    // Once only.
+    r.now += Duration::from_secs(10);
+    r.server.poll(r.now);
+    assert_eq!(r.guest_answers(&mut ch, linux_ic_answer), 0);
+}
+
+#[test]
+fn timesync_sends_sync_then_samples_with_reference_time() {
+    let mut r = rig();
+    r.connect();
+    let (_, mut ch) = r.open(3);
+    r.guest_answers(&mut ch, linux_ic_answer);
+    let mut flags = Vec::new();
+    for _ in 0..2 {
+        r.guest_answers(&mut ch, |d| {
+            let m = parse_message(d).expect("ic");
+            let t = m.body_as::<TimesyncRefMsg>().expect("v4 sample");
+            assert_eq!({ t.vmreferencetime }, 12345);
+            assert!({ t.parenttime } > vmbus::ic::WLTIMEDELTA);
+            flags.push(t.flags);
+            linux_ic_answer(d)
+        });
+        r.now += Duration::from_secs(5);
+        r.server.poll(r.now);
+    }
+    assert_eq!(flags, vec![1, 2]);
+}
+
+#[test]
+fn open_refusals() {
+    let mut r = rig();
+    r.connect();
+    let pfns = r.pages(8);
+    let ranges = [GpadlRange {
+        byte_count: 8 * 4096,
+        byte_offset: 0,
+        pfns: &pfns,
+    }];
+    assert_eq!(r.gpadl(1, 7, &ranges), 0);
+    let open = |relid, gpadl, vp, off| OpenChannel {
+        child_relid: relid,
+        openid: 1,
+        ringbuffer_gpadlhandle: gpadl,
+        target_vp: vp,
+        downstream_ringbuffer_pageoffset: off,
+        userdata: [0; 120],
+    };
+    for bad in [
+        open(2, 7, 0, 4),
+        open(1, 8, 0, 4),
+        open(1, 7, 5, 4),
+        open(1, 7, 0, 1),
+        open(1, 7, 0, 7),
+        open(9, 7, 0, 4),
+    ] {
+        r.send(&msg(&bad));
+        let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else {
+            panic!()
+        };
+        assert_ne!(o.status, 0, "{bad:?}");
+    }
+    r.send(&msg(&open(1, 7, 0, 4)));
+    let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else {
+        panic!()
+    };
+    assert_eq!(o.status, 0);
+    // Opening twice is refused; the open channel stays.
+    r.send(&msg(&open(1, 7, 0, 4)));
+    let Ok(Message::OpenResult(o)) = parse(&r.replies()[0].1) else {
+        panic!()
+    };
+    assert_ne!(o.status, 0);
+    assert!(r.server.is_open(1));
+    // MODIFYCHANNEL at 6.0 is answered.
+    r.send(&msg(&ModifyChannel {
+        child_relid: 1,
+        target_vp: 1,
+    }));
+    r.send(&msg(&ModifyChannel {
+        child_relid: 1,
+        target_vp: 9,
+    }));
+    let rep = r.replies();
+    let st: Vec<u32> = rep
+        .iter()
+        .filter_map(|(_, b)| match parse(b) {
+            Ok(Message::ModifyChannelResponse(m)) => Some(m.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(st.len(), 2);
+    assert_eq!(st[0], 0);
+    assert_ne!(st[1], 0);
+}
+
+#[test]
+fn corrupt_ring_closes_only_that_channel() {
+    let mut r = rig();
+    r.connect();
+    let (_, hb) = r.open(1);
+    let (_, mut ts) = r.open(3);
+    // The guest scribbles over its send ring's write index.
+    hb.send
+        .memory()
+        .store_release(HeaderField::WriteIndex, 0xdead_beef);
+    r.server.handle_signal(1, r.now);
+    assert!(!r.server.is_open(1));
+    assert_eq!(r.server.stats().faults, 1);
+    // Timesync still works.
+    assert_eq!(r.guest_answers(&mut ts, linux_ic_answer), 1);
+    assert!(r.server.is_open(3));
+    // A packet whose length runs past what was published.
+    let (_, _) = (hb.relid, hb.gpadl);
+    let mut bogus = [0u8; 32];
+    bogus[4..6].copy_from_slice(&200u16.to_le_bytes());
+    let _ = ts.send.write_raw(&[&bogus]);
+    r.server.handle_signal(3, r.now);
+    assert!(!r.server.is_open(3));
+}
+
+#[test]
+fn rescind_and_relid_released() {
+    let mut r = rig();
+    r.connect();
+    let (_, _ch) = r.open(1);
+    assert!(r.server.remove_device(1));
+    assert!(!r.server.is_open(1));
+    assert_eq!(r.types(), vec![MessageType::RESCIND_CHANNELOFFER]);
+    // Opening a rescinded channel is refused; release drops its GPADL.
+    assert_eq!(r.server.gpadl_count(), 1);
+    r.send(&msg(&RelidReleased { child_relid: 1 }));
+    assert_eq!(r.server.gpadl_count(), 0);
+    r.send(&msg(&RelidReleased { child_relid: 1 }));
+    assert_eq!(r.server.stats().dropped, 1);
+    // Offers after a reconnect no longer include it.
+    r.send(&empty(MessageType::UNLOAD));
+    assert_eq!(r.types(), vec![MessageType::UNLOAD_RESPONSE]);
+    r.send(&contact(Version::V6_0, 0));
+    r.replies();
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    assert_eq!(r.types().len(), 3);
+}
+
+#[test]
+fn unload_closes_everything() {
+    let mut r = rig();
+    r.connect();
+    let (_, _a) = r.open(1);
+    let (_, _b) = r.open(2);
+    r.send(&empty(MessageType::UNLOAD));
+    assert_eq!(r.types(), vec![MessageType::UNLOAD_RESPONSE]);
+    assert!(!r.server.is_open(1) && !r.server.is_open(2));
+    assert_eq!(r.server.gpadl_count(), 0);
+    assert!(r.port.events.lock().expect("lock").is_empty());
+    assert_eq!(r.server.connection(), Connection::Disconnected);
+    // And connecting again works as the first time.
+    r.connect();
+    let (status, _) = r.open(1);
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn fault_injection_breaks_the_protocol_on_purpose() {
+    let mut r = rig_with(
+        vec![Version::V6_0],
+        Faults {
+            malformed_offer: true,
+            bogus_gpadl_reply: true,
+            corrupt_ring: true,
+        },
+    );
+    r.send(&contact(Version::V6_0, 0));
+    r.replies();
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    let rep = r.replies();
+    assert!(parse(&rep[0].1).is_err(), "the first offer is truncated");
+    let pfns = r.pages(8);
+    let ranges = [GpadlRange {
+        byte_count: 8 * 4096,
+        byte_offset: 0,
+        pfns: &pfns,
+    }];
+    let mut s = GpadlSplitter::new(1, 5, &ranges).expect("valid");
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let n = s.next_message(&mut buf).expect("one").expect("fits");
+    r.send(&buf[..n]);
+    let handles: Vec<u32> = r
+        .replies()
+        .iter()
+        .filter_map(|(_, b)| match parse(b) {
+            Ok(Message::GpadlCreated(c)) => Some(c.gpadl),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handles, vec![5 ^ 0x8000_0000, 5]);
+    r.send(&msg(&OpenChannel {
+        child_relid: 1,
+        openid: 1,
+        ringbuffer_gpadlhandle: 5,
+        target_vp: 0,
+        downstream_ringbuffer_pageoffset: 4,
+        userdata: [0; 120],
+    }));
+    let mem: Arc<dyn GuestPages> = r.port.fake.clone();
+    let gpas: Vec<u64> = pfns.iter().map(|p| p * 4096).collect();
+    let mut recv =
+        RingConsumer::new(GuestRing::new(mem, gpas[4], gpas[5..].to_vec())).expect("ring");
+    assert!(
+        recv.read_packet(&mut [0u8; 4096]).is_err(),
+        "the write index is corrupt"
+    );
+}
+
+#[test]
+fn full_synic_queue_is_survived() {
+    let mut r = rig();
+    r.port.full.store(true, Ordering::SeqCst);
+    r.send(&contact(Version::V6_0, 0));
+    assert!(r.replies().is_empty());
+    r.port.full.store(false, Ordering::SeqCst);
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    assert_eq!(r.types().len(), 4);
+}
+
+proptest! {
+    // Each case boots a whole connection; fewer cases keep the suite quick.
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Arbitrary bytes as messages, after a valid connect, never panic and
+    /// leave the server answering.
+    #[test]
+    fn hostile_messages_never_panic(msgs in proptest::collection::vec(
+        (0u32..26, proptest::collection::vec(any::<u8>(), 0..240)), 0..60)) {
+        let mut r = rig();
+        r.connect();
+        let (_, _ch) = r.open(1);
+        for (t, mut body) in msgs {
+            if body.len() >= 8 {
+                body[..4].copy_from_slice(&t.to_le_bytes());
+                // Aim relids and handles at real ones now and then.
+                if body.len() >= 12 && t % 3 == 0 {
+                    body[8..12].copy_from_slice(&1u32.to_le_bytes());
+                }
+            }
+            r.server.handle_message(0, 1, &body, r.now);
+            r.server.handle_signal(body.len() as u32 % 4, r.now);
+            r.now += Duration::from_millis(300);
+            r.server.poll(r.now);
+        }
+        r.replies();
+        r.send(&contact(Version::V6_0, 0));
+        prop_assert!(!r.replies().is_empty());
+    }
+
+    /// Garbage in a channel's ring closes that channel at worst.
+    #[test]
+    fn hostile_rings_never_panic(words in proptest::collection::vec(any::<u32>(), 1..64), idx in any::<u32>()) {
+        let mut r = rig();
+        r.connect();
+        let (_, ch) = r.open(1);
+        let data = words.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+        ch.send.memory().write_data(0, &data[..data.len().min(4096 * 3)]);
+        ch.send.memory().store_release(HeaderField::WriteIndex, idx);
+        r.server.handle_signal(1, r.now);
+        r.now += Duration::from_secs(2);
+        r.server.poll(r.now);
+    }
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VMBus worker thread and its plumbing into the partition.
+//!
+//! Threads: the server and every device run on one thread, `vmbus`, which
+//! owns all their state (no locks). vCPU threads only hand work over: a
+//! message posted to connection 1 or 4 is copied into a [`Work`] item (the
+//! hypercall returns at once; more than [`MAX_QUEUED_MESSAGES`] waiting
+//! answers HV_STATUS_INSUFFICIENT_BUFFERS, which Linux retries), and a
+//! channel's HvSignalEvent queues at most one [`Work::Signal`] per channel
+//! until the worker has taken it (a flag per channel coalesces the rest).
+//! The worker answers through the SynIC (its per-VP mutex), registers and
+//! unregisters channel event connections (the table's lock, never held
+//! while a handler runs), and sleeps until the next device timer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hvcall::hypercall::HvStatus;
+use hvcall::synic::{HvMessage, MessageType};
+use vmbus::message::{MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4};
+use vmbus::version::Version;
+
+use super::device::DeviceCommand;
+use super::ic::heartbeat::Heartbeat;
+use super::ic::shutdown::Shutdown;
+use super::ic::timesync::Timesync;
+use super::ic::IcDevice;
+use super::server::{Faults, GuestPort, Server, Stats, VMBUS_SINT};
+use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
+use crate::hyperv::guest_mem::GuestPages;
+use crate::hyperv::Partition;
+
+/// Guest messages that may wait for the worker.
+pub const MAX_QUEUED_MESSAGES: usize = 256;
+
+/// The SynIC message type VMBus messages travel with (Linux posts and
+/// expects 1).
+pub const VMBUS_SYNIC_MESSAGE_TYPE: u32 = 1;
+
+/// Work for the VMBus thread.
+pub enum Work {
+    /// A message the guest posted.
+    Message {
+        /// From this VP.
+        vp: u32,
+        /// On this connection.
+        connection: u32,
+        /// The payload.
+        bytes: Vec<u8>,
+    },
+    /// The guest signalled a channel.
+    Signal {
+        /// The channel.
+        relid: u32,
+        /// Cleared when the worker takes the signal.
+        pending: Arc<AtomicBool>,
+    },
+    /// A host request.
+    Command(DeviceCommand),
+    /// End the thread.
+    Stop,
+}
+
+/// How VMBus is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmbusConfig {
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Time sample interval.
+    pub timesync: Duration,
+    /// Ask the guest to shut down this long after boot.
+    pub shutdown_after: Option<Duration>,
+    /// Fault injection.
+    pub faults: Faults,
+}
+
+impl Default for VmbusConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(1),
+            timesync: Duration::from_secs(5),
+            shutdown_after: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Posts VMBus messages on connection 1 or 4.
+struct MessageConnection {
+    connection: u32,
+    tx: Mutex<Sender<Work>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl MessageHandler for MessageConnection {
+    fn post_message(
+        &self,
+        from_vp: u32,
+        message_type: u32,
+        payload: &[u8],
+    ) -> Result<(), HvStatus> {
+        if message_type != VMBUS_SYNIC_MESSAGE_TYPE {
+            log::debug!("vmbus: VP {from_vp} posted SynIC message type {message_type}, not 1");
+        }
+        let len = payload.len().min(MAX_MESSAGE_SIZE);
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUED_MESSAGES {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(HvStatus::INSUFFICIENT_BUFFERS);
+        }
+        let bytes = payload[..len].to_vec();
+        let work = Work::Message {
+            vp: from_vp,
+            connection: self.connection,
+            bytes,
+        };
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(work);
+        if sent.is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(HvStatus::INSUFFICIENT_BUFFERS);
+        }
+        Ok(())
+    }
+}
+
+/// One channel's event connection.
+struct ChannelEvent {
+    tx: Mutex<Sender<Work>>,
+    relid: u32,
+    pending: Arc<AtomicBool>,
+}
+
+impl EventHandler for ChannelEvent {
+    fn signal_event(&self, _from_vp: u32, _flag_number: u16) -> Result<(), HvStatus> {
+        if !self.pending.swap(true, Ordering::SeqCst) {
+            let work = Work::Signal {
+                relid: self.relid,
+                pending: self.pending.clone(),
+            };
+            let _ = self
+                .tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .send(work);
+        }
+        Ok(())
+    }
+}
+
+/// The server's view of the partition.
+struct PartitionPort {
+    partition: Arc<Partition>,
+    tx: Mutex<Sender<Work>>,
+}
+
+impl GuestPort for PartitionPort {
+    fn vp_count(&self) -> u32 {
+        self.partition.vp_count()
+    }
+
+    fn memory(&self) -> &Arc<dyn GuestPages> {
+        self.partition.memory()
+    }
+
+    fn post_message(&self, vp: u32, message: &[u8]) -> Result<(), HvStatus> {
+        let msg = HvMessage::new(MessageType(VMBUS_SYNIC_MESSAGE_TYPE), message)
+            .ok_or(HvStatus::INVALID_PARAMETER)?;
+        self.partition
+            .synic(vp)
+            .ok_or(HvStatus::INVALID_VP_INDEX)?
+            .post_message(VMBUS_SINT, &msg)
+    }
+
+    fn signal_channel(&self, vp: u32, relid: u32) {
+        if let Some(synic) = self.partition.synic(vp) {
+            if let Err(e) = synic.signal_event(VMBUS_SINT, relid as usize) {
+                log::warn!("vmbus: cannot set event flag {relid} on VP {vp}: {e}");
+            }
+        }
+    }
+
+    fn register_channel_event(
+        &self,
+        connection_id: u32,
+        relid: u32,
+    ) -> Result<(), ConnectionError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let handler = Arc::new(ChannelEvent {
+            tx: Mutex::new(tx),
+            relid,
+            pending: Arc::new(AtomicBool::new(false)),
+        });
+        self.partition
+            .connections()
+            .register_event(connection_id, handler)
+    }
+
+    fn unregister_channel_event(&self, connection_id: u32) {
+        self.partition.connections().unregister_event(connection_id);
+    }
+
+    fn reference_time(&self) -> u64 {
+        self.partition.clock().now()
+    }
+}
+
+/// Why VMBus could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VmbusError {
+    /// A message connection was taken.
+    #[error("cannot register the VMBus message connection: {0}")]
+    Connection(#[from] ConnectionError),
+    /// The thread did not start.
+    #[error("cannot start the VMBus thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The running VMBus of a VM.
+pub struct Vmbus {
+    tx: Sender<Work>,
+    thread: Option<JoinHandle<Stats>>,
+    partition: Arc<Partition>,
+    shutdown_ready: Arc<AtomicBool>,
+    heartbeats: Arc<AtomicU64>,
+}
+
+impl Vmbus {
+    /// Starts the server with the utility devices (heartbeat, shutdown,
+    /// timesync) on `partition`.
+    pub fn start(partition: &Arc<Partition>, config: VmbusConfig) -> Result<Self, VmbusError> {
+        let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let connections = partition.connections();
+        for id in [MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4] {
+            let handler = Arc::new(MessageConnection {
+                connection: id,
+                tx: Mutex::new(tx.clone()),
+                queued: queued.clone(),
+            });
+            connections.register_message(id, handler)?;
+        }
+        let port = Arc::new(PartitionPort {
+            partition: partition.clone(),
+            tx: Mutex::new(tx.clone()),
+        });
+        let mut server = Server::new(port, vec![Version::V6_0], config.faults);
+        let shutdown_ready = Arc::new(AtomicBool::new(false));
+        let heartbeats = Arc::new(AtomicU64::new(0));
+        server.add_device(Box::new(IcDevice::new(Heartbeat::new(
+            config.heartbeat,
+            heartbeats.clone(),
+        ))));
+        server.add_device(Box::new(IcDevice::new(Shutdown::new(
+            shutdown_ready.clone(),
+        ))));
+        server.add_device(Box::new(IcDevice::new(Timesync::new(config.timesync))));
+        let shutdown_after = config.shutdown_after;
+        let thread = std::thread::Builder::new()
+            .name("vmbus".into())
+            .spawn(move || run(server, rx, queued, shutdown_after))?;
+        Ok(Self {
+            tx,
+            thread: Some(thread),
+            partition: partition.clone(),
+            shutdown_ready,
+            heartbeats,
+        })
+    }
+
+    /// Asks the guest to shut down if it can be asked now (its shutdown
+    /// channel is open); whether the request went out.
+    pub fn request_shutdown(&self) -> bool {
+        if !self.shutdown_ready.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.tx.send(Work::Command(DeviceCommand::Shutdown)).is_ok()
+    }
+
+    /// Heartbeats the guest answered.
+    pub fn heartbeats(&self) -> u64 {
+        self.heartbeats.load(Ordering::Relaxed)
+    }
+
+    /// Stops the thread (after the vCPUs stopped) and returns its counters.
+    pub fn stop(mut self) -> Option<Stats> {
+        let connections = self.partition.connections();
+        connections.unregister_message(MESSAGE_CONNECTION_ID);
+        connections.unregister_message(MESSAGE_CONNECTION_ID_4);
+        let _ = self.tx.send(Work::Stop);
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+fn run(
+    mut server: Server,
+    rx: Receiver<Work>,
+    queued: Arc<AtomicUsize>,
+    shutdown_after: Option<Duration>,
+) -> Stats {
+    let mut shutdown_at = shutdown_after.map(|d| Instant::now() + d);
+    loop {
+        let now = Instant::now();
+        if shutdown_at.is_some_and(|t| t <= now) {
+            shutdown_at = None;
+            log::info!("vmbus: --shutdown-after expired");
+            if !server.command(DeviceCommand::Shutdown, now) {
+                log::warn!("vmbus: no shutdown device to ask");
+            }
+        }
+        let deadline = [server.poll(now), shutdown_at].into_iter().flatten().min();
+        let work = match deadline {
+            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                Ok(w) => w,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(w) => w,
+                Err(_) => break,
+            },
+        };
+        let now = Instant::now();
+        match work {
+            Work::Message {
+                vp,
+                connection,
+                bytes,
+            } => {
+                queued.fetch_sub(1, Ordering::SeqCst);
+                server.handle_message(vp, connection, &bytes, now);
+            }
+            Work::Signal { relid, pending } => {
+                pending.store(false, Ordering::SeqCst);
+                server.handle_signal(relid, now);
+            }
+            Work::Command(cmd) => {
+                server.command(cmd, now);
+            }
+            Work::Stop => break,
+        }
+    }
+    server.stats()
+}
