@@ -19,7 +19,6 @@ use crate::hvcall::cpuid::{
     DetectError, Features, Privileges, Recommendations, VendorText, VersionLeaf,
 };
 
-use crate::hypercall::HvError;
 use crate::vmbus::{
     gpadl::GpadlError,
     guid::Guid,
@@ -31,7 +30,6 @@ use crate::vmbus::{
 };
 
 forward_display!(
-    HvError,
     GpadlError,
     Guid,
     IcError,

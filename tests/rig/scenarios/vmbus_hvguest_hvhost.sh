@@ -6,7 +6,6 @@
 # every one closed and VMBus unloaded each time; finally SIGTERM to hvhost
 # asks the guest to shut down, hv_guest's shutdown driver accepts and the
 # guest powers off; hvhost exits 0 with no VMBus message dropped.
-# skip: needs hvhost's VMBus server (issue 6, branch vmbus-host, not in main yet)
 # timeout: 600
 rig_vmbus_hvguest() {
 	echo "TAP version 13"

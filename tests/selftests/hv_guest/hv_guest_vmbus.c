@@ -17,7 +17,6 @@
  *   HV_GUEST_VMBUS_WAIT_IC=1  wait (30 s at most) for a heartbeat and a time
  *                             sample applied to the clock (SYNC)
  */
-#include <dirent.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -52,20 +51,6 @@ static void comment_block(const char *title, const char *text)
 	snprintf(copy, sizeof(copy), "%s", text);
 	for (p = strtok_r(copy, "\n", &save); p; p = strtok_r(NULL, "\n", &save))
 		printf("#   %s\n", p);
-}
-
-static int count_irqs(void)
-{
-	DIR *d = opendir("/sys/kernel/irq");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
 }
 
 /* Value after "key " in text, or -1. */
@@ -112,7 +97,7 @@ int main(void)
 	const char *cycles_env = getenv("HV_GUEST_VMBUS_CYCLES");
 	bool wait_ic = getenv("HV_GUEST_VMBUS_WAIT_IC") && !strcmp(getenv("HV_GUEST_VMBUS_WAIT_IC"), "1");
 	int cycles = cycles_env ? atoi(cycles_env) : 1;
-	int irqs_before = count_irqs();
+	int irqs_before = hv_count_irqs();
 	bool load_ok = true, conn_ok = true, dev_ok = true, ic_ok = true, unload_ok = true;
 	char why_load[256] = "", why_conn[512] = "", why_dev[512] = "", why_ic[2048] = "",
 	     why_unload[512] = "";
@@ -186,14 +171,14 @@ int main(void)
 		opened = count_lines(channels, "  state Open\n");
 		ret = hv_unload("hv_guest");
 		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
-		if (unload_ok && (ret || hv_exists(HV_DEBUGFS) || count_irqs() != irqs_before ||
+		if (unload_ok && (ret || hv_exists(HV_DEBUGFS) || hv_count_irqs() != irqs_before ||
 				  !strstr(log_text + mark, "vmbus: unloaded (UNLOAD_RESPONSE received)") ||
 				  count_lines(log_text + mark, " closed\n") != opened ||
 				  strstr(log_text + mark, "not torn down"))) {
 			unload_ok = false;
 			snprintf(why_unload, sizeof(why_unload),
 				 "cycle %d: unload %d, irqs %d -> %d, %d open, %d closed, log: %.300s", c, ret,
-				 irqs_before, count_irqs(), opened, count_lines(log_text + mark, " closed\n"),
+				 irqs_before, hv_count_irqs(), opened, count_lines(log_text + mark, " closed\n"),
 				 log_text + mark);
 		}
 		if (ret)
