@@ -17,7 +17,8 @@ use crate::vmbus::ic::{
     TIMESYNC_VERSIONS, WLTIMEDELTA,
 };
 
-/// Samples seen, clock settings applied, last offset in ns, last flags.
+/// Samples seen, clock settings applied, the offset (host minus guest, in
+/// ns) the last sample showed before anything was applied, its flags.
 pub(crate) static SAMPLES: Atomic<u64> = Atomic::new(0);
 pub(crate) static APPLIED: Atomic<u64> = Atomic::new(0);
 pub(crate) static OFFSET_NS: Atomic<i64> = Atomic::new(0);
@@ -102,8 +103,10 @@ impl IcService for Timesync {
             let ret = unsafe { bindings::do_settimeofday64(&ts) };
             if ret == 0 {
                 APPLIED.add(1, Relaxed);
-                OFFSET_NS.store(host_ns.saturating_sub(now_ns()), Relaxed);
-                kernel::pr_info!("timesync: clock set from the host (offset was applied)\n");
+                kernel::pr_info!(
+                    "timesync: clock set from the host (offset {} ns)\n",
+                    OFFSET_NS.load(Relaxed)
+                );
             } else {
                 kernel::pr_err!("timesync: setting the clock failed: {}\n", ret);
             }

@@ -37,10 +37,10 @@ rig_vmbus_hvguest() {
 		echo "Bail out! no verdict from hv_guest under hvhost (status $status)"
 	fi
 	failed=
-	check() { # N NAME CONDITION-COMMAND...
-		n=$1 name=$2
+	check() { # N NAME CONDITION-COMMAND... (not $name: run_test's)
+		cn=$1 cname=$2
 		shift 2
-		if "$@"; then echo "ok $n $name"; else echo "not ok $n $name"; failed=1; fi
+		if "$@"; then echo "ok $cn $cname"; else echo "not ok $cn $cname"; failed=1; fi
 	}
 	check 1 hvhost_exit_status_0 [ "$status" = 0 ]
 	echo "    # Subtest: guest"
@@ -61,7 +61,7 @@ rig_vmbus_hvguest() {
 	unloads=$(grep -c 'vmbus: the guest unloads VMBus' $e)
 	echo "# hvhost saw $closes channel closes and $unloads unloads"
 	check 4 host_sees_channels_closed_each_cycle sh -c "[ $closes -ge 60 ] && [ $unloads -ge 20 ]"
-	grep -E 'shutdown' $e $c | sed 's/^/# /'
+	grep -hE 'shutdown: (asking|the guest accepted|request received)' $e $c | sed 's/^/# /'
 	check 5 shutdown_accepted sh -c "grep -q 'shutdown: the guest accepted' $e &&
 		grep -q 'shutdown: request received - graceful shutdown initiated' $c"
 	bad='WARNING:|BUG:|Call Trace|Oops|unchecked MSR access|vmbus: rejected'
