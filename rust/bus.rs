@@ -121,6 +121,42 @@ pub(crate) enum Reply {
     Unload,
 }
 
+/// A reply the bus waits for: replies nobody expects are rejected.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Expect {
+    Version,
+    AllOffers,
+    GpadlCreated(u32),
+    GpadlTorndown(u32),
+    /// OPENCHANNEL_RESULT of this relid.
+    Open(u32),
+    Unload,
+}
+
+impl Reply {
+    fn key(&self) -> Expect {
+        match self {
+            Self::Version(_) => Expect::Version,
+            Self::AllOffers => Expect::AllOffers,
+            Self::GpadlCreated(c) => Expect::GpadlCreated(c.gpadl),
+            Self::GpadlTorndown(g) => Expect::GpadlTorndown(*g),
+            Self::OpenResult(o) => Expect::Open(o.child_relid),
+            Self::Unload => Expect::Unload,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Version(_) => "VERSION_RESPONSE",
+            Self::AllOffers => "ALLOFFERS_DELIVERED",
+            Self::GpadlCreated(_) => "GPADL_CREATED",
+            Self::GpadlTorndown(_) => "GPADL_TORNDOWN",
+            Self::OpenResult(_) => "OPENCHANNEL_RESULT",
+            Self::Unload => "UNLOAD_RESPONSE",
+        }
+    }
+}
+
 /// Where the bus is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Phase {
@@ -139,6 +175,9 @@ struct BusState {
     msg_conn: u32,
     /// Replies received and not yet taken, oldest first.
     replies: KVec<Reply>,
+    /// Replies asked for and not yet received (registered before the
+    /// request is posted).
+    expected: KVec<Expect>,
     /// Every channel offered and not yet released, in offer order.
     channels: KVec<Arc<Channel>>,
     /// ALLOFFERS_DELIVERED seen: later offers are hot-added.
@@ -300,6 +339,7 @@ impl VmBus {
                     version: Version(0),
                     msg_conn: MESSAGE_CONNECTION_ID,
                     replies: KVec::new(),
+                    expected: KVec::new(),
                     channels: KVec::new(),
                     offers_done: false,
                     next_gpadl: FIRST_GPADL,
@@ -359,14 +399,29 @@ impl Drop for VmBus {
             // Drivers go first: each closes its channel and tears its
             // GPADL down while the host still listens.
             let _guard = bus.scan_lock.lock();
+            let (mut closed, mut torn_down) = (0, 0);
             for ch in bus.channels().iter() {
-                ch.unbind();
+                if let Some(torn) = ch.unbind() {
+                    closed += 1;
+                    torn_down += u32::from(torn);
+                }
             }
             bus.state.lock().phase = Phase::Unloading;
-            match bus.post_empty(MessageType::UNLOAD).and_then(|()| {
-                bus.wait_reply(REPLY_TIMEOUT_MS, |r| matches!(r, Reply::Unload), || false)
-            }) {
-                Ok(_) => pr_info!("vmbus: unloaded (UNLOAD_RESPONSE received)\n"),
+            let unload = bus.expect(Expect::Unload).and_then(|()| {
+                bus.post_empty(MessageType::UNLOAD)?;
+                bus.wait_reply(
+                    REPLY_TIMEOUT_MS,
+                    Expect::Unload,
+                    |r| matches!(r, Reply::Unload),
+                    || false,
+                )
+            });
+            match unload {
+                Ok(_) => pr_info!(
+                    "vmbus: unloaded: {} channel(s) closed, {} GPADL(s) torn down, UNLOAD_RESPONSE received\n",
+                    closed,
+                    torn_down
+                ),
                 Err(e) => pr_err!("vmbus: host did not answer UNLOAD: {:?}\n", e),
             }
         }
@@ -376,6 +431,10 @@ impl Drop for VmBus {
         drop(self.registration.take());
         // SAFETY: as above, for the message work.
         unsafe { kernel::bindings::flush_work(Work::raw_get(&bus.msg_work)) };
+        // The message work may have queued a scan (a late offer) after the
+        // first flush; nothing can queue one now.
+        // SAFETY: as above.
+        unsafe { kernel::bindings::flush_work(Work::raw_get(&bus.scan_work)) };
         let channels = core::mem::take(&mut bus.state.lock().channels);
         for ch in channels.iter() {
             ch.flush();
@@ -410,10 +469,15 @@ impl Bus {
                 monitor_page1: self.monitor[0].phys(),
                 monitor_page2: self.monitor[1].phys(),
             };
-            match self.post_to(conn, &msg) {
+            self.expect(Expect::Version)?;
+            let posted = self.post_to(conn, &msg);
+            if posted.is_err() {
+                self.unexpect(Expect::Version);
+            }
+            match posted {
                 Ok(()) => any_connection = true,
                 Err(HvError(HvStatus::INVALID_CONNECTION_ID)) => {
-                    pr_info!("vmbus: version {}: host has no connection {}\n", v, conn);
+                    pr_debug!("vmbus: version {}: host has no connection {}\n", v, conn);
                     continue;
                 }
                 Err(e) => {
@@ -423,6 +487,7 @@ impl Bus {
             }
             let reply = self.wait_reply(
                 REPLY_TIMEOUT_MS,
+                Expect::Version,
                 |r| matches!(r, Reply::Version(_)),
                 || false,
             );
@@ -435,7 +500,7 @@ impl Bus {
                 }
             };
             if r.version_supported == 0 {
-                pr_info!("vmbus: host refused version {}\n", v);
+                pr_debug!("vmbus: host refused version {}\n", v);
                 continue;
             }
             if r.connection_state != ConnectionState::SUCCESSFUL {
@@ -473,9 +538,12 @@ impl Bus {
     }
 
     fn request_offers(&self) -> Result {
-        self.post_empty(MessageType::REQUESTOFFERS)?;
+        self.expect(Expect::AllOffers)?;
+        self.post_empty(MessageType::REQUESTOFFERS)
+            .inspect_err(|_| self.unexpect(Expect::AllOffers))?;
         match self.wait_reply(
             REPLY_TIMEOUT_MS,
+            Expect::AllOffers,
             |r| matches!(r, Reply::AllOffers),
             || false,
         ) {
@@ -485,7 +553,7 @@ impl Bus {
                     st.offers_done = true;
                     st.channels.len()
                 };
-                pr_info!("vmbus: all offers delivered: {} channel(s)\n", n);
+                pr_debug!("vmbus: all offers delivered: {} channel(s)\n", n);
                 Ok(())
             }
             Err(e) => {
@@ -561,9 +629,12 @@ impl Bus {
     /// Waits until a reply for which `want` holds arrives and takes it;
     /// `ENODEV` as soon as `abort()` holds (a rescinded channel),
     /// `ETIMEDOUT` after `ms`.
+    /// `expect` was registered with [`Self::expect`] before the request
+    /// was posted; it is withdrawn here whatever the outcome.
     pub(crate) fn wait_reply(
         &self,
         ms: u32,
+        expect: Expect,
         want: impl Fn(&Reply) -> bool,
         abort: impl Fn() -> bool,
     ) -> Result<Reply> {
@@ -571,13 +642,12 @@ impl Bus {
         let mut st = self.state.lock();
         loop {
             if let Some(i) = st.replies.iter().position(|r| want(r)) {
+                Self::withdraw(&mut st, expect);
                 return st.replies.remove(i).map_err(|_| EINVAL);
             }
-            if abort() {
-                return Err(ENODEV);
-            }
-            if left == 0 {
-                return Err(ETIMEDOUT);
+            if abort() || left == 0 {
+                Self::withdraw(&mut st, expect);
+                return Err(if left == 0 { ETIMEDOUT } else { ENODEV });
             }
             match self.cond.wait_interruptible_timeout(&mut st, left) {
                 kernel::sync::CondVarTimeoutResult::Timeout => left = 0,
@@ -593,6 +663,23 @@ impl Bus {
                     st = self.state.lock();
                 }
             }
+        }
+    }
+
+    /// Registers a reply this side is about to ask for.
+    pub(crate) fn expect(&self, e: Expect) -> Result {
+        self.state.lock().expected.push(e, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Withdraws an expectation whose request could not be posted.
+    pub(crate) fn unexpect(&self, e: Expect) {
+        Self::withdraw(&mut self.state.lock(), e);
+    }
+
+    fn withdraw(st: &mut BusState, e: Expect) {
+        if let Some(i) = st.expected.iter().position(|x| *x == e) {
+            let _ = st.expected.remove(i);
         }
     }
 
@@ -625,15 +712,23 @@ impl Bus {
         })?;
         let conn = self.state.lock().msg_conn;
         let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        let expect = Expect::GpadlCreated(gpadl);
+        self.expect(expect)?;
         while let Some(n) = split.next_message(&mut buf) {
-            let n = n.map_err(|_| EINVAL)?;
-            self.post_raw(conn, &buf[..n]).map_err(|e| {
-                pr_err!("vmbus: posting GPADL {:#x} failed: {}\n", gpadl, e);
-                e.to_errno()
-            })?;
+            let posted = n.map_err(|_| EINVAL).and_then(|n| {
+                self.post_raw(conn, &buf[..n]).map_err(|e| {
+                    pr_err!("vmbus: posting GPADL {:#x} failed: {}\n", gpadl, e);
+                    e.to_errno()
+                })
+            });
+            if let Err(e) = posted {
+                self.unexpect(expect);
+                return Err(e);
+            }
         }
         let reply = self.wait_reply(
             REPLY_TIMEOUT_MS,
+            expect,
             |r| matches!(r, Reply::GpadlCreated(c) if c.gpadl == gpadl && c.child_relid == relid),
             abort,
         )?;
@@ -653,16 +748,22 @@ impl Bus {
     }
 
     /// Sends GPADL_TEARDOWN and, unless `no_wait`, waits for GPADL_TORNDOWN.
+    /// Without waiting, the expectation stays until the answer comes, so a
+    /// late answer is not mistaken for a bogus one.
     pub(crate) fn teardown_gpadl(&self, relid: u32, gpadl: u32, no_wait: bool) -> Result {
+        let expect = Expect::GpadlTorndown(gpadl);
+        self.expect(expect)?;
         self.post(&GpadlTeardown {
             child_relid: relid,
             gpadl,
-        })?;
+        })
+        .inspect_err(|_| self.unexpect(expect))?;
         if no_wait {
             return Ok(());
         }
         self.wait_reply(
             REPLY_TIMEOUT_MS,
+            expect,
             |r| matches!(r, Reply::GpadlTorndown(g) if *g == gpadl),
             || false,
         )
@@ -671,6 +772,17 @@ impl Bus {
 
     fn queue_reply(&self, r: Reply) {
         let mut st = self.state.lock();
+        let Some(i) = st.expected.iter().position(|e| *e == r.key()) else {
+            drop(st);
+            self.counters.rejected.add(1, Relaxed);
+            pr_err!(
+                "vmbus: rejected {} nobody asked for ({:?})\n",
+                r.name(),
+                r.key()
+            );
+            return;
+        };
+        let _ = st.expected.remove(i);
         if st.replies.len() >= MAX_QUEUED_REPLIES {
             // Nobody took these: the host sent replies nobody asked for.
             let _ = st.replies.remove(0);
@@ -750,7 +862,7 @@ impl Bus {
                 return;
             }
         };
-        pr_info!(
+        pr_debug!(
             "vmbus: offer relid {} class {} ({}) instance {} connection {:#x}{}\n",
             relid,
             ch.info().class,

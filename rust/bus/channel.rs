@@ -33,7 +33,7 @@ use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use super::ring::{RingPages, RingView};
-use super::{Bus, Phase, Reply, REPLY_TIMEOUT_MS};
+use super::{Bus, Expect, Phase, Reply, REPLY_TIMEOUT_MS};
 use crate::vmbus::gpadl::GpadlRange;
 use crate::vmbus::guid::Guid;
 use crate::vmbus::message::{CloseChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES};
@@ -278,7 +278,7 @@ impl Channel {
         match (driver.probe)(&me) {
             Ok(()) => {
                 self.ctl.lock().driver = Some(driver.name);
-                pr_info!("vmbus: relid {} bound to {}\n", self.relid(), driver.name);
+                pr_debug!("vmbus: relid {} bound to {}\n", self.relid(), driver.name);
             }
             Err(e) => pr_err!(
                 "vmbus: {} did not bind to relid {}: {:?}\n",
@@ -289,13 +289,15 @@ impl Channel {
         }
     }
 
-    /// Unbinds the driver (closing the channel).
-    pub(super) fn unbind(&self) {
-        self.close();
+    /// Unbinds the driver (closing the channel); what [`Self::close`]
+    /// returned.
+    pub(super) fn unbind(&self) -> Option<bool> {
+        let closed = self.close();
         let mut ctl = self.ctl.lock();
         if let Some(name) = ctl.driver.take() {
-            pr_info!("vmbus: relid {} unbound from {}\n", self.relid(), name);
+            pr_debug!("vmbus: relid {} unbound from {}\n", self.relid(), name);
         }
+        closed
     }
 
     /// Opens the channel with rings of `send_pages` and `recv_pages`
@@ -362,9 +364,12 @@ impl Channel {
             downstream_ringbuffer_pageoffset: pages.send_pages() as u32,
             userdata: [0; MAX_USER_DEFINED_BYTES],
         };
-        let result = bus.post(&msg).and_then(|()| {
+        let result = bus.expect(Expect::Open(relid)).and_then(|()| {
+            bus.post(&msg)
+                .inspect_err(|_| bus.unexpect(Expect::Open(relid)))?;
             bus.wait_reply(
                 REPLY_TIMEOUT_MS,
+                Expect::Open(relid),
                 |r| matches!(r, Reply::OpenResult(o) if o.child_relid == relid && o.openid == relid),
                 || self.is_rescinded(),
             )
@@ -411,15 +416,17 @@ impl Channel {
 
     /// Tears the ring GPADL down and frees the pages once the host
     /// confirmed (or rescinded the channel, after which it no longer
-    /// touches them); leaks them otherwise.
-    fn release_gpadl(&self, ctl: &mut Control) {
+    /// touches them); leaks them otherwise. Returns whether the host
+    /// confirmed the teardown.
+    fn release_gpadl(&self, ctl: &mut Control) -> bool {
         let Some(pages) = ctl.pages.take() else {
             ctl.state = State::Closed;
-            return;
+            return false;
         };
+        let mut confirmed = false;
         let rescinded = self.is_rescinded();
         match self.bus.teardown_gpadl(self.relid(), ctl.gpadl, rescinded) {
-            Ok(()) => {}
+            Ok(()) => confirmed = !rescinded,
             Err(e) => {
                 pr_err!(
                     "vmbus: GPADL {:#x} of relid {} not torn down ({:?}): its pages stay allocated\n",
@@ -434,14 +441,16 @@ impl Channel {
         if ctl.state != State::Broken {
             ctl.state = State::Closed;
         }
+        confirmed
     }
 
     /// Closes the channel if open: no more packets either way, then
-    /// CLOSECHANNEL and the GPADL teardown.
-    pub(crate) fn close(&self) {
+    /// CLOSECHANNEL and the GPADL teardown. `None` if it was not open,
+    /// else whether the host confirmed the GPADL teardown.
+    pub(crate) fn close(&self) -> Option<bool> {
         let mut ctl = self.ctl.lock();
         if !matches!(ctl.state, State::Open | State::Broken) {
-            return;
+            return None;
         }
         let broken = ctl.state == State::Broken;
         ctl.state = State::Closing;
@@ -454,8 +463,9 @@ impl Channel {
         if broken {
             ctl.state = State::Broken;
         }
-        self.release_gpadl(&mut ctl);
-        pr_info!("vmbus: relid {} closed\n", self.relid());
+        let torn_down = self.release_gpadl(&mut ctl);
+        pr_debug!("vmbus: relid {} closed\n", self.relid());
+        Some(torn_down)
     }
 
     fn signal(&self) {

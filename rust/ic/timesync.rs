@@ -103,7 +103,7 @@ impl IcService for Timesync {
             let ret = unsafe { bindings::do_settimeofday64(&ts) };
             if ret == 0 {
                 APPLIED.add(1, Relaxed);
-                kernel::pr_info!(
+                kernel::pr_debug!(
                     "timesync: clock set from the host (offset {} ns)\n",
                     OFFSET_NS.load(Relaxed)
                 );

@@ -171,15 +171,22 @@ int main(void)
 		opened = count_lines(channels, "  state Open\n");
 		ret = hv_unload("hv_guest");
 		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
-		if (unload_ok && (ret || hv_exists(HV_DEBUGFS) || hv_count_irqs() != irqs_before ||
-				  !strstr(log_text + mark, "vmbus: unloaded (UNLOAD_RESPONSE received)") ||
-				  count_lines(log_text + mark, " closed\n") != opened ||
-				  strstr(log_text + mark, "not torn down"))) {
-			unload_ok = false;
-			snprintf(why_unload, sizeof(why_unload),
-				 "cycle %d: unload %d, irqs %d -> %d, %d open, %d closed, log: %.300s", c, ret,
-				 irqs_before, hv_count_irqs(), opened, count_lines(log_text + mark, " closed\n"),
-				 log_text + mark);
+		{
+			/* "vmbus: unloaded: N channel(s) closed, M GPADL(s) torn down, ..." */
+			const char *u = strstr(log_text + mark, "vmbus: unloaded: ");
+			int closed = -1, torn = -1;
+
+			if (u)
+				sscanf(u, "vmbus: unloaded: %d channel(s) closed, %d GPADL(s) torn down", &closed,
+				       &torn);
+			if (unload_ok && (ret || hv_exists(HV_DEBUGFS) || hv_count_irqs() != irqs_before ||
+					  !u || !strstr(u, "UNLOAD_RESPONSE received") || closed != opened ||
+					  torn != opened)) {
+				unload_ok = false;
+				snprintf(why_unload, sizeof(why_unload),
+					 "cycle %d: unload %d, irqs %d -> %d, %d open, %d closed, %d torn down, log: %.300s",
+					 c, ret, irqs_before, hv_count_irqs(), opened, closed, torn, log_text + mark);
+			}
 		}
 		if (ret)
 			break;
