@@ -164,8 +164,15 @@ static void test_time_ref_count(void)
 	}
 	usleep(100000);
 	v = rdv(0, TIME_REF_COUNT);
-	/* 100 ms slept: at least 0.1 s in 100 ns units, and not absurdly more. */
-	ok = ok && v - prev >= 1000000 && v - prev < 100000000;
+	/*
+	 * 100 ms slept by the guest's own clock (this rig kernel calibrates its
+	 * TSC at boot under nested emulation, which can be off by some tens of
+	 * percent on a busy machine): TIME_REF_COUNT, which counts real time,
+	 * must have advanced by 50 ms to 10 s (100 ns units).
+	 */
+	ksft_print_msg("100 ms guest sleep: TIME_REF_COUNT advanced %llu (100 ns units)\n",
+		       (unsigned long long)(v - prev));
+	ok = ok && v - prev >= 500000 && v - prev < 100000000;
 	ksft_test_result(ok, "time_ref_count_monotonic_across_cpus\n");
 }
 
