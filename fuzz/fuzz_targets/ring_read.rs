@@ -6,45 +6,9 @@
 
 #![no_main]
 
-use std::cell::{Cell, RefCell};
-
 use libfuzzer_sys::fuzz_target;
 use vmbus::packet::PacketFlags;
-use vmbus::ring::{HeaderField, RingConsumer, RingMemory, RingProducer};
-
-struct Mem {
-    data: RefCell<Vec<u8>>,
-    fields: [Cell<u32>; 5],
-}
-
-fn idx(f: HeaderField) -> usize {
-    match f {
-        HeaderField::WriteIndex => 0,
-        HeaderField::ReadIndex => 1,
-        HeaderField::InterruptMask => 2,
-        HeaderField::PendingSendSize => 3,
-        HeaderField::FeatureBits => 4,
-    }
-}
-
-impl RingMemory for Mem {
-    fn data_len(&self) -> usize {
-        self.data.borrow().len()
-    }
-    fn read_data(&self, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.data.borrow()[offset..offset + buf.len()]);
-    }
-    fn write_data(&self, offset: usize, data: &[u8]) {
-        self.data.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
-    }
-    fn load_acquire(&self, f: HeaderField) -> u32 {
-        self.fields[idx(f)].get()
-    }
-    fn store_release(&self, f: HeaderField, v: u32) {
-        self.fields[idx(f)].set(v)
-    }
-    fn fence(&self) {}
-}
+use vmbus::ring::{HeaderField, LocalMemory, RingConsumer, RingProducer};
 
 fuzz_target!(|data: &[u8]| {
     // 20 header bytes, a buffer size byte, then the data area.
@@ -55,10 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let buf_len = usize::from(rest[0]) * 4;
     // Whole 8-byte slots, so that most inputs make a valid ring size.
     let ring = &rest[1..(rest.len() - 1) / 8 * 8 + 1];
-    let fields = core::array::from_fn(|i| {
-        Cell::new(u32::from_le_bytes([head[i * 4], head[i * 4 + 1], head[i * 4 + 2], head[i * 4 + 3]]))
-    });
-    let mem = Mem { data: RefCell::new(ring.to_vec()), fields };
+    let mut ring_bytes = ring.to_vec();
+    let mem = LocalMemory::new(&mut ring_bytes);
+    for (i, f) in HeaderField::ALL.into_iter().enumerate() {
+        mem.set_field(f, u32::from_le_bytes([head[i * 4], head[i * 4 + 1], head[i * 4 + 2], head[i * 4 + 3]]));
+    }
     let mut buf = vec![0u8; buf_len];
     if let Ok(mut c) = RingConsumer::new(&mem) {
         // Every packet read is at least 24 bytes: this loop is bounded.

@@ -9,49 +9,11 @@
 //!
 //! Run: `cargo bench -p vmbus --bench ring_copy`
 
-use std::cell::{Cell, RefCell};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use vmbus::packet::PacketFlags;
-use vmbus::ring::{HeaderField, RingConsumer, RingMemory, RingProducer};
-
-/// Ring memory in process: the data area and the header fields.
-struct Mem {
-    data: RefCell<Vec<u8>>,
-    fields: [Cell<u32>; 5],
-}
-
-fn idx(f: HeaderField) -> usize {
-    match f {
-        HeaderField::WriteIndex => 0,
-        HeaderField::ReadIndex => 1,
-        HeaderField::InterruptMask => 2,
-        HeaderField::PendingSendSize => 3,
-        HeaderField::FeatureBits => 4,
-    }
-}
-
-impl RingMemory for Mem {
-    fn data_len(&self) -> usize {
-        self.data.borrow().len()
-    }
-    fn read_data(&self, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.data.borrow()[offset..offset + buf.len()]);
-    }
-    fn write_data(&self, offset: usize, data: &[u8]) {
-        self.data.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
-    }
-    fn load_acquire(&self, f: HeaderField) -> u32 {
-        self.fields[idx(f)].get()
-    }
-    fn store_release(&self, f: HeaderField, v: u32) {
-        self.fields[idx(f)].set(v)
-    }
-    fn fence(&self) {
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst)
-    }
-}
+use vmbus::ring::{LocalMemory, RingConsumer, RingProducer};
 
 /// Ring size: 256 KiB holds the largest packet; `VMBUS_BENCH_RING_KIB` overrides it.
 fn ring_data() -> usize {
@@ -86,7 +48,8 @@ fn measure(size: usize, mut round: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let mem = Mem { data: RefCell::new(vec![0; ring_data()]), fields: Default::default() };
+    let mut ring = vec![0; ring_data()];
+    let mem = LocalMemory::new(&mut ring);
     let mut p = RingProducer::new(&mem).expect("ring");
     let mut c = RingConsumer::new(&mem).expect("ring");
     let src: Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();

@@ -58,6 +58,21 @@ pub enum HeaderField {
 }
 
 impl HeaderField {
+    /// Every field, in header order.
+    pub const ALL: [Self; 5] =
+        [Self::WriteIndex, Self::ReadIndex, Self::InterruptMask, Self::PendingSendSize, Self::FeatureBits];
+
+    /// Position of the field in [`Self::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            Self::WriteIndex => 0,
+            Self::ReadIndex => 1,
+            Self::InterruptMask => 2,
+            Self::PendingSendSize => 3,
+            Self::FeatureBits => 4,
+        }
+    }
+
     /// Byte offset of the field from the start of the ring.
     pub const fn offset(self) -> usize {
         match self {
@@ -89,6 +104,66 @@ pub trait RingMemory {
     fn store_release(&self, field: HeaderField, value: u32);
     /// A full (sequentially consistent) fence: Linux's `virt_mb()`.
     fn fence(&self);
+}
+
+/// A ring held in this address space and used by one thread: the data area
+/// borrowed from the caller, the header fields in cells. For unit tests,
+/// benchmarks and fuzzing, where both ends of the ring are the same program;
+/// a real ring is shared memory and has its own implementation on each side.
+pub struct LocalMemory<'a> {
+    data: core::cell::RefCell<&'a mut [u8]>,
+    fields: [core::cell::Cell<u32>; 5],
+}
+
+impl<'a> LocalMemory<'a> {
+    /// A ring whose data area is `data`, header all zero.
+    pub fn new(data: &'a mut [u8]) -> Self {
+        Self { data: core::cell::RefCell::new(data), fields: Default::default() }
+    }
+
+    /// A header field as the other side would see it.
+    pub fn field(&self, field: HeaderField) -> u32 {
+        self.fields[field.index()].get()
+    }
+
+    /// Overwrites a header field, as a (possibly hostile) other side would.
+    pub fn set_field(&self, field: HeaderField, value: u32) {
+        self.fields[field.index()].set(value)
+    }
+
+    /// Overwrites data bytes, as a (possibly hostile) other side would.
+    pub fn poke(&self, offset: usize, bytes: &[u8]) {
+        let mut data = self.data.borrow_mut();
+        if let Some(dst) = data.get_mut(offset..offset.saturating_add(bytes.len())) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+}
+
+impl RingMemory for LocalMemory<'_> {
+    fn data_len(&self) -> usize {
+        self.data.borrow().len()
+    }
+    fn read_data(&self, offset: usize, buf: &mut [u8]) {
+        let data = self.data.borrow();
+        if let Some(src) = data.get(offset..offset.saturating_add(buf.len())) {
+            buf.copy_from_slice(src);
+        }
+    }
+    fn write_data(&self, offset: usize, bytes: &[u8]) {
+        self.poke(offset, bytes)
+    }
+    fn load_acquire(&self, field: HeaderField) -> u32 {
+        self.field(field)
+    }
+    fn store_release(&self, field: HeaderField, value: u32) {
+        self.set_field(field, value)
+    }
+    fn fence(&self) {
+        // Nobody else sees this memory, but benchmarks should pay for the
+        // fence the real rings execute.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl<T: RingMemory + ?Sized> RingMemory for &T {
@@ -181,14 +256,24 @@ impl From<PacketError> for RingError {
 impl core::fmt::Display for RingError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
-            Self::BadRingSize { data_len } => write!(f, "ring data area of {} bytes is unusable", data_len),
-            Self::CorruptIndex { field, value } => write!(f, "ring {:?} {:#x} is corrupt", field, value),
-            Self::Truncated { avail } => write!(f, "ring holds {} bytes, less than a packet", avail),
-            Self::BadPacketLength { len, avail } => write!(f, "packet length {} with {} bytes in the ring", len, avail),
+            Self::BadRingSize { data_len } => {
+                write!(f, "ring data area of {} bytes is unusable", data_len)
+            }
+            Self::CorruptIndex { field, value } => {
+                write!(f, "ring {:?} {:#x} is corrupt", field, value)
+            }
+            Self::Truncated { avail } => {
+                write!(f, "ring holds {} bytes, less than a packet", avail)
+            }
+            Self::BadPacketLength { len, avail } => {
+                write!(f, "packet length {} with {} bytes in the ring", len, avail)
+            }
             Self::BadPacketOffset { offset, len } => {
                 write!(f, "packet data offset {} in a {} byte packet", offset, len)
             }
-            Self::BufferTooSmall { need, have } => write!(f, "packet of {} bytes, buffer of {}", need, have),
+            Self::BufferTooSmall { need, have } => {
+                write!(f, "packet of {} bytes, buffer of {}", need, have)
+            }
             Self::Full { need, free } => write!(f, "ring full: need {} bytes, {} free", need, free),
             Self::Unaligned { len } => write!(f, "packet of {} bytes is not 8-byte aligned", len),
             Self::Packet(e) => write!(f, "{}", e),
@@ -596,46 +681,16 @@ impl<M: RingMemory> RingConsumer<M> {
 mod tests {
     use super::super::packet::PacketFlags;
     use super::*;
-    use std::cell::{Cell, RefCell};
 
-    struct Mem {
-        data: RefCell<Vec<u8>>,
-        f: [Cell<u32>; 5],
+    /// A ring of `n` data bytes (leaked: a test's memory lives until exit).
+    fn mem(n: usize) -> LocalMemory<'static> {
+        LocalMemory::new(Vec::leak(vec![0; n]))
     }
 
-    fn idx(field: HeaderField) -> usize {
-        field.offset().min(0x10) / 4
-    }
-
-    impl Mem {
-        fn new(n: usize) -> Self {
-            Self { data: RefCell::new(vec![0; n]), f: Default::default() }
-        }
-        fn get(&self, field: HeaderField) -> u32 {
-            self.f[idx(field)].get()
-        }
-        fn set(&self, field: HeaderField, v: u32) {
-            self.f[idx(field)].set(v)
-        }
-    }
-
-    impl RingMemory for Mem {
-        fn data_len(&self) -> usize {
-            self.data.borrow().len()
-        }
-        fn read_data(&self, offset: usize, buf: &mut [u8]) {
-            buf.copy_from_slice(&self.data.borrow()[offset..offset + buf.len()]);
-        }
-        fn write_data(&self, offset: usize, data: &[u8]) {
-            self.data.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
-        }
-        fn load_acquire(&self, field: HeaderField) -> u32 {
-            self.get(field)
-        }
-        fn store_release(&self, field: HeaderField, value: u32) {
-            self.set(field, value)
-        }
-        fn fence(&self) {}
+    fn bytes<const N: usize>(m: &LocalMemory<'_>, offset: usize) -> [u8; N] {
+        let mut b = [0; N];
+        m.read_data(offset, &mut b);
+        b
     }
 
     #[test]
@@ -646,30 +701,23 @@ mod tests {
         assert_eq!(HeaderField::PendingSendSize.offset(), 0xc);
         assert_eq!(HeaderField::FeatureBits.offset(), 0x40);
         assert_eq!(RING_HEADER_SIZE, 4096);
-        let fields = [
-            HeaderField::WriteIndex,
-            HeaderField::ReadIndex,
-            HeaderField::InterruptMask,
-            HeaderField::PendingSendSize,
-            HeaderField::FeatureBits,
-        ];
-        for (i, f) in fields.into_iter().enumerate() {
-            assert_eq!(idx(f), i);
+        for (i, f) in HeaderField::ALL.into_iter().enumerate() {
+            assert_eq!(f.index(), i);
         }
     }
 
     #[test]
     fn sizes_are_checked() {
         for n in [0, 8, 24, 33] {
-            assert_eq!(RingProducer::new(&Mem::new(n)).err(), Some(RingError::BadRingSize { data_len: n }));
+            assert_eq!(RingProducer::new(&mem(n)).err(), Some(RingError::BadRingSize { data_len: n }));
         }
-        let m = Mem::new(64);
-        m.set(HeaderField::WriteIndex, 64);
+        let m = mem(64);
+        m.set_field(HeaderField::WriteIndex, 64);
         assert_eq!(
             RingProducer::new(&m).err(),
             Some(RingError::CorruptIndex { field: HeaderField::WriteIndex, value: 64 })
         );
-        m.set(HeaderField::ReadIndex, 4);
+        m.set_field(HeaderField::ReadIndex, 4);
         assert_eq!(
             RingConsumer::new(&m).err(),
             Some(RingError::CorruptIndex { field: HeaderField::ReadIndex, value: 4 })
@@ -678,18 +726,18 @@ mod tests {
 
     #[test]
     fn write_read_with_trailer_and_signals() {
-        let m = Mem::new(128);
+        let m = mem(128);
         let mut p = RingProducer::new(&m).expect("ring");
         let mut c = RingConsumer::new(&m).expect("ring");
         // Empty to non-empty: signal.
         assert_eq!(p.write_inband(7, PacketFlags::COMPLETION_REQUESTED, b"abc"), Ok(true));
-        assert_eq!(m.get(HeaderField::WriteIndex), 32);
+        assert_eq!(m.field(HeaderField::WriteIndex), 32);
         // Trailer: the old write index in the high half.
-        let trailer = u64::from_le_bytes(m.data.borrow()[24..32].try_into().expect("8 bytes"));
+        let trailer = u64::from_le_bytes(bytes::<8>(&m, 24));
         assert_eq!(trailer, 0);
         // Not empty before: no signal.
         assert_eq!(p.write_inband(8, PacketFlags::NONE, b"defgh"), Ok(false));
-        let trailer = u64::from_le_bytes(m.data.borrow()[56..64].try_into().expect("8 bytes"));
+        let trailer = u64::from_le_bytes(bytes::<8>(&m, 56));
         assert_eq!(trailer, 32 << 32);
         assert_eq!(p.free_bytes(), Ok(64));
         let mut buf = [0u8; 64];
@@ -698,7 +746,7 @@ mod tests {
         assert_eq!((pk.desc.trans_id, pk.desc.ty, &pk.data()[..3]), (7, PacketType::DATA_INBAND, &b"abc"[..]));
         assert!(pk.desc.flags.contains(PacketFlags::COMPLETION_REQUESTED));
         // Answer the request on a second ring.
-        let m2 = Mem::new(64);
+        let m2 = mem(64);
         let mut p2 = RingProducer::new(&m2).expect("ring");
         let desc = pk.desc;
         assert_eq!(p2.write_completion(&desc, b"ok"), Ok(true));
@@ -721,7 +769,7 @@ mod tests {
 
     #[test]
     fn never_fills_completely_and_wraps() {
-        let m = Mem::new(64);
+        let m = mem(64);
         let mut p = RingProducer::new(&m).expect("ring");
         let mut c = RingConsumer::new(&m).expect("ring");
         // 40 bytes + trailer = 48 < 64 fits; then 16 free: a 8-byte packet
@@ -734,7 +782,7 @@ mod tests {
         assert_eq!(p.write_inband(3, PacketFlags::NONE, &[2; 40]), Err(RingError::Full { need: 64, free: 64 }));
         // Wrap: write at 48, 40 bytes, crosses the end.
         assert_eq!(p.write_inband(4, PacketFlags::NONE, &[3; 16]), Ok(true));
-        assert_eq!(m.get(HeaderField::WriteIndex), 48 + 40 - 64);
+        assert_eq!(m.field(HeaderField::WriteIndex), 48 + 40 - 64);
         let (pk, _) = c.read_and_commit(&mut buf).expect("ok").expect("a packet");
         assert_eq!((pk.desc.trans_id, pk.data()), (4, &[3u8; 16][..]));
         assert_eq!(c.read_index(), 24);
@@ -742,7 +790,7 @@ mod tests {
 
     #[test]
     fn pending_send_size_signals_on_crossing_only() {
-        let m = Mem::new(128);
+        let m = mem(128);
         let mut p = RingProducer::new(&m).expect("ring");
         let mut c = RingConsumer::new(&m).expect("ring");
         for i in 0..3 {
@@ -770,7 +818,7 @@ mod tests {
 
     #[test]
     fn corrupt_rings_give_errors() {
-        let m = Mem::new(128);
+        let m = mem(128);
         let mut p = RingProducer::new(&m).expect("ring");
         let mut c = RingConsumer::new(&m).expect("ring");
         let _ = p.write_inband(1, PacketFlags::NONE, &[5; 8]).expect("fits");
@@ -779,36 +827,36 @@ mod tests {
         // Nothing consumed by the failure.
         assert_eq!(c.bytes_available(), Ok(32));
         // Write index out of range or unaligned.
-        m.set(HeaderField::WriteIndex, 200);
+        m.set_field(HeaderField::WriteIndex, 200);
         let mut buf = [0u8; 128];
         assert_eq!(
             c.read_packet(&mut buf),
             Err(RingError::CorruptIndex { field: HeaderField::WriteIndex, value: 200 })
         );
-        m.set(HeaderField::WriteIndex, 12);
+        m.set_field(HeaderField::WriteIndex, 12);
         assert!(matches!(c.read_packet(&mut buf), Err(RingError::CorruptIndex { .. })));
-        m.set(HeaderField::WriteIndex, 16);
+        m.set_field(HeaderField::WriteIndex, 16);
         assert_eq!(c.read_packet(&mut buf), Err(RingError::Truncated { avail: 16 }));
-        m.set(HeaderField::WriteIndex, 32);
+        m.set_field(HeaderField::WriteIndex, 32);
         // len8 beyond the published bytes.
-        m.data.borrow_mut()[4] = 4;
+        m.poke(4, &[4]);
         assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketLength { len: 32, avail: 32 }));
-        m.data.borrow_mut()[4] = 1;
+        m.poke(4, &[1]);
         assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketLength { len: 8, avail: 32 }));
-        m.data.borrow_mut()[4] = 3;
-        m.data.borrow_mut()[2] = 4;
+        m.poke(4, &[3]);
+        m.poke(2, &[4]);
         assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketOffset { offset: 32, len: 24 }));
-        m.data.borrow_mut()[2] = 2;
+        m.poke(2, &[2]);
         assert!(c.read_packet(&mut buf).expect("valid again").is_some());
         // Producer: a corrupt read index.
-        m.set(HeaderField::ReadIndex, 0xffff_fff8);
+        m.set_field(HeaderField::ReadIndex, 0xffff_fff8);
         assert!(matches!(p.write_inband(1, PacketFlags::NONE, &[]), Err(RingError::CorruptIndex { .. })));
         assert_eq!(p.write_raw(&[&[0; 12]]), Err(RingError::Unaligned { len: 12 }));
     }
 
     #[test]
     fn gpa_direct_through_the_ring() {
-        let m = Mem::new(256);
+        let m = mem(256);
         let mut p = RingProducer::new(&m).expect("ring");
         let mut c = RingConsumer::new(&m).expect("ring");
         let pfns = [0x100u64, 0x101];

@@ -4,16 +4,12 @@
 //! the ring return (an error or a value) without panicking, out-of-bounds
 //! access or an endless loop.
 
-mod common;
-
 use proptest::prelude::*;
 use vmbus::gpadl::GpadlAssembler;
 use vmbus::message::MAX_MESSAGE_SIZE;
 use vmbus::packet::{Packet, PacketFlags};
 use vmbus::parse::{parse, Message};
-use vmbus::ring::{HeaderField, RingConsumer, RingProducer};
-
-use common::TestMemory;
+use vmbus::ring::{HeaderField, LocalMemory, RingConsumer, RingProducer};
 
 fn message_bytes() -> impl Strategy<Value = Vec<u8>> {
     // Bias the type toward real ones so that the bodies get exercised.
@@ -81,17 +77,10 @@ proptest! {
         buf_len in 0usize..300,
         writes in prop::collection::vec(0usize..100, 0..4),
     ) {
-        let mem = TestMemory::new(data_len);
-        mem.data.borrow_mut().copy_from_slice(&data[..data_len]);
-        let all = [
-            HeaderField::WriteIndex,
-            HeaderField::ReadIndex,
-            HeaderField::InterruptMask,
-            HeaderField::PendingSendSize,
-            HeaderField::FeatureBits,
-        ];
-        for (i, f) in all.into_iter().enumerate() {
-            mem.set(f, if use_small[i] { small[i] & !3 } else { fields[i] });
+        let mut ring = data[..data_len].to_vec();
+        let mem = LocalMemory::new(&mut ring);
+        for (i, f) in HeaderField::ALL.into_iter().enumerate() {
+            mem.set_field(f, if use_small[i] { small[i] & !3 } else { fields[i] });
         }
         let mut buf = vec![0u8; buf_len];
         if let Ok(mut c) = RingConsumer::new(&mem) {

@@ -6,15 +6,11 @@
 //! model's state (empty before a write; free space crossing
 //! `pending_send_sz` on a read).
 
-mod common;
-
 use std::collections::VecDeque;
 
 use proptest::prelude::*;
 use vmbus::packet::{PacketFlags, DESCRIPTOR_SIZE, TRAILER_SIZE};
-use vmbus::ring::{HeaderField, RingConsumer, RingError, RingProducer};
-
-use common::TestMemory;
+use vmbus::ring::{HeaderField, LocalMemory, RingConsumer, RingError, RingProducer};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -60,7 +56,8 @@ struct Model {
 }
 
 fn run(size: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mem = TestMemory::new(size);
+    let mut ring = vec![0; size];
+    let mem = LocalMemory::new(&mut ring);
     let mut p = RingProducer::new(&mem).expect("ring");
     let mut c = RingConsumer::new(&mem).expect("ring");
     let mut m = Model { size, ..Default::default() };
@@ -133,8 +130,8 @@ fn run(size: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
         // Free-space and availability accounting is exact.
         prop_assert_eq!(p.free_bytes(), Ok((m.size - m.used) as u32));
         prop_assert_eq!(c.bytes_available(), Ok((m.used - m.uncommitted) as u32));
-        prop_assert_eq!(mem.get(HeaderField::WriteIndex), p.write_index());
-        prop_assert_eq!(mem.get(HeaderField::ReadIndex), c.read_index());
+        prop_assert_eq!(mem.field(HeaderField::WriteIndex), p.write_index());
+        prop_assert_eq!(mem.field(HeaderField::ReadIndex), c.read_index());
     }
     Ok(())
 }
@@ -152,7 +149,8 @@ proptest! {
     /// written, in order, however the packets wrap.
     #[test]
     fn streams_survive_wrapping(sizes in prop::collection::vec(0usize..200, 1..100), batch in 1usize..6) {
-        let mem = TestMemory::new(512);
+        let mut ring = vec![0; 512];
+        let mem = LocalMemory::new(&mut ring);
         let mut p = RingProducer::new(&mem).expect("ring");
         let mut c = RingConsumer::new(&mem).expect("ring");
         let mut buf = [0u8; 512];

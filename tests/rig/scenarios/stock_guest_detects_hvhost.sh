@@ -5,24 +5,41 @@
 # no unchecked MSR access, no stimer failure, no warning; its wall clock at
 # the end agrees with L1's.
 #
-# Clock bound: the guest's wall clock starts from hvhost's CMOS RTC (1 s
-# resolution) and then runs on the reference TSC page; its last line is
-# written just before power-off. L1 reads its own clock after hvhost has
-# exited (power-off and teardown take well under 3 s here), so the guest may
-# be at most 1 s ahead of L1 and at most 5 s behind it. A clock source or
-# timer scaled wrongly by more than a few percent over the run breaks it,
-# and the guest's own `sleep 3` must advance its date by 3..4 s.
+# Clock: the guest marks its clock twice, about 5 s apart, writing its
+# uptime (which runs on the chosen clock source) and wall clock straight to
+# the debug console; L1 polls hvhost's debug-console file every 50 ms and
+# stamps each mark with its own uptime on arrival. The guest's elapsed time
+# must be within 5% of L1's over that interval: a reference TSC page or a
+# stimer scaled wrongly by more than that fails. Its wall clock's offset
+# from L1's is printed, not tested: the guest reads hvhost's CMOS RTC (1 s
+# resolution) at boot and runs on its early clocks until the reference TSC
+# page takes over, which on a busy rig machine loses seconds (3-5 s
+# measured; once 97 s with four builds running beside the rig). Inside the
+# guest, a 3 s sleep must take 3..8 s of its own clock.
 #
-# hv_vmbus is built into the reference kernel but hvhost offers no VMBus
-# ACPI device yet (issue 6): its initcall returns -ENODEV silently, which
-# this scenario only requires not to warn.
-# skip: the reference kernel cannot power off under hvhost: its ACPI table load fails ("AE_BAD_PARAMETER, During Region initialization"; tests/ref.config has no CONFIG_PCI, the rig kernel has and powers off), so hvhost is killed and the clock check measures the kill; checks 2-8 pass
+# hv_vmbus and hv_utils are built into the reference kernel and connect to
+# hvhost's VMBus here too (vmbus_stock_guest_hvhost checks that part); this
+# scenario only requires that nothing warns.
 # timeout: 300
 rig_stock_guest() {
 	echo "TAP version 13"
 	echo "1..10"
+	: >/tmp/l1.marks
+	(
+		seen=0
+		while :; do
+			n=$(grep -c '^# clock mark' /tmp/hvhost.ktap 2>/dev/null)
+			while [ "$seen" -lt "${n:-0}" ]; do
+				seen=$((seen + 1))
+				echo "$seen $(cut -d' ' -f1 /proc/uptime) $(date +%s)" >>/tmp/l1.marks
+			done
+			sleep 0.05
+		done
+	) &
+	poller=$!
 	HVHOST_KERNEL=/boot/ref-bzImage hvhost_run _stock_guest --cpus 2 --log-level debug
-	host_epoch=$(date +%s)
+	kill $poller 2>/dev/null
+	wait $poller 2>/dev/null
 	c=/tmp/hvhost.console
 	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
 		echo "Bail out! no verdict from the reference guest under hvhost (status $HVHOST_STATUS)"
@@ -54,16 +71,22 @@ rig_stock_guest() {
 	echo "    # Subtest: guest"
 	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
 	check 8 guest_tests sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
-	guest_epoch=$(sed -n 's/^# rig: epoch=//p' /tmp/hvhost.ktap)
-	echo "# guest epoch ${guest_epoch:-none}, L1 epoch after exit $host_epoch"
-	drift_ok() {
-		local d
-		[ -n "$guest_epoch" ] || return 1
-		d=$((host_epoch - guest_epoch))
-		echo "# L1 minus guest: $d s (allowed -1..5)"
-		[ "$d" -ge -1 ] && [ "$d" -le 5 ]
+	# "# clock mark N UPTIME EPOCH" from the guest; "N UPTIME EPOCH" from L1.
+	gmark() { sed -n "s/^# clock mark $1 //p" /tmp/hvhost.ktap | head -n 1; }
+	lmark() { sed -n "s/^$1 //p" /tmp/l1.marks | head -n 1; }
+	g1=$(gmark 1) g2=$(gmark 2) l1=$(lmark 1) l2=$(lmark 2)
+	echo "# clock marks (uptime epoch): guest '$g1' '$g2', L1 on arrival '$l1' '$l2'"
+	rate_ok() {
+		[ -n "$g1" ] && [ -n "$g2" ] && [ -n "$l1" ] && [ -n "$l2" ] || return 1
+		awk -v g1="${g1% *}" -v g2="${g2% *}" -v l1="${l1% *}" -v l2="${l2% *}" 'BEGIN {
+			g = g2 - g1; l = l2 - l1
+			printf "# guest elapsed %.2f s, L1 elapsed %.2f s, ratio %.3f (allowed 0.95..1.05)\n", g, l, l ? g / l : 0
+			exit !(l >= 4 && g / l >= 0.95 && g / l <= 1.05)
+		}'
 	}
-	check 9 guest_clock_within_bound drift_ok
+	check 9 guest_clock_rate rate_ok
+	[ -n "$g2" ] && [ -n "$l2" ] &&
+		echo "# L1 minus guest wall clock at mark 2: $((${l2#* } - ${g2#* })) s (printed, not tested)"
 	check 10 guest_powered_off grep -q 'reboot: Power down' $c
 	[ -z "$failed" ]
 }
