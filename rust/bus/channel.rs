@@ -143,6 +143,9 @@ pub(crate) struct Channel {
     #[pin]
     work: Work<Channel>,
     rescinded: Atomic<bool>,
+    /// The host broke a ring of this open channel (set by the receive
+    /// path, which must not wait for `ctl`: open may hold it).
+    broken: Atomic<bool>,
     next_trans_id: Atomic<u64>,
     pub(crate) counters: ChannelCounters,
 }
@@ -197,6 +200,7 @@ impl Channel {
                 completed <- new_condvar!("hv_guest_channel_completed"),
                 work <- new_work!("hv_guest_channel_work"),
                 rescinded: Atomic::new(false),
+                broken: Atomic::new(false),
                 next_trans_id: Atomic::new(1),
                 counters: ChannelCounters::new(),
             }),
@@ -224,7 +228,12 @@ impl Channel {
                 (p.total_pages() - p.send_pages()) * 4096,
             )
         });
-        (ctl.state, ctl.driver, ctl.gpadl, s, r)
+        let state = if ctl.state == State::Open && self.broken.load(Acquire) {
+            State::Broken
+        } else {
+            ctl.state
+        };
+        (state, ctl.driver, ctl.gpadl, s, r)
     }
 
     pub(crate) fn is_rescinded(&self) -> bool {
@@ -318,6 +327,7 @@ impl Channel {
             return Err(ENODEV);
         }
         ctl.state = State::Opening;
+        self.broken.store(false, Release);
         let pages =
             RingPages::new(send_pages, recv_pages).inspect_err(|_| ctl.state = State::Closed)?;
         pages.init_headers();
@@ -452,7 +462,7 @@ impl Channel {
         if !matches!(ctl.state, State::Open | State::Broken) {
             return None;
         }
-        let broken = ctl.state == State::Broken;
+        let broken = ctl.state == State::Broken || self.broken.load(Acquire);
         ctl.state = State::Closing;
         self.take_rings();
         if let Err(e) = self.bus.post(&CloseChannel {
@@ -647,11 +657,7 @@ impl Channel {
         *rx_guard = None;
         drop(rx_guard);
         *self.tx.lock() = None;
-        if let Some(mut ctl) = self.ctl.try_lock() {
-            if ctl.state == State::Open {
-                ctl.state = State::Broken;
-            }
-        }
+        self.broken.store(true, Release);
         Err(EIO)
     }
 
