@@ -221,7 +221,7 @@ def run_scenario(name, meta, kernel, initrd, console=False):
     than planned) is retried; the retry is stated in the KTAP and the first
     attempt's log is kept. A test that reports `not ok` is never retried.
     """
-    attempts = 1 + int(os.environ.get("RIG_RETRIES", "1"))
+    attempts = 1 + int(os.environ.get("RIG_RETRIES", "2"))
     notes = []
     for attempt in range(1, attempts + 1):
         ok, lines, problem = boot_scenario(name, meta, kernel, initrd, console)

@@ -103,7 +103,7 @@ pub struct GpadlHeaderView<'a> {
 impl GpadlHeaderView<'_> {
     /// The range data words in this message.
     pub fn words(&self) -> Words<'_> {
-        Words(self.data.chunks_exact(8))
+        Words(self.data)
     }
 
     /// The first range's head, if this message carries it.
@@ -124,26 +124,30 @@ pub struct GpadlBodyView<'a> {
 impl GpadlBodyView<'_> {
     /// The PFNs in this message.
     pub fn words(&self) -> Words<'_> {
-        Words(self.data.chunks_exact(8))
+        Words(self.data)
     }
 }
 
 /// Little-endian u64 words read from unaligned bytes.
 #[derive(Clone, Debug)]
-pub struct Words<'a>(core::slice::ChunksExact<'a, u8>);
+///
+/// Written without division or panicking slice operations (no `chunks_exact`),
+/// so the kernel build has no panic path here: a trailing partial word is
+/// ignored.
+pub struct Words<'a>(&'a [u8]);
 
 impl Iterator for Words<'_> {
     type Item = u64;
 
     fn next(&mut self) -> Option<u64> {
-        let c = self.0.next()?;
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        Some(u64::from_le_bytes(w))
+        let (w, rest) = self.0.split_first_chunk::<8>()?;
+        self.0 = rest;
+        Some(u64::from_le_bytes(*w))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
+        let n = self.0.len() >> 3;
+        (n, Some(n))
     }
 }
 

@@ -133,7 +133,7 @@ impl<'a> LocalMemory<'a> {
 
     /// Overwrites data bytes, as a (possibly hostile) other side would.
     pub fn poke(&self, offset: usize, bytes: &[u8]) {
-        let mut data = self.data.borrow_mut();
+        let Ok(mut data) = self.data.try_borrow_mut() else { return };
         if let Some(dst) = data.get_mut(offset..offset.saturating_add(bytes.len())) {
             dst.copy_from_slice(bytes);
         }
@@ -141,11 +141,12 @@ impl<'a> LocalMemory<'a> {
 }
 
 impl RingMemory for LocalMemory<'_> {
+    // `try_borrow`: one thread, never re-entered, but no panic path either.
     fn data_len(&self) -> usize {
-        self.data.borrow().len()
+        self.data.try_borrow().map_or(0, |d| d.len())
     }
     fn read_data(&self, offset: usize, buf: &mut [u8]) {
-        let data = self.data.borrow();
+        let Ok(data) = self.data.try_borrow() else { return };
         if let Some(src) = data.get(offset..offset.saturating_add(buf.len())) {
             buf.copy_from_slice(src);
         }
@@ -330,14 +331,20 @@ struct SpaceWriter<'m, M> {
 
 impl<M: RingMemory> SpaceWriter<'_, M> {
     fn put(&mut self, data: &[u8]) {
-        let data = &data[..data.len().min(self.left)];
-        let first = data.len().min(self.size - self.pos);
-        self.mem.write_data(self.pos, &data[..first]);
-        if first < data.len() {
-            self.mem.write_data(0, &data[first..]);
+        // No division and no panicking arithmetic: `pos < size` and
+        // `left <= size` hold by construction, and the kernel build must
+        // have no panic path here.
+        let data = data.get(..data.len().min(self.left)).unwrap_or_default();
+        let (a, b) = data.split_at(data.len().min(self.size.saturating_sub(self.pos)));
+        self.mem.write_data(self.pos, a);
+        if !b.is_empty() {
+            self.mem.write_data(0, b);
         }
-        self.left -= data.len();
-        self.pos = (self.pos + data.len()) % self.size;
+        self.left = self.left.saturating_sub(data.len());
+        self.pos = self.pos.saturating_add(data.len());
+        if self.pos >= self.size {
+            self.pos = self.pos.saturating_sub(self.size);
+        }
     }
 
     fn zeros(&mut self, mut n: usize) {
