@@ -134,7 +134,7 @@ int main(void)
 		if (conn_ok && (!strstr(state, "phase Connected\n") || !strstr(state, want_state) ||
 				!strstr(log_text + mark, want_log))) {
 			conn_ok = false;
-			snprintf(why_conn, sizeof(why_conn), "cycle %d: want %s; state: %s", c,
+			snprintf(why_conn, sizeof(why_conn), "cycle %d: want %s; state: %.400s", c,
 				 want_version, state);
 		}
 		if (field(state, "channels") != count_lines(channels, "relid ") && conn_ok) {
