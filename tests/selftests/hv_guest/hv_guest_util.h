@@ -91,15 +91,19 @@ static inline const char *hv_module_path(void)
 	return p ? p : "/lib/modules/hv_guest/hv_guest.ko";
 }
 
-/* finit_module() of a .ko by path; returns 0 or -errno. */
+/*
+ * finit_module() of a .ko by path, with the module parameters in
+ * HV_GUEST_PARAMS (e.g. "vmbus=0"); returns 0 or -errno.
+ */
 static inline int hv_load(const char *path)
 {
+	const char *params = getenv("HV_GUEST_PARAMS");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int ret;
 
 	if (fd < 0)
 		return -errno;
-	ret = syscall(SYS_finit_module, fd, "", 0);
+	ret = syscall(SYS_finit_module, fd, params ? params : "", 0);
 	ret = ret ? -errno : 0;
 	close(fd);
 	return ret;
