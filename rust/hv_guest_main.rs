@@ -85,9 +85,9 @@ pub(crate) struct Core {
 /// and the bus), then VMBus (unloaded while the SynIC and hypercalls still
 /// work), then the core.
 struct HvGuest {
-    _debugfs: Pin<KBox<Scope<debugfs::DebugData>>>,
-    _vmbus: Option<Arc<bus::VmBus>>,
-    _core: Arc<Core>,
+    debugfs: Option<Pin<KBox<Scope<debugfs::DebugData>>>>,
+    vmbus: Option<Arc<bus::VmBus>>,
+    core: Option<Arc<Core>>,
 }
 
 impl kernel::Module for HvGuest {
@@ -128,15 +128,28 @@ impl kernel::Module for HvGuest {
             GFP_KERNEL,
         )?;
         Ok(Self {
-            _debugfs: scope,
-            _vmbus: vmbus,
-            _core: core,
+            debugfs: Some(scope),
+            vmbus,
+            core: Some(core),
         })
     }
 }
 
 impl Drop for HvGuest {
     fn drop(&mut self) {
+        // In order: the files, VMBus (while the SynIC and hypercalls still
+        // work), then the core, which must be the last reference: anything
+        // still holding it would keep the SynIC programmed with handlers in
+        // this module's text after it is gone.
+        drop(self.debugfs.take());
+        drop(self.vmbus.take());
+        if let Some(core) = self.core.take() {
+            if Arc::into_unique_or_drop(core).is_none() {
+                pr_err!(
+                    "unload: the SynIC and hypercall page are still referenced; they stay up\n"
+                );
+            }
+        }
         pr_info!("unloaded\n");
     }
 }
