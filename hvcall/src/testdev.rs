@@ -69,7 +69,12 @@ impl Command {
     /// Splits a written word.
     pub const fn decode(word: u32) -> Self {
         let [sint, vp, cmd, conn] = word.to_le_bytes();
-        Self { conn, cmd, vp, sint }
+        Self {
+            conn,
+            cmd,
+            vp,
+            sint,
+        }
     }
 
     /// The word the guest writes.
@@ -84,7 +89,12 @@ mod tests {
 
     #[test]
     fn layout_matches_qemu() {
-        let c = Command { conn: 0x21, cmd: cmd::MSG_CONN_CREATE, vp: 1, sint: 5 };
+        let c = Command {
+            conn: 0x21,
+            cmd: cmd::MSG_CONN_CREATE,
+            vp: 1,
+            sint: 5,
+        };
         assert_eq!(c.encode(), 0x21 << 24 | 4 << 16 | 1 << 8 | 5);
         assert_eq!(Command::decode(c.encode()), c);
     }

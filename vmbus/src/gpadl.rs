@@ -18,7 +18,8 @@
 use zerocopy::IntoBytes as _;
 
 use super::message::{
-    encode_with_tail, ChannelMessage, EncodeError, GpaRange, GpadlBody, GpadlHeader, MAX_MESSAGE_SIZE,
+    encode_with_tail, ChannelMessage, EncodeError, GpaRange, GpadlBody, GpadlHeader,
+    MAX_MESSAGE_SIZE,
 };
 use super::parse::{GpadlBodyView, GpadlHeaderView};
 
@@ -137,22 +138,47 @@ impl core::fmt::Display for GpadlError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             Self::BadRangeCount { count } => write!(f, "GPADL with {} ranges", count),
-            Self::BadRange { index, byte_count, byte_offset, pfns } => write!(
+            Self::BadRange {
+                index,
+                byte_count,
+                byte_offset,
+                pfns,
+            } => write!(
                 f,
                 "GPADL range {}: {} bytes at offset {} do not match {} pages",
                 index, byte_count, byte_offset, pfns
             ),
             Self::TooLarge { words } => write!(f, "GPADL of {} words exceeds range_buflen", words),
-            Self::StorageTooSmall { need, have } => write!(f, "GPADL needs {} words, storage has {}", need, have),
-            Self::WrongGpadl { expected, got } => {
-                write!(f, "GPADL body for {:#x} while assembling {:#x}", got, expected)
+            Self::StorageTooSmall { need, have } => {
+                write!(f, "GPADL needs {} words, storage has {}", need, have)
             }
-            Self::BadMsgNumber { expected, got } => write!(f, "GPADL body msgnumber {} at position {}", got, expected),
-            Self::TooManyWords { expected, got } => write!(f, "GPADL has {} words, announced {}", got, expected),
+            Self::WrongGpadl { expected, got } => {
+                write!(
+                    f,
+                    "GPADL body for {:#x} while assembling {:#x}",
+                    got, expected
+                )
+            }
+            Self::BadMsgNumber { expected, got } => {
+                write!(f, "GPADL body msgnumber {} at position {}", got, expected)
+            }
+            Self::TooManyWords { expected, got } => {
+                write!(f, "GPADL has {} words, announced {}", got, expected)
+            }
             Self::EmptyBody => write!(f, "GPADL body without PFNs"),
-            Self::Incomplete { have, need } => write!(f, "GPADL incomplete: {} of {} words", have, need),
-            Self::RangeCountMismatch { rangecount, used, words } => {
-                write!(f, "GPADL {} ranges use {} of {} words", rangecount, used, words)
+            Self::Incomplete { have, need } => {
+                write!(f, "GPADL incomplete: {} of {} words", have, need)
+            }
+            Self::RangeCountMismatch {
+                rangecount,
+                used,
+                words,
+            } => {
+                write!(
+                    f,
+                    "GPADL {} ranges use {} of {} words",
+                    rangecount, used, words
+                )
             }
         }
     }
@@ -175,13 +201,22 @@ pub struct GpadlSplitter<'a> {
 impl<'a> GpadlSplitter<'a> {
     /// Checks the ranges (each PFN list must match the pages its offset and
     /// length span) and prepares the messages.
-    pub fn new(child_relid: u32, gpadl: u32, ranges: &'a [GpadlRange<'a>]) -> Result<Self, GpadlError> {
+    pub fn new(
+        child_relid: u32,
+        gpadl: u32,
+        ranges: &'a [GpadlRange<'a>],
+    ) -> Result<Self, GpadlError> {
         if ranges.is_empty() || ranges.len() > u16::MAX as usize {
-            return Err(GpadlError::BadRangeCount { count: ranges.len() });
+            return Err(GpadlError::BadRangeCount {
+                count: ranges.len(),
+            });
         }
         let mut total_words = 0usize;
         for (index, r) in ranges.iter().enumerate() {
-            let head = GpaRange { byte_count: r.byte_count, byte_offset: r.byte_offset };
+            let head = GpaRange {
+                byte_count: r.byte_count,
+                byte_offset: r.byte_offset,
+            };
             match head.page_count() {
                 Some(p) if p != 0 && p == r.pfns.len() as u64 => {}
                 _ => {
@@ -198,7 +233,15 @@ impl<'a> GpadlSplitter<'a> {
         if total_words > MAX_WORDS {
             return Err(GpadlError::TooLarge { words: total_words });
         }
-        Ok(Self { child_relid, gpadl, ranges, total_words, sent_words: 0, range: 0, within: 0 })
+        Ok(Self {
+            child_relid,
+            gpadl,
+            ranges,
+            total_words,
+            sent_words: 0,
+            range: 0,
+            within: 0,
+        })
     }
 
     /// Range data words in all messages.
@@ -213,7 +256,11 @@ impl<'a> GpadlSplitter<'a> {
 
     fn next_word(&mut self) -> Option<u64> {
         let r = self.ranges.get(self.range)?;
-        let w = if self.within == 0 { r.head() } else { *r.pfns.get(self.within - 1)? };
+        let w = if self.within == 0 {
+            r.head()
+        } else {
+            *r.pfns.get(self.within - 1)?
+        };
         self.within += 1;
         if self.within > r.pfns.len() {
             self.range += 1;
@@ -230,8 +277,11 @@ impl<'a> GpadlSplitter<'a> {
         if !first && self.sent_words >= self.total_words {
             return None;
         }
-        let (fixed_len, max_words) =
-            if first { (GpadlHeader::LEN, HEADER_MAX_WORDS) } else { (GpadlBody::LEN, BODY_MAX_PFNS) };
+        let (fixed_len, max_words) = if first {
+            (GpadlHeader::LEN, HEADER_MAX_WORDS)
+        } else {
+            (GpadlBody::LEN, BODY_MAX_PFNS)
+        };
         let words = max_words.min(self.total_words - self.sent_words);
         let len = fixed_len + words * 8;
         let room = buf.len().min(MAX_MESSAGE_SIZE);
@@ -248,7 +298,14 @@ impl<'a> GpadlSplitter<'a> {
             };
             encode_with_tail(&h, &[], buf)
         } else {
-            encode_with_tail(&GpadlBody { msgnumber: 0, gpadl: self.gpadl }, &[], buf)
+            encode_with_tail(
+                &GpadlBody {
+                    msgnumber: 0,
+                    gpadl: self.gpadl,
+                },
+                &[],
+                buf,
+            )
         };
         if let Err(e) = fixed {
             return Some(Err(e));
@@ -282,9 +339,18 @@ impl<'s> GpadlAssembler<'s> {
         }
         let need = usize::from(h.range_buflen) / 8;
         if storage.len() < need {
-            return Err(GpadlError::StorageTooSmall { need, have: storage.len() });
+            return Err(GpadlError::StorageTooSmall {
+                need,
+                have: storage.len(),
+            });
         }
-        let mut this = Self { header: h, words: storage, need, have: 0, bodies: 0 };
+        let mut this = Self {
+            header: h,
+            words: storage,
+            need,
+            have: 0,
+            bodies: 0,
+        };
         this.push(header.words())?;
         Ok(this)
     }
@@ -292,7 +358,10 @@ impl<'s> GpadlAssembler<'s> {
     fn push(&mut self, words: super::parse::Words<'_>) -> Result<(), GpadlError> {
         let got = self.have + words.len();
         if got > self.need {
-            return Err(GpadlError::TooManyWords { expected: self.need, got });
+            return Err(GpadlError::TooManyWords {
+                expected: self.need,
+                got,
+            });
         }
         for (slot, w) in self.words[self.have..got].iter_mut().zip(words) {
             *slot = w;
@@ -314,11 +383,17 @@ impl<'s> GpadlAssembler<'s> {
     /// Adds a GPADL_BODY; returns whether the GPADL is now complete.
     pub fn add_body(&mut self, body: &GpadlBodyView<'_>) -> Result<bool, GpadlError> {
         if body.body.gpadl != self.header.gpadl {
-            return Err(GpadlError::WrongGpadl { expected: self.header.gpadl, got: body.body.gpadl });
+            return Err(GpadlError::WrongGpadl {
+                expected: self.header.gpadl,
+                got: body.body.gpadl,
+            });
         }
         let position = self.bodies.saturating_add(1);
         if body.body.msgnumber != 0 && body.body.msgnumber != position {
-            return Err(GpadlError::BadMsgNumber { expected: position, got: body.body.msgnumber });
+            return Err(GpadlError::BadMsgNumber {
+                expected: position,
+                got: body.body.msgnumber,
+            });
         }
         let words = body.words();
         if words.len() == 0 {
@@ -332,16 +407,26 @@ impl<'s> GpadlAssembler<'s> {
     /// Checks the ranges against the words and returns them.
     pub fn finish(self) -> Result<GpadlRanges<'s>, GpadlError> {
         if !self.is_complete() {
-            return Err(GpadlError::Incomplete { have: self.have, need: self.need });
+            return Err(GpadlError::Incomplete {
+                have: self.have,
+                need: self.need,
+            });
         }
         let words: &'s [u64] = &self.words[..self.need];
         let rangecount = self.header.rangecount;
         let mut pos = 0usize;
         for index in 0..usize::from(rangecount) {
             let Some(&head) = words.get(pos) else {
-                return Err(GpadlError::RangeCountMismatch { rangecount, used: pos, words: words.len() });
+                return Err(GpadlError::RangeCountMismatch {
+                    rangecount,
+                    used: pos,
+                    words: words.len(),
+                });
             };
-            let r = GpaRange { byte_count: head as u32, byte_offset: (head >> 32) as u32 };
+            let r = GpaRange {
+                byte_count: head as u32,
+                byte_offset: (head >> 32) as u32,
+            };
             let remaining = (words.len() - pos - 1) as u64;
             match r.page_count() {
                 Some(p) if p != 0 && p <= remaining => pos += 1 + p as usize,
@@ -356,9 +441,16 @@ impl<'s> GpadlAssembler<'s> {
             }
         }
         if pos != words.len() {
-            return Err(GpadlError::RangeCountMismatch { rangecount, used: pos, words: words.len() });
+            return Err(GpadlError::RangeCountMismatch {
+                rangecount,
+                used: pos,
+                words: words.len(),
+            });
         }
-        Ok(GpadlRanges { header: self.header, words })
+        Ok(GpadlRanges {
+            header: self.header,
+            words,
+        })
     }
 }
 
@@ -386,12 +478,19 @@ impl<'s> GpadlRanges<'s> {
         let mut pos = 0usize;
         core::iter::from_fn(move || {
             let head = *words.get(pos)?;
-            let r = GpaRange { byte_count: head as u32, byte_offset: (head >> 32) as u32 };
+            let r = GpaRange {
+                byte_count: head as u32,
+                byte_offset: (head >> 32) as u32,
+            };
             // finish() checked every range against the words.
             let pages = r.page_count().unwrap_or(0) as usize;
             let pfns = words.get(pos + 1..pos + 1 + pages)?;
             pos += 1 + pages;
-            Some(GpadlRange { byte_count: r.byte_count, byte_offset: r.byte_offset, pfns })
+            Some(GpadlRange {
+                byte_count: r.byte_count,
+                byte_offset: r.byte_offset,
+                pfns,
+            })
         })
     }
 
@@ -419,16 +518,23 @@ mod tests {
             msgs.push(buf[..n.expect("fits")].to_vec());
         }
         assert_eq!(msgs.len(), count);
-        let Ok(Message::GpadlHeader(h)) = parse(&msgs[0]) else { panic!("first is a header") };
+        let Ok(Message::GpadlHeader(h)) = parse(&msgs[0]) else {
+            panic!("first is a header")
+        };
         assert_eq!((h.header.child_relid, h.header.gpadl), (7, 0x1234));
         let mut a = GpadlAssembler::new(&h, &mut storage).expect("starts");
         for (i, m) in msgs[1..].iter().enumerate() {
-            let Ok(Message::GpadlBody(b)) = parse(m) else { panic!("then bodies") };
+            let Ok(Message::GpadlBody(b)) = parse(m) else {
+                panic!("then bodies")
+            };
             assert_eq!(a.add_body(&b), Ok(i + 2 == msgs.len()));
         }
         assert!(a.is_complete());
         let g = a.finish().expect("valid");
-        let out = g.ranges().map(|r| (r.byte_count, r.byte_offset, r.pfns.to_vec())).collect();
+        let out = g
+            .ranges()
+            .map(|r| (r.byte_count, r.byte_offset, r.pfns.to_vec()))
+            .collect();
         (count, storage.clone(), out)
     }
 
@@ -445,7 +551,11 @@ mod tests {
     fn single_range_like_linux_ring() {
         for pages in [1usize, 26, 27, 54, 55, 200] {
             let pfns: Vec<u64> = (0..pages as u64).map(|i| 0x1000 + i * 3).collect();
-            let r = [GpadlRange { byte_count: (pages * 4096) as u32, byte_offset: 0, pfns: &pfns }];
+            let r = [GpadlRange {
+                byte_count: (pages * 4096) as u32,
+                byte_offset: 0,
+                pfns: &pfns,
+            }];
             let (count, _, out) = split_and_assemble(&r);
             assert_eq!(count, message_count(pages + 1), "{pages}");
             assert_eq!(out, vec![((pages * 4096) as u32, 0, pfns.clone())]);
@@ -457,8 +567,16 @@ mod tests {
         let a: Vec<u64> = (0..30).collect();
         let b = [99u64, 100];
         let r = [
-            GpadlRange { byte_count: 30 * 4096 - 10, byte_offset: 10, pfns: &a },
-            GpadlRange { byte_count: 5000, byte_offset: 100, pfns: &b },
+            GpadlRange {
+                byte_count: 30 * 4096 - 10,
+                byte_offset: 10,
+                pfns: &a,
+            },
+            GpadlRange {
+                byte_count: 5000,
+                byte_offset: 100,
+                pfns: &b,
+            },
         ];
         let (_, words, out) = split_and_assemble(&r);
         assert_eq!(words.len(), 34);
@@ -469,20 +587,44 @@ mod tests {
     #[test]
     fn splitter_rejects_inconsistent_ranges() {
         let p = [1u64, 2];
-        let bad = [GpadlRange { byte_count: 4096, byte_offset: 0, pfns: &p }];
+        let bad = [GpadlRange {
+            byte_count: 4096,
+            byte_offset: 0,
+            pfns: &p,
+        }];
         assert_eq!(
             GpadlSplitter::new(1, 1, &bad).err(),
-            Some(GpadlError::BadRange { index: 0, byte_count: 4096, byte_offset: 0, pfns: 2 })
+            Some(GpadlError::BadRange {
+                index: 0,
+                byte_count: 4096,
+                byte_offset: 0,
+                pfns: 2
+            })
         );
-        assert_eq!(GpadlSplitter::new(1, 1, &[]).err(), Some(GpadlError::BadRangeCount { count: 0 }));
+        assert_eq!(
+            GpadlSplitter::new(1, 1, &[]).err(),
+            Some(GpadlError::BadRangeCount { count: 0 })
+        );
         let many: Vec<u64> = vec![0; 9000];
-        let big = [GpadlRange { byte_count: 9000 * 4096, byte_offset: 0, pfns: &many }];
-        assert_eq!(GpadlSplitter::new(1, 1, &big).err(), Some(GpadlError::TooLarge { words: 9001 }));
+        let big = [GpadlRange {
+            byte_count: 9000 * 4096,
+            byte_offset: 0,
+            pfns: &many,
+        }];
+        assert_eq!(
+            GpadlSplitter::new(1, 1, &big).err(),
+            Some(GpadlError::TooLarge { words: 9001 })
+        );
     }
 
     fn header_msg(range_buflen: u16, rangecount: u16, words: &[u64]) -> Vec<u8> {
         let mut buf = [0u8; MAX_MESSAGE_SIZE];
-        let h = GpadlHeader { child_relid: 1, gpadl: 5, range_buflen, rangecount };
+        let h = GpadlHeader {
+            child_relid: 1,
+            gpadl: 5,
+            range_buflen,
+            rangecount,
+        };
         let n = encode_with_tail(&h, words.as_bytes(), &mut buf).expect("fits");
         buf[..n].to_vec()
     }
@@ -496,7 +638,8 @@ mod tests {
 
     fn body_msg(msgnumber: u32, gpadl: u32, words: &[u64]) -> Vec<u8> {
         let mut buf = [0u8; MAX_MESSAGE_SIZE];
-        let n = encode_with_tail(&GpadlBody { msgnumber, gpadl }, words.as_bytes(), &mut buf).expect("fits");
+        let n = encode_with_tail(&GpadlBody { msgnumber, gpadl }, words.as_bytes(), &mut buf)
+            .expect("fits");
         buf[..n].to_vec()
     }
 
@@ -506,51 +649,109 @@ mod tests {
         let mut st = [0u64; 8];
         // Storage too small.
         let m = header_msg(64, 1, &[head(4096, 0), 1]);
-        let Ok(Message::GpadlHeader(h)) = parse(&m) else { panic!() };
-        assert_eq!(GpadlAssembler::new(&h, &mut st[..2]).err(), Some(GpadlError::StorageTooSmall { need: 8, have: 2 }));
+        let Ok(Message::GpadlHeader(h)) = parse(&m) else {
+            panic!()
+        };
+        assert_eq!(
+            GpadlAssembler::new(&h, &mut st[..2]).err(),
+            Some(GpadlError::StorageTooSmall { need: 8, have: 2 })
+        );
         // Wrong gpadl, bad msgnumber, too many words, incomplete.
         let mut a = GpadlAssembler::new(&h, &mut st).expect("starts");
         let m = body_msg(1, 6, &[1]);
         let b = body(&m);
-        assert_eq!(a.add_body(&b), Err(GpadlError::WrongGpadl { expected: 5, got: 6 }));
+        assert_eq!(
+            a.add_body(&b),
+            Err(GpadlError::WrongGpadl {
+                expected: 5,
+                got: 6
+            })
+        );
         let m = body_msg(2, 5, &[1]);
         let b = body(&m);
-        assert_eq!(a.add_body(&b), Err(GpadlError::BadMsgNumber { expected: 1, got: 2 }));
+        assert_eq!(
+            a.add_body(&b),
+            Err(GpadlError::BadMsgNumber {
+                expected: 1,
+                got: 2
+            })
+        );
         let m = body_msg(1, 5, &[]);
         let b = body(&m);
         assert_eq!(a.add_body(&b), Err(GpadlError::EmptyBody));
         let m = body_msg(1, 5, &[0; 7]);
         let b = body(&m);
-        assert_eq!(a.add_body(&b), Err(GpadlError::TooManyWords { expected: 8, got: 9 }));
-        assert_eq!(a.finish().err(), Some(GpadlError::Incomplete { have: 2, need: 8 }));
+        assert_eq!(
+            a.add_body(&b),
+            Err(GpadlError::TooManyWords {
+                expected: 8,
+                got: 9
+            })
+        );
+        assert_eq!(
+            a.finish().err(),
+            Some(GpadlError::Incomplete { have: 2, need: 8 })
+        );
         // One page announced but words left over.
         let m = header_msg(24, 1, &[head(4096, 0), 1, 2]);
-        let Ok(Message::GpadlHeader(h)) = parse(&m) else { panic!() };
-        let a = GpadlAssembler::new(&h, &mut st).expect("starts");
-        assert_eq!(a.finish().err(), Some(GpadlError::RangeCountMismatch { rangecount: 1, used: 2, words: 3 }));
-        // Two pages announced (offset pushes it over) but one PFN.
-        let m = header_msg(16, 1, &[head(4096, 1), 1]);
-        let Ok(Message::GpadlHeader(h)) = parse(&m) else { panic!() };
+        let Ok(Message::GpadlHeader(h)) = parse(&m) else {
+            panic!()
+        };
         let a = GpadlAssembler::new(&h, &mut st).expect("starts");
         assert_eq!(
             a.finish().err(),
-            Some(GpadlError::BadRange { index: 0, byte_count: 4096, byte_offset: 1, pfns: 1 })
+            Some(GpadlError::RangeCountMismatch {
+                rangecount: 1,
+                used: 2,
+                words: 3
+            })
+        );
+        // Two pages announced (offset pushes it over) but one PFN.
+        let m = header_msg(16, 1, &[head(4096, 1), 1]);
+        let Ok(Message::GpadlHeader(h)) = parse(&m) else {
+            panic!()
+        };
+        let a = GpadlAssembler::new(&h, &mut st).expect("starts");
+        assert_eq!(
+            a.finish().err(),
+            Some(GpadlError::BadRange {
+                index: 0,
+                byte_count: 4096,
+                byte_offset: 1,
+                pfns: 1
+            })
         );
         // Offset outside the page, and a zero-length range.
         for bad in [head(1, 4096), head(0, 0)] {
             let m = header_msg(16, 1, &[bad, 1]);
-            let Ok(Message::GpadlHeader(h)) = parse(&m) else { panic!() };
+            let Ok(Message::GpadlHeader(h)) = parse(&m) else {
+                panic!()
+            };
             let a = GpadlAssembler::new(&h, &mut st).expect("starts");
-            assert!(matches!(a.finish(), Err(GpadlError::BadRange { index: 0, .. })));
+            assert!(matches!(
+                a.finish(),
+                Err(GpadlError::BadRange { index: 0, .. })
+            ));
         }
         // Two ranges announced, one present.
         let m = header_msg(16, 2, &[head(4096, 0), 1]);
-        let Ok(Message::GpadlHeader(h)) = parse(&m) else { panic!() };
+        let Ok(Message::GpadlHeader(h)) = parse(&m) else {
+            panic!()
+        };
         let a = GpadlAssembler::new(&h, &mut st).expect("starts");
-        assert_eq!(a.finish().err(), Some(GpadlError::RangeCountMismatch { rangecount: 2, used: 2, words: 2 }));
+        assert_eq!(
+            a.finish().err(),
+            Some(GpadlError::RangeCountMismatch {
+                rangecount: 2,
+                used: 2,
+                words: 2
+            })
+        );
         // Linux-style zero msgnumbers are fine.
         let m = header_msg(32, 1, &[head(3 * 4096, 0)]);
-        let Ok(Message::GpadlHeader(h)) = parse(&m) else { panic!() };
+        let Ok(Message::GpadlHeader(h)) = parse(&m) else {
+            panic!()
+        };
         let mut a = GpadlAssembler::new(&h, &mut st).expect("starts");
         let m = body_msg(0, 5, &[7, 8]);
         let b = body(&m);
@@ -561,6 +762,9 @@ mod tests {
         let g = a.finish().expect("valid");
         assert_eq!(g.byte_count(), 3 * 4096);
         assert_eq!((g.child_relid(), g.gpadl()), (1, 5));
-        assert_eq!(g.ranges().next().map(|r| r.pfns.to_vec()), Some(vec![7, 8, 9]));
+        assert_eq!(
+            g.ranges().next().map(|r| r.pfns.to_vec()),
+            Some(vec![7, 8, 9])
+        );
     }
 }

@@ -8,7 +8,9 @@
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// A GUID as it lies in a channel message: 16 bytes, no alignment.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(transparent)]
 pub struct Guid(pub [u8; 16]);
 
@@ -24,7 +26,10 @@ impl Guid {
         let a = d1.to_le_bytes();
         let b = d2.to_le_bytes();
         let c = d3.to_le_bytes();
-        Self([a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7]])
+        Self([
+            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4],
+            d4[5], d4[6], d4[7],
+        ])
     }
 
     /// The first field (32 bits) of the text form.
@@ -50,7 +55,10 @@ impl Guid {
 
     /// The name of the class if this is one of [`KNOWN_CLASSES`].
     pub fn class_name(&self) -> Option<&'static str> {
-        KNOWN_CLASSES.iter().find(|(g, _)| g == self).map(|(_, n)| *n)
+        KNOWN_CLASSES
+            .iter()
+            .find(|(g, _)| g == self)
+            .map(|(_, n)| *n)
     }
 }
 
@@ -58,7 +66,15 @@ impl core::fmt::Display for Guid {
     /// The usual lower-case text form, `57164f39-9115-4e78-ab55-382f3bd5422d`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let d4 = self.data4();
-        write!(f, "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-", self.data1(), self.data2(), self.data3(), d4[0], d4[1])?;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-",
+            self.data1(),
+            self.data2(),
+            self.data3(),
+            d4[0],
+            d4[1]
+        )?;
         for b in &d4[2..] {
             write!(f, "{:02x}", b)?;
         }
@@ -73,22 +89,49 @@ impl core::fmt::Debug for Guid {
 }
 
 /// Heartbeat integration service (`HV_HEART_BEAT_GUID`).
-pub const HEARTBEAT: Guid =
-    Guid::from_fields(0x57164f39, 0x9115, 0x4e78, [0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d]);
+pub const HEARTBEAT: Guid = Guid::from_fields(
+    0x57164f39,
+    0x9115,
+    0x4e78,
+    [0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d],
+);
 /// Shutdown integration service (`HV_SHUTDOWN_GUID`).
-pub const SHUTDOWN: Guid =
-    Guid::from_fields(0x0e0b6031, 0x5213, 0x4934, [0x81, 0x8b, 0x38, 0xd9, 0x0c, 0xed, 0x39, 0xdb]);
+pub const SHUTDOWN: Guid = Guid::from_fields(
+    0x0e0b6031,
+    0x5213,
+    0x4934,
+    [0x81, 0x8b, 0x38, 0xd9, 0x0c, 0xed, 0x39, 0xdb],
+);
 /// Time synchronisation integration service (`HV_TS_GUID`).
-pub const TIMESYNC: Guid =
-    Guid::from_fields(0x9527e630, 0xd0ae, 0x497b, [0xad, 0xce, 0xe8, 0x0a, 0xb0, 0x17, 0x5c, 0xaf]);
+pub const TIMESYNC: Guid = Guid::from_fields(
+    0x9527e630,
+    0xd0ae,
+    0x497b,
+    [0xad, 0xce, 0xe8, 0x0a, 0xb0, 0x17, 0x5c, 0xaf],
+);
 /// Key-value pair exchange integration service (`HV_KVP_GUID`).
-pub const KVP: Guid = Guid::from_fields(0xa9a0f4e7, 0x5a45, 0x4d96, [0xb8, 0x27, 0x8a, 0x84, 0x1e, 0x8c, 0x03, 0xe6]);
+pub const KVP: Guid = Guid::from_fields(
+    0xa9a0f4e7,
+    0x5a45,
+    0x4d96,
+    [0xb8, 0x27, 0x8a, 0x84, 0x1e, 0x8c, 0x03, 0xe6],
+);
 /// Volume shadow copy (backup) integration service (`HV_VSS_GUID`).
-pub const VSS: Guid = Guid::from_fields(0x35fa2e29, 0xea23, 0x4236, [0x96, 0xae, 0x3a, 0x6e, 0xba, 0xcb, 0xa4, 0x40]);
+pub const VSS: Guid = Guid::from_fields(
+    0x35fa2e29,
+    0xea23,
+    0x4236,
+    [0x96, 0xae, 0x3a, 0x6e, 0xba, 0xcb, 0xa4, 0x40],
+);
 
 /// The class GUIDs this crate names, for logs and debugfs.
-pub const KNOWN_CLASSES: &[(Guid, &str)] =
-    &[(HEARTBEAT, "heartbeat"), (SHUTDOWN, "shutdown"), (TIMESYNC, "timesync"), (KVP, "kvp"), (VSS, "vss")];
+pub const KNOWN_CLASSES: &[(Guid, &str)] = &[
+    (HEARTBEAT, "heartbeat"),
+    (SHUTDOWN, "shutdown"),
+    (TIMESYNC, "timesync"),
+    (KVP, "kvp"),
+    (VSS, "vss"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -96,12 +139,18 @@ mod tests {
 
     #[test]
     fn text_form_matches_hyperv_h_comments() {
-        assert_eq!(HEARTBEAT.to_string(), "57164f39-9115-4e78-ab55-382f3bd5422d");
+        assert_eq!(
+            HEARTBEAT.to_string(),
+            "57164f39-9115-4e78-ab55-382f3bd5422d"
+        );
         assert_eq!(SHUTDOWN.to_string(), "0e0b6031-5213-4934-818b-38d90ced39db");
         assert_eq!(TIMESYNC.to_string(), "9527e630-d0ae-497b-adce-e80ab0175caf");
         assert_eq!(KVP.to_string(), "a9a0f4e7-5a45-4d96-b827-8a841e8c03e6");
         assert_eq!(VSS.to_string(), "35fa2e29-ea23-4236-96ae-3a6ebacba440");
-        assert_eq!(format!("{:?}", Guid::ZERO), "{00000000-0000-0000-0000-000000000000}");
+        assert_eq!(
+            format!("{:?}", Guid::ZERO),
+            "{00000000-0000-0000-0000-000000000000}"
+        );
     }
 
     #[test]
@@ -109,7 +158,10 @@ mod tests {
         // GUID_INIT stores d1..d3 little-endian, d4 as written.
         assert_eq!(&HEARTBEAT.0[..4], &[0x39, 0x4f, 0x16, 0x57]);
         assert_eq!(&HEARTBEAT.0[4..8], &[0x15, 0x91, 0x78, 0x4e]);
-        assert_eq!(&HEARTBEAT.0[8..], &[0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d]);
+        assert_eq!(
+            &HEARTBEAT.0[8..],
+            &[0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d]
+        );
         assert_eq!(KVP.class_name(), Some("kvp"));
         assert_eq!(Guid::ZERO.class_name(), None);
     }

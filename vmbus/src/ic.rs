@@ -24,7 +24,9 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::message::read_prefix;
 
 /// `struct vmbuspipe_hdr`: the pipe header in front of every IC message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct PipeHeader {
     /// Pipe flags; Linux ignores them and echoes them back.
@@ -35,7 +37,9 @@ pub struct PipeHeader {
 const _: () = assert!(size_of::<PipeHeader>() == 8);
 
 /// `struct ic_version`: a major.minor pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct IcVersion {
     /// Major.
@@ -59,7 +63,9 @@ impl core::fmt::Display for IcVersion {
 }
 
 /// An IC message type (`ICMSGTYPE_*`). Unknown values are data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(transparent)]
 pub struct IcMsgType(pub u16);
 
@@ -96,7 +102,9 @@ pub const HV_S_OK: u32 = 0;
 pub const HV_E_FAIL: u32 = 0x8000_4005;
 
 /// `struct icmsg_hdr`, 20 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct IcMsgHeader {
     /// The framework version in use.
@@ -124,7 +132,9 @@ const _: () = assert!(ICMSG_HDR == 28);
 
 /// The fixed part of `struct icmsg_negotiate`, 8 bytes; the framework
 /// versions and then the message versions ([`IcVersion`] each) follow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct IcNegotiate {
     /// Framework versions listed.
@@ -141,7 +151,9 @@ const _: () = assert!(size_of::<IcNegotiate>() == 8);
 pub const MAX_VERSION_COUNT: usize = 100;
 
 /// `struct heartbeat_msg_data`, 40 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HeartbeatMsg {
     /// The host's sequence number; the guest answers with it plus one.
@@ -196,7 +208,9 @@ pub mod timesync_flags {
 pub const WLTIMEDELTA: u64 = 116_444_736_000_000_000;
 
 /// `struct ictimesync_data` (message versions below 4.0), 25 bytes packed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C, packed)]
 pub struct TimesyncMsg {
     /// Host time, 100 ns since 1601.
@@ -211,7 +225,9 @@ pub struct TimesyncMsg {
 const _: () = assert!(size_of::<TimesyncMsg>() == 25);
 
 /// `struct ictimesync_ref_data` (message version 4.0), 22 bytes packed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C, packed)]
 pub struct TimesyncRefMsg {
     /// Host time, 100 ns since 1601.
@@ -235,11 +251,19 @@ pub const FRAMEWORK_VERSIONS: [IcVersion; 2] = [IcVersion::new(3, 0), IcVersion:
 /// Heartbeat message versions Linux knows (`hb_versions`).
 pub const HEARTBEAT_VERSIONS: [IcVersion; 2] = [IcVersion::new(3, 0), IcVersion::new(1, 0)];
 /// Shutdown message versions Linux knows (`sd_versions`).
-pub const SHUTDOWN_VERSIONS: [IcVersion; 4] =
-    [IcVersion::new(3, 2), IcVersion::new(3, 1), IcVersion::new(3, 0), IcVersion::new(1, 0)];
+pub const SHUTDOWN_VERSIONS: [IcVersion; 4] = [
+    IcVersion::new(3, 2),
+    IcVersion::new(3, 1),
+    IcVersion::new(3, 0),
+    IcVersion::new(1, 0),
+];
 /// Timesync message versions Linux knows (`ts_versions`); from 4.0 on the
 /// sample is a [`TimesyncRefMsg`].
-pub const TIMESYNC_VERSIONS: [IcVersion; 3] = [IcVersion::new(4, 0), IcVersion::new(3, 0), IcVersion::new(1, 0)];
+pub const TIMESYNC_VERSIONS: [IcVersion; 3] = [
+    IcVersion::new(4, 0),
+    IcVersion::new(3, 0),
+    IcVersion::new(1, 0),
+];
 
 /// Why bytes are not a usable IC message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,9 +296,15 @@ impl core::fmt::Display for IcError {
         match *self {
             Self::TooShort { need, got } => write!(f, "IC message of {} bytes, need {}", got, need),
             Self::BadVersionCounts { frame, msg } => {
-                write!(f, "IC negotiate lists {} framework and {} message versions", frame, msg)
+                write!(
+                    f,
+                    "IC negotiate lists {} framework and {} message versions",
+                    frame, msg
+                )
             }
-            Self::NoRoom { need, room } => write!(f, "IC message needs {} bytes, room for {}", need, room),
+            Self::NoRoom { need, room } => {
+                write!(f, "IC message needs {} bytes, room for {}", need, room)
+            }
         }
     }
 }
@@ -294,8 +324,10 @@ pub struct IcMessage<'a> {
 impl IcMessage<'_> {
     /// Reads the body as a `T` if it is long enough.
     pub fn body_as<T: zerocopy::FromBytes>(&self) -> Result<T, IcError> {
-        read_prefix(self.body)
-            .ok_or(IcError::TooShort { need: ICMSG_HDR + size_of::<T>(), got: ICMSG_HDR + self.body.len() })
+        read_prefix(self.body).ok_or(IcError::TooShort {
+            need: ICMSG_HDR + size_of::<T>(),
+            got: ICMSG_HDR + self.body.len(),
+        })
     }
 
     /// Whether the guest marked this as a response.
@@ -307,10 +339,17 @@ impl IcMessage<'_> {
 /// Parses the packet data of an IC channel (what follows the packet
 /// descriptor).
 pub fn parse_message(data: &[u8]) -> Result<IcMessage<'_>, IcError> {
-    let too_short = IcError::TooShort { need: ICMSG_HDR, got: data.len() };
+    let too_short = IcError::TooShort {
+        need: ICMSG_HDR,
+        got: data.len(),
+    };
     let pipe: PipeHeader = read_prefix(data).ok_or(too_short)?;
     let header: IcMsgHeader = read_prefix(&data[size_of::<PipeHeader>()..]).ok_or(too_short)?;
-    Ok(IcMessage { pipe, header, body: &data[ICMSG_HDR..] })
+    Ok(IcMessage {
+        pipe,
+        header,
+        body: &data[ICMSG_HDR..],
+    })
 }
 
 /// The outcome of a negotiation as the guest answered it.
@@ -330,8 +369,10 @@ pub enum Negotiated {
 /// Reads a negotiate answer's body: one framework and one message version,
 /// or zero counts. Counts beyond what fits are an error.
 pub fn parse_negotiate(body: &[u8]) -> Result<Negotiated, IcError> {
-    let n: IcNegotiate = read_prefix(body)
-        .ok_or(IcError::TooShort { need: ICMSG_HDR + size_of::<IcNegotiate>(), got: ICMSG_HDR + body.len() })?;
+    let n: IcNegotiate = read_prefix(body).ok_or(IcError::TooShort {
+        need: ICMSG_HDR + size_of::<IcNegotiate>(),
+        got: ICMSG_HDR + body.len(),
+    })?;
     let (frame, msg) = (n.icframe_vercnt, n.icmsg_vercnt);
     if frame == 0 || msg == 0 {
         return Ok(Negotiated::NoCommonVersion);
@@ -346,21 +387,32 @@ pub fn parse_negotiate(body: &[u8]) -> Result<Negotiated, IcError> {
     }
     // Linux puts the chosen framework version first and the chosen message
     // version second, whatever the counts say.
-    let framework: IcVersion = read_prefix(versions).ok_or(IcError::BadVersionCounts { frame, msg })?;
-    let message: IcVersion =
-        read_prefix(&versions[size_of::<IcVersion>()..]).ok_or(IcError::BadVersionCounts { frame, msg })?;
+    let framework: IcVersion =
+        read_prefix(versions).ok_or(IcError::BadVersionCounts { frame, msg })?;
+    let message: IcVersion = read_prefix(&versions[size_of::<IcVersion>()..])
+        .ok_or(IcError::BadVersionCounts { frame, msg })?;
     Ok(Negotiated::Versions { framework, message })
 }
 
 /// Writes pipe header, IC header and `body` to the start of `buf`; the
 /// pipe header's `msgsize` and `icmsgsize` are filled in. Returns the length.
-pub fn encode_message(header: &IcMsgHeader, body: &[&[u8]], buf: &mut [u8]) -> Result<usize, IcError> {
+pub fn encode_message(
+    header: &IcMsgHeader,
+    body: &[&[u8]],
+    buf: &mut [u8],
+) -> Result<usize, IcError> {
     let body_len = body.iter().fold(0usize, |n, b| n.saturating_add(b.len()));
     let need = ICMSG_HDR.saturating_add(body_len);
     if need > buf.len() || body_len > usize::from(u16::MAX) {
-        return Err(IcError::NoRoom { need, room: buf.len() });
+        return Err(IcError::NoRoom {
+            need,
+            room: buf.len(),
+        });
     }
-    let pipe = PipeHeader { flags: 0, msgsize: (need - size_of::<PipeHeader>()) as u32 };
+    let pipe = PipeHeader {
+        flags: 0,
+        msgsize: (need - size_of::<PipeHeader>()) as u32,
+    };
     let mut h = *header;
     h.icmsgsize = body_len as u16;
     buf[..size_of::<PipeHeader>()].copy_from_slice(pipe.as_bytes());
@@ -375,12 +427,23 @@ pub fn encode_message(header: &IcMsgHeader, body: &[&[u8]], buf: &mut [u8]) -> R
 
 /// Writes a NEGOTIATE request listing `frameworks` and `messages` (the
 /// sender's preference first) into `buf`; returns the length.
-pub fn encode_negotiate(frameworks: &[IcVersion], messages: &[IcVersion], buf: &mut [u8]) -> Result<usize, IcError> {
+pub fn encode_negotiate(
+    frameworks: &[IcVersion],
+    messages: &[IcVersion],
+    buf: &mut [u8],
+) -> Result<usize, IcError> {
     let (frame, msg) = (frameworks.len(), messages.len());
     if frame == 0 || msg == 0 || frame > MAX_VERSION_COUNT || msg > MAX_VERSION_COUNT {
-        return Err(IcError::BadVersionCounts { frame: frame as u16, msg: msg as u16 });
+        return Err(IcError::BadVersionCounts {
+            frame: frame as u16,
+            msg: msg as u16,
+        });
     }
-    let n = IcNegotiate { icframe_vercnt: frame as u16, icmsg_vercnt: msg as u16, reserved: 0 };
+    let n = IcNegotiate {
+        icframe_vercnt: frame as u16,
+        icmsg_vercnt: msg as u16,
+        reserved: 0,
+    };
     let header = IcMsgHeader {
         icverframe: frameworks[0],
         icmsgtype: IcMsgType::NEGOTIATE,
@@ -388,7 +451,11 @@ pub fn encode_negotiate(frameworks: &[IcVersion], messages: &[IcVersion], buf: &
         icflags: icflags::TRANSACTION | icflags::REQUEST,
         ..Default::default()
     };
-    encode_message(&header, &[n.as_bytes(), frameworks.as_bytes(), messages.as_bytes()], buf)
+    encode_message(
+        &header,
+        &[n.as_bytes(), frameworks.as_bytes(), messages.as_bytes()],
+        buf,
+    )
 }
 
 #[cfg(test)]
@@ -408,7 +475,10 @@ mod tests {
         assert_eq!(offset_of!(TimesyncMsg, flags), 24);
         assert_eq!(offset_of!(ShutdownMsg, flags), 8);
         // ICMSG_NEGOTIATE_PKT_SIZE(2, 2) of the request Linux answers.
-        assert_eq!(ICMSG_HDR + size_of::<IcNegotiate>() + 4 * size_of::<IcVersion>(), 52);
+        assert_eq!(
+            ICMSG_HDR + size_of::<IcNegotiate>() + 4 * size_of::<IcVersion>(),
+            52
+        );
     }
 
     /// Linux's `vmbus_prep_negotiate_resp`, reduced: pick the first of the
@@ -417,10 +487,16 @@ mod tests {
         let n: IcNegotiate = read_prefix(&buf[ICMSG_HDR..]).expect("negotiate");
         let list: &[u8] = &buf[ICMSG_HDR + 8..];
         let ver = |i: usize| -> IcVersion { read_prefix(&list[i * 4..]).expect("version") };
-        let f = fw.iter().find(|v| (0..n.icframe_vercnt as usize).any(|i| ver(i) == **v)).copied();
+        let f = fw
+            .iter()
+            .find(|v| (0..n.icframe_vercnt as usize).any(|i| ver(i) == **v))
+            .copied();
         let m = srv
             .iter()
-            .find(|v| (n.icframe_vercnt as usize..(n.icframe_vercnt + n.icmsg_vercnt) as usize).any(|i| ver(i) == **v))
+            .find(|v| {
+                (n.icframe_vercnt as usize..(n.icframe_vercnt + n.icmsg_vercnt) as usize)
+                    .any(|i| ver(i) == **v)
+            })
             .copied();
         let (fc, mc, f, m) = match (f, m) {
             (Some(f), Some(m)) => (1u16, 1u16, f, m),
@@ -436,33 +512,53 @@ mod tests {
     #[test]
     fn negotiate_round_trip_with_linux_rules() {
         let mut buf = [0u8; 256];
-        let len = encode_negotiate(&FRAMEWORK_VERSIONS, &SHUTDOWN_VERSIONS, &mut buf).expect("fits");
+        let len =
+            encode_negotiate(&FRAMEWORK_VERSIONS, &SHUTDOWN_VERSIONS, &mut buf).expect("fits");
         assert_eq!(len, ICMSG_HDR + 8 + 6 * 4);
         let m = parse_message(&buf[..len]).expect("parses");
         assert_eq!(m.header.icmsgtype, IcMsgType::NEGOTIATE);
         assert_eq!(m.pipe.msgsize as usize, len - 8);
         assert!(!m.is_response());
-        linux_answer(&mut buf, &FRAMEWORK_VERSIONS, &[IcVersion::new(3, 2), IcVersion::new(3, 1)]);
+        linux_answer(
+            &mut buf,
+            &FRAMEWORK_VERSIONS,
+            &[IcVersion::new(3, 2), IcVersion::new(3, 1)],
+        );
         let m = parse_message(&buf[..len]).expect("parses");
         assert!(m.is_response());
         assert_eq!(
             parse_negotiate(m.body),
-            Ok(Negotiated::Versions { framework: IcVersion::new(3, 0), message: IcVersion::new(3, 2) })
+            Ok(Negotiated::Versions {
+                framework: IcVersion::new(3, 0),
+                message: IcVersion::new(3, 2)
+            })
         );
         linux_answer(&mut buf, &FRAMEWORK_VERSIONS, &[IcVersion::new(9, 9)]);
-        assert_eq!(parse_negotiate(&buf[ICMSG_HDR..len]), Ok(Negotiated::NoCommonVersion));
+        assert_eq!(
+            parse_negotiate(&buf[ICMSG_HDR..len]),
+            Ok(Negotiated::NoCommonVersion)
+        );
     }
 
     #[test]
     fn hostile_inputs_are_errors() {
-        assert_eq!(parse_message(&[0; 27]), Err(IcError::TooShort { need: 28, got: 27 }));
+        assert_eq!(
+            parse_message(&[0; 27]),
+            Err(IcError::TooShort { need: 28, got: 27 })
+        );
         let mut body = [0u8; 16];
         body[0] = 101;
         body[2] = 1;
-        assert_eq!(parse_negotiate(&body), Err(IcError::BadVersionCounts { frame: 101, msg: 1 }));
+        assert_eq!(
+            parse_negotiate(&body),
+            Err(IcError::BadVersionCounts { frame: 101, msg: 1 })
+        );
         body[0] = 2;
         body[2] = 2;
-        assert_eq!(parse_negotiate(&body), Err(IcError::BadVersionCounts { frame: 2, msg: 2 }));
+        assert_eq!(
+            parse_negotiate(&body),
+            Err(IcError::BadVersionCounts { frame: 2, msg: 2 })
+        );
         assert!(parse_negotiate(&body[..7]).is_err());
         assert!(encode_negotiate(&[], &HEARTBEAT_VERSIONS, &mut [0; 64]).is_err());
         assert!(encode_negotiate(&FRAMEWORK_VERSIONS, &HEARTBEAT_VERSIONS, &mut [0; 40]).is_err());

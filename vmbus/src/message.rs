@@ -37,7 +37,20 @@ pub const MESSAGE_SINT: u8 = 2;
 
 /// A channel message type (`enum vmbus_channel_message_type`). A value not
 /// listed here is still a value: the parser reports it, never trusts it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+)]
 #[repr(transparent)]
 pub struct MessageType(pub u32);
 
@@ -126,7 +139,10 @@ impl MessageType {
 
     /// The Linux name, if the value is one.
     pub fn name(self) -> Option<&'static str> {
-        Self::NAMED.iter().find(|(t, _)| *t == self).map(|(_, n)| *n)
+        Self::NAMED
+            .iter()
+            .find(|(t, _)| *t == self)
+            .map(|(_, n)| *n)
     }
 
     /// The least number of bytes (header included) a message of this type
@@ -138,7 +154,10 @@ impl MessageType {
         let body = match self {
             Self::OFFERCHANNEL => size_of::<OfferChannel>(),
             Self::RESCIND_CHANNELOFFER => size_of::<RescindChannelOffer>(),
-            Self::REQUESTOFFERS | Self::ALLOFFERS_DELIVERED | Self::UNLOAD | Self::UNLOAD_RESPONSE => 0,
+            Self::REQUESTOFFERS
+            | Self::ALLOFFERS_DELIVERED
+            | Self::UNLOAD
+            | Self::UNLOAD_RESPONSE => 0,
             Self::OPENCHANNEL => size_of::<OpenChannel>(),
             Self::OPENCHANNEL_RESULT => size_of::<OpenResult>(),
             Self::CLOSECHANNEL => size_of::<CloseChannel>(),
@@ -177,7 +196,9 @@ impl core::fmt::Debug for MessageType {
 
 /// The header every channel message starts with
 /// (`struct vmbus_channel_message_header`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct MessageHeader {
     /// What follows.
@@ -217,20 +238,29 @@ pub enum EncodeError {
 impl core::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::NoRoom { need, room } => write!(f, "message needs {} bytes, room for {}", need, room),
+            Self::NoRoom { need, room } => {
+                write!(f, "message needs {} bytes, room for {}", need, room)
+            }
         }
     }
 }
 
 /// Writes header and body of `msg` to the start of `buf`, followed by
 /// `tail` (the variable part, if any); returns the message length.
-pub fn encode_with_tail<M: ChannelMessage>(msg: &M, tail: &[u8], buf: &mut [u8]) -> Result<usize, EncodeError> {
+pub fn encode_with_tail<M: ChannelMessage>(
+    msg: &M,
+    tail: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
     let len = M::LEN + tail.len();
     let room = buf.len().min(MAX_MESSAGE_SIZE);
     if len > room {
         return Err(EncodeError::NoRoom { need: len, room });
     }
-    let header = MessageHeader { msgtype: M::TYPE, padding: 0 };
+    let header = MessageHeader {
+        msgtype: M::TYPE,
+        padding: 0,
+    };
     buf[..HEADER_SIZE].copy_from_slice(header.as_bytes());
     buf[HEADER_SIZE..M::LEN].copy_from_slice(msg.as_bytes());
     buf[M::LEN..len].copy_from_slice(tail);
@@ -247,9 +277,18 @@ pub fn encode<M: ChannelMessage>(msg: &M, buf: &mut [u8]) -> Result<usize, Encod
 pub fn encode_empty(msgtype: MessageType, buf: &mut [u8]) -> Result<usize, EncodeError> {
     let room = buf.len().min(MAX_MESSAGE_SIZE);
     if room < HEADER_SIZE {
-        return Err(EncodeError::NoRoom { need: HEADER_SIZE, room });
+        return Err(EncodeError::NoRoom {
+            need: HEADER_SIZE,
+            room,
+        });
     }
-    buf[..HEADER_SIZE].copy_from_slice(MessageHeader { msgtype, padding: 0 }.as_bytes());
+    buf[..HEADER_SIZE].copy_from_slice(
+        MessageHeader {
+            msgtype,
+            padding: 0,
+        }
+        .as_bytes(),
+    );
     Ok(HEADER_SIZE)
 }
 
@@ -267,7 +306,9 @@ macro_rules! channel_message {
 pub const MAX_USER_DEFINED_BYTES: usize = 120;
 
 /// `chn_flags` of an offer (`VMBUS_CHANNEL_*` server flags).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(transparent)]
 pub struct OfferFlags(pub u16);
 
@@ -433,7 +474,9 @@ channel_message!(GpadlHeader, GPADL_HEADER, 20);
 /// (`struct gpa_range` without its flexible `pfn_array`): the range spans
 /// the pages from `byte_offset` in the first page for `byte_count` bytes,
 /// and that many page numbers (u64) follow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct GpaRange {
     /// Length of the range in bytes.
@@ -545,12 +588,15 @@ impl InitiateContact {
     /// The union read as the pre-4.0 `interrupt_page` GPA.
     pub const fn interrupt_page(&self) -> u64 {
         let r = self.reserved;
-        u64::from_le_bytes([self.msg_sint, self.msg_vtl, r[0], r[1], 0, 0, 0, 0]) | ((self.feature_flags as u64) << 32)
+        u64::from_le_bytes([self.msg_sint, self.msg_vtl, r[0], r[1], 0, 0, 0, 0])
+            | ((self.feature_flags as u64) << 32)
     }
 }
 
 /// `connection_state` of VERSION_RESPONSE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(transparent)]
 pub struct ConnectionState(pub u8);
 
@@ -652,7 +698,10 @@ mod tests {
         assert_eq!(h + offset_of!(OfferChannel, interrupt_flags), 190);
         assert_eq!(h + offset_of!(OfferChannel, connection_id), 192);
         assert_eq!(h + offset_of!(OpenChannel, target_vp), 20);
-        assert_eq!(h + offset_of!(OpenChannel, downstream_ringbuffer_pageoffset), 24);
+        assert_eq!(
+            h + offset_of!(OpenChannel, downstream_ringbuffer_pageoffset),
+            24
+        );
         assert_eq!(h + offset_of!(OpenChannel, userdata), 28);
         assert_eq!(h + offset_of!(GpadlHeader, range_buflen), 16);
         assert_eq!(h + offset_of!(GpadlHeader, rangecount), 18);
@@ -699,12 +748,43 @@ mod tests {
     fn display_and_helpers() {
         assert_eq!(MessageType::GPADL_BODY.to_string(), "GPADL_BODY(9)");
         assert_eq!(MessageType(99).to_string(), "unknown(99)");
-        let r = GpaRange { byte_count: 4096, byte_offset: 0 };
+        let r = GpaRange {
+            byte_count: 4096,
+            byte_offset: 0,
+        };
         assert_eq!(r.page_count(), Some(1));
-        assert_eq!(GpaRange { byte_count: 4096, byte_offset: 1 }.page_count(), Some(2));
-        assert_eq!(GpaRange { byte_count: 0, byte_offset: 0 }.page_count(), Some(0));
-        assert_eq!(GpaRange { byte_count: 1, byte_offset: 4096 }.page_count(), None);
-        assert_eq!(GpaRange { byte_count: u32::MAX, byte_offset: 4095 }.page_count(), Some((1 << 20) + 1));
+        assert_eq!(
+            GpaRange {
+                byte_count: 4096,
+                byte_offset: 1
+            }
+            .page_count(),
+            Some(2)
+        );
+        assert_eq!(
+            GpaRange {
+                byte_count: 0,
+                byte_offset: 0
+            }
+            .page_count(),
+            Some(0)
+        );
+        assert_eq!(
+            GpaRange {
+                byte_count: 1,
+                byte_offset: 4096
+            }
+            .page_count(),
+            None
+        );
+        assert_eq!(
+            GpaRange {
+                byte_count: u32::MAX,
+                byte_offset: 4095
+            }
+            .page_count(),
+            Some((1 << 20) + 1)
+        );
         let ic = InitiateContact {
             vmbus_version_requested: 0x50000,
             target_vcpu: 0,
@@ -721,13 +801,25 @@ mod tests {
     #[test]
     fn encode_refuses_short_buffers() {
         let mut buf = [0u8; 15];
-        let m = ModifyChannel { child_relid: 1, target_vp: 2 };
-        assert_eq!(encode(&m, &mut buf), Err(EncodeError::NoRoom { need: 16, room: 15 }));
+        let m = ModifyChannel {
+            child_relid: 1,
+            target_vp: 2,
+        };
+        assert_eq!(
+            encode(&m, &mut buf),
+            Err(EncodeError::NoRoom { need: 16, room: 15 })
+        );
         let mut buf = [0u8; 16];
         assert_eq!(encode(&m, &mut buf), Ok(16));
         assert_eq!(buf, [22, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]);
         let mut big = [0u8; 300];
         let tail = [0u8; 233];
-        assert_eq!(encode_with_tail(&m, &tail, &mut big), Err(EncodeError::NoRoom { need: 249, room: 240 }));
+        assert_eq!(
+            encode_with_tail(&m, &tail, &mut big),
+            Err(EncodeError::NoRoom {
+                need: 249,
+                room: 240
+            })
+        );
     }
 }

@@ -14,7 +14,9 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::message::{read_prefix, GpaRange};
 
 /// A packet type (`enum vmbus_packet_type`). Unknown values are data.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(transparent)]
 pub struct PacketType(pub u16);
 
@@ -63,7 +65,9 @@ impl core::fmt::Debug for PacketType {
 }
 
 /// Packet flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(transparent)]
 pub struct PacketFlags(pub u16);
 
@@ -82,7 +86,9 @@ impl PacketFlags {
 
 /// The descriptor at the start of every packet
 /// (`struct vmpacket_descriptor`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct PacketDescriptor {
     /// What the packet is.
@@ -169,15 +175,29 @@ pub enum PacketError {
 impl core::fmt::Display for PacketError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
-            Self::TooLong { len } => write!(f, "packet of {} bytes exceeds {}", len, MAX_PACKET_SIZE),
-            Self::UnalignedHeader { len } => write!(f, "packet header of {} bytes is not 8-byte aligned", len),
+            Self::TooLong { len } => {
+                write!(f, "packet of {} bytes exceeds {}", len, MAX_PACKET_SIZE)
+            }
+            Self::UnalignedHeader { len } => {
+                write!(f, "packet header of {} bytes is not 8-byte aligned", len)
+            }
             Self::BadDescriptor { offset, len, got } => {
-                write!(f, "packet descriptor offset {} len {} does not fit {} bytes", offset, len, got)
+                write!(
+                    f,
+                    "packet descriptor offset {} len {} does not fit {} bytes",
+                    offset, len, got
+                )
             }
             Self::BadGpaRanges { range_count } => {
-                write!(f, "GPA-direct packet with {} ranges that do not fit", range_count)
+                write!(
+                    f,
+                    "GPA-direct packet with {} ranges that do not fit",
+                    range_count
+                )
             }
-            Self::NoRoom { need, room } => write!(f, "packet needs {} bytes, room for {}", need, room),
+            Self::NoRoom { need, room } => {
+                write!(f, "packet needs {} bytes, room for {}", need, room)
+            }
         }
     }
 }
@@ -200,12 +220,20 @@ pub fn descriptor(
     if len > MAX_PACKET_SIZE {
         return Err(PacketError::TooLong { len });
     }
-    Ok(PacketDescriptor { ty, offset8: (offset / 8) as u16, len8: (len / 8) as u16, flags, trans_id })
+    Ok(PacketDescriptor {
+        ty,
+        offset8: (offset / 8) as u16,
+        len8: (len / 8) as u16,
+        flags,
+        trans_id,
+    })
 }
 
 /// The header of a GPA-direct packet after the descriptor
 /// (`struct vmdata_gpa_direct` without its ranges).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct GpaDirectHeader {
     /// Zero.
@@ -228,13 +256,23 @@ pub struct Packet<'a> {
 impl<'a> Packet<'a> {
     /// Checks a copied packet: the descriptor must fit the bytes.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, PacketError> {
-        let desc: PacketDescriptor =
-            read_prefix(bytes).ok_or(PacketError::BadDescriptor { offset: 0, len: 0, got: bytes.len() })?;
+        let desc: PacketDescriptor = read_prefix(bytes).ok_or(PacketError::BadDescriptor {
+            offset: 0,
+            len: 0,
+            got: bytes.len(),
+        })?;
         let (offset, len) = (desc.data_offset(), desc.len());
         if len < DESCRIPTOR_SIZE || len > bytes.len() || offset < DESCRIPTOR_SIZE || offset > len {
-            return Err(PacketError::BadDescriptor { offset, len, got: bytes.len() });
+            return Err(PacketError::BadDescriptor {
+                offset,
+                len,
+                got: bytes.len(),
+            });
         }
-        Ok(Self { desc, bytes: &bytes[..len] })
+        Ok(Self {
+            desc,
+            bytes: &bytes[..len],
+        })
     }
 
     /// The data after the header (padding included: the sender's protocol
@@ -252,17 +290,26 @@ impl<'a> Packet<'a> {
     /// The ranges of a GPA-direct packet, checked to fit its header area.
     pub fn gpa_ranges(&self) -> Result<GpaRanges<'a>, PacketError> {
         let h = self.header();
-        let gh: GpaDirectHeader = read_prefix(h).ok_or(PacketError::BadGpaRanges { range_count: 0 })?;
+        let gh: GpaDirectHeader =
+            read_prefix(h).ok_or(PacketError::BadGpaRanges { range_count: 0 })?;
         let mut rest = &h[size_of::<GpaDirectHeader>()..];
-        let bad = PacketError::BadGpaRanges { range_count: gh.range_count };
+        let bad = PacketError::BadGpaRanges {
+            range_count: gh.range_count,
+        };
         let area = rest;
         for _ in 0..gh.range_count {
             let r: GpaRange = read_prefix(rest).ok_or(bad)?;
             let pages = r.page_count().ok_or(bad)?;
-            let used = (pages as usize).checked_mul(8).and_then(|n| n.checked_add(8)).ok_or(bad)?;
+            let used = (pages as usize)
+                .checked_mul(8)
+                .and_then(|n| n.checked_add(8))
+                .ok_or(bad)?;
             rest = rest.get(used..).ok_or(bad)?;
         }
-        Ok(GpaRanges { remaining: gh.range_count, bytes: area })
+        Ok(GpaRanges {
+            remaining: gh.range_count,
+            bytes: area,
+        })
     }
 }
 
@@ -303,7 +350,10 @@ pub fn encode_packet(
     let d = descriptor(ty, flags, trans_id, header.len(), data.len())?;
     let len = d.len();
     if len > buf.len() {
-        return Err(PacketError::NoRoom { need: len, room: buf.len() });
+        return Err(PacketError::NoRoom {
+            need: len,
+            room: buf.len(),
+        });
     }
     let off = d.data_offset();
     buf[..DESCRIPTOR_SIZE].copy_from_slice(d.as_bytes());
@@ -334,8 +384,15 @@ mod tests {
     #[test]
     fn inband_roundtrip_with_padding() {
         let mut buf = [0xffu8; 64];
-        let n = encode_packet(PacketType::DATA_INBAND, PacketFlags::COMPLETION_REQUESTED, 42, &[], b"hello", &mut buf)
-            .expect("fits");
+        let n = encode_packet(
+            PacketType::DATA_INBAND,
+            PacketFlags::COMPLETION_REQUESTED,
+            42,
+            &[],
+            b"hello",
+            &mut buf,
+        )
+        .expect("fits");
         assert_eq!(n, 24);
         let p = Packet::from_bytes(&buf[..n]).expect("valid");
         assert_eq!(p.desc.trans_id, 42);
@@ -349,21 +406,48 @@ mod tests {
         );
         assert_eq!(
             descriptor(PacketType::COMP, PacketFlags::NONE, 1, 0, MAX_PACKET_SIZE),
-            Err(PacketError::TooLong { len: MAX_PACKET_SIZE + 16 })
+            Err(PacketError::TooLong {
+                len: MAX_PACKET_SIZE + 16
+            })
         );
     }
 
     #[test]
     fn gpa_direct_ranges() {
         let mut hdr = Vec::new();
-        hdr.extend_from_slice(GpaDirectHeader { reserved: 0, range_count: 2 }.as_bytes());
-        hdr.extend_from_slice(GpaRange { byte_count: 5000, byte_offset: 100 }.as_bytes());
+        hdr.extend_from_slice(
+            GpaDirectHeader {
+                reserved: 0,
+                range_count: 2,
+            }
+            .as_bytes(),
+        );
+        hdr.extend_from_slice(
+            GpaRange {
+                byte_count: 5000,
+                byte_offset: 100,
+            }
+            .as_bytes(),
+        );
         hdr.extend_from_slice([10u64, 11].as_bytes());
-        hdr.extend_from_slice(GpaRange { byte_count: 8, byte_offset: 0 }.as_bytes());
+        hdr.extend_from_slice(
+            GpaRange {
+                byte_count: 8,
+                byte_offset: 0,
+            }
+            .as_bytes(),
+        );
         hdr.extend_from_slice([12u64].as_bytes());
         let mut buf = [0u8; 128];
-        let n = encode_packet(PacketType::DATA_USING_GPA_DIRECT, PacketFlags::NONE, 1, &hdr, b"req", &mut buf)
-            .expect("fits");
+        let n = encode_packet(
+            PacketType::DATA_USING_GPA_DIRECT,
+            PacketFlags::NONE,
+            1,
+            &hdr,
+            b"req",
+            &mut buf,
+        )
+        .expect("fits");
         let p = Packet::from_bytes(&buf[..n]).expect("valid");
         let ranges: Vec<_> = p.gpa_ranges().expect("fit").collect();
         assert_eq!(ranges.len(), 2);
@@ -372,7 +456,10 @@ mod tests {
         // A count that overruns the header area is refused.
         buf[16 + 4] = 3;
         let p = Packet::from_bytes(&buf[..n]).expect("valid");
-        assert_eq!(p.gpa_ranges().err(), Some(PacketError::BadGpaRanges { range_count: 3 }));
+        assert_eq!(
+            p.gpa_ranges().err(),
+            Some(PacketError::BadGpaRanges { range_count: 3 })
+        );
     }
 
     #[test]
@@ -387,11 +474,26 @@ mod tests {
             trans_id: 0,
         };
         buf[..16].copy_from_slice(d.as_bytes());
-        assert_eq!(Packet::from_bytes(&buf).err(), Some(PacketError::BadDescriptor { offset: 16, len: 40, got: 32 }));
-        let d = PacketDescriptor { offset8: 1, len8: 2, ..d };
+        assert_eq!(
+            Packet::from_bytes(&buf).err(),
+            Some(PacketError::BadDescriptor {
+                offset: 16,
+                len: 40,
+                got: 32
+            })
+        );
+        let d = PacketDescriptor {
+            offset8: 1,
+            len8: 2,
+            ..d
+        };
         buf[..16].copy_from_slice(d.as_bytes());
         assert!(Packet::from_bytes(&buf).is_err());
-        let d = PacketDescriptor { offset8: 4, len8: 3, ..d };
+        let d = PacketDescriptor {
+            offset8: 4,
+            len8: 3,
+            ..d
+        };
         buf[..16].copy_from_slice(d.as_bytes());
         assert!(Packet::from_bytes(&buf).is_err());
     }

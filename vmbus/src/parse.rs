@@ -7,10 +7,11 @@
 //! the input; the variable GPADL parts stay borrowed as bytes.
 
 use super::message::{
-    read_prefix, ChannelMessage, CloseChannel, GpaRange, GpadlBody, GpadlCreated, GpadlHeader, GpadlTeardown,
-    GpadlTorndown, InitiateContact, MessageHeader, MessageType, ModifyChannel, ModifyChannelResponse, OfferChannel,
-    OpenChannel, OpenResult, RelidReleased, RescindChannelOffer, TlConnectRequest, TlConnectResult, VersionResponse,
-    HEADER_SIZE, MAX_MESSAGE_SIZE,
+    read_prefix, ChannelMessage, CloseChannel, GpaRange, GpadlBody, GpadlCreated, GpadlHeader,
+    GpadlTeardown, GpadlTorndown, InitiateContact, MessageHeader, MessageType, ModifyChannel,
+    ModifyChannelResponse, OfferChannel, OpenChannel, OpenResult, RelidReleased,
+    RescindChannelOffer, TlConnectRequest, TlConnectResult, VersionResponse, HEADER_SIZE,
+    MAX_MESSAGE_SIZE,
 };
 
 /// A channel message, checked for size, its fixed part copied out.
@@ -190,19 +191,44 @@ pub enum ParseError {
 impl core::fmt::Display for ParseError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::TooShort { msgtype: Some(t), need, got } => {
+            Self::TooShort {
+                msgtype: Some(t),
+                need,
+                got,
+            } => {
                 write!(f, "{} message too short: {} bytes, need {}", t, got, need)
             }
-            Self::TooShort { msgtype: None, need, got } => {
-                write!(f, "message too short for its header: {} bytes, need {}", got, need)
+            Self::TooShort {
+                msgtype: None,
+                need,
+                got,
+            } => {
+                write!(
+                    f,
+                    "message too short for its header: {} bytes, need {}",
+                    got, need
+                )
             }
             Self::TooLong { got } => {
-                write!(f, "message of {} bytes exceeds the {} byte payload", got, MAX_MESSAGE_SIZE)
+                write!(
+                    f,
+                    "message of {} bytes exceeds the {} byte payload",
+                    got, MAX_MESSAGE_SIZE
+                )
             }
             Self::UnknownType(t) => write!(f, "unknown message type {}", t.0),
-            Self::BadGpadlRangeCount { rangecount } => write!(f, "GPADL header with {} ranges", rangecount),
-            Self::BadGpadlRangeBuflen { range_buflen, rangecount } => {
-                write!(f, "GPADL range_buflen {} does not fit {} ranges", range_buflen, rangecount)
+            Self::BadGpadlRangeCount { rangecount } => {
+                write!(f, "GPADL header with {} ranges", rangecount)
+            }
+            Self::BadGpadlRangeBuflen {
+                range_buflen,
+                rangecount,
+            } => {
+                write!(
+                    f,
+                    "GPADL range_buflen {} does not fit {} ranges",
+                    range_buflen, rangecount
+                )
             }
         }
     }
@@ -224,14 +250,21 @@ pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
     if bytes.len() > MAX_MESSAGE_SIZE {
         return Err(ParseError::TooLong { got: bytes.len() });
     }
-    let header: MessageHeader =
-        read_prefix(bytes).ok_or(ParseError::TooShort { msgtype: None, need: HEADER_SIZE, got: bytes.len() })?;
+    let header: MessageHeader = read_prefix(bytes).ok_or(ParseError::TooShort {
+        msgtype: None,
+        need: HEADER_SIZE,
+        got: bytes.len(),
+    })?;
     let t = header.msgtype;
     let Some(min) = t.min_len() else {
         return Err(ParseError::UnknownType(t));
     };
     if bytes.len() < min {
-        return Err(ParseError::TooShort { msgtype: Some(t), need: min, got: bytes.len() });
+        return Err(ParseError::TooShort {
+            msgtype: Some(t),
+            need: min,
+            got: bytes.len(),
+        });
     }
     Ok(match t {
         MessageType::OFFERCHANNEL => Message::OfferChannel(fixed(bytes)?),
@@ -248,17 +281,28 @@ pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
                 return Err(ParseError::BadGpadlRangeCount { rangecount: count });
             }
             // Each range is at least its head; the data is whole words.
-            if buflen % 8 != 0 || (buflen as usize) < count as usize * core::mem::size_of::<GpaRange>() {
-                return Err(ParseError::BadGpadlRangeBuflen { range_buflen: buflen, rangecount: count });
+            if buflen % 8 != 0
+                || (buflen as usize) < count as usize * core::mem::size_of::<GpaRange>()
+            {
+                return Err(ParseError::BadGpadlRangeBuflen {
+                    range_buflen: buflen,
+                    rangecount: count,
+                });
             }
             let rest = &bytes[GpadlHeader::LEN..];
             let words = (rest.len() / 8).min(buflen as usize / 8);
-            Message::GpadlHeader(GpadlHeaderView { header, data: &rest[..words * 8] })
+            Message::GpadlHeader(GpadlHeaderView {
+                header,
+                data: &rest[..words * 8],
+            })
         }
         MessageType::GPADL_BODY => {
             let body: GpadlBody = fixed(bytes)?;
             let rest = &bytes[GpadlBody::LEN..];
-            Message::GpadlBody(GpadlBodyView { body, data: &rest[..rest.len() / 8 * 8] })
+            Message::GpadlBody(GpadlBodyView {
+                body,
+                data: &rest[..rest.len() / 8 * 8],
+            })
         }
         MessageType::GPADL_CREATED => Message::GpadlCreated(fixed(bytes)?),
         MessageType::GPADL_TEARDOWN => Message::GpadlTeardown(fixed(bytes)?),
@@ -290,7 +334,14 @@ mod tests {
         assert_eq!(parsed, wrap(m));
         assert_eq!(parsed.msgtype(), M::TYPE);
         // One byte short is refused with the precise sizes.
-        assert_eq!(parse(&buf[..n - 1]), Err(ParseError::TooShort { msgtype: Some(M::TYPE), need: n, got: n - 1 }));
+        assert_eq!(
+            parse(&buf[..n - 1]),
+            Err(ParseError::TooShort {
+                msgtype: Some(M::TYPE),
+                need: n,
+                got: n - 1
+            })
+        );
     }
 
     #[test]
@@ -316,7 +367,10 @@ mod tests {
             },
             Message::OfferChannel,
         );
-        roundtrip(RescindChannelOffer { child_relid: 5 }, Message::RescindChannelOffer);
+        roundtrip(
+            RescindChannelOffer { child_relid: 5 },
+            Message::RescindChannelOffer,
+        );
         roundtrip(
             OpenChannel {
                 child_relid: 5,
@@ -328,10 +382,30 @@ mod tests {
             },
             Message::OpenChannel,
         );
-        roundtrip(OpenResult { child_relid: 5, openid: 5, status: 0 }, Message::OpenResult);
+        roundtrip(
+            OpenResult {
+                child_relid: 5,
+                openid: 5,
+                status: 0,
+            },
+            Message::OpenResult,
+        );
         roundtrip(CloseChannel { child_relid: 5 }, Message::CloseChannel);
-        roundtrip(GpadlCreated { child_relid: 5, gpadl: 9, creation_status: 0 }, Message::GpadlCreated);
-        roundtrip(GpadlTeardown { child_relid: 5, gpadl: 9 }, Message::GpadlTeardown);
+        roundtrip(
+            GpadlCreated {
+                child_relid: 5,
+                gpadl: 9,
+                creation_status: 0,
+            },
+            Message::GpadlCreated,
+        );
+        roundtrip(
+            GpadlTeardown {
+                child_relid: 5,
+                gpadl: 9,
+            },
+            Message::GpadlTeardown,
+        );
         roundtrip(GpadlTorndown { gpadl: 9 }, Message::GpadlTorndown);
         roundtrip(RelidReleased { child_relid: 5 }, Message::RelidReleased);
         roundtrip(
@@ -357,15 +431,34 @@ mod tests {
             Message::VersionResponse,
         );
         roundtrip(
-            TlConnectRequest { guest_endpoint_id: Guid([1; 16]), host_service_id: Guid([2; 16]) },
+            TlConnectRequest {
+                guest_endpoint_id: Guid([1; 16]),
+                host_service_id: Guid([2; 16]),
+            },
             Message::TlConnectRequest,
         );
         roundtrip(
-            TlConnectResult { guest_endpoint_id: Guid([1; 16]), host_service_id: Guid([2; 16]), status: 0xc000_0236 },
+            TlConnectResult {
+                guest_endpoint_id: Guid([1; 16]),
+                host_service_id: Guid([2; 16]),
+                status: 0xc000_0236,
+            },
             Message::TlConnectResult,
         );
-        roundtrip(ModifyChannel { child_relid: 5, target_vp: 1 }, Message::ModifyChannel);
-        roundtrip(ModifyChannelResponse { child_relid: 5, status: 0 }, Message::ModifyChannelResponse);
+        roundtrip(
+            ModifyChannel {
+                child_relid: 5,
+                target_vp: 1,
+            },
+            Message::ModifyChannel,
+        );
+        roundtrip(
+            ModifyChannelResponse {
+                child_relid: 5,
+                status: 0,
+            },
+            Message::ModifyChannelResponse,
+        );
     }
 
     #[test]
@@ -373,7 +466,10 @@ mod tests {
         let mut buf = [0u8; 16];
         for (t, m) in [
             (MessageType::REQUESTOFFERS, Message::RequestOffers),
-            (MessageType::ALLOFFERS_DELIVERED, Message::AllOffersDelivered),
+            (
+                MessageType::ALLOFFERS_DELIVERED,
+                Message::AllOffersDelivered,
+            ),
             (MessageType::UNLOAD, Message::Unload),
             (MessageType::UNLOAD_RESPONSE, Message::UnloadResponse),
         ] {
@@ -385,42 +481,109 @@ mod tests {
 
     #[test]
     fn precise_errors() {
-        assert_eq!(parse(&[]), Err(ParseError::TooShort { msgtype: None, need: 8, got: 0 }));
-        assert_eq!(parse(&[1, 0, 0, 0]), Err(ParseError::TooShort { msgtype: None, need: 8, got: 4 }));
-        assert_eq!(parse(&[0; 8]), Err(ParseError::UnknownType(MessageType::INVALID)));
-        assert_eq!(parse(&[19, 0, 0, 0, 0, 0, 0, 0]), Err(ParseError::UnknownType(MessageType(19))));
-        assert_eq!(parse(&[25, 0, 0, 0, 0, 0, 0, 0]), Err(ParseError::UnknownType(MessageType(25))));
+        assert_eq!(
+            parse(&[]),
+            Err(ParseError::TooShort {
+                msgtype: None,
+                need: 8,
+                got: 0
+            })
+        );
+        assert_eq!(
+            parse(&[1, 0, 0, 0]),
+            Err(ParseError::TooShort {
+                msgtype: None,
+                need: 8,
+                got: 4
+            })
+        );
+        assert_eq!(
+            parse(&[0; 8]),
+            Err(ParseError::UnknownType(MessageType::INVALID))
+        );
+        assert_eq!(
+            parse(&[19, 0, 0, 0, 0, 0, 0, 0]),
+            Err(ParseError::UnknownType(MessageType(19)))
+        );
+        assert_eq!(
+            parse(&[25, 0, 0, 0, 0, 0, 0, 0]),
+            Err(ParseError::UnknownType(MessageType(25)))
+        );
         assert_eq!(parse(&[0u8; 241]), Err(ParseError::TooLong { got: 241 }));
         let mut buf = [0u8; 40];
         buf[0] = 1;
         assert_eq!(
             parse(&buf),
-            Err(ParseError::TooShort { msgtype: Some(MessageType::OFFERCHANNEL), need: 196, got: 40 })
+            Err(ParseError::TooShort {
+                msgtype: Some(MessageType::OFFERCHANNEL),
+                need: 196,
+                got: 40
+            })
         );
-        assert!(ParseError::UnknownType(MessageType(30)).to_string().contains("30"));
+        assert!(ParseError::UnknownType(MessageType(30))
+            .to_string()
+            .contains("30"));
     }
 
     #[test]
     fn gpadl_header_checks_counts() {
         let mut buf = [0u8; MAX_MESSAGE_SIZE];
-        let h = GpadlHeader { child_relid: 1, gpadl: 2, range_buflen: 16, rangecount: 0 };
+        let h = GpadlHeader {
+            child_relid: 1,
+            gpadl: 2,
+            range_buflen: 16,
+            rangecount: 0,
+        };
         let n = encode_with_tail(&h, &[0; 16], &mut buf).expect("fits");
-        assert_eq!(parse(&buf[..n]), Err(ParseError::BadGpadlRangeCount { rangecount: 0 }));
+        assert_eq!(
+            parse(&buf[..n]),
+            Err(ParseError::BadGpadlRangeCount { rangecount: 0 })
+        );
         let h = GpadlHeader { rangecount: 3, ..h };
         let n = encode_with_tail(&h, &[0; 16], &mut buf).expect("fits");
-        assert_eq!(parse(&buf[..n]), Err(ParseError::BadGpadlRangeBuflen { range_buflen: 16, rangecount: 3 }));
-        let h = GpadlHeader { range_buflen: 17, rangecount: 1, ..h };
+        assert_eq!(
+            parse(&buf[..n]),
+            Err(ParseError::BadGpadlRangeBuflen {
+                range_buflen: 16,
+                rangecount: 3
+            })
+        );
+        let h = GpadlHeader {
+            range_buflen: 17,
+            rangecount: 1,
+            ..h
+        };
         let n = encode_with_tail(&h, &[0; 16], &mut buf).expect("fits");
-        assert_eq!(parse(&buf[..n]), Err(ParseError::BadGpadlRangeBuflen { range_buflen: 17, rangecount: 1 }));
+        assert_eq!(
+            parse(&buf[..n]),
+            Err(ParseError::BadGpadlRangeBuflen {
+                range_buflen: 17,
+                rangecount: 1
+            })
+        );
         // Data beyond range_buflen and partial words are not range data.
-        let h = GpadlHeader { range_buflen: 16, rangecount: 1, ..h };
+        let h = GpadlHeader {
+            range_buflen: 16,
+            rangecount: 1,
+            ..h
+        };
         let n = encode_with_tail(&h, &[1; 30], &mut buf).expect("fits");
-        let Ok(Message::GpadlHeader(v)) = parse(&buf[..n]) else { panic!("not a header") };
+        let Ok(Message::GpadlHeader(v)) = parse(&buf[..n]) else {
+            panic!("not a header")
+        };
         assert_eq!(v.data.len(), 16);
         assert_eq!(v.words().count(), 2);
         let n = encode_with_tail(&h, &[1; 13], &mut buf).expect("fits");
-        let Ok(Message::GpadlHeader(v)) = parse(&buf[..n]) else { panic!("not a header") };
+        let Ok(Message::GpadlHeader(v)) = parse(&buf[..n]) else {
+            panic!("not a header")
+        };
         assert_eq!(v.data.len(), 8);
-        assert_eq!(v.first_range(), Some(GpaRange { byte_count: 0x0101_0101, byte_offset: 0x0101_0101 }));
+        assert_eq!(
+            v.first_range(),
+            Some(GpaRange {
+                byte_count: 0x0101_0101,
+                byte_offset: 0x0101_0101
+            })
+        );
     }
 }

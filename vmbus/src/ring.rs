@@ -30,8 +30,8 @@ use zerocopy::IntoBytes as _;
 
 use super::gpadl::GpadlRange;
 use super::packet::{
-    align8, descriptor, GpaDirectHeader, Packet, PacketDescriptor, PacketError, PacketFlags, PacketType,
-    DESCRIPTOR_SIZE, TRAILER_SIZE,
+    align8, descriptor, GpaDirectHeader, Packet, PacketDescriptor, PacketError, PacketFlags,
+    PacketType, DESCRIPTOR_SIZE, TRAILER_SIZE,
 };
 
 /// Size of the ring header: the data area starts one page in.
@@ -59,8 +59,13 @@ pub enum HeaderField {
 
 impl HeaderField {
     /// Every field, in header order.
-    pub const ALL: [Self; 5] =
-        [Self::WriteIndex, Self::ReadIndex, Self::InterruptMask, Self::PendingSendSize, Self::FeatureBits];
+    pub const ALL: [Self; 5] = [
+        Self::WriteIndex,
+        Self::ReadIndex,
+        Self::InterruptMask,
+        Self::PendingSendSize,
+        Self::FeatureBits,
+    ];
 
     /// Position of the field in [`Self::ALL`].
     pub const fn index(self) -> usize {
@@ -118,7 +123,10 @@ pub struct LocalMemory<'a> {
 impl<'a> LocalMemory<'a> {
     /// A ring whose data area is `data`, header all zero.
     pub fn new(data: &'a mut [u8]) -> Self {
-        Self { data: core::cell::RefCell::new(data), fields: Default::default() }
+        Self {
+            data: core::cell::RefCell::new(data),
+            fields: Default::default(),
+        }
     }
 
     /// A header field as the other side would see it.
@@ -133,7 +141,9 @@ impl<'a> LocalMemory<'a> {
 
     /// Overwrites data bytes, as a (possibly hostile) other side would.
     pub fn poke(&self, offset: usize, bytes: &[u8]) {
-        let Ok(mut data) = self.data.try_borrow_mut() else { return };
+        let Ok(mut data) = self.data.try_borrow_mut() else {
+            return;
+        };
         if let Some(dst) = data.get_mut(offset..offset.saturating_add(bytes.len())) {
             dst.copy_from_slice(bytes);
         }
@@ -146,7 +156,9 @@ impl RingMemory for LocalMemory<'_> {
         self.data.try_borrow().map_or(0, |d| d.len())
     }
     fn read_data(&self, offset: usize, buf: &mut [u8]) {
-        let Ok(data) = self.data.try_borrow() else { return };
+        let Ok(data) = self.data.try_borrow() else {
+            return;
+        };
         if let Some(src) = data.get(offset..offset.saturating_add(buf.len())) {
             buf.copy_from_slice(src);
         }
@@ -407,7 +419,8 @@ impl<M: RingMemory> RingProducer<M> {
     /// Says this producer honours `pending_send_sz` (sets
     /// [`FEAT_PENDING_SEND_SZ`]).
     pub fn enable_pending_send_size(&self) {
-        self.mem.store_release(HeaderField::FeatureBits, FEAT_PENDING_SEND_SZ);
+        self.mem
+            .store_release(HeaderField::FeatureBits, FEAT_PENDING_SEND_SZ);
     }
 
     /// Asks the consumer for a signal once more than `need` bytes are free
@@ -427,7 +440,11 @@ impl<M: RingMemory> RingProducer<M> {
 
     /// Reserves `len` bytes (8-aligned) plus trailer, lets `fill` write them,
     /// writes the trailer, publishes, and decides about the signal.
-    fn write_with(&mut self, len: usize, fill: impl FnOnce(&mut SpaceWriter<'_, M>)) -> Result<bool, RingError> {
+    fn write_with(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut SpaceWriter<'_, M>),
+    ) -> Result<bool, RingError> {
         if len % 8 != 0 {
             return Err(RingError::Unaligned { len });
         }
@@ -438,7 +455,12 @@ impl<M: RingMemory> RingProducer<M> {
             return Err(RingError::Full { need, free });
         }
         let old_write = self.write;
-        let mut w = SpaceWriter { mem: &self.mem, size: self.size as usize, pos: old_write as usize, left: len };
+        let mut w = SpaceWriter {
+            mem: &self.mem,
+            size: self.size as usize,
+            pos: old_write as usize,
+            left: len,
+        };
         fill(&mut w);
         let rest = w.left;
         w.zeros(rest);
@@ -499,14 +521,29 @@ impl<M: RingMemory> RingProducer<M> {
     /// [`PacketFlags::COMPLETION_REQUESTED`] the other side answers with a
     /// completion carrying the same `trans_id`.
     #[must_use = "the consumer may need a signal"]
-    pub fn write_inband(&mut self, trans_id: u64, flags: PacketFlags, data: &[u8]) -> Result<bool, RingError> {
+    pub fn write_inband(
+        &mut self,
+        trans_id: u64,
+        flags: PacketFlags,
+        data: &[u8],
+    ) -> Result<bool, RingError> {
         self.write_packet(PacketType::DATA_INBAND, flags, trans_id, &[], data)
     }
 
     /// Writes the completion of the request whose descriptor is `request`.
     #[must_use = "the consumer may need a signal"]
-    pub fn write_completion(&mut self, request: &PacketDescriptor, data: &[u8]) -> Result<bool, RingError> {
-        self.write_packet(PacketType::COMP, PacketFlags::NONE, request.trans_id, &[], data)
+    pub fn write_completion(
+        &mut self,
+        request: &PacketDescriptor,
+        data: &[u8],
+    ) -> Result<bool, RingError> {
+        self.write_packet(
+            PacketType::COMP,
+            PacketFlags::NONE,
+            request.trans_id,
+            &[],
+            data,
+        )
     }
 
     /// Writes a GPA-direct packet: the ranges (checked like a GPADL's) go
@@ -521,19 +558,36 @@ impl<M: RingMemory> RingProducer<M> {
     ) -> Result<bool, RingError> {
         let mut header_len = core::mem::size_of::<GpaDirectHeader>();
         for (index, r) in ranges.iter().enumerate() {
-            let head = super::message::GpaRange { byte_count: r.byte_count, byte_offset: r.byte_offset };
+            let head = super::message::GpaRange {
+                byte_count: r.byte_count,
+                byte_offset: r.byte_offset,
+            };
             if head.page_count() != Some(r.pfns.len() as u64) {
-                return Err(RingError::Packet(PacketError::BadGpaRanges { range_count: index as u32 }));
+                return Err(RingError::Packet(PacketError::BadGpaRanges {
+                    range_count: index as u32,
+                }));
             }
             header_len = header_len.saturating_add(8 + 8 * r.pfns.len());
         }
-        let gh = GpaDirectHeader { reserved: 0, range_count: ranges.len() as u32 };
-        let d = descriptor(PacketType::DATA_USING_GPA_DIRECT, flags, trans_id, header_len, data.len())?;
+        let gh = GpaDirectHeader {
+            reserved: 0,
+            range_count: ranges.len() as u32,
+        };
+        let d = descriptor(
+            PacketType::DATA_USING_GPA_DIRECT,
+            flags,
+            trans_id,
+            header_len,
+            data.len(),
+        )?;
         self.write_with(d.len(), |w| {
             w.put(d.as_bytes());
             w.put(gh.as_bytes());
             for r in ranges {
-                let head = super::message::GpaRange { byte_count: r.byte_count, byte_offset: r.byte_offset };
+                let head = super::message::GpaRange {
+                    byte_count: r.byte_count,
+                    byte_offset: r.byte_offset,
+                };
                 w.put(head.as_bytes());
                 w.put(r.pfns.as_bytes());
             }
@@ -560,7 +614,12 @@ impl<M: RingMemory> RingConsumer<M> {
     pub fn new(mem: M) -> Result<Self, RingError> {
         let size = check_size(mem.data_len())?;
         let read = load_index(&mem, size, HeaderField::ReadIndex)?;
-        Ok(Self { mem, size, read, cursor: read })
+        Ok(Self {
+            mem,
+            size,
+            read,
+            cursor: read,
+        })
     }
 
     /// The memory.
@@ -611,11 +670,19 @@ impl<M: RingMemory> RingConsumer<M> {
             return Err(RingError::BadPacketOffset { offset, len });
         }
         if buf.len() < len {
-            return Err(RingError::BufferTooSmall { need: len, have: buf.len() });
+            return Err(RingError::BufferTooSmall {
+                need: len,
+                have: buf.len(),
+            });
         }
         let out = &mut buf[..len];
         out[..DESCRIPTOR_SIZE].copy_from_slice(&raw);
-        copy_out(&self.mem, size, (pos + DESCRIPTOR_SIZE) % size, &mut out[DESCRIPTOR_SIZE..]);
+        copy_out(
+            &self.mem,
+            size,
+            (pos + DESCRIPTOR_SIZE) % size,
+            &mut out[DESCRIPTOR_SIZE..],
+        );
         self.cursor = ((pos + len + TRAILER_SIZE) % size) as u32;
         Ok(Some(Packet { desc, bytes: out }))
     }
@@ -655,7 +722,10 @@ impl<M: RingMemory> RingConsumer<M> {
 
     /// Reads one packet and commits it; the flag says whether the producer
     /// must be signalled.
-    pub fn read_and_commit<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<(Packet<'b>, bool)>, RingError> {
+    pub fn read_and_commit<'b>(
+        &mut self,
+        buf: &'b mut [u8],
+    ) -> Result<Option<(Packet<'b>, bool)>, RingError> {
         let size = self.size as usize;
         match self.read_packet(buf)? {
             None => Ok(None),
@@ -716,18 +786,27 @@ mod tests {
     #[test]
     fn sizes_are_checked() {
         for n in [0, 8, 24, 33] {
-            assert_eq!(RingProducer::new(&mem(n)).err(), Some(RingError::BadRingSize { data_len: n }));
+            assert_eq!(
+                RingProducer::new(&mem(n)).err(),
+                Some(RingError::BadRingSize { data_len: n })
+            );
         }
         let m = mem(64);
         m.set_field(HeaderField::WriteIndex, 64);
         assert_eq!(
             RingProducer::new(&m).err(),
-            Some(RingError::CorruptIndex { field: HeaderField::WriteIndex, value: 64 })
+            Some(RingError::CorruptIndex {
+                field: HeaderField::WriteIndex,
+                value: 64
+            })
         );
         m.set_field(HeaderField::ReadIndex, 4);
         assert_eq!(
             RingConsumer::new(&m).err(),
-            Some(RingError::CorruptIndex { field: HeaderField::ReadIndex, value: 4 })
+            Some(RingError::CorruptIndex {
+                field: HeaderField::ReadIndex,
+                value: 4
+            })
         );
     }
 
@@ -737,7 +816,10 @@ mod tests {
         let mut p = RingProducer::new(&m).expect("ring");
         let mut c = RingConsumer::new(&m).expect("ring");
         // Empty to non-empty: signal.
-        assert_eq!(p.write_inband(7, PacketFlags::COMPLETION_REQUESTED, b"abc"), Ok(true));
+        assert_eq!(
+            p.write_inband(7, PacketFlags::COMPLETION_REQUESTED, b"abc"),
+            Ok(true)
+        );
         assert_eq!(m.field(HeaderField::WriteIndex), 32);
         // Trailer: the old write index in the high half.
         let trailer = u64::from_le_bytes(bytes::<8>(&m, 24));
@@ -750,7 +832,10 @@ mod tests {
         let mut buf = [0u8; 64];
         let (pk, signal) = c.read_and_commit(&mut buf).expect("ok").expect("a packet");
         assert!(!signal);
-        assert_eq!((pk.desc.trans_id, pk.desc.ty, &pk.data()[..3]), (7, PacketType::DATA_INBAND, &b"abc"[..]));
+        assert_eq!(
+            (pk.desc.trans_id, pk.desc.ty, &pk.data()[..3]),
+            (7, PacketType::DATA_INBAND, &b"abc"[..])
+        );
         assert!(pk.desc.flags.contains(PacketFlags::COMPLETION_REQUESTED));
         // Answer the request on a second ring.
         let m2 = mem(64);
@@ -782,11 +867,17 @@ mod tests {
         // 40 bytes + trailer = 48 < 64 fits; then 16 free: a 8-byte packet
         // would need 16+8 = 24.
         assert_eq!(p.write_inband(1, PacketFlags::NONE, &[1; 24]), Ok(true));
-        assert_eq!(p.write_inband(2, PacketFlags::NONE, &[]), Err(RingError::Full { need: 24, free: 16 }));
+        assert_eq!(
+            p.write_inband(2, PacketFlags::NONE, &[]),
+            Err(RingError::Full { need: 24, free: 16 })
+        );
         // A packet taking exactly the free space is refused too.
         let mut buf = [0u8; 64];
         assert!(c.read_and_commit(&mut buf).expect("ok").is_some());
-        assert_eq!(p.write_inband(3, PacketFlags::NONE, &[2; 40]), Err(RingError::Full { need: 64, free: 64 }));
+        assert_eq!(
+            p.write_inband(3, PacketFlags::NONE, &[2; 40]),
+            Err(RingError::Full { need: 64, free: 64 })
+        );
         // Wrap: write at 48, 40 bytes, crosses the end.
         assert_eq!(p.write_inband(4, PacketFlags::NONE, &[3; 16]), Ok(true));
         assert_eq!(m.field(HeaderField::WriteIndex), 48 + 40 - 64);
@@ -804,23 +895,42 @@ mod tests {
             let _ = p.write_inband(i, PacketFlags::NONE, &[0; 8]).expect("fits");
         }
         // 96 used, 32 free; want 40 + 8.
-        assert_eq!(p.write_inband(9, PacketFlags::NONE, &[0; 24]), Err(RingError::Full { need: 48, free: 32 }));
+        assert_eq!(
+            p.write_inband(9, PacketFlags::NONE, &[0; 24]),
+            Err(RingError::Full { need: 48, free: 32 })
+        );
         // Without the feature bit, no signal.
         assert_eq!(p.set_pending_send_size(48), Ok(false));
         let mut buf = [0u8; 64];
-        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(false)));
+        assert_eq!(
+            c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)),
+            Ok(Some(false))
+        );
         // With it: 64 free was already enough before this read; no signal.
         p.enable_pending_send_size();
-        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(false)));
+        assert_eq!(
+            c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)),
+            Ok(Some(false))
+        );
         // Fill again and cross with the feature on.
-        let _ = p.write_inband(10, PacketFlags::NONE, &[0; 8]).expect("fits");
-        let _ = p.write_inband(11, PacketFlags::NONE, &[0; 8]).expect("fits");
+        let _ = p
+            .write_inband(10, PacketFlags::NONE, &[0; 8])
+            .expect("fits");
+        let _ = p
+            .write_inband(11, PacketFlags::NONE, &[0; 8])
+            .expect("fits");
         assert_eq!(p.free_bytes(), Ok(32));
         assert_eq!(p.set_pending_send_size(48), Ok(false));
-        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(true)));
+        assert_eq!(
+            c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)),
+            Ok(Some(true))
+        );
         assert_eq!(p.set_pending_send_size(48), Ok(true));
         p.clear_pending_send_size();
-        assert_eq!(c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)), Ok(Some(false)));
+        assert_eq!(
+            c.read_and_commit(&mut buf).map(|r| r.map(|x| x.1)),
+            Ok(Some(false))
+        );
     }
 
     #[test]
@@ -830,7 +940,10 @@ mod tests {
         let mut c = RingConsumer::new(&m).expect("ring");
         let _ = p.write_inband(1, PacketFlags::NONE, &[5; 8]).expect("fits");
         let mut small = [0u8; 16];
-        assert_eq!(c.read_packet(&mut small), Err(RingError::BufferTooSmall { need: 24, have: 16 }));
+        assert_eq!(
+            c.read_packet(&mut small),
+            Err(RingError::BufferTooSmall { need: 24, have: 16 })
+        );
         // Nothing consumed by the failure.
         assert_eq!(c.bytes_available(), Ok(32));
         // Write index out of range or unaligned.
@@ -838,27 +951,54 @@ mod tests {
         let mut buf = [0u8; 128];
         assert_eq!(
             c.read_packet(&mut buf),
-            Err(RingError::CorruptIndex { field: HeaderField::WriteIndex, value: 200 })
+            Err(RingError::CorruptIndex {
+                field: HeaderField::WriteIndex,
+                value: 200
+            })
         );
         m.set_field(HeaderField::WriteIndex, 12);
-        assert!(matches!(c.read_packet(&mut buf), Err(RingError::CorruptIndex { .. })));
+        assert!(matches!(
+            c.read_packet(&mut buf),
+            Err(RingError::CorruptIndex { .. })
+        ));
         m.set_field(HeaderField::WriteIndex, 16);
-        assert_eq!(c.read_packet(&mut buf), Err(RingError::Truncated { avail: 16 }));
+        assert_eq!(
+            c.read_packet(&mut buf),
+            Err(RingError::Truncated { avail: 16 })
+        );
         m.set_field(HeaderField::WriteIndex, 32);
         // len8 beyond the published bytes.
         m.poke(4, &[4]);
-        assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketLength { len: 32, avail: 32 }));
+        assert_eq!(
+            c.read_packet(&mut buf),
+            Err(RingError::BadPacketLength { len: 32, avail: 32 })
+        );
         m.poke(4, &[1]);
-        assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketLength { len: 8, avail: 32 }));
+        assert_eq!(
+            c.read_packet(&mut buf),
+            Err(RingError::BadPacketLength { len: 8, avail: 32 })
+        );
         m.poke(4, &[3]);
         m.poke(2, &[4]);
-        assert_eq!(c.read_packet(&mut buf), Err(RingError::BadPacketOffset { offset: 32, len: 24 }));
+        assert_eq!(
+            c.read_packet(&mut buf),
+            Err(RingError::BadPacketOffset {
+                offset: 32,
+                len: 24
+            })
+        );
         m.poke(2, &[2]);
         assert!(c.read_packet(&mut buf).expect("valid again").is_some());
         // Producer: a corrupt read index.
         m.set_field(HeaderField::ReadIndex, 0xffff_fff8);
-        assert!(matches!(p.write_inband(1, PacketFlags::NONE, &[]), Err(RingError::CorruptIndex { .. })));
-        assert_eq!(p.write_raw(&[&[0; 12]]), Err(RingError::Unaligned { len: 12 }));
+        assert!(matches!(
+            p.write_inband(1, PacketFlags::NONE, &[]),
+            Err(RingError::CorruptIndex { .. })
+        ));
+        assert_eq!(
+            p.write_raw(&[&[0; 12]]),
+            Err(RingError::Unaligned { len: 12 })
+        );
     }
 
     #[test]
@@ -867,10 +1007,23 @@ mod tests {
         let mut p = RingProducer::new(&m).expect("ring");
         let mut c = RingConsumer::new(&m).expect("ring");
         let pfns = [0x100u64, 0x101];
-        let r = [GpadlRange { byte_count: 4096, byte_offset: 512, pfns: &pfns }];
-        assert_eq!(p.write_gpa_direct(3, PacketFlags::COMPLETION_REQUESTED, &r, b"cmd"), Ok(true));
-        let bad = [GpadlRange { byte_count: 4096, byte_offset: 0, pfns: &pfns }];
-        assert!(p.write_gpa_direct(3, PacketFlags::NONE, &bad, b"cmd").is_err());
+        let r = [GpadlRange {
+            byte_count: 4096,
+            byte_offset: 512,
+            pfns: &pfns,
+        }];
+        assert_eq!(
+            p.write_gpa_direct(3, PacketFlags::COMPLETION_REQUESTED, &r, b"cmd"),
+            Ok(true)
+        );
+        let bad = [GpadlRange {
+            byte_count: 4096,
+            byte_offset: 0,
+            pfns: &pfns,
+        }];
+        assert!(p
+            .write_gpa_direct(3, PacketFlags::NONE, &bad, b"cmd")
+            .is_err());
         let mut buf = [0u8; 256];
         let pk = c.read_packet(&mut buf).expect("ok").expect("a packet");
         assert_eq!(pk.desc.ty, PacketType::DATA_USING_GPA_DIRECT);

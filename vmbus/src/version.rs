@@ -24,8 +24,15 @@ impl Version {
     pub const V6_0: Self = Self(0x0006_0000);
 
     /// What a 7.3 Linux guest proposes, in its order.
-    pub const GUEST_PROPOSALS: [Self; 7] =
-        [Self::V6_0, Self::V5_3, Self::V5_2, Self::V5_1, Self::V5_0, Self::V4_1, Self::WIN10];
+    pub const GUEST_PROPOSALS: [Self; 7] = [
+        Self::V6_0,
+        Self::V5_3,
+        Self::V5_2,
+        Self::V5_1,
+        Self::V5_0,
+        Self::V4_1,
+        Self::WIN10,
+    ];
 
     /// Major number.
     pub const fn major(self) -> u16 {
