@@ -15,7 +15,6 @@
  *
  * Environment: HV_GUEST_KO (module path), HV_GUEST_KEEP=1 (leave it loaded).
  */
-#include <stdarg.h>
 
 #include "hv_guest_util.h"
 
@@ -24,7 +23,6 @@ static char buf[1 << 16];
 
 
 
-static int nr = 0, failed = 0;
 
 static int vector_lines(void)
 {
@@ -84,23 +82,6 @@ static const char *hotplug(int online, bool with_device)
 	return NULL;
 }
 
-static void result(bool ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	nr++;
-	failed += !ok;
-	printf("%sok %d %s", ok ? "" : "not ", nr, name);
-	if (!ok && fmt) {
-		printf(" # ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-	}
-	printf("\n");
-	fflush(stdout);
-}
-
 int main(void)
 {
 	const char *what = getenv("HV_GUEST_CONTRACT");
@@ -142,7 +123,7 @@ int main(void)
 		close(fd);
 	}
 	if (ret) {
-		result(false, "contract", "writing %s/contract: %s", HV_DEBUGFS, strerror(-ret));
+		hv_ktap_result(false, "contract", "writing %s/contract: %s", HV_DEBUGFS, strerror(-ret));
 	} else {
 		int n = hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf));
 		bool ok = n > 0 && strstr(buf, "\n1..") && !strstr(buf, "not ok") &&
@@ -151,24 +132,23 @@ int main(void)
 		printf("# Subtest: contract\n");
 		for (p = strtok(buf, "\n"); p && n > 0; p = strtok(NULL, "\n"))
 			printf("    %s\n", p);
-		result(ok, "contract", n > 0 ? "module tests failed" : "no KTAP from the module");
+		hv_ktap_result(ok, "contract", n > 0 ? "module tests failed" : "no KTAP from the module");
 	}
 
 	/* 2: a vector for every SINT on every online CPU, each on its CPU. */
 	online = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	lines = vector_lines();
-	result(lines == 2 * online, "vectors", "%d SINT vectors for %d online CPUs:\n%s", lines,
+	hv_ktap_result(lines == 2 * online, "vectors", "%d SINT vectors for %d online CPUs:\n%s", lines,
 	       online, buf);
 
 	/* 3: CPU hotplug takes CPU 1's SynIC down and up again. */
 	if (online < 2 || !hv_exists(CPU1_ONLINE)) {
-		nr++;
-		printf("ok %d cpu_hotplug # SKIP needs a CPU 1 that can go offline\n", nr);
+		hv_ktap_skip("cpu_hotplug", "needs a CPU 1 that can go offline");
 	} else {
 		/* "statuses" runs without a test device (hvhost_msr_contract). */
 		const char *why = hotplug(online, !what || strcmp(what, "statuses"));
 
-		result(!why, "cpu_hotplug", "%s", why);
+		hv_ktap_result(!why, "cpu_hotplug", "%s", why);
 	}
 
 	/* 4: nothing alarming in the log meanwhile. */
@@ -176,19 +156,18 @@ int main(void)
 	trouble = hv_kmsg_trouble(log_text);
 	if (!trouble && strstr(log_text, "No irq handler"))
 		trouble = "No irq handler";
-	result(!trouble, "kernel_log", "'%s' in the log: %s", trouble, log_text);
+	hv_ktap_result(!trouble, "kernel_log", "'%s' in the log: %s", trouble, log_text);
 
 	/* 5: unloading returns every irq and removes debugfs. */
 	if (keep || !loaded_here) {
 		printf("ok 5 unload_clean # SKIP module kept loaded\n");
 	} else {
 		ret = hv_unload("hv_guest");
-		result(!ret && hv_count_irqs() == irqs_before && hv_module_irq_lines() == 0 &&
+		hv_ktap_result(!ret && hv_count_irqs() == irqs_before && hv_module_irq_lines() == 0 &&
 			       !hv_exists(HV_DEBUGFS),
 		       "unload_clean", "unload %d, irqs %d -> %d, %d /proc/interrupts lines", ret,
 		       irqs_before, hv_count_irqs(), hv_module_irq_lines());
 	}
 	close(kmsg);
-	printf("# totals: pass:%d fail:%d\n", nr - failed, failed);
-	return failed ? 1 : 0;
+	return hv_ktap_totals();
 }

@@ -11,6 +11,7 @@
 #include <cpuid.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -213,6 +214,44 @@ static inline int hv_module_irq_lines(void)
 		n += strstr(line, "hv_guest-sint") != NULL;
 	fclose(f);
 	return n;
+}
+
+/*
+ * KTAP results for the test programs that print their own plan (one
+ * program's results: a file-scope tally).
+ */
+static int hv_ktap_nr, hv_ktap_failed;
+
+/* "ok N name", or "not ok N name # reason" with the reason only on failure. */
+static inline void hv_ktap_result(bool ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	hv_ktap_nr++;
+	hv_ktap_failed += !ok;
+	printf("%sok %d %s", ok ? "" : "not ", hv_ktap_nr, name);
+	if (!ok && fmt) {
+		printf(" # ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+/* "ok N name # SKIP reason". */
+static inline void hv_ktap_skip(const char *name, const char *reason)
+{
+	printf("ok %d %s # SKIP %s\n", ++hv_ktap_nr, name, reason);
+	fflush(stdout);
+}
+
+/* The totals line; returns the exit status (1 if anything failed). */
+static inline int hv_ktap_totals(void)
+{
+	printf("# totals: pass:%d fail:%d\n", hv_ktap_nr - hv_ktap_failed, hv_ktap_failed);
+	return hv_ktap_failed ? 1 : 0;
 }
 
 #endif /* HV_GUEST_UTIL_H */

@@ -17,31 +17,12 @@
  *   HV_GUEST_VMBUS_WAIT_IC=1  wait (30 s at most) for a heartbeat and a time
  *                             sample applied to the clock (SYNC)
  */
-#include <stdarg.h>
 #include <time.h>
 
 #include "hv_guest_util.h"
 
 static char log_text[1 << 20];
 static char state[4096], channels[1 << 16], ic[1024];
-static int nr, failed;
-
-static void result(bool ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	nr++;
-	failed += !ok;
-	printf("%sok %d %s", ok ? "" : "not ", nr, name);
-	if (!ok && fmt) {
-		printf(" # ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-	}
-	printf("\n");
-	fflush(stdout);
-}
 
 static void comment_block(const char *title, const char *text)
 {
@@ -192,21 +173,20 @@ int main(void)
 			break;
 	}
 	printf("# %d cycle(s)\n", c - 1);
-	result(load_ok, "load", "%s", why_load);
-	result(conn_ok, "connected_at_expected_version", "%s", why_conn);
-	result(dev_ok, "channels_listed_and_drivers_bound", "%s", why_dev);
+	hv_ktap_result(load_ok, "load", "%s", why_load);
+	hv_ktap_result(conn_ok, "connected_at_expected_version", "%s", why_conn);
+	hv_ktap_result(dev_ok, "channels_listed_and_drivers_bound", "%s", why_dev);
 	if (wait_ic)
-		result(ic_ok, "ic_traffic", "%s", why_ic);
+		hv_ktap_result(ic_ok, "ic_traffic", "%s", why_ic);
 	else
-		printf("ok %d ic_traffic # SKIP not asked for\n", ++nr);
-	result(unload_ok, "unload_handshake_channels_closed", "%s", why_unload);
+		hv_ktap_skip("ic_traffic", "not asked for");
+	hv_ktap_result(unload_ok, "unload_handshake_channels_closed", "%s", why_unload);
 	trouble = hv_kmsg_trouble(log_text);
 	if (!trouble && strstr(log_text, "vmbus: rejected"))
 		trouble = "vmbus: rejected";
-	result(!trouble, "kernel_log", "'%s' in the log", trouble);
-	if (trouble || failed)
+	hv_ktap_result(!trouble, "kernel_log", "'%s' in the log", trouble);
+	if (trouble || hv_ktap_failed)
 		comment_block("kernel log", log_text);
 	close(kmsg);
-	printf("# totals: pass:%d fail:%d\n", nr - failed, failed);
-	return failed ? 1 : 0;
+	return hv_ktap_totals();
 }
