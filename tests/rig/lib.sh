@@ -51,21 +51,61 @@ run_test() {
 # HVHOST_KERNEL=/boot/ref-bzImage boots the reference guest (Linux's own
 # Hyper-V support) instead of the rig kernel.
 hvhost_run() {
-	scen=$1
-	shift
+	hvhost_start 200 "$@"
+	hvhost_wait
+}
+
+# hvhost_start LIMIT GUEST_SCENARIO [HVHOST_ARGS...]: hvhost_run's VM in the
+# background (HVHOST_PID), killed after LIMIT seconds.
+hvhost_start() {
+	limit=$1 scen=$2
+	shift 2
+	HVHOST_ARGS="$*"
 	: >/tmp/hvhost.ktap
 	: >/tmp/hvhost.console
-	timeout -s KILL 200 hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
+	timeout -s KILL "$limit" hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
 		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2" \
 		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.ktap \
-		"$@" 2>/tmp/hvhost.err
+		"$@" 2>/tmp/hvhost.err &
+	HVHOST_PID=$!
+}
+
+# hvhost_term_when MARK SECONDS: once the guest's debug console shows the
+# line MARK (or after SECONDS, or when hvhost ended), asks hvhost to stop
+# with SIGTERM, which it passes on to the guest as a shutdown request.
+hvhost_term_when() {
+	local mark=$1 max=$2 i=0
+	while [ $i -lt "$max" ] && kill -0 $HVHOST_PID 2>/dev/null && ! grep -q "^$mark" /tmp/hvhost.ktap; do
+		sleep 1
+		i=$((i + 1))
+	done
+	echo "# guest ready after ${i} s; sending SIGTERM to hvhost"
+	kill -TERM $HVHOST_PID 2>/dev/null
+}
+
+# hvhost_wait: waits for hvhost_start's VM (HVHOST_STATUS) and sends the
+# guest console and hvhost's log up to the scenario log.
+hvhost_wait() {
+	wait $HVHOST_PID
 	HVHOST_STATUS=$?
 	{
-		echo "==== hvhost $* (status $HVHOST_STATUS): guest console ===="
+		echo "==== hvhost $HVHOST_ARGS (status $HVHOST_STATUS): guest console ===="
 		cat /tmp/hvhost.console
-		echo "==== hvhost $*: hvhost log ===="
+		echo "==== hvhost $HVHOST_ARGS: hvhost log ===="
 		cat /tmp/hvhost.err
 	} | rig-debugcon 0xeb
+}
+
+# rig_check N NAME CMD...: "ok N NAME" if CMD succeeds, else "not ok N NAME"
+# and RIG_CHECK_FAILED=1 (callers clear it first). Its variables are local:
+# run_test's own NAME must survive.
+rig_check() {
+	local n=$1 what=$2
+	shift 2
+	if "$@"; then echo "ok $n $what"; else
+		echo "not ok $n $what"
+		RIG_CHECK_FAILED=1
+	fi
 }
 
 # rig_hvhost_boot N: boots the guest under hvhost with N vCPUs and checks

@@ -20,21 +20,16 @@ hostile_first_load() {
 	sed 's/^/# /' /sys/kernel/debug/hv_guest/vmbus/state
 	ch=$(cat /sys/kernel/debug/hv_guest/vmbus/channels)
 	echo "$ch" | grep -E '^relid|state|driver|errors' | sed 's/^/# /'
-	failed=
-	check() { # N NAME CONDITION-COMMAND...
-		cn=$1 cname=$2
-		shift 2
-		if "$@"; then echo "ok $cn $cname"; else echo "not ok $cn $cname"; failed=1; fi
-	}
-	check 1 malformed_offer_rejected sh -c \
+	RIG_CHECK_FAILED=
+	rig_check 1 malformed_offer_rejected sh -c \
 		"dmesg | grep -q 'vmbus: rejected a message from the host: OFFERCHANNEL(1) message too short'"
-	check 2 bogus_gpadl_reply_rejected sh -c \
+	rig_check 2 bogus_gpadl_reply_rejected sh -c \
 		"dmesg | grep -q 'vmbus: rejected GPADL_CREATED nobody asked for'"
 	# The corrupt index is seen only if the guest reads the ring before the
 	# host's next packet overwrites it; then that channel stops, logged.
 	if dmesg | grep -q 'bad packet from the host'; then
 		echo "# corrupt ring seen and rejected: $(dmesg | grep 'bad packet from the host' | head -1)"
-		check 3 corrupt_ring_handled sh -c "echo '$ch' | grep -q 'state Broken'"
+		rig_check 3 corrupt_ring_handled sh -c "echo '$ch' | grep -q 'state Broken'"
 	else
 		echo "ok 3 corrupt_ring_handled # SKIP the host's next packet repaired the index before the guest read it"
 	fi
@@ -43,12 +38,12 @@ hostile_first_load() {
 			grep -q '^channels 3$' /sys/kernel/debug/hv_guest/vmbus/state &&
 			[ "$(echo "$ch" | grep -c '  driver \(heartbeat\|shutdown\|timesync\)')" = 3 ]
 	}
-	check 4 still_connected_with_the_real_offers connected
+	rig_check 4 still_connected_with_the_real_offers connected
 	rmmod hv_guest
 	dmesg | grep 'vmbus: unloaded' | tail -1 | sed 's/^/# /'
-	check 5 unload_clean sh -c "dmesg | grep -q 'vmbus: unloaded: .* UNLOAD_RESPONSE received' &&
+	rig_check 5 unload_clean sh -c "dmesg | grep -q 'vmbus: unloaded: .* UNLOAD_RESPONSE received' &&
 		[ ! -e /sys/kernel/debug/hv_guest ]"
-	[ -z "$failed" ]
+	[ -z "$RIG_CHECK_FAILED" ]
 }
 
 guest() {

@@ -44,33 +44,28 @@ rig_stock_guest() {
 	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
 		echo "Bail out! no verdict from the reference guest under hvhost (status $HVHOST_STATUS)"
 	fi
-	failed=
-	check() { # N NAME CONDITION-COMMAND...
-		n=$1 name=$2
-		shift 2
-		if "$@"; then echo "ok $n $name"; else echo "not ok $n $name"; failed=1; fi
-	}
-	check 1 hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
+	RIG_CHECK_FAILED=
+	rig_check 1 hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	grep -m1 'Hypervisor detected' $c | sed 's/^/# /'
-	check 2 hypervisor_detected_hyper_v grep -q 'Hypervisor detected: Microsoft Hyper-V' $c
+	rig_check 2 hypervisor_detected_hyper_v grep -q 'Hypervisor detected: Microsoft Hyper-V' $c
 	grep -m1 'Hyper-V: privilege flags' $c | sed 's/^/# /'
-	check 3 privilege_flags_logged grep -q 'Hyper-V: privilege flags' $c
+	rig_check 3 privilege_flags_logged grep -q 'Hyper-V: privilege flags' $c
 	grep -m1 'hypercall page enabled' /tmp/hvhost.err | sed 's/^/# /'
-	check 4 hypercall_page_enabled grep -q 'hypercall page enabled' /tmp/hvhost.err
-	check 5 clocksource_tsc_page grep -q 'clocksource: Switched to clocksource hyperv_clocksource_tsc_page' $c
+	rig_check 4 hypercall_page_enabled grep -q 'hypercall page enabled' /tmp/hvhost.err
+	rig_check 5 clocksource_tsc_page grep -q 'clocksource: Switched to clocksource hyperv_clocksource_tsc_page' $c
 	grep '^# rig: clockevent' /tmp/hvhost.ktap
 	ce_all() {
 		local n
 		n=$(grep -c '^# rig: clockevent[0-9]*=Hyper-V clockevent$' /tmp/hvhost.ktap)
 		[ "$n" = 2 ]
 	}
-	check 6 stimer_clockevent_on_both_cpus ce_all
+	rig_check 6 stimer_clockevent_on_both_cpus ce_all
 	bad='unchecked MSR access|stimer setup failed|WARNING:|BUG:|Call Trace|Oops'
 	grep -E "$bad" $c | sed 's/^/# bad: /'
-	check 7 no_warnings_or_msr_faults sh -c "! grep -qE '$bad' $c"
+	rig_check 7 no_warnings_or_msr_faults sh -c "! grep -qE '$bad' $c"
 	echo "    # Subtest: guest"
 	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
-	check 8 guest_tests sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
+	rig_check 8 guest_tests sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
 	# "# clock mark N UPTIME EPOCH" from the guest; "N UPTIME EPOCH" from L1.
 	gmark() { sed -n "s/^# clock mark $1 //p" /tmp/hvhost.ktap | head -n 1; }
 	lmark() { sed -n "s/^$1 //p" /tmp/l1.marks | head -n 1; }
@@ -84,11 +79,11 @@ rig_stock_guest() {
 			exit !(l >= 4 && g / l >= 0.95 && g / l <= 1.05)
 		}'
 	}
-	check 9 guest_clock_rate rate_ok
+	rig_check 9 guest_clock_rate rate_ok
 	[ -n "$g2" ] && [ -n "$l2" ] &&
 		echo "# L1 minus guest wall clock at mark 2: $((${l2#* } - ${g2#* })) s (printed, not tested)"
-	check 10 guest_powered_off grep -q 'reboot: Power down' $c
-	[ -z "$failed" ]
+	rig_check 10 guest_powered_off grep -q 'reboot: Power down' $c
+	[ -z "$RIG_CHECK_FAILED" ]
 }
 
 guest() {

@@ -10,49 +10,25 @@
 rig_vmbus_stock() {
 	echo "TAP version 13"
 	echo "1..9"
-	: >/tmp/hvhost.ktap
-	: >/tmp/hvhost.console
-	timeout -s KILL 300 hvhost --kernel /boot/ref-bzImage --initrd /boot/l2.cpio --no-xsave --cpus 2 \
-		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=_vmbus_stock_guest rig.layer=2" \
-		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.ktap 2>/tmp/hvhost.err &
-	pid=$!
-	i=0
-	while [ $i -lt 240 ] && kill -0 $pid 2>/dev/null &&
-		! grep -q '^# rig: vmbus ready' /tmp/hvhost.ktap; do
-		sleep 1
-		i=$((i + 1))
-	done
-	echo "# guest ready after ${i} s; sending SIGTERM to hvhost"
-	kill -TERM $pid 2>/dev/null
-	wait $pid
-	status=$?
-	{
-		echo "==== hvhost (status $status): guest console ===="
-		cat /tmp/hvhost.console
-		echo "==== hvhost: hvhost log ===="
-		cat /tmp/hvhost.err
-	} | rig-debugcon 0xeb
+	HVHOST_KERNEL=/boot/ref-bzImage hvhost_start 300 _vmbus_stock_guest --cpus 2
+	hvhost_term_when '# rig: vmbus ready' 240
+	hvhost_wait
 	c=/tmp/hvhost.console e=/tmp/hvhost.err
-	if [ "$status" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
-		echo "Bail out! no verdict from the reference guest under hvhost (status $status)"
+	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
+		echo "Bail out! no verdict from the reference guest under hvhost (status $HVHOST_STATUS)"
 	fi
-	failed=
-	check() { # N NAME CONDITION-COMMAND... (not $name: run_test's)
-		cn=$1 cname=$2
-		shift 2
-		if "$@"; then echo "ok $cn $cname"; else echo "not ok $cn $cname"; failed=1; fi
-	}
-	check 1 hvhost_exit_status_0 [ "$status" = 0 ]
+	RIG_CHECK_FAILED=
+	rig_check 1 hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	grep -E 'hv_vmbus: Vmbus version|hv_utils: .* IC version' $c | sed 's/^/# /'
-	check 2 vmbus_version_6_0 grep -q 'hv_vmbus: Vmbus version:6\.0' $c
+	rig_check 2 vmbus_version_6_0 grep -q 'hv_vmbus: Vmbus version:6\.0' $c
 	ic_all() {
 		grep -q 'hv_utils: Heartbeat IC version' $c && grep -q 'hv_utils: Shutdown IC version' $c &&
 			grep -q 'hv_utils: TimeSync IC version' $c
 	}
-	check 3 ic_versions_logged ic_all
+	rig_check 3 ic_versions_logged ic_all
 	echo "    # Subtest: guest"
 	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
-	check 4 guest_tests sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
+	rig_check 4 guest_tests sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
 	grep 'vmbus: heartbeat' $e | sed -n '1p;$p' | sed 's/^/# /'
 	heartbeats_advance() {
 		local first last
@@ -61,18 +37,18 @@ rig_vmbus_stock() {
 		echo "# heartbeat sequence $first .. $last"
 		[ -n "$first" ] && [ "$last" -ge $((first + 2)) ]
 	}
-	check 5 heartbeats_advance heartbeats_advance
+	rig_check 5 heartbeats_advance heartbeats_advance
 	grep -E 'shutdown|Shutdown request' $e $c | sed 's/^/# /'
-	check 6 shutdown_accepted sh -c "grep -q 'shutdown: the guest accepted' $e &&
+	rig_check 6 shutdown_accepted sh -c "grep -q 'shutdown: the guest accepted' $e &&
 		grep -q 'Shutdown request received - graceful shutdown initiated' $c"
-	check 7 guest_powered_off grep -q 'reboot: Power down' $c
+	rig_check 7 guest_powered_off grep -q 'reboot: Power down' $c
 	bad='WARNING:|BUG:|Call Trace|Oops|unchecked MSR access'
 	grep -E "$bad" $c | sed 's/^/# bad: /'
-	check 8 no_warnings sh -c "! grep -qE '$bad' $c"
+	rig_check 8 no_warnings sh -c "! grep -qE '$bad' $c"
 	grep -E 'vmbus: [0-9]+ messages' $e | sed 's/^/# /'
-	check 9 no_vmbus_errors sh -c "grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' $e &&
+	rig_check 9 no_vmbus_errors sh -c "grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' $e &&
 		! grep -q 'hvhost: error:' $e"
-	[ -z "$failed" ]
+	[ -z "$RIG_CHECK_FAILED" ]
 }
 
 guest() {
