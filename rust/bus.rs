@@ -23,6 +23,7 @@
 //! in use is logged with the reason and dropped.
 
 pub(crate) mod channel;
+pub(crate) mod misbehave;
 pub(crate) mod ring;
 pub(crate) mod view;
 

@@ -27,6 +27,9 @@ pub(crate) struct DebugData {
     /// KTAP of the last contract test run (serializes runs, too).
     #[pin]
     contract: Mutex<KVec<u8>>,
+    /// What the last `vmbus/misbehave` command did (serializes them, too).
+    #[pin]
+    misbehave: Mutex<KVec<u8>>,
 }
 
 fn show<T: Display>(value: &T, f: &mut Formatter<'_>) -> fmt::Result {
@@ -128,6 +131,23 @@ fn show_vmbus_ic(_data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
     crate::bus::view::show_ic(f)
 }
 
+fn show_misbehave(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    let out = data.misbehave.lock();
+    f.write_str(core::str::from_utf8(&out).unwrap_or("# (not UTF-8)\n"))
+}
+
+/// Writing a command makes the VMBus client break the protocol on purpose
+/// (see [`crate::bus::misbehave`]); `ENODEV` without VMBus.
+fn run_misbehave(data: &DebugData, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 64];
+    let n = reader.len().min(buf.len());
+    reader.read_slice(&mut buf[..n])?;
+    let cmd = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let vmbus = data.vmbus.as_ref().ok_or(ENODEV)?;
+    let mut out = data.misbehave.lock();
+    crate::bus::misbehave::run(vmbus.bus(), cmd, &mut out)
+}
+
 /// Creates the directory; it lives as long as the returned scope.
 pub(crate) fn create(
     info: HvInfo,
@@ -139,6 +159,7 @@ pub(crate) fn create(
         core,
         vmbus,
         contract <- new_mutex!(KVec::new(), "hv_guest_contract"),
+        misbehave <- new_mutex!(KVec::new(), "hv_guest_misbehave"),
     }? Error);
     Scope::dir(data, c"hv_guest", |data, dir| {
         let info = &data.info;
@@ -157,5 +178,6 @@ pub(crate) fn create(
         vmbus.read_callback_file(c"state", data, &show_vmbus_state);
         vmbus.read_callback_file(c"channels", data, &show_vmbus_channels);
         vmbus.read_callback_file(c"ic", data, &show_vmbus_ic);
+        vmbus.read_write_callback_file(c"misbehave", data, &show_misbehave, &run_misbehave);
     })
 }

@@ -38,7 +38,7 @@ use crate::vmbus::gpadl::GpadlRange;
 use crate::vmbus::guid::Guid;
 use crate::vmbus::message::{CloseChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES};
 use crate::vmbus::packet::{Packet, PacketFlags, PacketType};
-use crate::vmbus::ring::{RingConsumer, RingError, RingProducer};
+use crate::vmbus::ring::{HeaderField, RingConsumer, RingError, RingMemory, RingProducer};
 
 /// What the offer said, copied once.
 #[derive(Clone, Copy)]
@@ -338,7 +338,7 @@ impl Channel {
                 // Not created (refused, or the host never answered): a
                 // host that answers late may still map the pages, keep them.
                 if e == ETIMEDOUT {
-                    core::mem::forget(pages.clone());
+                    pages.clone().leak();
                 }
                 ctl.state = State::Closed;
                 return Err(e);
@@ -444,7 +444,7 @@ impl Channel {
                     self.relid(),
                     e
                 );
-                core::mem::forget(pages);
+                pages.leak();
             }
         }
         ctl.gpadl = 0;
@@ -476,6 +476,23 @@ impl Channel {
         let torn_down = self.release_gpadl(&mut ctl);
         pr_debug!("vmbus: relid {} closed\n", self.relid());
         Some(torn_down)
+    }
+
+    /// Sets the send ring's write index past the ring's end and signals
+    /// the host, which must close the channel: for testing the host's
+    /// defences (debugfs `vmbus/misbehave`). `ENOTCONN` if not open.
+    pub(super) fn corrupt_send_ring(&self) -> Result {
+        let ctl = self.ctl.lock();
+        if ctl.state != State::Open {
+            return Err(ENOTCONN);
+        }
+        let pages = ctl.pages.as_ref().ok_or(ENOTCONN)?;
+        pages
+            .send_ring()
+            .store_release(HeaderField::WriteIndex, 0xffff_fff8);
+        drop(ctl);
+        self.signal();
+        Ok(())
     }
 
     fn signal(&self) {

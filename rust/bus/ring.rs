@@ -17,13 +17,20 @@
 
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
-use kernel::sync::atomic::{Acquire, Atomic, Release};
+use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
 use kernel::sync::Arc;
 
 use crate::shim::SharedPage;
 use crate::vmbus::ring::{HeaderField, RingMemory, RING_HEADER_SIZE};
 
 const _: () = assert!(RING_HEADER_SIZE == PAGE_SIZE);
+
+/// Ring pages allocated and not yet freed, module-wide (debugfs
+/// `vmbus/state`): back to its old value once a channel is closed.
+pub(crate) static LIVE_PAGES: Atomic<u64> = Atomic::new(0);
+/// Ring pages given up for good because the host never confirmed their
+/// GPADL torn down (it may still write to them).
+pub(crate) static LEAKED_PAGES: Atomic<u64> = Atomic::new(0);
 
 /// The zeroed pages of both rings of a channel.
 ///
@@ -49,7 +56,16 @@ impl RingPages {
             pages.push(SharedPage::new()?, GFP_KERNEL)?;
         }
         // INVARIANT: `total` pages, at least two per ring (checked).
-        Ok(Arc::new(Self { pages, send_pages }, GFP_KERNEL)?)
+        let this = Arc::new(Self { pages, send_pages }, GFP_KERNEL)?;
+        LIVE_PAGES.fetch_add(total as u64, Relaxed);
+        Ok(this)
+    }
+
+    /// Never frees these pages (the host may still write to them) and
+    /// counts them in [`LEAKED_PAGES`].
+    pub(crate) fn leak(self: Arc<Self>) {
+        LEAKED_PAGES.fetch_add(self.pages.len() as u64, Relaxed);
+        core::mem::forget(self);
     }
 
     /// Page frame numbers of every page, in GPADL order.
@@ -111,6 +127,12 @@ pub(crate) struct RingView {
     pages: Arc<RingPages>,
     first: usize,
     count: usize,
+}
+
+impl Drop for RingPages {
+    fn drop(&mut self) {
+        LIVE_PAGES.fetch_sub(self.pages.len() as u64, Relaxed);
+    }
 }
 
 impl RingView {

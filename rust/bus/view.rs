@@ -24,6 +24,12 @@ pub(crate) fn show_state(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::Res
     writeln!(f, "msg_conn_id {}", conn)?;
     writeln!(f, "target_vp {}", bus.target_vp)?;
     writeln!(f, "channels {}", bus.channels().len())?;
+    writeln!(
+        f,
+        "ring_pages live {} leaked {}",
+        super::ring::LIVE_PAGES.load(Relaxed),
+        super::ring::LEAKED_PAGES.load(Relaxed)
+    )?;
     let c = &bus.counters;
     writeln!(
         f,

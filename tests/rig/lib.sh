@@ -83,6 +83,29 @@ hvhost_term_when() {
 	kill -TERM $HVHOST_PID 2>/dev/null
 }
 
+# hvhost_serve_guest MARK SECONDS: hvhost_term_when for a guest that also
+# drives hvhost's control socket (hvhost_start ... --api-socket $HVHOST_API):
+# every line "# rig: hvctl REQUEST" the guest writes to its debug console
+# runs "hvctl $HVHOST_API REQUEST" once, in order; answers go to
+# /tmp/hvhost.ctl ("REQUEST -> ANSWER" per line).
+HVHOST_API=/tmp/hvhost.api
+hvhost_serve_guest() {
+	local mark=$1 max=$2 i=0 seen=0 n req
+	: >/tmp/hvhost.ctl
+	while [ $i -lt "$max" ] && kill -0 $HVHOST_PID 2>/dev/null && ! grep -q "^$mark" /tmp/hvhost.ktap; do
+		n=$(grep -c '^# rig: hvctl ' /tmp/hvhost.ktap)
+		while [ "$seen" -lt "$n" ]; do
+			seen=$((seen + 1))
+			req=$(grep '^# rig: hvctl ' /tmp/hvhost.ktap | sed -n "${seen}s/^# rig: hvctl //p")
+			echo "$req -> $(hvctl $HVHOST_API $req 2>&1 | tr '\n' ' ')" >>/tmp/hvhost.ctl
+		done
+		sleep 1
+		i=$((i + 1))
+	done
+	echo "# guest ready; sending SIGTERM to hvhost"
+	kill -TERM $HVHOST_PID 2>/dev/null
+}
+
 # hvhost_wait: waits for hvhost_start's VM (HVHOST_STATUS) and sends the
 # guest console and hvhost's log up to the scenario log.
 hvhost_wait() {

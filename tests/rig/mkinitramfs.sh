@@ -52,6 +52,7 @@ install -m644 "$out/l2.cpio" "$l1/boot/l2.cpio"
 install -m644 "$ref" "$l1/boot/ref-bzImage"
 copy_with_libs "$(command -v qemu-system-x86_64)" "$l1"
 install -m755 "$hvhost" "$l1/usr/bin/hvhost"
+install -m755 "$(dirname "$hvhost")/hvctl" "$l1/usr/bin/hvctl"
 for fw in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do
     src=/usr/share/qemu/$fw
     [ -e "$src" ] || src=/usr/share/seabios/$fw

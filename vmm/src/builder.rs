@@ -19,6 +19,7 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::acpi::{AcpiDevice, AcpiTables, DsdtBuilder, Hid, Resource};
+use crate::api::{self, ApiServer};
 use crate::boot::{self, BootParamsInput};
 use crate::cli::{SerialTarget, VmConfig, VmbusFault};
 use crate::console::{RawTerminal, SignalFd, TERMINATION_SIGNALS};
@@ -213,6 +214,15 @@ fn create_devices(
 }
 
 /// The VMBus settings from the command line.
+/// What the control socket does with a request: VMBus requests go to the
+/// VMBus thread.
+fn api_handler(vmbus: Option<Arc<Vmbus>>) -> Arc<api::Handler> {
+    Arc::new(move |request| match &vmbus {
+        Some(v) => v.control(request),
+        None => Err("VMBus is off (--no-vmbus)".into()),
+    })
+}
+
 fn vmbus_config(config: &VmConfig) -> VmbusConfig {
     let mut faults = Faults::default();
     for f in &config.vmbus_faults {
@@ -298,9 +308,13 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         .map_err(|e| Error::os("start the synthetic timer thread", e))?;
     let devices = create_devices(config, &vm, &control, &partition, serial_out, debugcon_out)?;
     let vmbus = if config.vmbus {
-        Some(Vmbus::start(&partition, vmbus_config(config))?)
+        Some(Arc::new(Vmbus::start(&partition, vmbus_config(config))?))
     } else {
         None
+    };
+    let api = match &config.api_socket {
+        Some(path) => Some(ApiServer::start(path, api_handler(vmbus.clone()))?),
+        None => None,
     };
 
     let caps = cpuid::HostCpuidCaps {
@@ -362,7 +376,7 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         serial: devices.serial.clone(),
         rx_drained: devices.rx_drained,
     });
-    let ask_guest = || vmbus.as_ref().is_some_and(Vmbus::request_shutdown);
+    let ask_guest = || vmbus.as_ref().is_some_and(|v| v.request_shutdown());
     let graceful: Option<event_loop::GracefulShutdown<'_>> = Some(&ask_guest);
     let reason = event_loop::run(&control, &signals, input, graceful);
 
@@ -372,6 +386,15 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
             None => log::warn!("vcpu{index} exits: unknown (the thread did not finish)"),
         }
     }
+    // The control socket goes first: it holds a reference to VMBus.
+    drop(api);
+    let vmbus = vmbus.and_then(|v| {
+        let only = Arc::into_inner(v);
+        if only.is_none() {
+            log::error!("vmbus: still in use at exit; its thread is not stopped");
+        }
+        only
+    });
     if let Some(vmbus) = vmbus {
         let heartbeats = vmbus.heartbeats();
         if let Some(s) = vmbus.stop() {

@@ -156,6 +156,12 @@ pub struct Cli {
     #[arg(long, value_name = "KIND", value_enum)]
     pub vmbus_fault: Vec<VmbusFault>,
 
+    /// Serve a control socket at PATH (a Unix stream socket hvhost creates and removes):
+    /// one request per connection, e.g. "devices", "remove heartbeat", "add heartbeat",
+    /// "shutdown", "stats". `hvctl PATH REQUEST` is the client.
+    #[arg(long, value_name = "PATH")]
+    pub api_socket: Option<PathBuf>,
+
     /// Logging verbosity on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -188,6 +194,8 @@ pub struct VmConfig {
     pub shutdown_after: Option<u64>,
     /// VMBus fault injection.
     pub vmbus_faults: Vec<VmbusFault>,
+    /// Control socket path.
+    pub api_socket: Option<PathBuf>,
 }
 
 impl Cli {
@@ -206,6 +214,7 @@ impl Cli {
             vmbus: !self.no_vmbus,
             shutdown_after: self.shutdown_after,
             vmbus_faults: self.vmbus_fault.clone(),
+            api_socket: self.api_socket.clone(),
         }
     }
 }
@@ -369,6 +378,7 @@ mod tests {
             "--no-vmbus",
             "--shutdown-after",
             "--vmbus-fault",
+            "--api-socket",
             "--help",
         ] {
             assert!(help.contains(opt), "{opt} missing from --help:\n{help}");

@@ -46,6 +46,10 @@ pub enum Error {
     #[error("{0}")]
     Vmbus(#[from] crate::vmbus::worker::VmbusError),
 
+    /// The control socket could not be served.
+    #[error("{0}")]
+    Api(#[from] crate::api::ApiError),
+
     /// The host's KVM lacks a capability hvhost depends on.
     #[error("this KVM lacks the {0} capability, which hvhost needs")]
     MissingCapability(&'static str),

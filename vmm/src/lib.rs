@@ -7,6 +7,7 @@
 //! line, sets up logging and maps the outcome to an exit status.
 
 pub mod acpi;
+pub mod api;
 pub mod boot;
 pub mod builder;
 pub mod cli;

@@ -131,6 +131,29 @@ pub struct Stats {
     pub faults: u64,
 }
 
+/// One device as [`Server::devices`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Its relid.
+    pub relid: u32,
+    /// Its name.
+    pub name: &'static str,
+    /// `idle` (not offered: the guest is not connected), `offered`,
+    /// `open` or `rescinded` (waiting for the guest's RELID_RELEASED).
+    pub state: &'static str,
+}
+
+/// Why [`Server::remove_device`] did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RemoveError {
+    /// No device has the relid.
+    #[error("no device with relid {0}")]
+    NoSuchRelid(u32),
+    /// It is rescinded already, waiting for the guest to release it.
+    #[error("relid {0} is already rescinded; waiting for the guest to release it")]
+    AlreadyRescinded(u32),
+}
+
 /// The VMBus server of one partition.
 pub struct Server {
     guest: Arc<dyn GuestPort>,
@@ -212,26 +235,55 @@ impl Server {
     }
 
     /// Removes a device: closes its channel and, if the guest knows it,
-    /// rescinds it (the relid is freed at RELID_RELEASED). Whether it existed.
-    pub fn remove_device(&mut self, relid: u32) -> bool {
+    /// rescinds it (the relid is freed at RELID_RELEASED); a device the
+    /// guest was not offered goes at once.
+    pub fn remove_device(&mut self, relid: u32) -> Result<(), RemoveError> {
         let Some(phase) = self.channels.get(&relid).map(|c| c.phase) else {
-            return false;
+            return Err(RemoveError::NoSuchRelid(relid));
         };
         self.close_channel(relid, "the device was removed");
         match phase {
             Phase::Idle => {
-                self.channels.remove(&relid);
+                if let Some(c) = self.channels.remove(&relid) {
+                    log::info!("vmbus: device {} (relid {relid}) removed", c.device.name());
+                }
             }
-            Phase::Rescinded => {}
+            Phase::Rescinded => return Err(RemoveError::AlreadyRescinded(relid)),
             Phase::Offered | Phase::Open => {
                 if let Some(c) = self.channels.get_mut(&relid) {
                     c.phase = Phase::Rescinded;
+                    log::info!("vmbus: rescinding channel {relid} ({})", c.device.name());
                 }
-                log::info!("vmbus: rescinding channel {relid}");
                 self.send(&RescindChannelOffer { child_relid: relid });
             }
         }
-        true
+        Ok(())
+    }
+
+    /// The devices, by relid.
+    pub fn devices(&self) -> Vec<DeviceInfo> {
+        self.channels
+            .iter()
+            .map(|(&relid, c)| DeviceInfo {
+                relid,
+                name: c.device.name(),
+                state: match c.phase {
+                    Phase::Idle => "idle",
+                    Phase::Offered => "offered",
+                    Phase::Open => "open",
+                    Phase::Rescinded => "rescinded",
+                },
+            })
+            .collect()
+    }
+
+    /// The relid of the first device called `name` that is not being
+    /// removed.
+    pub fn find_device(&self, name: &str) -> Option<u32> {
+        self.channels
+            .iter()
+            .find(|(_, c)| c.device.name() == name && c.phase != Phase::Rescinded)
+            .map(|(&relid, _)| relid)
     }
 
     /// Offers `cmd` to every device; whether one took it.
@@ -328,8 +380,13 @@ impl Server {
             Message::GpadlTeardown(m) => self.gpadl_teardown(vp, m.child_relid, m.gpadl),
             Message::OpenChannel(m) => self.open_channel(&m, now),
             Message::CloseChannel(m) => {
+                let phase = self.channels.get(&m.child_relid).map(|c| c.phase);
                 if self.is_open(m.child_relid) {
                     self.close_channel(m.child_relid, "the guest closed it");
+                } else if phase == Some(Phase::Rescinded) {
+                    // The host closed it at the rescind; a guest's driver
+                    // that was using it closes it as it unbinds.
+                    log::debug!("vmbus: CLOSECHANNEL of rescinded relid {}", m.child_relid);
                 } else {
                     self.drop_message(
                         vp,

@@ -33,7 +33,7 @@ use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
-use super::server::{Connection, Faults, GuestPort, Server, CHANNEL_CONNECTION_BASE};
+use super::server::{Connection, Faults, GuestPort, RemoveError, Server, CHANNEL_CONNECTION_BASE};
 use crate::hyperv::connections::ConnectionError;
 use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
 
@@ -229,14 +229,28 @@ impl Rig {
     /// Opens `relid` like Linux's vmbus_open: a 4+4 page ring GPADL, then
     /// OPENCHANNEL. Returns the open status and the guest's channel.
     fn open(&mut self, relid: u32) -> (u32, GuestChannel) {
+        let (status, ch) = self.open_ex(relid, 0xe1e10 + relid);
+        assert_eq!(
+            ch.as_ref().map(|c| c.gpadl),
+            Some(0xe1e10 + relid),
+            "GPADL refused"
+        );
+        (status, ch.expect("checked"))
+    }
+
+    /// [`Self::open`] with GPADL `handle`; no channel if the GPADL is refused
+    /// (status is then the GPADL's).
+    fn open_ex(&mut self, relid: u32, handle: u32) -> (u32, Option<GuestChannel>) {
         let pfns = self.pages(8);
-        let handle = 0xe1e10 + relid;
         let ranges = [GpadlRange {
             byte_count: 8 * 4096,
             byte_offset: 0,
             pfns: &pfns,
         }];
-        assert_eq!(self.gpadl(relid, handle, &ranges), 0);
+        let created = self.gpadl(relid, handle, &ranges);
+        if created != 0 {
+            return (created, None);
+        }
         self.send(&msg(&OpenChannel {
             child_relid: relid,
             openid: relid * 10,
@@ -260,7 +274,7 @@ impl Rig {
                 .expect("recv"),
             gpadl: handle,
         };
-        (o.status, ch)
+        (o.status, Some(ch))
     }
 
     /// The guest's side of one IC exchange: reads every host request and
@@ -659,22 +673,72 @@ fn rescind_and_relid_released() {
     let mut r = rig();
     r.connect();
     let (_, _ch) = r.open(1);
-    assert!(r.server.remove_device(1));
+    assert_eq!(r.server.remove_device(1), Ok(()));
     assert!(!r.server.is_open(1));
     assert_eq!(r.types(), vec![MessageType::RESCIND_CHANNELOFFER]);
-    // Opening a rescinded channel is refused; release drops its GPADL.
+    assert_eq!(
+        r.server.remove_device(1),
+        Err(RemoveError::AlreadyRescinded(1))
+    );
+    assert_eq!(
+        r.server.remove_device(99),
+        Err(RemoveError::NoSuchRelid(99))
+    );
+    let states: Vec<_> = r.server.devices().iter().map(|d| d.state).collect();
+    assert_eq!(states, vec!["rescinded", "offered", "offered"]);
+    assert_eq!(r.server.find_device("heartbeat"), None);
+    // What Linux's driver and hv_guest do as they unbind: close, tear the
+    // ring GPADL down, release the relid. None of it is an error.
+    r.send(&msg(&CloseChannel { child_relid: 1 }));
+    assert!(r.types().is_empty());
     assert_eq!(r.server.gpadl_count(), 1);
+    r.send(&msg(&GpadlTeardown {
+        child_relid: 1,
+        gpadl: 0xe1e10 + 1,
+    }));
+    assert_eq!(r.types(), vec![MessageType::GPADL_TORNDOWN]);
+    assert_eq!(r.server.gpadl_count(), 0);
+    // Opening a rescinded channel is refused.
+    let (status, _) = r.open_ex(1, 0xbad);
+    assert_ne!(status, 0);
     r.send(&msg(&RelidReleased { child_relid: 1 }));
     assert_eq!(r.server.gpadl_count(), 0);
+    assert_eq!(r.server.devices().len(), 2);
+    let dropped = r.server.stats().dropped;
     r.send(&msg(&RelidReleased { child_relid: 1 }));
-    assert_eq!(r.server.stats().dropped, 1);
-    // Offers after a reconnect no longer include it.
+    assert_eq!(r.server.stats().dropped, dropped + 1);
+    // A device added while connected is offered at once, on a new relid,
+    // and works.
+    let relid = r
+        .server
+        .add_device(Box::new(IcDevice::new(Heartbeat::new(
+            Duration::from_secs(1),
+            r.heartbeats.clone(),
+        ))))
+        .expect("relid");
+    assert_eq!(relid, 4);
+    assert_eq!(r.server.find_device("heartbeat"), Some(4));
+    assert_eq!(r.types(), vec![MessageType::OFFERCHANNEL]);
+    let (status, mut hb) = r.open(4);
+    assert_eq!(status, 0);
+    assert_eq!(r.guest_answers(&mut hb, linux_ic_answer), 1, "negotiation");
+    // Offers after a reconnect no longer include the removed one.
     r.send(&empty(MessageType::UNLOAD));
     assert_eq!(r.types(), vec![MessageType::UNLOAD_RESPONSE]);
     r.send(&contact(Version::V6_0, 0));
     r.replies();
     r.send(&empty(MessageType::REQUESTOFFERS));
-    assert_eq!(r.types().len(), 3);
+    assert_eq!(r.types().len(), 4);
+}
+
+#[test]
+fn removing_a_device_the_guest_never_saw_needs_no_rescind() {
+    let mut r = rig();
+    assert_eq!(r.server.remove_device(2), Ok(()));
+    assert!(r.types().is_empty());
+    r.connect();
+    let names: Vec<_> = r.server.devices().iter().map(|d| d.name).collect();
+    assert_eq!(names, vec!["heartbeat", "timesync"]);
 }
 
 #[test]

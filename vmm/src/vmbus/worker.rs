@@ -24,12 +24,13 @@ use hvcall::synic::{HvMessage, MessageType};
 use vmbus::message::{MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4};
 use vmbus::version::Version;
 
-use super::device::DeviceCommand;
+use super::device::{DeviceCommand, VmbusDevice};
 use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
 use super::server::{Faults, GuestPort, Server, Stats, VMBUS_SINT};
+use crate::api::{DeviceRef, Request};
 use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
 use crate::hyperv::guest_mem::GuestPages;
 use crate::hyperv::Partition;
@@ -61,6 +62,13 @@ pub enum Work {
     },
     /// A host request.
     Command(DeviceCommand),
+    /// A control socket request, answered on `reply`.
+    Control {
+        /// The request.
+        request: Request,
+        /// Where the answer goes.
+        reply: Sender<Result<String, String>>,
+    },
     /// End the thread.
     Stop,
 }
@@ -88,6 +96,35 @@ impl Default for VmbusConfig {
         }
     }
 }
+
+/// Makes the devices hvhost can offer, by name: the initial set and what
+/// the control socket adds.
+struct DeviceFactory {
+    heartbeat: Duration,
+    timesync: Duration,
+    heartbeats: Arc<AtomicU64>,
+    shutdown_ready: Arc<AtomicBool>,
+}
+
+impl DeviceFactory {
+    /// The names [`Self::make`] knows, in the order hvhost offers them.
+    const NAMES: [&'static str; 3] = ["heartbeat", "shutdown", "timesync"];
+
+    fn make(&self, name: &str) -> Option<Box<dyn VmbusDevice>> {
+        Some(match name {
+            "heartbeat" => Box::new(IcDevice::new(Heartbeat::new(
+                self.heartbeat,
+                self.heartbeats.clone(),
+            ))),
+            "shutdown" => Box::new(IcDevice::new(Shutdown::new(self.shutdown_ready.clone()))),
+            "timesync" => Box::new(IcDevice::new(Timesync::new(self.timesync))),
+            _ => return None,
+        })
+    }
+}
+
+/// How long [`Vmbus::control`] waits for the worker.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Posts VMBus messages on connection 1 or 4.
 struct MessageConnection {
@@ -257,18 +294,19 @@ impl Vmbus {
         let mut server = Server::new(port, vec![Version::V6_0], config.faults);
         let shutdown_ready = Arc::new(AtomicBool::new(false));
         let heartbeats = Arc::new(AtomicU64::new(0));
-        server.add_device(Box::new(IcDevice::new(Heartbeat::new(
-            config.heartbeat,
-            heartbeats.clone(),
-        ))));
-        server.add_device(Box::new(IcDevice::new(Shutdown::new(
-            shutdown_ready.clone(),
-        ))));
-        server.add_device(Box::new(IcDevice::new(Timesync::new(config.timesync))));
+        let factory = DeviceFactory {
+            heartbeat: config.heartbeat,
+            timesync: config.timesync,
+            heartbeats: heartbeats.clone(),
+            shutdown_ready: shutdown_ready.clone(),
+        };
+        for device in DeviceFactory::NAMES.iter().filter_map(|n| factory.make(n)) {
+            server.add_device(device);
+        }
         let shutdown_after = config.shutdown_after;
         let thread = std::thread::Builder::new()
             .name("vmbus".into())
-            .spawn(move || run(server, rx, queued, shutdown_after))?;
+            .spawn(move || run(server, factory, rx, queued, shutdown_after))?;
         Ok(Self {
             tx,
             thread: Some(thread),
@@ -287,6 +325,18 @@ impl Vmbus {
         self.tx.send(Work::Command(DeviceCommand::Shutdown)).is_ok()
     }
 
+    /// Runs a control socket request on the VMBus thread and returns its
+    /// answer.
+    pub fn control(&self, request: Request) -> Result<String, String> {
+        let (reply, answer) = mpsc::channel();
+        self.tx
+            .send(Work::Control { request, reply })
+            .map_err(|_| "VMBus is stopping".to_string())?;
+        answer
+            .recv_timeout(CONTROL_TIMEOUT)
+            .map_err(|_| "VMBus did not answer".to_string())?
+    }
+
     /// Heartbeats the guest answered.
     pub fn heartbeats(&self) -> u64 {
         self.heartbeats.load(Ordering::Relaxed)
@@ -302,8 +352,63 @@ impl Vmbus {
     }
 }
 
+/// Executes a control socket request.
+fn control(
+    server: &mut Server,
+    factory: &DeviceFactory,
+    request: Request,
+    now: Instant,
+) -> Result<String, String> {
+    match request {
+        Request::Devices => Ok(server
+            .devices()
+            .iter()
+            .map(|d| format!("{} {} {}", d.relid, d.name, d.state))
+            .collect::<Vec<_>>()
+            .join("\n")),
+        Request::Add(name) => {
+            let device = factory.make(&name).ok_or_else(|| {
+                format!(
+                    "no device kind {name:?} (one of: {})",
+                    DeviceFactory::NAMES.join(", ")
+                )
+            })?;
+            let relid = server
+                .add_device(device)
+                .ok_or_else(|| "no relid left".to_string())?;
+            log::info!("vmbus: device {name} added as relid {relid}");
+            Ok(format!("relid {relid}"))
+        }
+        Request::Remove(which) => {
+            let relid = match which {
+                DeviceRef::Relid(r) => r,
+                DeviceRef::Name(n) => server
+                    .find_device(&n)
+                    .ok_or_else(|| format!("no device {n:?}"))?,
+            };
+            server.remove_device(relid).map_err(|e| e.to_string())?;
+            Ok(format!("relid {relid} removed"))
+        }
+        Request::Shutdown => {
+            if server.command(DeviceCommand::Shutdown, now) {
+                Ok("asked the guest to shut down".into())
+            } else {
+                Err("no shutdown device".into())
+            }
+        }
+        Request::Stats => {
+            let s = server.stats();
+            Ok(format!(
+                "messages {} dropped {} signals {} notifications {} faults {}",
+                s.messages, s.dropped, s.signals, s.notifications, s.faults
+            ))
+        }
+    }
+}
+
 fn run(
     mut server: Server,
+    factory: DeviceFactory,
     rx: Receiver<Work>,
     queued: Arc<AtomicUsize>,
     shutdown_after: Option<Duration>,
@@ -346,6 +451,9 @@ fn run(
             }
             Work::Command(cmd) => {
                 server.command(cmd, now);
+            }
+            Work::Control { request, reply } => {
+                let _ = reply.send(control(&mut server, &factory, request, now));
             }
             Work::Stop => break,
         }

@@ -1,0 +1,91 @@
+# _vmbus_misbehave_guest: not a scenario of its own; the L2 side of
+# vmbus_hostile's reverse direction: a guest that breaks the VMBus protocol
+# on purpose (hv_guest's debugfs vmbus/misbehave) against hvhost. Every
+# command must get the refusal the protocol prescribes (the write fails
+# otherwise); afterwards the heartbeat channel still works, the module
+# unloads cleanly and loads again with all three channels open (the
+# channel hvhost closed for its corrupt ring opens again), and the guest
+# waits for hvhost's shutdown request.
+# helper
+
+D=/sys/kernel/debug/hv_guest/vmbus
+
+wait_for() {
+	local n=$1
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 1
+		n=$((n - 1))
+	done
+	"$@"
+}
+
+beats() {
+	sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic
+}
+
+beats_past() {
+	[ "$(beats)" -gt "$1" ]
+}
+
+all_open() {
+	[ "$(grep -c '^  state Open$' $D/channels)" = 3 ]
+}
+
+misbehave() {
+	echo "$1" >$D/misbehave || { echo "# '$1' failed (EPROTO: the host accepted it)"; return 1; }
+	sed 's/^/# /' $D/misbehave
+}
+
+load() {
+	insmod $HV_GUEST_KO || return 1
+	wait_for 60 all_open || { sed 's/^/# /' $D/channels; return 1; }
+}
+
+heartbeat_survives() {
+	local b
+	b=$(beats)
+	sleep 1
+	wait_for 30 beats_past "$b" || { echo "# no heartbeat after the misbehaviour"; return 1; }
+	echo "# heartbeats $b -> $(beats)"
+}
+
+reload_clean() {
+	rmmod hv_guest || return 1
+	dmesg | grep 'vmbus: unloaded:' | tail -1 | sed 's/^/# /'
+	dmesg | grep -q 'vmbus: unloaded: .*UNLOAD_RESPONSE received' || return 1
+	load
+}
+
+mark() {
+	echo "# rig: $*" | rig-debugcon $KTAP_PORT
+}
+
+shutdown_requested() {
+	[ -e /tmp/host-shutdown ]
+}
+
+host_shutdown_request() {
+	mark "vmbus ready, waiting for the host's shutdown request"
+	wait_for 150 shutdown_requested
+}
+
+guest() {
+	cat >/tmp/host-poweroff <<'SCRIPT'
+#!/bin/sh
+echo "rig: the host asked for a power-off" >/dev/console
+: >/tmp/host-shutdown
+SCRIPT
+	chmod +x /tmp/host-poweroff
+	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	echo "# rig: nproc=$(nproc)"
+	run_test load load
+	run_test garbage_messages misbehave garbage
+	run_test gpadl_outside_ram misbehave bad-gpadl
+	run_test open_unoffered_relid misbehave open-unknown
+	run_test corrupt_send_ring misbehave "corrupt-ring timesync"
+	run_test heartbeat_survives heartbeat_survives
+	run_test reload_clean reload_clean
+	run_test host_shutdown_request host_shutdown_request
+}

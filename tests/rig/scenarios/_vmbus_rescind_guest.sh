@@ -1,0 +1,146 @@
+# _vmbus_rescind_guest: not a scenario of its own; the L2 side of
+# vmbus_rescind with hv_guest. It asks hvhost (through the rig, which runs
+# "hvctl" for every "# rig: hvctl ..." line on the debug console) to remove
+# the heartbeat device while hv_guest's heartbeat driver has its channel
+# open and answers heartbeats, and checks each time that the driver
+# unbinds, the channel and its ring pages go and nothing is leaked; then
+# to add it back, and that a new channel is offered, bound, opened and
+# answers heartbeats. Five cycles; then the bus still works: the module
+# unloads (UNLOAD handshake) and loads again with all three channels
+# open, and the guest waits for hvhost's shutdown request.
+# helper
+
+CYCLES=5
+D=/sys/kernel/debug/hv_guest/vmbus
+
+wait_for() {
+	local n=$1
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 1
+		n=$((n - 1))
+	done
+	"$@"
+}
+
+# The channel block bound to driver $1 (empty if none).
+block() {
+	awk -v d="  driver $1" 'BEGIN { RS = "" } index($0, d "\n") { print }' $D/channels
+}
+
+bound_open() {
+	block "$1" | grep -q '^  state Open$'
+}
+
+gone() {
+	[ -z "$(block "$1")" ]
+}
+
+beats() {
+	sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic
+}
+
+beats_past() {
+	[ "$(beats)" -gt "$1" ]
+}
+
+state_field() {
+	sed -n "s/.*$1 \([0-9]*\).*/\1/p" $D/state | head -1
+}
+
+live_pages() {
+	sed -n 's/^ring_pages live \([0-9]*\) leaked.*/\1/p' $D/state
+}
+
+leaked_pages() {
+	sed -n 's/^ring_pages live [0-9]* leaked \([0-9]*\)$/\1/p' $D/state
+}
+
+all_open() {
+	bound_open heartbeat && bound_open shutdown && bound_open timesync
+}
+
+mark() {
+	echo "# rig: $*" | rig-debugcon $KTAP_PORT
+}
+
+rescind_cycles() {
+	local i b relid pages hb_pages before_rescinds
+	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
+	wait_for 60 all_open || { cat $D/channels | sed 's/^/# /'; return 1; }
+	b=$(beats)
+	wait_for 30 beats_past "$b" || { echo "# no heartbeat answered"; return 1; }
+	pages=$(live_pages)
+	hb_pages=$(block heartbeat | sed -n 's/^  ring_send \([0-9]*\) ring_recv \([0-9]*\)$/\1 \2/p')
+	echo "# ring pages live $pages; heartbeat rings (bytes) $hb_pages"
+	before_rescinds=$(state_field rescinds)
+	for i in $(seq 1 $CYCLES); do
+		relid=$(block heartbeat | sed -n 's/^relid //p')
+		mark "hvctl remove heartbeat"
+		if ! wait_for 60 gone heartbeat; then
+			echo "# cycle $i: relid $relid still listed after the rescind"
+			block heartbeat | sed 's/^/# /'
+			return 1
+		fi
+		dmesg | grep -q "vmbus: relid $relid released" ||
+			{ echo "# cycle $i: relid $relid not released"; return 1; }
+		if [ "$(live_pages)" -ge "$pages" ]; then
+			echo "# cycle $i: ring pages live $(live_pages), not below $pages"
+			return 1
+		fi
+		# The other channels are untouched.
+		bound_open shutdown && bound_open timesync ||
+			{ echo "# cycle $i: another channel suffered"; return 1; }
+		b=$(beats)
+		mark "hvctl add heartbeat"
+		if ! wait_for 60 bound_open heartbeat; then
+			echo "# cycle $i: no new heartbeat channel bound and open"
+			cat $D/channels | sed 's/^/# /'
+			return 1
+		fi
+		wait_for 30 beats_past "$b" || { echo "# cycle $i: no heartbeat after re-adding"; return 1; }
+		echo "# cycle $i: relid $relid rescinded and released; new relid $(block heartbeat | sed -n 's/^relid //p') beats $(beats)"
+		[ "$(live_pages)" = "$pages" ] ||
+			{ echo "# cycle $i: ring pages live $(live_pages), was $pages"; return 1; }
+	done
+	grep -E '^(channels|messages|ring_pages)' $D/state | sed 's/^/# /'
+	[ "$(($(state_field rescinds) - before_rescinds))" = $CYCLES ] ||
+		{ echo "# expected $CYCLES rescinds"; return 1; }
+	[ "$(state_field rejected)" = 0 ] || { echo "# messages rejected"; return 1; }
+	[ "$(leaked_pages)" = 0 ] || { echo "# ring pages leaked"; return 1; }
+	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'; then
+		return 1
+	fi
+}
+
+bus_still_works() {
+	rmmod hv_guest || { echo "# rmmod failed"; return 1; }
+	dmesg | grep 'vmbus: unloaded:' | tail -1 | sed 's/^/# /'
+	dmesg | grep -q 'vmbus: unloaded: .*UNLOAD_RESPONSE received' || { echo "# no clean UNLOAD"; return 1; }
+	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
+	wait_for 60 all_open || { cat $D/channels | sed 's/^/# /'; return 1; }
+	grep -E '^(phase|version|channels)' $D/state | sed 's/^/# /'
+}
+
+shutdown_requested() {
+	[ -e /tmp/host-shutdown ]
+}
+
+host_shutdown_request() {
+	mark "vmbus ready, waiting for the host's shutdown request"
+	wait_for 150 shutdown_requested
+}
+
+guest() {
+	cat >/tmp/host-poweroff <<'SCRIPT'
+#!/bin/sh
+echo "rig: the host asked for a power-off" >/dev/console
+: >/tmp/host-shutdown
+SCRIPT
+	chmod +x /tmp/host-poweroff
+	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	run_test rescind_cycles rescind_cycles
+	run_test bus_still_works bus_still_works
+	run_test host_shutdown_request host_shutdown_request
+}

@@ -1,0 +1,81 @@
+# _vmbus_rescind_stock_guest: not a scenario of its own; the L2 side of
+# vmbus_rescind with the reference kernel (Linux's own hv_vmbus and
+# hv_utils): hvhost removes the heartbeat device (the guest asks through
+# the rig's "# rig: hvctl ..." lines) and Linux unbinds hv_utils and drops
+# the device from /sys/bus/vmbus; hvhost adds it back and Linux binds it
+# again. Two cycles, then the guest waits for hvhost's shutdown request.
+# helper
+
+HEARTBEAT='{57164f39-9115-4e78-ab55-382f3bd5422d}'
+
+wait_for() {
+	local n=$1
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 1
+		n=$((n - 1))
+	done
+	"$@"
+}
+
+# The heartbeat device's sysfs directory (empty if none).
+heartbeat_dev() {
+	local d
+	for d in /sys/bus/vmbus/devices/*; do
+		[ "$(cat "$d/class_id" 2>/dev/null)" = "$HEARTBEAT" ] && echo "$d" && return
+	done
+}
+
+heartbeat_bound() {
+	local d
+	d=$(heartbeat_dev)
+	[ -n "$d" ] && [ "$(basename "$(readlink "$d/driver")")" = hv_utils ]
+}
+
+heartbeat_gone() {
+	[ -z "$(heartbeat_dev)" ]
+}
+
+mark() {
+	echo "# rig: $*" | rig-debugcon $KTAP_PORT
+}
+
+rescind_cycles() {
+	local i relid
+	wait_for 60 heartbeat_bound || { ls -l /sys/bus/vmbus/devices/ | sed 's/^/# /'; return 1; }
+	for i in 1 2; do
+		relid=$(cat "$(heartbeat_dev)/id")
+		mark "hvctl remove heartbeat"
+		wait_for 60 heartbeat_gone || { echo "# cycle $i: relid $relid still on the bus"; return 1; }
+		mark "hvctl add heartbeat"
+		wait_for 60 heartbeat_bound || { echo "# cycle $i: heartbeat not back"; return 1; }
+		echo "# cycle $i: relid $relid removed; back as relid $(cat "$(heartbeat_dev)/id"), bound to hv_utils"
+	done
+	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'; then
+		return 1
+	fi
+}
+
+shutdown_requested() {
+	[ -e /tmp/host-shutdown ]
+}
+
+host_shutdown_request() {
+	# Heartbeats on the last channel for a few seconds before the end.
+	sleep 4
+	mark "vmbus ready, waiting for the host's shutdown request"
+	wait_for 150 shutdown_requested
+}
+
+guest() {
+	cat >/tmp/host-poweroff <<'SCRIPT'
+#!/bin/sh
+echo "rig: the host asked for a power-off" >/dev/console
+: >/tmp/host-shutdown
+SCRIPT
+	chmod +x /tmp/host-poweroff
+	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	run_test rescind_cycles rescind_cycles
+	run_test host_shutdown_request host_shutdown_request
+}
