@@ -33,10 +33,14 @@ rig_vmbus_hvguest() {
 	# 21 loads (20 cycles and the last one) close 3 channels each on unload,
 	# except the last, which powers off with them open: 60 closes and 20
 	# UNLOADs at least.
+	# Each UNLOAD must find nothing left: the guest closed every channel
+	# and tore every GPADL down before it.
 	closes=$(grep -c 'vmbus: channel [0-9]* (.*) closed' $e)
 	unloads=$(grep -c 'vmbus: the guest unloads VMBus' $e)
-	echo "# hvhost saw $closes channel closes and $unloads unloads"
-	rig_check 4 host_sees_channels_closed_each_cycle sh -c "[ $closes -ge 60 ] && [ $unloads -ge 20 ]"
+	clean=$(grep -c 'vmbus: the guest unloads VMBus (0 channel(s) still open, 0 GPADL(s) not torn down)' $e)
+	echo "# hvhost saw $closes channel closes and $unloads unloads, $clean of them with nothing left open"
+	rig_check 4 host_sees_channels_closed_and_gpadls_torn_down_each_cycle \
+		sh -c "[ $closes -ge 60 ] && [ $unloads -ge 20 ] && [ $clean = $unloads ]"
 	grep -hE 'shutdown: (asking|the guest accepted|request received)' $e $c | sed 's/^/# /'
 	rig_check 5 shutdown_accepted sh -c "grep -q 'shutdown: the guest accepted' $e &&
 		grep -q 'shutdown: request received - graceful shutdown initiated' $c"

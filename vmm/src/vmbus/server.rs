@@ -397,7 +397,12 @@ impl Server {
             Message::ModifyChannel(m) => self.modify_channel(m.child_relid, m.target_vp),
             Message::RelidReleased(m) => self.relid_released(vp, m.child_relid),
             Message::Unload => {
-                log::info!("vmbus: the guest unloads VMBus");
+                let open = self.channels.values().filter(|c| c.open.is_some()).count();
+                log::info!(
+                    "vmbus: the guest unloads VMBus ({open} channel(s) still open, {} GPADL(s) \
+                     not torn down)",
+                    self.gpadls.len()
+                );
                 self.disconnect();
                 self.send_empty(MessageType::UNLOAD_RESPONSE);
             }
