@@ -23,6 +23,7 @@
 //! in use is logged with the reason and dropped.
 
 pub(crate) mod channel;
+pub(crate) mod device;
 pub(crate) mod misbehave;
 pub(crate) mod ring;
 pub(crate) mod view;
@@ -42,8 +43,8 @@ use crate::synic::{ConsumerRegistration, SintConsumer};
 use crate::vmbus::gpadl::{GpadlRange, GpadlSplitter};
 use crate::vmbus::message::{
     encode, encode_empty, ChannelMessage, ConnectionState, GpadlCreated, GpadlTeardown,
-    InitiateContact, MessageType, OfferChannel, OpenResult, RelidReleased, VersionResponse,
-    MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4,
+    InitiateContact, MessageType, ModifyChannelResponse, OfferChannel, OpenResult, RelidReleased,
+    VersionResponse, MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4,
 };
 use crate::vmbus::parse::{parse, Message};
 use crate::vmbus::version::Version;
@@ -119,6 +120,7 @@ pub(crate) enum Reply {
     GpadlCreated(GpadlCreated),
     GpadlTorndown(u32),
     OpenResult(OpenResult),
+    Modify(ModifyChannelResponse),
     Unload,
 }
 
@@ -131,6 +133,8 @@ pub(crate) enum Expect {
     GpadlTorndown(u32),
     /// OPENCHANNEL_RESULT of this relid.
     Open(u32),
+    /// MODIFYCHANNEL_RESPONSE of this relid.
+    Modify(u32),
     Unload,
 }
 
@@ -142,6 +146,7 @@ impl Reply {
             Self::GpadlCreated(c) => Expect::GpadlCreated(c.gpadl),
             Self::GpadlTorndown(g) => Expect::GpadlTorndown(*g),
             Self::OpenResult(o) => Expect::Open(o.child_relid),
+            Self::Modify(m) => Expect::Modify(m.child_relid),
             Self::Unload => Expect::Unload,
         }
     }
@@ -153,6 +158,7 @@ impl Reply {
             Self::GpadlCreated(_) => "GPADL_CREATED",
             Self::GpadlTorndown(_) => "GPADL_TORNDOWN",
             Self::OpenResult(_) => "OPENCHANNEL_RESULT",
+            Self::Modify(_) => "MODIFYCHANNEL_RESPONSE",
             Self::Unload => "UNLOAD_RESPONSE",
         }
     }
@@ -238,6 +244,8 @@ pub(crate) struct Bus {
     closing: Atomic<bool>,
     /// The VP index of CPU 0, where messages and channel interrupts go.
     pub(crate) target_vp: u32,
+    /// The parent of the channels' auxiliary devices.
+    parent: device::BusDevice,
     /// Monitor pages: Linux always offers them in INITIATE_CONTACT; this
     /// client asks for no monitored channels, so they stay zero.
     monitor: [SharedPage; 2],
@@ -330,6 +338,7 @@ impl VmBus {
             relids.push(None, GFP_KERNEL)?;
         }
         let monitor = [SharedPage::new()?, SharedPage::new()?];
+        let parent = device::BusDevice::new()?;
         let bus = Arc::pin_init(
             pin_init!(Bus {
                 core,
@@ -352,6 +361,7 @@ impl VmBus {
                 scan_work <- new_work!("hv_guest_vmbus_scan"),
                 closing: Atomic::new(false),
                 target_vp,
+                parent,
                 monitor,
                 counters: BusCounters::new(),
             }),
@@ -396,17 +406,19 @@ impl Drop for VmBus {
         // reference keeps alive; flushing waits for a running scan.
         unsafe { kernel::bindings::flush_work(Work::raw_get(&bus.scan_work)) };
         let connected = bus.state.lock().phase == Phase::Connected;
-        if connected {
-            // Drivers go first: each closes its channel and tears its
-            // GPADL down while the host still listens.
+        // Devices go first: each driver closes its channel and tears its
+        // GPADL down while the host still listens.
+        let (mut closed, mut torn_down) = (0, 0);
+        {
             let _guard = bus.scan_lock.lock();
-            let (mut closed, mut torn_down) = (0, 0);
             for ch in bus.channels().iter() {
                 if let Some(torn) = ch.unbind() {
                     closed += 1;
                     torn_down += u32::from(torn);
                 }
             }
+        }
+        if connected {
             bus.state.lock().phase = Phase::Unloading;
             let unload = bus.expect(Expect::Unload).and_then(|()| {
                 bus.post_empty(MessageType::UNLOAD)?;
@@ -816,7 +828,8 @@ impl Bus {
             Message::UnloadResponse => self.queue_reply(Reply::Unload),
             Message::OfferChannel(o) => self.on_offer(&o),
             Message::RescindChannelOffer(r) => self.on_rescind(r.child_relid),
-            Message::ModifyChannelResponse(_) | Message::TlConnectResult(_) => {
+            Message::ModifyChannelResponse(m) => self.queue_reply(Reply::Modify(m)),
+            Message::TlConnectResult(_) => {
                 self.counters.unsolicited.add(1, Relaxed);
             }
             other => {

@@ -136,6 +136,26 @@ fn show_misbehave(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
     f.write_str(core::str::from_utf8(&out).unwrap_or("# (not UTF-8)\n"))
 }
 
+/// Writing `RELID CPU` moves channel RELID's interrupts to CPU
+/// (MODIFYCHANNEL); `ENODEV` for an unknown relid or without VMBus.
+fn run_retarget(data: &DebugData, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 32];
+    let n = reader.len().min(buf.len());
+    reader.read_slice(&mut buf[..n])?;
+    let text = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let (relid, cpu) = text.split_once(' ').ok_or(EINVAL)?;
+    let relid: u32 = relid.trim().parse().map_err(|_| EINVAL)?;
+    let cpu: u32 = cpu.trim().parse().map_err(|_| EINVAL)?;
+    let vmbus = data.vmbus.as_ref().ok_or(ENODEV)?;
+    let ch = vmbus
+        .bus()
+        .channels()
+        .into_iter()
+        .find(|c| c.relid() == relid)
+        .ok_or(ENODEV)?;
+    ch.retarget(cpu)
+}
+
 /// Writing a command makes the VMBus client break the protocol on purpose
 /// (see [`crate::bus::misbehave`]); `ENODEV` without VMBus.
 fn run_misbehave(data: &DebugData, reader: &mut UserSliceReader) -> Result {
@@ -179,5 +199,6 @@ pub(crate) fn create(
         vmbus.read_callback_file(c"channels", data, &show_vmbus_channels);
         vmbus.read_callback_file(c"ic", data, &show_vmbus_ic);
         vmbus.read_write_callback_file(c"misbehave", data, &show_misbehave, &run_misbehave);
+        vmbus.write_only_callback_file(c"retarget", data, &run_retarget);
     })
 }

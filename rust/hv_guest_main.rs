@@ -83,15 +83,17 @@ pub(crate) struct Core {
 
 /// The loaded module. The debugfs scope goes first (its files use `core`
 /// and the bus), then VMBus (unloaded while the SynIC and hypercalls still
-/// work), then the core.
+/// work; its channel devices are deleted, unbinding their drivers), then
+/// the drivers, then the core.
 struct HvGuest {
     debugfs: Option<Pin<KBox<Scope<debugfs::DebugData>>>>,
     vmbus: Option<Arc<bus::VmBus>>,
+    drivers: Option<Pin<KBox<ic::IcDrivers>>>,
     core: Option<Arc<Core>>,
 }
 
 impl kernel::Module for HvGuest {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let info = match cpuid::detect(&cpu::Cpu) {
             Ok(info) => info,
             Err(err @ DetectError::MissingPrivileges { .. }) => {
@@ -112,6 +114,8 @@ impl kernel::Module for HvGuest {
         // A VMBus that fails to come up is logged; the rest of the module
         // (hypercalls, SynIC, contract tests) still works without it.
         let want_vmbus = module_parameters::vmbus.value();
+        // Before the bus: the channel devices it creates bind at once.
+        let drivers = KBox::pin_init(ic::IcDrivers::register(module), GFP_KERNEL)?;
         let vmbus = match want_vmbus
             .then(|| bus::VmBus::connect(core.clone()))
             .unwrap_or(Ok(None))
@@ -130,6 +134,7 @@ impl kernel::Module for HvGuest {
         Ok(Self {
             debugfs: Some(scope),
             vmbus,
+            drivers: Some(drivers),
             core: Some(core),
         })
     }
@@ -143,6 +148,7 @@ impl Drop for HvGuest {
         // this module's text after it is gone.
         drop(self.debugfs.take());
         drop(self.vmbus.take());
+        drop(self.drivers.take());
         if let Some(core) = self.core.take() {
             if Arc::into_unique_or_drop(core).is_none() {
                 pr_err!(

@@ -2,7 +2,10 @@
 
 //! The integration-component (IC) drivers: heartbeat, shutdown, timesync.
 //!
-//! [`DRIVERS`] is the table the bus matches offers against by class GUID.
+//! Each service is an auxiliary driver ([`IcDriver`], in sysfs
+//! `hv_guest_heartbeat.hv_guest_heartbeat` and so on) bound through the
+//! auxiliary bus to the channel devices of its class (`hv_guest.heartbeat.N`,
+//! `.shutdown.N`, `.timesync.N`); [`DRIVERS`] names the devices of each class.
 //! Every IC speaks the same framework (`vmbus::ic`): the host sends a
 //! request in an in-band packet, the guest answers in place (same length,
 //! same transaction ID, `icflags` TRANSACTION | RESPONSE). The first
@@ -16,11 +19,17 @@ pub(crate) mod heartbeat;
 pub(crate) mod shutdown;
 pub(crate) mod timesync;
 
+use core::marker::PhantomData;
+
+use kernel::auxiliary;
+use kernel::device::Core as DeviceCore;
+use kernel::driver;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{new_mutex, Arc, Mutex};
 
 use crate::bus::channel::{Channel, ChannelHandler};
+use crate::bus::device::{channel_of, Binding, MODULE_NAME};
 use crate::vmbus::guid::{self, Guid};
 use crate::vmbus::ic::{
     icflags, parse_message, IcMsgType, IcNegotiate, IcVersion, FRAMEWORK_VERSIONS, HV_E_FAIL,
@@ -32,31 +41,89 @@ use crate::vmbus::packet::{PacketFlags, PacketType};
 /// `HV_UTIL_RING_SEND_SIZE`: a header and three pages of data).
 const IC_RING_PAGES: usize = 4;
 
-/// A driver: the class it binds to and how.
+/// A class with a driver here, and the name of its channel devices.
 pub(crate) struct DriverEntry {
-    pub(crate) name: &'static str,
     pub(crate) class: Guid,
-    pub(crate) probe: fn(&Arc<Channel>) -> Result,
+    pub(crate) device_name: &'static CStr,
 }
 
-/// Every driver of this module.
+/// Every class this module has a driver for.
 pub(crate) static DRIVERS: [DriverEntry; 3] = [
     DriverEntry {
-        name: "heartbeat",
         class: guid::HEARTBEAT,
-        probe: probe::<heartbeat::Heartbeat>,
+        device_name: c"heartbeat",
     },
     DriverEntry {
-        name: "shutdown",
         class: guid::SHUTDOWN,
-        probe: probe::<shutdown::Shutdown>,
+        device_name: c"shutdown",
     },
     DriverEntry {
-        name: "timesync",
         class: guid::TIMESYNC,
-        probe: probe::<timesync::Timesync>,
+        device_name: c"timesync",
     },
 ];
+
+kernel::auxiliary_device_table!(
+    HEARTBEAT_IDS,
+    (),
+    [(auxiliary::DeviceId::new(MODULE_NAME, c"heartbeat"), ())]
+);
+kernel::auxiliary_device_table!(
+    SHUTDOWN_IDS,
+    (),
+    [(auxiliary::DeviceId::new(MODULE_NAME, c"shutdown"), ())]
+);
+kernel::auxiliary_device_table!(
+    TIMESYNC_IDS,
+    (),
+    [(auxiliary::DeviceId::new(MODULE_NAME, c"timesync"), ())]
+);
+
+/// The auxiliary driver of IC service `S`: probing opens the channel with
+/// the service as its handler; unbinding closes it.
+pub(crate) struct IcDriver<S>(PhantomData<S>);
+
+impl<S: IcService> auxiliary::Driver for IcDriver<S> {
+    type IdInfo = ();
+    type Data<'bound> = Binding;
+
+    const ID_TABLE: auxiliary::IdTable<()> = S::ID_TABLE;
+
+    fn probe<'bound>(
+        adev: &'bound auxiliary::Device<DeviceCore<'_>>,
+        _info: &'bound (),
+    ) -> impl PinInit<Binding, Error> + 'bound {
+        let ch = channel_of(adev)?;
+        probe::<S>(&ch)?;
+        Ok(Binding::new(ch, S::NAME))
+    }
+}
+
+/// The registered IC drivers; dropping this unregisters them (unbinding
+/// every channel they hold).
+#[pin_data]
+pub(crate) struct IcDrivers {
+    #[pin]
+    heartbeat: driver::Registration<auxiliary::Adapter<IcDriver<heartbeat::Heartbeat>>>,
+    #[pin]
+    shutdown: driver::Registration<auxiliary::Adapter<IcDriver<shutdown::Shutdown>>>,
+    #[pin]
+    timesync: driver::Registration<auxiliary::Adapter<IcDriver<timesync::Timesync>>>,
+}
+
+impl IcDrivers {
+    /// Registers the three drivers.
+    pub(crate) fn register(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // The auxiliary core names a Rust driver "NAME.NAME" (the name is
+        // also passed as the module name): hv_guest_heartbeat.hv_guest_heartbeat.
+        // Matching is by the ID tables (hv_guest.heartbeat), not by this.
+        try_pin_init!(Self {
+            heartbeat <- driver::Registration::new(c"hv_guest_heartbeat", module),
+            shutdown <- driver::Registration::new(c"hv_guest_shutdown", module),
+            timesync <- driver::Registration::new(c"hv_guest_timesync", module),
+        })
+    }
+}
 
 /// What a service does after its response went out.
 pub(crate) enum After {
@@ -73,6 +140,8 @@ pub(crate) trait IcService: Send + Sync + Sized + 'static {
     const MSG_TYPE: IcMsgType;
     /// Message versions it speaks, preferred first.
     const VERSIONS: &'static [IcVersion];
+    /// The auxiliary device IDs its driver matches.
+    const ID_TABLE: auxiliary::IdTable<()>;
     fn new() -> Self;
     /// Handles a request body (after the IC headers; writable, answered
     /// in place) of the negotiated `version`; returns the status for the

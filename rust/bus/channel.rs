@@ -32,13 +32,18 @@ use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
+use super::device::ChannelDevice;
 use super::ring::{RingPages, RingView};
 use super::{Bus, Expect, Phase, Reply, REPLY_TIMEOUT_MS};
+use crate::hvcall::msr;
 use crate::vmbus::gpadl::GpadlRange;
 use crate::vmbus::guid::Guid;
-use crate::vmbus::message::{CloseChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES};
+use crate::vmbus::message::{
+    CloseChannel, ModifyChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES,
+};
 use crate::vmbus::packet::{Packet, PacketFlags, PacketType};
 use crate::vmbus::ring::{HeaderField, RingConsumer, RingError, RingMemory, RingProducer};
+use crate::vmbus::version::Version;
 
 /// What the offer said, copied once.
 #[derive(Clone, Copy)]
@@ -92,10 +97,18 @@ struct Rx {
 struct Control {
     state: State,
     driver: Option<&'static str>,
-    /// Binding was tried (and failed or found no driver): not again.
+    /// The auxiliary device was created (once per channel).
     probed: bool,
+    /// The channel's auxiliary device while it exists.
+    device: Option<ChannelDevice>,
+    /// What the last [`Channel::close`] found: whether the host confirmed
+    /// the GPADL torn down.
+    last_close: Option<bool>,
     gpadl: u32,
     pages: Option<Arc<RingPages>>,
+    /// The VP the host interrupts for this channel (set at open, changed
+    /// by [`Channel::retarget`]).
+    target_vp: u32,
 }
 
 /// Counters for debugfs.
@@ -190,8 +203,11 @@ impl Channel {
                     state: State::Offered,
                     driver: None,
                     probed: false,
+                    device: None,
+                    last_close: None,
                     gpadl: 0,
                     pages: None,
+                    target_vp: 0,
                 }, "hv_guest_channel_ctl"),
                 tx <- new_mutex!(None, "hv_guest_channel_tx"),
                 rx <- new_mutex!(None, "hv_guest_channel_rx"),
@@ -236,6 +252,73 @@ impl Channel {
         (state, ctl.driver, ctl.gpadl, s, r)
     }
 
+    /// The VP the host interrupts for this channel while it is open.
+    pub(crate) fn target_vp(&self) -> u32 {
+        self.ctl.lock().target_vp
+    }
+
+    /// Moves the channel's interrupts to `cpu` (MODIFYCHANNEL, from VMBus
+    /// 4.1; from 5.3 the host answers and a refusal is `EIO`). The channel
+    /// must be open (`ENOTCONN`); `EOPNOTSUPP` before 4.1; `EINVAL` if
+    /// `cpu` is not online.
+    pub(crate) fn retarget(&self, cpu: u32) -> Result {
+        let bus = &self.bus;
+        let relid = self.relid();
+        let version = bus.connection().1;
+        if version < Version::V4_1 {
+            return Err(EOPNOTSUPP);
+        }
+        let vp = crate::shim::on_cpu(cpu, || crate::shim::rdmsr(msr::VP_INDEX))
+            .map_err(|_| EINVAL)?
+            .map_err(|_| EIO)?;
+        let vp = u32::try_from(vp).map_err(|_| EIO)?;
+        let mut ctl = self.ctl.lock();
+        if ctl.state != State::Open || self.is_rescinded() {
+            return Err(ENOTCONN);
+        }
+        if ctl.target_vp == vp {
+            return Ok(());
+        }
+        let msg = ModifyChannel {
+            child_relid: relid,
+            target_vp: vp,
+        };
+        if version < Version::V5_3 {
+            bus.post(&msg)?;
+        } else {
+            bus.expect(Expect::Modify(relid))?;
+            bus.post(&msg)
+                .inspect_err(|_| bus.unexpect(Expect::Modify(relid)))?;
+            let reply = bus.wait_reply(
+                REPLY_TIMEOUT_MS,
+                Expect::Modify(relid),
+                |r| matches!(r, Reply::Modify(m) if m.child_relid == relid),
+                || self.is_rescinded(),
+            )?;
+            match reply {
+                Reply::Modify(m) if m.status == 0 => {}
+                Reply::Modify(m) => {
+                    pr_err!(
+                        "vmbus: host refused to move relid {} to VP {}: status {:#x}\n",
+                        relid,
+                        vp,
+                        m.status
+                    );
+                    return Err(EIO);
+                }
+                _ => return Err(EIO),
+            }
+        }
+        pr_info!(
+            "vmbus: relid {} now interrupts CPU {} (VP {})\n",
+            relid,
+            cpu,
+            vp
+        );
+        ctl.target_vp = vp;
+        Ok(())
+    }
+
     pub(crate) fn is_rescinded(&self) -> bool {
         self.rescinded.load(Acquire)
     }
@@ -265,48 +348,54 @@ impl Channel {
         unsafe { kernel::sync::ArcBorrow::from_raw(core::ptr::from_ref(self)) }.into()
     }
 
-    /// Binds the driver for this class, if any and not tried before.
+    /// Creates the channel's auxiliary device (once): the driver for its
+    /// class, if registered, probes it before this returns. Sub-channels
+    /// get none: their primary's driver opens them.
     pub(super) fn bind(&self) {
+        if self.info.sub_channel_index != 0 {
+            return;
+        }
         {
             let mut ctl = self.ctl.lock();
-            if ctl.probed || ctl.driver.is_some() {
+            if ctl.probed {
                 return;
             }
             ctl.probed = true;
         }
-        if self.info.sub_channel_index != 0 {
-            return;
-        }
-        let Some(driver) = crate::ic::DRIVERS
+        let name = crate::ic::DRIVERS
             .iter()
             .find(|d| d.class == self.info.class)
-        else {
-            return;
-        };
-        let me = self.self_arc();
-        match (driver.probe)(&me) {
-            Ok(()) => {
-                self.ctl.lock().driver = Some(driver.name);
-                pr_debug!("vmbus: relid {} bound to {}\n", self.relid(), driver.name);
-            }
-            Err(e) => pr_err!(
-                "vmbus: {} did not bind to relid {}: {:?}\n",
-                driver.name,
-                self.relid(),
-                e
-            ),
+            .map_or(c"channel", |d| d.device_name);
+        // Not under `ctl`: the probe opens the channel.
+        match ChannelDevice::new(name, &self.self_arc()) {
+            Ok(dev) => self.ctl.lock().device = Some(dev),
+            Err(e) => pr_err!("vmbus: no device for relid {}: {:?}\n", self.relid(), e),
         }
     }
 
-    /// Unbinds the driver (closing the channel); what [`Self::close`]
-    /// returned.
+    /// Deletes the channel's device (its driver, if bound, closes the
+    /// channel as it unbinds) and closes the channel if still open.
+    /// `None` if it was not open, else whether the host confirmed the
+    /// GPADL teardown.
     pub(super) fn unbind(&self) -> Option<bool> {
-        let closed = self.close();
-        let mut ctl = self.ctl.lock();
-        if let Some(name) = ctl.driver.take() {
-            pr_debug!("vmbus: relid {} unbound from {}\n", self.relid(), name);
-        }
-        closed
+        let dev = {
+            let mut ctl = self.ctl.lock();
+            ctl.last_close = None;
+            ctl.device.take()
+        };
+        drop(dev);
+        self.close();
+        self.ctl.lock().last_close.take()
+    }
+
+    /// Names the driver bound to this channel (debugfs).
+    pub(crate) fn set_driver(&self, driver: Option<&'static str>) {
+        self.ctl.lock().driver = driver;
+    }
+
+    /// The bus this channel was offered on.
+    pub(super) fn bus(&self) -> &Arc<Bus> {
+        &self.bus
     }
 
     /// Opens the channel with rings of `send_pages` and `recv_pages`
@@ -346,6 +435,7 @@ impl Channel {
         };
         ctl.gpadl = gpadl;
         ctl.pages = Some(pages.clone());
+        ctl.target_vp = bus.target_vp;
         let rings = RingProducer::new(pages.send_ring())
             .and_then(|p| Ok((p, RingConsumer::new(pages.recv_ring())?)));
         let (producer, consumer) = match rings {
@@ -370,7 +460,7 @@ impl Channel {
             child_relid: relid,
             openid: relid,
             ringbuffer_gpadlhandle: gpadl,
-            target_vp: bus.target_vp,
+            target_vp: ctl.target_vp,
             downstream_ringbuffer_pageoffset: pages.send_pages() as u32,
             userdata: [0; MAX_USER_DEFINED_BYTES],
         };
@@ -474,6 +564,7 @@ impl Channel {
             ctl.state = State::Broken;
         }
         let torn_down = self.release_gpadl(&mut ctl);
+        ctl.last_close = Some(torn_down);
         pr_debug!("vmbus: relid {} closed\n", self.relid());
         Some(torn_down)
     }

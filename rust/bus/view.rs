@@ -71,6 +71,7 @@ pub(crate) fn show_channels(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::
         writeln!(f, "  driver {}", driver.unwrap_or("none"))?;
         writeln!(f, "  rescinded {}", ch.is_rescinded() as u8)?;
         writeln!(f, "  gpadl {:#x}", gpadl)?;
+        writeln!(f, "  target_vp {}", ch.target_vp())?;
         writeln!(f, "  ring_send {} ring_recv {}", send, recv)?;
         let c = &ch.counters;
         writeln!(

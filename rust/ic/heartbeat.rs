@@ -18,6 +18,7 @@ pub(crate) struct Heartbeat;
 
 impl IcService for Heartbeat {
     const NAME: &'static str = "heartbeat";
+    const ID_TABLE: kernel::auxiliary::IdTable<()> = &super::HEARTBEAT_IDS;
     const MSG_TYPE: IcMsgType = IcMsgType::HEARTBEAT;
     const VERSIONS: &'static [IcVersion] = &HEARTBEAT_VERSIONS;
 

@@ -18,6 +18,7 @@ pub(crate) struct Shutdown;
 
 impl IcService for Shutdown {
     const NAME: &'static str = "shutdown";
+    const ID_TABLE: kernel::auxiliary::IdTable<()> = &super::SHUTDOWN_IDS;
     const MSG_TYPE: IcMsgType = IcMsgType::SHUTDOWN;
     const VERSIONS: &'static [IcVersion] = &SHUTDOWN_VERSIONS;
 

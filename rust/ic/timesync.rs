@@ -46,6 +46,7 @@ fn now_ns() -> i64 {
 
 impl IcService for Timesync {
     const NAME: &'static str = "timesync";
+    const ID_TABLE: kernel::auxiliary::IdTable<()> = &super::TIMESYNC_IDS;
     const MSG_TYPE: IcMsgType = IcMsgType::TIMESYNC;
     const VERSIONS: &'static [IcVersion] = &TIMESYNC_VERSIONS;
 

@@ -26,10 +26,65 @@ shutdown_requested() {
 	[ -e /tmp/host-shutdown ]
 }
 
+# The channel devices on the auxiliary bus: hv_guest.<class>.<relid> under
+# the faux device hv_guest_vmbus, each bound to its driver; unbinding the
+# heartbeat driver in sysfs closes its channel, binding it again reopens
+# it and heartbeats resume.
+auxiliary_devices() {
+	local A=/sys/bus/auxiliary D=/sys/kernel/debug/hv_guest/vmbus name dev relid b
+	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
+	sleep 2
+	for name in heartbeat shutdown timesync; do
+		relid=$(awk -v d="  driver $name" 'BEGIN { RS = "" } index($0, d "\n") { print $2 }' $D/channels)
+		dev=$A/devices/hv_guest.$name.$relid
+		echo "# $(basename "$dev") -> $(basename "$(readlink "$dev/driver")") parent $(basename "$(readlink -f "$dev/..")")"
+		[ "$(basename "$(readlink "$dev/driver")")" = "hv_guest_$name.hv_guest_$name" ] || return 1
+		[ "$(basename "$(readlink -f "$dev/..")")" = hv_guest_vmbus ] || return 1
+	done
+	relid=$(awk 'BEGIN { RS = "" } /\n  driver heartbeat\n/ { print $2 }' $D/channels)
+	echo "hv_guest.heartbeat.$relid" >$A/drivers/hv_guest_heartbeat.hv_guest_heartbeat/unbind || return 1
+	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep -E 'state|driver' | sed 's/^/# unbound:/'
+	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep -q '^  state Closed$' || return 1
+	echo "hv_guest.heartbeat.$relid" >$A/drivers/hv_guest_heartbeat.hv_guest_heartbeat/bind || return 1
+	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep -q '^  state Open$' || return 1
+	b=$(sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic)
+	wait_for 30 sh -c "[ \$(sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic) -gt $b ]" ||
+		{ echo "# no heartbeat after rebinding"; return 1; }
+	echo "# heartbeat unbound (channel closed), bound again (open), beating"
+	rmmod hv_guest || return 1
+	[ ! -e $A/devices/hv_guest.heartbeat.$relid ] && [ ! -e $A/drivers/hv_guest_heartbeat.hv_guest_heartbeat ] ||
+		{ echo "# devices or drivers left on the auxiliary bus"; return 1; }
+}
+
+# Interrupts CPU 1 took on its SINT 2 vector (hv_guest's per-CPU irq).
+sint2_cpu1() {
+	local irq
+	irq=$(sed -n 's/^cpu 1 sint 2 vector [0-9a-fx]* irq \([0-9]*\)$/\1/p' /sys/kernel/debug/hv_guest/synic)
+	awk -v irq="$irq:" '$1 == irq { print $3 }' /proc/interrupts
+}
+
+# MODIFYCHANNEL: the heartbeat channel's events move to CPU 1; bad
+# requests are refused.
+modify_channel() {
+	local D=/sys/kernel/debug/hv_guest/vmbus relid before after
+	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
+	sleep 2
+	relid=$(awk 'BEGIN { RS = "" } /\n  driver heartbeat\n/ { print $2 }' $D/channels)
+	[ -n "$relid" ] || { echo "# no heartbeat channel"; return 1; }
+	if echo "$relid 7" >$D/retarget 2>/dev/null; then echo "# CPU 7 accepted"; return 1; fi
+	if echo "2047 1" >$D/retarget 2>/dev/null; then echo "# relid 2047 accepted"; return 1; fi
+	before=$(sint2_cpu1)
+	echo "$relid 1" >$D/retarget || { echo "# retarget failed"; return 1; }
+	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep target_vp | sed 's/^/#/'
+	sleep 4
+	after=$(sint2_cpu1)
+	echo "# relid $relid moved to CPU 1: its SINT 2 interrupts $before -> $after"
+	[ "$after" -ge $((before + 2)) ]
+}
+
 host_shutdown_request() {
 	echo "TAP version 13"
 	echo "1..1"
-	insmod $HV_GUEST_KO || { echo "not ok 1 host_shutdown_request # insmod failed"; return 1; }
 	cat /sys/kernel/debug/hv_guest/vmbus/channels | sed 's/^/# /'
 	echo "# rig: vmbus ready, waiting for the host's shutdown request" | rig-debugcon $KTAP_PORT
 	if wait_for 150 shutdown_requested; then
@@ -53,5 +108,7 @@ SCRIPT
 	run_test hv_guest_vmbus env HV_GUEST_VMBUS_VERSION=6.0 \
 		HV_GUEST_VMBUS_DEVICES="heartbeat shutdown timesync" HV_GUEST_VMBUS_WAIT_IC=1 \
 		HV_GUEST_VMBUS_CYCLES=20 $TESTS/hv_guest_vmbus
+	run_test auxiliary_devices auxiliary_devices
+	run_test modify_channel modify_channel
 	run_test host_shutdown_request host_shutdown_request
 }

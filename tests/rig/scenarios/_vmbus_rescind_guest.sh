@@ -3,7 +3,7 @@
 # "hvctl" for every "# rig: hvctl ..." line on the debug console) to remove
 # the heartbeat device while hv_guest's heartbeat driver has its channel
 # open and answers heartbeats, and checks each time that the driver
-# unbinds, the channel and its ring pages go and nothing is leaked; then
+# unbinds and its auxiliary device goes, the channel and its ring pages go and nothing is leaked; then
 # to add it back, and that a new channel is offered, bound, opened and
 # answers heartbeats. Five cycles; then the bus still works: the module
 # unloads (UNLOAD handshake) and loads again with all three channels
@@ -66,7 +66,7 @@ mark() {
 }
 
 rescind_cycles() {
-	local i b relid pages hb_pages before_rescinds
+	local i b relid new pages hb_pages before_rescinds
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	wait_for 60 all_open || { cat $D/channels | sed 's/^/# /'; return 1; }
 	b=$(beats)
@@ -85,6 +85,8 @@ rescind_cycles() {
 		fi
 		dmesg | grep -q "vmbus: relid $relid released" ||
 			{ echo "# cycle $i: relid $relid not released"; return 1; }
+		[ ! -e /sys/bus/auxiliary/devices/hv_guest.heartbeat.$relid ] ||
+			{ echo "# cycle $i: auxiliary device hv_guest.heartbeat.$relid left behind"; return 1; }
 		if [ "$(live_pages)" -ge "$pages" ]; then
 			echo "# cycle $i: ring pages live $(live_pages), not below $pages"
 			return 1
@@ -100,6 +102,9 @@ rescind_cycles() {
 			return 1
 		fi
 		wait_for 30 beats_past "$b" || { echo "# cycle $i: no heartbeat after re-adding"; return 1; }
+		new=$(block heartbeat | sed -n 's/^relid //p')
+		[ "$(basename "$(readlink /sys/bus/auxiliary/devices/hv_guest.heartbeat.$new/driver)")" = hv_guest_heartbeat.hv_guest_heartbeat ] ||
+			{ echo "# cycle $i: hv_guest.heartbeat.$new not bound on the auxiliary bus"; return 1; }
 		echo "# cycle $i: relid $relid rescinded and released; new relid $(block heartbeat | sed -n 's/^relid //p') beats $(beats)"
 		[ "$(live_pages)" = "$pages" ] ||
 			{ echo "# cycle $i: ring pages live $(live_pages), was $pages"; return 1; }

@@ -58,6 +58,30 @@ devices_bound() {
 	[ "$n" = 3 ] && [ "$bound" = 3 ]
 }
 
+# HYP (Hyper-V callback) interrupts taken by CPU 1.
+hyp_cpu1() {
+	awk '$1 == "HYP:" { print $3 }' /proc/interrupts
+}
+
+# MODIFYCHANNEL as Linux sends it: writing a channel's sysfs cpu moves its
+# interrupts (Linux waits for hvhost's MODIFYCHANNEL_RESPONSE at 5.3 and
+# later); the heartbeat's events then arrive on CPU 1.
+modify_channel() {
+	local d ch before after
+	for d in /sys/bus/vmbus/devices/*; do
+		[ "$(cat "$d/class_id")" = "{57164f39-9115-4e78-ab55-382f3bd5422d}" ] && break
+	done
+	ch=$d/channels/$(cat "$d/id")
+	echo "# heartbeat channel $(cat "$d/id") interrupts CPU $(cat "$ch/cpu")"
+	echo 1 >"$ch/cpu" || { echo "# writing 1 to $ch/cpu failed"; return 1; }
+	[ "$(cat "$ch/cpu")" = 1 ] || return 1
+	before=$(hyp_cpu1)
+	sleep 4
+	after=$(hyp_cpu1)
+	echo "# HYP interrupts on CPU 1: $before -> $after"
+	[ "$after" -ge $((before + 2)) ]
+}
+
 shutdown_requested() {
 	[ -e /tmp/host-shutdown ]
 }
@@ -81,5 +105,6 @@ SCRIPT
 	run_test vmbus_version_6_0 vmbus_version_6_0
 	run_test ic_versions ic_versions
 	run_test devices_bound devices_bound
+	run_test modify_channel modify_channel
 	run_test host_shutdown_request host_shutdown_request
 }

@@ -3,13 +3,16 @@
 # listed with hv_guest's drivers bound and their channels open, heartbeats
 # answered (hvhost logs the sequence advancing), the host's time sample
 # applied; 20 unload/reload cycles with the channels open, and hvhost sees
-# every one closed and VMBus unloaded each time; finally SIGTERM to hvhost
+# every one closed and VMBus unloaded each time; MODIFYCHANNEL moves the
+# heartbeat channel's interrupts to CPU 1 (hvhost logs VP 1, the guest's
+# CPU 1 takes them; an offline CPU or unknown relid is refused in the
+# guest); finally SIGTERM to hvhost
 # asks the guest to shut down, hv_guest's shutdown driver accepts and the
 # guest powers off; hvhost exits 0 with no VMBus message dropped.
 # timeout: 600
 rig_vmbus_hvguest() {
 	echo "TAP version 13"
-	echo "1..7"
+	echo "1..8"
 	hvhost_start 500 _vmbus_hvguest_guest --cpus 2
 	hvhost_term_when '# rig: vmbus ready' 450
 	hvhost_wait
@@ -50,6 +53,8 @@ rig_vmbus_hvguest() {
 	grep -E 'vmbus: [0-9]+ messages' $e | sed 's/^/# /'
 	rig_check 7 no_vmbus_errors sh -c "grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' $e &&
 		! grep -q 'hvhost: error:' $e"
+	grep 'now interrupts VP' $e | sed 's/^/# /'
+	rig_check 8 modifychannel_moved_the_channel grep -q 'vmbus: channel [0-9]* now interrupts VP 1' $e
 	[ -z "$RIG_CHECK_FAILED" ]
 }
 

@@ -4,12 +4,14 @@
 # utility devices are on /sys/bus/vmbus with hv_utils bound, hvhost logs the
 # guest's heartbeat sequence advancing, and SIGTERM to hvhost asks the guest
 # to shut down (VMBus shutdown service): the guest powers off cleanly and
-# hvhost exits 0. No WARNING, BUG or Oops in the guest's log; no VMBus
+# hvhost exits 0. Writing a channel's sysfs cpu makes Linux send
+# MODIFYCHANNEL: hvhost moves the channel's interrupts to VP 1 and the
+# heartbeat's events arrive on CPU 1. No WARNING, BUG or Oops in the guest's log; no VMBus
 # message dropped and no channel fault in hvhost's.
 # timeout: 400
 rig_vmbus_stock() {
 	echo "TAP version 13"
-	echo "1..9"
+	echo "1..10"
 	HVHOST_KERNEL=/boot/ref-bzImage hvhost_start 300 _vmbus_stock_guest --cpus 2
 	hvhost_term_when '# rig: vmbus ready' 240
 	hvhost_wait
@@ -48,6 +50,8 @@ rig_vmbus_stock() {
 	grep -E 'vmbus: [0-9]+ messages' $e | sed 's/^/# /'
 	rig_check 9 no_vmbus_errors sh -c "grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' $e &&
 		! grep -q 'hvhost: error:' $e"
+	grep 'now interrupts VP' $e | sed 's/^/# /'
+	rig_check 10 modifychannel_moved_the_channel grep -q 'vmbus: channel [0-9]* now interrupts VP 1' $e
 	[ -z "$RIG_CHECK_FAILED" ]
 }
 

@@ -695,7 +695,7 @@ impl Server {
         let vp_ok = target_vp < self.guest.vp_count();
         let status = match self.channels.get_mut(&relid).and_then(|c| c.open.as_mut()) {
             Some(o) if vp_ok => {
-                log::debug!("vmbus: channel {relid} now interrupts VP {target_vp}");
+                log::info!("vmbus: channel {relid} now interrupts VP {target_vp}");
                 o.target_vp = target_vp;
                 0
             }
