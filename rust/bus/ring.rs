@@ -11,7 +11,8 @@
 //!
 //! Everything here treats the pages as shared with a party that may change
 //! any byte at any time: header fields are 32-bit atomics, data is copied
-//! with raw pointer copies (a torn copy is some bytes, never a fault), and
+//! with raw pointer copies (a torn copy is some bytes, never a fault),
+//! descriptor and trailer words are single volatile loads and stores, and
 //! no Rust reference to the shared bytes is ever formed. The ring algorithm
 //! in `vmbus::ring` validates every index it reads.
 
@@ -145,6 +146,22 @@ impl RingView {
         unsafe { Atomic::<u32>::from_ptr(page.as_ptr().add(field.offset()).cast::<u32>()) }
     }
 
+    /// The 8-byte word at data offset `offset`, if `offset` is 8-aligned and
+    /// inside this ring's data area (a word then lies within one page).
+    fn word(&self, offset: usize) -> Option<*mut u64> {
+        if offset % 8 != 0 {
+            return None;
+        }
+        let index = self.first + 1 + offset / PAGE_SIZE;
+        if index >= self.first + self.count {
+            return None;
+        }
+        let page = self.pages.pages.get(index)?;
+        // SAFETY: `offset % PAGE_SIZE` is 8-aligned and at most
+        // `PAGE_SIZE - 8`, so the word is inside the live page.
+        Some(unsafe { page.as_ptr().add(offset % PAGE_SIZE) }.cast::<u64>())
+    }
+
     /// Calls `f(page, offset_in_page, range_in_buf)` for each page piece of
     /// `len` bytes at data offset `offset`.
     fn pieces(
@@ -196,6 +213,26 @@ impl RingMemory for RingView {
         });
     }
 
+    fn read_word(&self, offset: usize) -> u64 {
+        match self.word(offset) {
+            // SAFETY: an aligned word inside a live page (`word`); a
+            // volatile load reads the shared memory once, whatever the
+            // host writes meanwhile, and the ring code checks the value.
+            Some(w) => unsafe { core::ptr::read_volatile(w) },
+            // Not reachable through the ring algorithm (RingMemory's
+            // contract); a value it rejects or ignores.
+            None => 0,
+        }
+    }
+
+    fn write_word(&self, offset: usize, value: u64) {
+        if let Some(w) = self.word(offset) {
+            // SAFETY: as in `read_word`; the producer owns the space it
+            // writes until it publishes the write index.
+            unsafe { core::ptr::write_volatile(w, value.to_le()) }
+        }
+    }
+
     fn load_acquire(&self, field: HeaderField) -> u32 {
         self.header(field).load(Acquire)
     }
@@ -205,8 +242,16 @@ impl RingMemory for RingView {
     }
 
     fn fence(&self) {
-        // virt_mb(): a full barrier even if this kernel were UP, since the
-        // other side is the host.
-        kernel::sync::barrier::mb(kernel::sync::barrier::Full);
+        // virt_mb(), which is __smp_mb() on every kernel: a full barrier
+        // against the host even if this kernel were UP. With SMP that is
+        // smp_mb(), on x86 a locked add (about a tenth of `mfence`, which
+        // mb() is and which only non-temporal stores and device memory
+        // need); a UP kernel's smp_mb() is only a compiler barrier, so it
+        // takes mb().
+        if cfg!(CONFIG_SMP) {
+            kernel::sync::barrier::smp_mb(kernel::sync::barrier::Full);
+        } else {
+            kernel::sync::barrier::mb(kernel::sync::barrier::Full);
+        }
     }
 }

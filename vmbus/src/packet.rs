@@ -205,6 +205,7 @@ impl core::fmt::Display for PacketError {
 /// The descriptor for a packet with `header_len` bytes between descriptor
 /// and data (a multiple of 8) and `data_len` bytes of data; the packet is
 /// `desc.len()` bytes, the data padded with zeros to 8.
+#[inline]
 pub fn descriptor(
     ty: PacketType,
     flags: PacketFlags,
@@ -277,6 +278,7 @@ impl<'a> Packet<'a> {
 
     /// The data after the header (padding included: the sender's protocol
     /// says how much of it counts).
+    #[inline]
     pub fn data(&self) -> &'a [u8] {
         &self.bytes[self.desc.data_offset()..]
     }

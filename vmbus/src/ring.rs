@@ -96,6 +96,20 @@ impl HeaderField {
 /// as 32-bit atomics, the data area with copies that tolerate concurrent
 /// modification by the other side (they may return torn data, never fault).
 /// The algorithm guarantees `offset + len <= data_len()` on every data call.
+///
+/// The data calls are bulk copies: the algorithm hands over a whole run of
+/// bytes (a packet's payload is one call, split only where it wraps at the
+/// end of the data area), never byte by byte, and never an empty run. An
+/// implementation splits a run only where its memory is discontiguous (page
+/// boundaries) and copies each piece with one `memcpy`-class copy.
+///
+/// Descriptor and trailer words go through [`Self::read_word`] and
+/// [`Self::write_word`], loads and stores of one register: building them
+/// in a stack buffer and copying that would cost a failed store-to-load
+/// forward per packet (the copy's wide loads of bytes just stored in
+/// narrower pieces), which at small packets was most of the ring's time.
+/// A word is 8-aligned in the data area, whose length is a multiple of 8
+/// (and of the page size), so it never wraps and never crosses a page.
 pub trait RingMemory {
     /// Bytes in the data area (the ring without its header page).
     fn data_len(&self) -> usize;
@@ -103,11 +117,31 @@ pub trait RingMemory {
     fn read_data(&self, offset: usize, buf: &mut [u8]);
     /// Copies `data` into the data area at `offset`.
     fn write_data(&self, offset: usize, data: &[u8]);
+    /// Loads the little-endian 8-byte word at `offset` (a multiple of 8) of
+    /// the data area. The default goes through [`Self::read_data`].
+    #[inline]
+    fn read_word(&self, offset: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.read_data(offset, &mut b);
+        u64::from_le_bytes(b)
+    }
+    /// Stores `value` as the little-endian 8-byte word at `offset` (a
+    /// multiple of 8) of the data area. The default goes through
+    /// [`Self::write_data`].
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) {
+        self.write_data(offset, &value.to_le_bytes())
+    }
     /// Loads a header field with acquire ordering.
     fn load_acquire(&self, field: HeaderField) -> u32;
     /// Stores a header field with release ordering.
     fn store_release(&self, field: HeaderField, value: u32);
-    /// A full (sequentially consistent) fence: Linux's `virt_mb()`.
+    /// A full barrier between this side's earlier stores and its later
+    /// loads, as seen by the other side: Linux's `virt_mb()`. On x86 that
+    /// is a locked read-modify-write (`lock addl`, what `virt_mb()` is
+    /// there), which orders ordinary write-back memory as `mfence` does at
+    /// a fraction of its cost; `mfence` is only needed for non-temporal
+    /// stores and device memory, which rings never use.
     fn fence(&self);
 }
 
@@ -122,6 +156,7 @@ pub struct LocalMemory<'a> {
 
 impl<'a> LocalMemory<'a> {
     /// A ring whose data area is `data`, header all zero.
+    #[inline]
     pub fn new(data: &'a mut [u8]) -> Self {
         Self {
             data: core::cell::RefCell::new(data),
@@ -130,16 +165,19 @@ impl<'a> LocalMemory<'a> {
     }
 
     /// A header field as the other side would see it.
+    #[inline]
     pub fn field(&self, field: HeaderField) -> u32 {
         self.fields[field.index()].get()
     }
 
     /// Overwrites a header field, as a (possibly hostile) other side would.
+    #[inline]
     pub fn set_field(&self, field: HeaderField, value: u32) {
         self.fields[field.index()].set(value)
     }
 
     /// Overwrites data bytes, as a (possibly hostile) other side would.
+    #[inline]
     pub fn poke(&self, offset: usize, bytes: &[u8]) {
         let Ok(mut data) = self.data.try_borrow_mut() else {
             return;
@@ -152,9 +190,11 @@ impl<'a> LocalMemory<'a> {
 
 impl RingMemory for LocalMemory<'_> {
     // `try_borrow`: one thread, never re-entered, but no panic path either.
+    #[inline]
     fn data_len(&self) -> usize {
         self.data.try_borrow().map_or(0, |d| d.len())
     }
+    #[inline]
     fn read_data(&self, offset: usize, buf: &mut [u8]) {
         let Ok(data) = self.data.try_borrow() else {
             return;
@@ -163,38 +203,78 @@ impl RingMemory for LocalMemory<'_> {
             buf.copy_from_slice(src);
         }
     }
+    #[inline]
     fn write_data(&self, offset: usize, bytes: &[u8]) {
         self.poke(offset, bytes)
     }
+    #[inline]
+    fn read_word(&self, offset: usize) -> u64 {
+        let Ok(data) = self.data.try_borrow() else {
+            return 0;
+        };
+        data.get(offset..offset.saturating_add(8))
+            .and_then(|w| w.first_chunk::<8>())
+            .map_or(0, |w| u64::from_le_bytes(*w))
+    }
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) {
+        let Ok(mut data) = self.data.try_borrow_mut() else {
+            return;
+        };
+        if let Some(w) = data
+            .get_mut(offset..offset.saturating_add(8))
+            .and_then(|w| w.first_chunk_mut::<8>())
+        {
+            *w = value.to_le_bytes();
+        }
+    }
+    #[inline]
     fn load_acquire(&self, field: HeaderField) -> u32 {
         self.field(field)
     }
+    #[inline]
     fn store_release(&self, field: HeaderField, value: u32) {
         self.set_field(field, value)
     }
+    #[inline]
     fn fence(&self) {
         // Nobody else sees this memory, but benchmarks should pay for the
-        // fence the real rings execute.
+        // barrier the real rings execute (on x86-64 this is a locked `or`
+        // on the stack, the kernel's ring and hvhost's execute the same).
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst)
     }
 }
 
 impl<T: RingMemory + ?Sized> RingMemory for &T {
+    #[inline]
     fn data_len(&self) -> usize {
         (**self).data_len()
     }
+    #[inline]
     fn read_data(&self, offset: usize, buf: &mut [u8]) {
         (**self).read_data(offset, buf)
     }
+    #[inline]
     fn write_data(&self, offset: usize, data: &[u8]) {
         (**self).write_data(offset, data)
     }
+    #[inline]
+    fn read_word(&self, offset: usize) -> u64 {
+        (**self).read_word(offset)
+    }
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) {
+        (**self).write_word(offset, value)
+    }
+    #[inline]
     fn load_acquire(&self, field: HeaderField) -> u32 {
         (**self).load_acquire(field)
     }
+    #[inline]
     fn store_release(&self, field: HeaderField, value: u32) {
         (**self).store_release(field, value)
     }
+    #[inline]
     fn fence(&self) {
         (**self).fence()
     }
@@ -322,33 +402,76 @@ const fn distance(from: u32, to: u32, size: u32) -> u32 {
     }
 }
 
-/// Copies out of the data area from `pos`, wrapping at the end.
+/// `pos + n` in a ring of `size`, for `pos < size` and `n <= size`: one
+/// compare instead of a division.
+const fn advance(pos: usize, n: usize, size: usize) -> usize {
+    let next = pos + n;
+    if next >= size {
+        next - size
+    } else {
+        next
+    }
+}
+
+/// Copies out of the data area from `pos`, wrapping at the end: one call
+/// per contiguous run.
+#[inline]
 fn copy_out<M: RingMemory>(mem: &M, size: usize, pos: usize, buf: &mut [u8]) {
-    let first = buf.len().min(size - pos);
+    let first = buf.len().min(size.saturating_sub(pos));
     let (a, b) = buf.split_at_mut(first);
-    mem.read_data(pos, a);
+    if !a.is_empty() {
+        mem.read_data(pos, a);
+    }
     if !b.is_empty() {
         mem.read_data(0, b);
     }
 }
 
+/// The first word of a descriptor: type, `offset8`, `len8`, flags, in
+/// wire order (little-endian, as `PacketDescriptor`'s layout).
+const fn descriptor_word(d: &PacketDescriptor) -> u64 {
+    d.ty.0 as u64 | (d.offset8 as u64) << 16 | (d.len8 as u64) << 32 | (d.flags.0 as u64) << 48
+}
+
+/// The descriptor whose two words are `w0` (see [`descriptor_word`]) and
+/// `trans_id`.
+const fn descriptor_from_words(w0: u64, trans_id: u64) -> PacketDescriptor {
+    PacketDescriptor {
+        ty: PacketType(w0 as u16),
+        offset8: (w0 >> 16) as u16,
+        len8: (w0 >> 32) as u16,
+        flags: PacketFlags((w0 >> 48) as u16),
+        trans_id,
+    }
+}
+
 /// Writes into the reserved space of one packet, wrapping at the end of the
-/// data area, never past the space reserved.
+/// data area, never past the space reserved: each piece is one run (two
+/// where it wraps), words are single stores.
 struct SpaceWriter<'m, M> {
     mem: &'m M,
     size: usize,
+    /// Where the next byte goes.
     pos: usize,
+    /// Reserved bytes not yet written.
     left: usize,
 }
 
 impl<M: RingMemory> SpaceWriter<'_, M> {
+    /// Appends `data` (at most what is left of the space).
+    #[inline]
     fn put(&mut self, data: &[u8]) {
         // No division and no panicking arithmetic: `pos < size` and
         // `left <= size` hold by construction, and the kernel build must
         // have no panic path here.
         let data = data.get(..data.len().min(self.left)).unwrap_or_default();
+        if data.is_empty() {
+            return;
+        }
         let (a, b) = data.split_at(data.len().min(self.size.saturating_sub(self.pos)));
-        self.mem.write_data(self.pos, a);
+        if !a.is_empty() {
+            self.mem.write_data(self.pos, a);
+        }
         if !b.is_empty() {
             self.mem.write_data(0, b);
         }
@@ -359,13 +482,46 @@ impl<M: RingMemory> SpaceWriter<'_, M> {
         }
     }
 
-    fn zeros(&mut self, mut n: usize) {
-        const Z: [u8; 64] = [0; 64];
-        while n > 0 {
-            let k = n.min(Z.len());
-            self.put(&Z[..k]);
-            n -= k;
+    /// Appends one word; the position must be 8-aligned (it is after the
+    /// descriptor and after any 8-aligned pieces).
+    #[inline]
+    fn put_word(&mut self, value: u64) {
+        if self.left < 8 || self.pos % 8 != 0 {
+            // Not reachable from this module's callers; never write a
+            // word where it could cross the end of the space.
+            self.put(&value.to_le_bytes());
+            return;
         }
+        self.mem.write_word(self.pos, value);
+        self.left -= 8;
+        self.pos += 8;
+        if self.pos >= self.size {
+            self.pos -= self.size;
+        }
+    }
+
+    /// Appends the descriptor: two words.
+    #[inline]
+    fn put_descriptor(&mut self, d: &PacketDescriptor) {
+        self.put_word(descriptor_word(d));
+        self.put_word(d.trans_id);
+    }
+
+    /// Zeroes what is left of the reserved space and writes the trailer
+    /// after it.
+    #[inline]
+    fn finish(&mut self, trailer: u64) {
+        // Zeros from read-only memory: a copy of freshly stored stack bytes
+        // would stall on store forwarding.
+        static Z: [u8; 64] = [0; 64];
+        while self.left > 0 {
+            let k = self.left.min(Z.len());
+            self.put(Z.get(..k).unwrap_or_default());
+        }
+        // The space is a multiple of 8 from an 8-aligned start: the trailer
+        // is one aligned word.
+        self.left = TRAILER_SIZE;
+        self.put_word(trailer);
     }
 }
 
@@ -406,6 +562,7 @@ impl<M: RingMemory> RingProducer<M> {
 
     /// Free bytes (Linux's `hv_get_bytes_to_write`); a packet needing `n`
     /// bytes with trailer fits if this is more than `n`.
+    #[inline]
     pub fn free_bytes(&self) -> Result<u32, RingError> {
         let read = load_index(&self.mem, self.size, HeaderField::ReadIndex)?;
         Ok(self.size - distance(read, self.write, self.size))
@@ -440,6 +597,7 @@ impl<M: RingMemory> RingProducer<M> {
 
     /// Reserves `len` bytes (8-aligned) plus trailer, lets `fill` write them,
     /// writes the trailer, publishes, and decides about the signal.
+    #[inline]
     fn write_with(
         &mut self,
         len: usize,
@@ -462,10 +620,7 @@ impl<M: RingMemory> RingProducer<M> {
             left: len,
         };
         fill(&mut w);
-        let rest = w.left;
-        w.zeros(rest);
-        w.left = TRAILER_SIZE;
-        w.put(&(u64::from(old_write) << 32).to_le_bytes());
+        w.finish(u64::from(old_write) << 32);
         let new_write = w.pos as u32;
 
         // Packet and trailer before the index: the consumer acquires it.
@@ -501,6 +656,7 @@ impl<M: RingMemory> RingProducer<M> {
     /// descriptor and data, 8-aligned), `data`, zero padding. Returns
     /// whether the consumer must be signalled.
     #[must_use = "the consumer may need a signal"]
+    #[inline]
     pub fn write_packet(
         &mut self,
         ty: PacketType,
@@ -511,7 +667,7 @@ impl<M: RingMemory> RingProducer<M> {
     ) -> Result<bool, RingError> {
         let d = descriptor(ty, flags, trans_id, header.len(), data.len())?;
         self.write_with(d.len(), |w| {
-            w.put(d.as_bytes());
+            w.put_descriptor(&d);
             w.put(header);
             w.put(data);
         })
@@ -521,6 +677,7 @@ impl<M: RingMemory> RingProducer<M> {
     /// [`PacketFlags::COMPLETION_REQUESTED`] the other side answers with a
     /// completion carrying the same `trans_id`.
     #[must_use = "the consumer may need a signal"]
+    #[inline]
     pub fn write_inband(
         &mut self,
         trans_id: u64,
@@ -581,7 +738,7 @@ impl<M: RingMemory> RingProducer<M> {
             data.len(),
         )?;
         self.write_with(d.len(), |w| {
-            w.put(d.as_bytes());
+            w.put_descriptor(&d);
             w.put(gh.as_bytes());
             for r in ranges {
                 let head = super::message::GpaRange {
@@ -638,6 +795,7 @@ impl<M: RingMemory> RingConsumer<M> {
     }
 
     /// Bytes published and not yet read (from the cursor).
+    #[inline]
     pub fn bytes_available(&self) -> Result<u32, RingError> {
         let write = load_index(&self.mem, self.size, HeaderField::WriteIndex)?;
         Ok(distance(self.cursor, write, self.size))
@@ -647,6 +805,7 @@ impl<M: RingMemory> RingConsumer<M> {
     /// `None` if the ring is empty. The read index is published only by
     /// [`Self::commit`], so the space stays reserved until then. On error
     /// nothing moves.
+    #[inline]
     pub fn read_packet<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<Packet<'b>>, RingError> {
         let avail = self.bytes_available()? as usize;
         if avail == 0 {
@@ -657,11 +816,11 @@ impl<M: RingMemory> RingConsumer<M> {
         }
         let size = self.size as usize;
         let pos = self.cursor as usize;
-        // One copy of the descriptor: the checks and the caller see the
-        // same bytes, whatever the other side does meanwhile.
-        let mut raw = [0u8; DESCRIPTOR_SIZE];
-        copy_out(&self.mem, size, pos, &mut raw);
-        let desc: PacketDescriptor = super::message::read_prefix(&raw).unwrap_or_default();
+        // One load of each descriptor word: the checks and the caller see
+        // the same values, whatever the other side does meanwhile.
+        let w0 = self.mem.read_word(pos);
+        let w1 = self.mem.read_word(advance(pos, 8, size));
+        let desc = descriptor_from_words(w0, w1);
         let (offset, len) = (desc.data_offset(), desc.len());
         if len < DESCRIPTOR_SIZE || len + TRAILER_SIZE > avail {
             return Err(RingError::BadPacketLength { len, avail });
@@ -669,21 +828,17 @@ impl<M: RingMemory> RingConsumer<M> {
         if offset < DESCRIPTOR_SIZE || offset > len {
             return Err(RingError::BadPacketOffset { offset, len });
         }
-        if buf.len() < len {
-            return Err(RingError::BufferTooSmall {
-                need: len,
-                have: buf.len(),
-            });
+        let have = buf.len();
+        let Some(out) = buf.get_mut(..len) else {
+            return Err(RingError::BufferTooSmall { need: len, have });
+        };
+        // Here `DESCRIPTOR_SIZE <= len` and `len + TRAILER_SIZE <= avail <
+        // size`: the descriptor as checked, then the rest in one run.
+        if let Some((head, rest)) = out.split_first_chunk_mut::<DESCRIPTOR_SIZE>() {
+            *head = (u128::from(w1) << 64 | u128::from(w0)).to_le_bytes();
+            copy_out(&self.mem, size, advance(pos, DESCRIPTOR_SIZE, size), rest);
         }
-        let out = &mut buf[..len];
-        out[..DESCRIPTOR_SIZE].copy_from_slice(&raw);
-        copy_out(
-            &self.mem,
-            size,
-            (pos + DESCRIPTOR_SIZE) % size,
-            &mut out[DESCRIPTOR_SIZE..],
-        );
-        self.cursor = ((pos + len + TRAILER_SIZE) % size) as u32;
+        self.cursor = advance(pos, len + TRAILER_SIZE, size) as u32;
         Ok(Some(Packet { desc, bytes: out }))
     }
 
@@ -692,6 +847,7 @@ impl<M: RingMemory> RingConsumer<M> {
     /// ([`FEAT_PENDING_SEND_SZ`] and `pending_send_sz`) and the free space
     /// just crossed what it waits for (Linux's `hv_pkt_iter_close`).
     #[must_use = "the producer may need a signal"]
+    #[inline]
     pub fn commit(&mut self) -> Result<bool, RingError> {
         let start = self.read;
         if self.cursor == start {
@@ -781,6 +937,40 @@ mod tests {
         for (i, f) in HeaderField::ALL.into_iter().enumerate() {
             assert_eq!(f.index(), i);
         }
+    }
+
+    #[test]
+    fn descriptor_words_are_the_wire_layout() {
+        let d = PacketDescriptor {
+            ty: PacketType::COMP,
+            offset8: 0x0203,
+            len8: 0x0405,
+            flags: PacketFlags(0x0607),
+            trans_id: 0x0809_0a0b_0c0d_0e0f,
+        };
+        let b = d.as_bytes();
+        assert_eq!(descriptor_word(&d).to_le_bytes(), b[..8]);
+        assert_eq!(d.trans_id.to_le_bytes(), b[8..]);
+        assert_eq!(descriptor_from_words(descriptor_word(&d), d.trans_id), d);
+        // What the producer wrote is what a byte-wise reader sees, and the
+        // words come back from the bytes.
+        let m = mem(64);
+        m.poke(0, &[0xff; 64]);
+        let mut p = RingProducer::new(&m).expect("ring");
+        assert_eq!(
+            p.write_packet(d.ty, d.flags, d.trans_id, &[], b"xyz"),
+            Ok(true)
+        );
+        let raw: [u8; 16] = bytes(&m, 0);
+        let want = descriptor(d.ty, d.flags, d.trans_id, 0, 3).expect("fits");
+        assert_eq!(raw, want.as_bytes());
+        assert_eq!(
+            (m.read_word(0), m.read_word(8)),
+            (descriptor_word(&want), d.trans_id)
+        );
+        // Padding zeroed, trailer in place.
+        assert_eq!(bytes::<8>(&m, 16), *b"xyz\0\0\0\0\0");
+        assert_eq!(m.read_word(24), 0);
     }
 
     #[test]

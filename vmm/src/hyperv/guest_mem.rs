@@ -32,6 +32,12 @@ pub trait GuestPages: Send + Sync {
     fn load_u32(&self, gpa: u64) -> Result<u32, GpaError>;
     /// Stores the aligned 32-bit word at `gpa` with release ordering.
     fn store_u32(&self, gpa: u64, value: u32) -> Result<(), GpaError>;
+    /// Loads the aligned little-endian 64-bit word at `gpa` in one access
+    /// (relaxed: the VMBus ring orders it with its index loads).
+    fn load_u64(&self, gpa: u64) -> Result<u64, GpaError>;
+    /// Stores the aligned little-endian 64-bit word at `gpa` in one access
+    /// (relaxed: the VMBus ring publishes it with a release index store).
+    fn store_u64(&self, gpa: u64, value: u64) -> Result<(), GpaError>;
     /// Atomically ORs `bits` into the aligned word at `gpa` (sequentially
     /// consistent, a locked instruction the guest's own atomics see); returns
     /// the previous value.
@@ -61,6 +67,17 @@ impl GuestPages for GuestMemoryMmap {
 
     fn store_u32(&self, gpa: u64, value: u32) -> Result<(), GpaError> {
         Bytes::store(self, value, GuestAddress(gpa), Ordering::Release).map_err(|_| err(gpa, 4))
+    }
+
+    fn load_u64(&self, gpa: u64) -> Result<u64, GpaError> {
+        Bytes::load::<u64>(self, GuestAddress(gpa), Ordering::Relaxed)
+            .map(u64::from_le)
+            .map_err(|_| err(gpa, 8))
+    }
+
+    fn store_u64(&self, gpa: u64, value: u64) -> Result<(), GpaError> {
+        Bytes::store(self, value.to_le(), GuestAddress(gpa), Ordering::Relaxed)
+            .map_err(|_| err(gpa, 8))
     }
 
     fn fetch_or_u32(&self, gpa: u64, bits: u32) -> Result<u32, GpaError> {
@@ -157,6 +174,25 @@ impl GuestPages for FakeMemory {
 
     fn store_u32(&self, gpa: u64, value: u32) -> Result<(), GpaError> {
         self.word(gpa)?.store(value, Ordering::Release);
+        Ok(())
+    }
+
+    fn load_u64(&self, gpa: u64) -> Result<u64, GpaError> {
+        if gpa % 8 != 0 {
+            return Err(err(gpa, 8));
+        }
+        let lo = self.word(gpa)?.load(Ordering::Relaxed);
+        let hi = self.word(gpa + 4)?.load(Ordering::Relaxed);
+        Ok(u64::from(lo) | u64::from(hi) << 32)
+    }
+
+    fn store_u64(&self, gpa: u64, value: u64) -> Result<(), GpaError> {
+        if gpa % 8 != 0 {
+            return Err(err(gpa, 8));
+        }
+        let (lo, hi) = (self.word(gpa)?, self.word(gpa + 4)?);
+        lo.store(value as u32, Ordering::Relaxed);
+        hi.store((value >> 32) as u32, Ordering::Relaxed);
         Ok(())
     }
 

@@ -46,6 +46,17 @@ impl GuestRing {
         self.failed.get()
     }
 
+    /// The GPA of the 8-byte word at data offset `offset` (8-aligned, so
+    /// within one page).
+    fn word_gpa(&self, offset: usize) -> Option<u64> {
+        let page = HV_PAGE_SIZE as usize;
+        if offset % 8 != 0 {
+            return None;
+        }
+        let gpa = self.data.get(offset / page)?;
+        Some(gpa + (offset % page) as u64)
+    }
+
     /// Calls `f` for each piece of `offset..offset+len` in the data area:
     /// (GPA, position in the caller's buffer, length).
     fn pieces(&self, offset: usize, len: usize, mut f: impl FnMut(u64, usize, usize)) {
@@ -86,6 +97,27 @@ impl RingMemory for GuestRing {
                 self.failed.set(true);
             }
         });
+    }
+
+    fn read_word(&self, offset: usize) -> u64 {
+        match self.word_gpa(offset).map(|gpa| self.mem.load_u64(gpa)) {
+            Some(Ok(value)) => value,
+            // RingMemory's contract rules out a bad offset; be safe anyway.
+            _ => {
+                self.failed.set(true);
+                0
+            }
+        }
+    }
+
+    fn write_word(&self, offset: usize, value: u64) {
+        match self
+            .word_gpa(offset)
+            .map(|gpa| self.mem.store_u64(gpa, value))
+        {
+            Some(Ok(())) => {}
+            _ => self.failed.set(true),
+        }
     }
 
     fn load_acquire(&self, field: HeaderField) -> u32 {
@@ -151,5 +183,24 @@ mod tests {
         let r = GuestRing::new(Arc::new(FakeMemory::new(0x2000)), 0x4000, vec![0x1000]);
         assert_eq!(r.load_acquire(HeaderField::WriteIndex), 0);
         assert!(r.failed());
+        // Words: outside RAM, misaligned, past the data area.
+        let r = GuestRing::new(Arc::new(FakeMemory::new(0x2000)), 0x1000, vec![0x10_0000]);
+        assert_eq!(r.read_word(8), 0);
+        assert!(r.failed());
+        let r = GuestRing::new(Arc::new(FakeMemory::new(0x2000)), 0x1000, vec![0x0]);
+        r.write_word(4, 1);
+        assert!(r.failed());
+        let r = GuestRing::new(Arc::new(FakeMemory::new(0x2000)), 0x1000, vec![0x0]);
+        r.write_word(0x1000, 1);
+        assert!(r.failed());
+        let r = GuestRing::new(Arc::new(FakeMemory::new(0x2000)), 0x1000, vec![0x0]);
+        r.write_word(0xff8, 0x0102_0304_0506_0708);
+        let mut b = [0u8; 8];
+        r.read_data(0xff8, &mut b);
+        assert_eq!(
+            (u64::from_le_bytes(b), r.read_word(0xff8)),
+            (0x0102_0304_0506_0708, 0x0102_0304_0506_0708)
+        );
+        assert!(!r.failed());
     }
 }
