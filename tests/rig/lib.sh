@@ -41,6 +41,48 @@ run_test() {
 	esac
 }
 
+# wait_for SECONDS CMD...: retries CMD once a second until it succeeds;
+# its status after SECONDS tries.
+wait_for() {
+	local n=$1
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 1
+		n=$((n - 1))
+	done
+	"$@"
+}
+
+# rig_mark TEXT: the line "# rig: TEXT" on the debug console, outside the
+# KTAP document (which leaves only when guest() ends): what L1 waits for
+# (hvhost_term_when, hvhost_serve_guest).
+rig_mark() {
+	echo "# rig: $*" | rig-debugcon $KTAP_PORT
+}
+
+# rig_poweroff_hook: a guest's answer to the host's shutdown request is
+# orderly_poweroff(), which runs /proc/sys/kernel/poweroff_cmd; the rig's
+# init is a shell that ignores busybox poweroff's signal, so the command
+# becomes a script that notes the request (/tmp/host-shutdown) and the
+# scenario ends as usual (init powers off).
+rig_poweroff_hook() {
+	cat >/tmp/host-poweroff <<'SCRIPT'
+#!/bin/sh
+echo "rig: the host asked for a power-off" >/dev/console
+: >/tmp/host-shutdown
+SCRIPT
+	chmod +x /tmp/host-poweroff
+	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+}
+
+# rig_wait_host_shutdown: announces "vmbus ready" (hvhost's SIGTERM cue)
+# and waits up to 150 s for the host's shutdown request.
+rig_wait_host_shutdown() {
+	rig_mark "vmbus ready, waiting for the host's shutdown request"
+	wait_for 150 [ -e /tmp/host-shutdown ]
+}
+
 # hvhost_run GUEST_SCENARIO [HVHOST_ARGS...]: boots L2 under hvhost (in L1)
 # with the rig kernel and the L2 initramfs; L2 runs GUEST_SCENARIO and
 # writes its KTAP to hvhost's debug console. Sets HVHOST_STATUS; leaves the
@@ -119,6 +161,15 @@ hvhost_wait() {
 	} | rig-debugcon 0xeb
 }
 
+# hvhost_verdict_or_bail WHAT: a guest that hung (killed) or vanished
+# before its KTAP plan (a triple fault, say) gave no verdict: "Bail out!",
+# and the runner boots the scenario once more (tests/run.py).
+hvhost_verdict_or_bail() {
+	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
+		echo "Bail out! no verdict from $1 under hvhost (status $HVHOST_STATUS)"
+	fi
+}
+
 # rig_check N NAME CMD...: "ok N NAME" if CMD succeeds, else "not ok N NAME"
 # and RIG_CHECK_FAILED=1 (callers clear it first). Its variables are local:
 # run_test's own NAME must survive.
@@ -146,11 +197,7 @@ rig_hvhost_guest() {
 	echo "TAP version 13"
 	echo "1..5"
 	hvhost_run "$gscen" --cpus "$n" "$@"
-	# A guest that hung (killed) or vanished before its KTAP plan gave no
-	# verdict: say so, and the runner boots the scenario once more.
-	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
-		echo "Bail out! no verdict from the guest under hvhost (status $HVHOST_STATUS)"
-	fi
+	hvhost_verdict_or_bail "the guest"
 	if [ "$HVHOST_STATUS" = 0 ]; then echo "ok 1 hvhost_exit_status_0"; else
 		echo "not ok 1 hvhost_exit_status_0 # status $HVHOST_STATUS"; fi
 	if grep -q "^# rig: nproc=$n\$" /tmp/hvhost.ktap; then echo "ok 2 guest_sees_${n}_cpus"; else

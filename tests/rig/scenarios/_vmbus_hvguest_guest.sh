@@ -11,21 +11,6 @@
 # at a script that notes the request (as in _vmbus_stock_guest).
 # helper
 
-wait_for() {
-	local n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 1
-		n=$((n - 1))
-	done
-	"$@"
-}
-
-shutdown_requested() {
-	[ -e /tmp/host-shutdown ]
-}
-
 # The channel devices on the auxiliary bus: hv_guest.<class>.<relid> under
 # the faux device hv_guest_vmbus, each bound to its driver; unbinding the
 # heartbeat driver in sysfs closes its channel, binding it again reopens
@@ -86,8 +71,7 @@ host_shutdown_request() {
 	echo "TAP version 13"
 	echo "1..1"
 	cat /sys/kernel/debug/hv_guest/vmbus/channels | sed 's/^/# /'
-	echo "# rig: vmbus ready, waiting for the host's shutdown request" | rig-debugcon $KTAP_PORT
-	if wait_for 150 shutdown_requested; then
+	if rig_wait_host_shutdown; then
 		dmesg | grep 'shutdown:' | sed 's/^/# /'
 		echo "ok 1 host_shutdown_request"
 	else
@@ -97,13 +81,7 @@ host_shutdown_request() {
 }
 
 guest() {
-	cat >/tmp/host-poweroff <<'SCRIPT'
-#!/bin/sh
-echo "rig: the host asked for a power-off" >/dev/console
-: >/tmp/host-shutdown
-SCRIPT
-	chmod +x /tmp/host-poweroff
-	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	rig_poweroff_hook
 	echo "# rig: nproc=$(nproc)"
 	run_test hv_guest_vmbus env HV_GUEST_VMBUS_VERSION=6.0 \
 		HV_GUEST_VMBUS_DEVICES="heartbeat shutdown timesync" HV_GUEST_VMBUS_WAIT_IC=1 \

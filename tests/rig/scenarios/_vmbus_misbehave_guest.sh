@@ -10,17 +10,6 @@
 
 D=/sys/kernel/debug/hv_guest/vmbus
 
-wait_for() {
-	local n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 1
-		n=$((n - 1))
-	done
-	"$@"
-}
-
 beats() {
 	sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic
 }
@@ -58,27 +47,12 @@ reload_clean() {
 	load
 }
 
-mark() {
-	echo "# rig: $*" | rig-debugcon $KTAP_PORT
-}
-
-shutdown_requested() {
-	[ -e /tmp/host-shutdown ]
-}
-
 host_shutdown_request() {
-	mark "vmbus ready, waiting for the host's shutdown request"
-	wait_for 150 shutdown_requested
+	rig_wait_host_shutdown
 }
 
 guest() {
-	cat >/tmp/host-poweroff <<'SCRIPT'
-#!/bin/sh
-echo "rig: the host asked for a power-off" >/dev/console
-: >/tmp/host-shutdown
-SCRIPT
-	chmod +x /tmp/host-poweroff
-	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	rig_poweroff_hook
 	echo "# rig: nproc=$(nproc)"
 	run_test load load
 	run_test garbage_messages misbehave garbage

@@ -13,17 +13,6 @@
 CYCLES=5
 D=/sys/kernel/debug/hv_guest/vmbus
 
-wait_for() {
-	local n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 1
-		n=$((n - 1))
-	done
-	"$@"
-}
-
 # The channel block bound to driver $1 (empty if none).
 block() {
 	awk -v d="  driver $1" 'BEGIN { RS = "" } index($0, d "\n") { print }' $D/channels
@@ -61,10 +50,6 @@ all_open() {
 	bound_open heartbeat && bound_open shutdown && bound_open timesync
 }
 
-mark() {
-	echo "# rig: $*" | rig-debugcon $KTAP_PORT
-}
-
 rescind_cycles() {
 	local i b relid new pages hb_pages before_rescinds
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
@@ -77,7 +62,7 @@ rescind_cycles() {
 	before_rescinds=$(state_field rescinds)
 	for i in $(seq 1 $CYCLES); do
 		relid=$(block heartbeat | sed -n 's/^relid //p')
-		mark "hvctl remove heartbeat"
+		rig_mark "hvctl remove heartbeat"
 		if ! wait_for 60 gone heartbeat; then
 			echo "# cycle $i: relid $relid still listed after the rescind"
 			block heartbeat | sed 's/^/# /'
@@ -95,7 +80,7 @@ rescind_cycles() {
 		bound_open shutdown && bound_open timesync ||
 			{ echo "# cycle $i: another channel suffered"; return 1; }
 		b=$(beats)
-		mark "hvctl add heartbeat"
+		rig_mark "hvctl add heartbeat"
 		if ! wait_for 60 bound_open heartbeat; then
 			echo "# cycle $i: no new heartbeat channel bound and open"
 			cat $D/channels | sed 's/^/# /'
@@ -128,23 +113,12 @@ bus_still_works() {
 	grep -E '^(phase|version|channels)' $D/state | sed 's/^/# /'
 }
 
-shutdown_requested() {
-	[ -e /tmp/host-shutdown ]
-}
-
 host_shutdown_request() {
-	mark "vmbus ready, waiting for the host's shutdown request"
-	wait_for 150 shutdown_requested
+	rig_wait_host_shutdown
 }
 
 guest() {
-	cat >/tmp/host-poweroff <<'SCRIPT'
-#!/bin/sh
-echo "rig: the host asked for a power-off" >/dev/console
-: >/tmp/host-shutdown
-SCRIPT
-	chmod +x /tmp/host-poweroff
-	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	rig_poweroff_hook
 	run_test rescind_cycles rescind_cycles
 	run_test bus_still_works bus_still_works
 	run_test host_shutdown_request host_shutdown_request

@@ -8,17 +8,6 @@
 
 HEARTBEAT='{57164f39-9115-4e78-ab55-382f3bd5422d}'
 
-wait_for() {
-	local n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 1
-		n=$((n - 1))
-	done
-	"$@"
-}
-
 # The heartbeat device's sysfs directory (empty if none).
 heartbeat_dev() {
 	local d
@@ -37,18 +26,14 @@ heartbeat_gone() {
 	[ -z "$(heartbeat_dev)" ]
 }
 
-mark() {
-	echo "# rig: $*" | rig-debugcon $KTAP_PORT
-}
-
 rescind_cycles() {
 	local i relid
 	wait_for 60 heartbeat_bound || { ls -l /sys/bus/vmbus/devices/ | sed 's/^/# /'; return 1; }
 	for i in 1 2; do
 		relid=$(cat "$(heartbeat_dev)/id")
-		mark "hvctl remove heartbeat"
+		rig_mark "hvctl remove heartbeat"
 		wait_for 60 heartbeat_gone || { echo "# cycle $i: relid $relid still on the bus"; return 1; }
-		mark "hvctl add heartbeat"
+		rig_mark "hvctl add heartbeat"
 		wait_for 60 heartbeat_bound || { echo "# cycle $i: heartbeat not back"; return 1; }
 		echo "# cycle $i: relid $relid removed; back as relid $(cat "$(heartbeat_dev)/id"), bound to hv_utils"
 	done
@@ -57,25 +42,14 @@ rescind_cycles() {
 	fi
 }
 
-shutdown_requested() {
-	[ -e /tmp/host-shutdown ]
-}
-
 host_shutdown_request() {
 	# Heartbeats on the last channel for a few seconds before the end.
 	sleep 4
-	mark "vmbus ready, waiting for the host's shutdown request"
-	wait_for 150 shutdown_requested
+	rig_wait_host_shutdown
 }
 
 guest() {
-	cat >/tmp/host-poweroff <<'SCRIPT'
-#!/bin/sh
-echo "rig: the host asked for a power-off" >/dev/console
-: >/tmp/host-shutdown
-SCRIPT
-	chmod +x /tmp/host-poweroff
-	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	rig_poweroff_hook
 	run_test rescind_cycles rescind_cycles
 	run_test host_shutdown_request host_shutdown_request
 }

@@ -10,18 +10,6 @@
 # notes the request; the scenario then ends and init powers off as always.
 # helper
 
-# wait_for SECONDS CMD...: retries CMD once a second.
-wait_for() {
-	local n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 1
-		n=$((n - 1))
-	done
-	"$@"
-}
-
 vmbus_version_6_0() {
 	dmesg | grep -E 'hv_vmbus: (Vmbus version|Hyper-V Host)' | sed 's/^/# /'
 	dmesg | grep -q 'hv_vmbus: Vmbus version:6\.0'
@@ -82,25 +70,14 @@ modify_channel() {
 	[ "$after" -ge $((before + 2)) ]
 }
 
-shutdown_requested() {
-	[ -e /tmp/host-shutdown ]
-}
-
 # Announces readiness on the KTAP port (outside the document, which only
 # leaves when guest() ends) and waits for hvhost's request.
 host_shutdown_request() {
-	echo "# rig: vmbus ready, waiting for the host's shutdown request" | rig-debugcon $KTAP_PORT
-	wait_for 150 shutdown_requested
+	rig_wait_host_shutdown
 }
 
 guest() {
-	cat >/tmp/host-poweroff <<'SCRIPT'
-#!/bin/sh
-echo "rig: the host asked for a power-off" >/dev/console
-: >/tmp/host-shutdown
-SCRIPT
-	chmod +x /tmp/host-poweroff
-	echo /tmp/host-poweroff >/proc/sys/kernel/poweroff_cmd
+	rig_poweroff_hook
 	echo "# rig: nproc=$(nproc)"
 	run_test vmbus_version_6_0 vmbus_version_6_0
 	run_test ic_versions ic_versions

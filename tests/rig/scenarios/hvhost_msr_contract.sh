@@ -11,9 +11,7 @@
 # timeout: 300
 rig_msr_contract() {
 	hvhost_run _hvhost_msr_guest --cpus 2
-	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
-		echo "Bail out! no verdict from the guest under hvhost (status $HVHOST_STATUS)"
-	fi
+	hvhost_verdict_or_bail "the guest"
 	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap
 	grep -E 'unchecked MSR access|WARNING:|BUG:' /tmp/hvhost.console | sed 's/^/# bad: /'
 	[ "$HVHOST_STATUS" = 0 ] && grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap &&

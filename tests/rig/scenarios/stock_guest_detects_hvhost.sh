@@ -41,9 +41,7 @@ rig_stock_guest() {
 	kill $poller 2>/dev/null
 	wait $poller 2>/dev/null
 	c=/tmp/hvhost.console
-	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
-		echo "Bail out! no verdict from the reference guest under hvhost (status $HVHOST_STATUS)"
-	fi
+	hvhost_verdict_or_bail "the reference guest"
 	RIG_CHECK_FAILED=
 	rig_check 1 hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	grep -m1 'Hypervisor detected' $c | sed 's/^/# /'

@@ -19,9 +19,7 @@ rig_misbehaving_guest() {
 	hvhost_term_when '# rig: vmbus ready' 360
 	hvhost_wait
 	c=/tmp/hvhost.console e=/tmp/hvhost.err
-	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
-		echo "Bail out! no verdict from the misbehaving guest (status $HVHOST_STATUS)"
-	fi
+	hvhost_verdict_or_bail "the misbehaving guest"
 	RIG_CHECK_FAILED=
 	rig_check 1 hvhost_kept_running_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	echo "    # Subtest: guest"

@@ -17,9 +17,7 @@ rig_vmbus_hvguest() {
 	hvhost_term_when '# rig: vmbus ready' 450
 	hvhost_wait
 	c=/tmp/hvhost.console e=/tmp/hvhost.err
-	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
-		echo "Bail out! no verdict from hv_guest under hvhost (status $HVHOST_STATUS)"
-	fi
+	hvhost_verdict_or_bail "hv_guest"
 	RIG_CHECK_FAILED=
 	rig_check 1 hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	echo "    # Subtest: guest"

@@ -18,9 +18,7 @@ rescind_run() {
 	hvhost_serve_guest '# rig: vmbus ready' 360
 	hvhost_wait
 	c=/tmp/hvhost.console e=/tmp/hvhost.err
-	if [ "$HVHOST_STATUS" = 137 ] || ! grep -q '^1\.\.[0-9]' /tmp/hvhost.ktap; then
-		echo "# no verdict from $what under hvhost (status $HVHOST_STATUS)"
-	fi
+	hvhost_verdict_or_bail "$what"
 	sed 's/^/# hvctl /' /tmp/hvhost.ctl
 	rig_check $first "${what}_hvhost_exit_status_0" [ "$HVHOST_STATUS" = 0 ]
 	echo "    # Subtest: $what"
