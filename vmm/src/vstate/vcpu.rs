@@ -88,6 +88,85 @@ impl fmt::Display for ExitStats {
     }
 }
 
+/// Exits kept per vCPU for the report of a fatal exit.
+pub const EXIT_HISTORY: usize = 64;
+
+/// One exit as the run loop saw it: KVM's exit reason, the port (I/O) or MSR
+/// index and value (MSR exits), and the registers KVM stored in the sync area.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// `kvm_run.exit_reason`.
+    pub reason: u32,
+    /// I/O: the port. MSR exits: the index.
+    pub what: u32,
+    /// MSR exits: the value written or read.
+    pub value: u64,
+    /// Guest RIP at the exit.
+    pub rip: u64,
+    /// Guest RSP at the exit.
+    pub rsp: u64,
+    /// Guest RFLAGS at the exit.
+    pub rflags: u64,
+}
+
+impl fmt::Display for ExitRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.reason {
+            kvm_bindings::KVM_EXIT_IO => "io",
+            kvm_bindings::KVM_EXIT_MMIO => "mmio",
+            kvm_bindings::KVM_EXIT_X86_RDMSR => "rdmsr",
+            kvm_bindings::KVM_EXIT_X86_WRMSR => "wrmsr",
+            kvm_bindings::KVM_EXIT_SHUTDOWN => "shutdown",
+            kvm_bindings::KVM_EXIT_INTR => "intr",
+            _ => "other",
+        };
+        write!(f, "{name}({})", self.reason)?;
+        match self.reason {
+            kvm_bindings::KVM_EXIT_IO => write!(f, " port {:#x}", self.what)?,
+            kvm_bindings::KVM_EXIT_X86_RDMSR | kvm_bindings::KVM_EXIT_X86_WRMSR => {
+                write!(f, " msr {:#x} value {:#x}", self.what, self.value)?
+            }
+            _ => {}
+        }
+        write!(
+            f,
+            " rip {:#x} rsp {:#x} rflags {:#x}",
+            self.rip, self.rsp, self.rflags
+        )
+    }
+}
+
+/// The last [`EXIT_HISTORY`] exits of one vCPU, oldest first when listed. A
+/// triple fault resets the vCPU (SVM INITs it), so its registers say nothing;
+/// what the guest did just before, as seen from its exits, is all there is.
+pub struct ExitHistory {
+    records: [ExitRecord; EXIT_HISTORY],
+    next: usize,
+}
+
+impl Default for ExitHistory {
+    fn default() -> Self {
+        Self {
+            records: [ExitRecord::default(); EXIT_HISTORY],
+            next: 0,
+        }
+    }
+}
+
+impl ExitHistory {
+    /// Records one exit.
+    pub fn push(&mut self, record: ExitRecord) {
+        self.records[self.next % EXIT_HISTORY] = record;
+        self.next = self.next.wrapping_add(1);
+    }
+
+    /// The exits kept, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &ExitRecord> {
+        let kept = self.next.min(EXIT_HISTORY);
+        (self.next - kept..self.next).map(|i| &self.records[i % EXIT_HISTORY])
+    }
+}
+
 /// What the vCPU threads share.
 #[derive(Clone)]
 pub struct VcpuContext {
@@ -116,6 +195,7 @@ pub struct Vcpu {
     ctx: VcpuContext,
     stats: ExitStats,
     hv: VpHv,
+    history: ExitHistory,
 }
 
 /// What to do after an exit has been handled.
@@ -143,6 +223,7 @@ impl Vcpu {
             ctx,
             stats: ExitStats::default(),
             hv,
+            history: ExitHistory::default(),
         }
     }
 
@@ -247,17 +328,48 @@ impl Vcpu {
         // RCX/RDX/R8 and writes RAX without a GET/SET_REGS pair.
         self.fd.set_sync_valid_reg(SyncReg::Register);
         while !self.ctx.control.should_stop() {
-            match self.run_once() {
+            let next = self.run_once();
+            self.record_exit();
+            match next {
                 Next::Continue => {}
                 Next::Hypercall => self.hypercall(),
                 Next::Stop(reason) => self.ctx.control.request_exit(reason),
                 Next::Fatal(fatal) => {
+                    for (i, r) in self.history.iter().enumerate() {
+                        log::error!("vCPU {} exit history [{i}]: {r}", self.index);
+                    }
                     let reason = self.describe_fatal(fatal);
                     self.ctx.control.request_exit(reason);
                 }
             }
         }
         self.stats
+    }
+
+    /// Adds the exit just taken to the history, from the sync area KVM filled
+    /// (no ioctl).
+    fn record_exit(&mut self) {
+        let regs = self.fd.sync_regs().regs;
+        let run = self.fd.get_kvm_run();
+        let (what, value) = match run.exit_reason {
+            // SAFETY: the exit reason says which member of the exit union KVM
+            // filled; both are plain integers.
+            kvm_bindings::KVM_EXIT_IO => (u32::from(unsafe { run.__bindgen_anon_1.io.port }), 0),
+            kvm_bindings::KVM_EXIT_X86_RDMSR | kvm_bindings::KVM_EXIT_X86_WRMSR => {
+                // SAFETY: as above, the `msr` member.
+                let msr = unsafe { run.__bindgen_anon_1.msr };
+                (msr.index, msr.data)
+            }
+            _ => (0, 0),
+        };
+        self.history.push(ExitRecord {
+            reason: run.exit_reason,
+            what,
+            value,
+            rip: regs.rip,
+            rsp: regs.rsp,
+            rflags: regs.rflags,
+        });
     }
 
     fn hypercall(&mut self) {
@@ -278,6 +390,7 @@ impl Vcpu {
             ctx,
             stats,
             hv,
+            ..
         } = self;
         let vcpu = *index;
         match fd.run() {
@@ -436,6 +549,34 @@ fn write_msr(hv: &mut VpHv, index: u32, value: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_history_keeps_the_last_exits_in_order() {
+        let mut h = ExitHistory::default();
+        assert_eq!(h.iter().count(), 0);
+        for rip in 0..(EXIT_HISTORY as u64 + 5) {
+            h.push(ExitRecord {
+                rip,
+                ..Default::default()
+            });
+        }
+        let rips: Vec<u64> = h.iter().map(|r| r.rip).collect();
+        assert_eq!(rips.len(), EXIT_HISTORY);
+        assert_eq!(rips[0], 5);
+        assert_eq!(*rips.last().expect("one"), EXIT_HISTORY as u64 + 4);
+        let w = ExitRecord {
+            reason: kvm_bindings::KVM_EXIT_X86_WRMSR,
+            what: 0x4000_0083,
+            value: 0x8e_4001,
+            rip: 0xffff_ffff_a041_68dd,
+            rsp: 0x10,
+            rflags: 0x246,
+        };
+        assert_eq!(
+            w.to_string(),
+            "wrmsr(30) msr 0x40000083 value 0x8e4001 rip 0xffffffffa04168dd rsp 0x10 rflags 0x246"
+        );
+    }
 
     #[test]
     fn summary_line_lists_every_counter() {
