@@ -144,7 +144,13 @@ hvhost_serve_guest() {
 		sleep 1
 		i=$((i + 1))
 	done
-	echo "# guest ready; sending SIGTERM to hvhost"
+	if grep -q "^$mark" /tmp/hvhost.ktap; then
+		echo "# guest ready after $i s; sending SIGTERM to hvhost"
+	elif ! kill -0 $HVHOST_PID 2>/dev/null; then
+		echo "# hvhost ended after $i s before the guest was ready"
+	else
+		echo "# guest not ready after $i s; sending SIGTERM to hvhost"
+	fi
 	kill -TERM $HVHOST_PID 2>/dev/null
 }
 
