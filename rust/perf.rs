@@ -136,6 +136,17 @@ fn delta(what: &str, earlier: u64, later: u64) -> Result<u64> {
     })
 }
 
+/// `sent - arrived` as a signed count, saturating: the host's numbers are
+/// not trusted to be sane, and a host that saw more than was sent is as
+/// wrong as one that saw less.
+fn missing(sent: u64, arrived: u64) -> i64 {
+    if arrived <= sent {
+        i64::try_from(sent - arrived).unwrap_or(i64::MAX)
+    } else {
+        i64::try_from(arrived - sent).map_or(i64::MIN, |n| -n)
+    }
+}
+
 /// Guest-side counters of the channel at one moment.
 #[derive(Clone, Copy)]
 struct Snapshot {
@@ -235,10 +246,10 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
         size,
         cycles,
         cycles / done.max(1),
-        end.signals - start.signals,
-        end.ring_full - start.ring_full,
-        end.space_waits - start.space_waits,
-        end.events - start.events,
+        end.signals.wrapping_sub(start.signals),
+        end.ring_full.wrapping_sub(start.ring_full),
+        end.space_waits.wrapping_sub(start.space_waits),
+        end.events.wrapping_sub(start.events),
     );
     if let Some(e) = failed {
         let _ = writeln!(w, " error {}", e.to_errno());
@@ -256,6 +267,7 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
     // The host counts both bracketing requests; `after` includes itself.
     let host_packets = delta("packets", before.packets, after.packets)?.saturating_sub(1);
     let host_bytes = delta("bytes", before.bytes, after.bytes)?;
+    // At most MAX_COUNT * MAX_SIZE: no overflow.
     let expected_bytes = done * align8(size) as u64;
     let _ = writeln!(
         w,
@@ -265,9 +277,8 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
         delta("signals", before.guest_signals, after.guest_signals)?,
         delta("interrupts", before.guest_interrupts, after.guest_interrupts)?,
         delta("dropped", before.completions_dropped, after.completions_dropped)?,
-        // Signed: a host that saw more than was sent is wrong too.
-        done as i64 - host_packets as i64,
-        expected_bytes as i64 - host_bytes as i64,
+        missing(done, host_packets),
+        missing(expected_bytes, host_bytes),
     );
     Ok(())
 }

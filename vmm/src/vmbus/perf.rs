@@ -86,7 +86,7 @@ impl VmbusDevice for PerfSink {
                 Ok(()) => {}
                 Err(RingError::Full { need, free }) => {
                     let c = &mut self.counters;
-                    c.completions_dropped += 1;
+                    c.completions_dropped = c.completions_dropped.saturating_add(1);
                     if c.completions_dropped == 1 {
                         log::warn!(
                             "vmbus: perf: the guest's receive ring is full ({free} bytes free, \

@@ -219,3 +219,38 @@ fn anything_but_inband_data_closes_the_channel() {
         assert_eq!(status, 0, "{what}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Arbitrary packet types, flags and lengths never panic the sink: it
+    /// counts what is valid, closes the channel at the first packet that is
+    /// not, and until then every completion carries exact counters.
+    #[test]
+    fn hostile_packets_never_panic(packets in proptest::collection::vec(
+        (0u16..16, 0u16..4, proptest::collection::vec(any::<u8>(), 0..200)), 1..40)) {
+        let mut r = perf_rig();
+        let (_, mut ch) = r.open(PERF);
+        let (mut valid, mut bytes, mut broken) = (0u64, 0u64, false);
+        for (ty, flags, data) in packets {
+            let ty = PacketType(ty);
+            let ok = ty == PacketType::DATA_INBAND && flags & !1 == 0;
+            if ch.send.write_packet(ty, PacketFlags(flags), 1, &[], &data).is_err() {
+                break;
+            }
+            r.server.handle_signal(PERF, r.now);
+            if !ok {
+                broken = true;
+                break;
+            }
+            valid += 1;
+            bytes += data.len().div_ceil(8) as u64 * 8;
+            if flags & 1 != 0 {
+                let got = completions(&mut ch);
+                prop_assert_eq!(got.len(), 1);
+                prop_assert_eq!((got[0].1.packets, got[0].1.bytes), (valid, bytes));
+            }
+        }
+        prop_assert_eq!(r.server.is_open(PERF), !broken);
+    }
+}
