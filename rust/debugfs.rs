@@ -130,13 +130,26 @@ fn show_perf(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 }
 
 /// Writing `stream COUNT SIZE` or `rtt COUNT SIZE` runs that benchmark
-/// against hvhost's sink (see [`crate::perf`]), in the writer's context.
+/// against hvhost's sink (see [`crate::perf`]), in the writer's context;
+/// `raw` measures the raw exit the ratios are taken against, with the
+/// contract tests' `bench raw_exit` (the same numbers bench_hypercalls
+/// divides by).
 fn run_perf(data: &DebugData, reader: &mut UserSliceReader) -> Result {
+    use crate::contract_tests::{BenchPhase, Peer, Suite};
     let mut buf = [0u8; 64];
     let n = reader.len().min(buf.len());
     reader.read_slice(&mut buf[..n])?;
     let cmd = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
     let mut out = data.perf.lock();
+    if cmd == "raw" {
+        *out = crate::contract_tests::run(
+            &data.core.hypercalls,
+            data.core.synic.synic(),
+            Peer::Tlfs,
+            Suite::Bench(BenchPhase::RawExit),
+        )?;
+        return Ok(());
+    }
     crate::perf::run(data.vmbus.as_deref(), cmd, &mut out)
 }
 

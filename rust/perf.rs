@@ -10,7 +10,9 @@
 //!   that fetch the host's counters, so the report says whether every
 //!   packet arrived and what the host saw meanwhile;
 //! - `rtt COUNT SIZE`: COUNT round trips, each a packet that asks for a
-//!   completion and waits for it.
+//!   completion and waits for it;
+//! - `raw`: the raw exit, by the contract tests' `bench raw_exit` (handled
+//!   in [`crate::debugfs`], which has the hypercalls and SynIC it needs).
 //!
 //! Reading the file gives the last run's report, one line of `key value`
 //! pairs. Cycles are guest TSC cycles (RDTSC) over the whole loop divided

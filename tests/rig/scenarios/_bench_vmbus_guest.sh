@@ -2,10 +2,10 @@
 # bench_vmbus. Loads hv_guest under hvhost --vmbus-perf, waits for the perf
 # sink's channel to be bound and open, then runs each phase, announcing it
 # on the debug console as it starts and ends (the rig in L1 samples KVM's
-# exit counter at those marks): the raw exit (the contract file's
-# 'bench raw_exit', the same measurement bench_hypercalls divides by), then
-# 'stream COUNT SIZE' for each packet size and a few 'rtt' round trips
-# through /sys/kernel/debug/hv_guest/vmbus/perf, whose reports it passes on.
+# exit counter at those marks), through /sys/kernel/debug/hv_guest/vmbus/perf,
+# whose reports it passes on: 'raw' (the contract tests' 'bench raw_exit',
+# the same measurement bench_hypercalls divides by), then 'stream COUNT
+# SIZE' for each packet size and a few 'rtt' round trips.
 # The phases, in order (KIND:COUNT:SIZE), are BENCH_VMBUS_PHASES below.
 # helper
 guest() {
@@ -39,10 +39,10 @@ rig_bench_vmbus_phases() {
 		if [ "$kind" = raw_exit ]; then
 			name=raw_exit
 			bench_vmbus_mark $name begin
-			echo "bench raw_exit" >$d/contract
+			echo raw >$d/vmbus/perf
 			rc=$?
 			bench_vmbus_mark $name end
-			sed 's/^/# /' $d/contract
+			sed 's/^/# /' $d/vmbus/perf
 		else
 			count=$(echo "$p" | cut -d: -f2)
 			size=$(echo "$p" | cut -d: -f3)
