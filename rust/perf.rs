@@ -15,10 +15,12 @@
 //!   in [`crate::debugfs`], which has the hypercalls and SynIC it needs).
 //!
 //! Reading the file gives the last run's report, one line of `key value`
-//! pairs. Cycles are guest TSC cycles (RDTSC) over the whole loop divided
-//! by COUNT; like every timing from the rig they mean something only as a
-//! ratio to another measurement of the same run (the raw exit of the
-//! `contract` file's `bench raw_exit`).
+//! pairs. Cycles are guest TSC cycles (RDTSC): `cycles_per_packet` over the
+//! whole loop, and `median_cycles_per_packet`, the median over
+//! [`CHUNKS`] equal slices of the loop, which a stall of the machine
+//! (the rig shares two cores) moves far less. Like every timing from the
+//! rig they mean something only as a ratio to another measurement of the
+//! same run (the raw exit).
 //!
 //! Nothing the host answers is trusted: a completion that is too short or
 //! counters that went backwards are errors (`EIO`), and every wait has a
@@ -51,6 +53,8 @@ const WAIT_MS: u32 = 10_000;
 /// Bounds of a run.
 const MAX_COUNT: u64 = 10_000_000;
 const MAX_SIZE: usize = 16384;
+/// Slices of a run timed separately (at most; fewer if COUNT is smaller).
+const CHUNKS: u64 = 64;
 
 /// The channel handler: the sink sends nothing but completions, which the
 /// channel matches to requests itself; anything else is counted.
@@ -217,8 +221,11 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
     out.clear();
     let mut w = Out(out);
 
+    let chunk = count.div_ceil(CHUNKS);
+    let mut slices = KVec::with_capacity(CHUNKS as usize, GFP_KERNEL)?;
     let before = host_counters(&ch)?;
     let start = Snapshot::take(&ch);
+    let mut slice_start = start.tsc;
     let mut done = 0u64;
     let mut failed = None;
     let mut reply = [0u8; PERF_COUNTERS_SIZE];
@@ -232,8 +239,16 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
             break;
         }
         done += 1;
+        if done % chunk == 0 {
+            let now = tsc();
+            // Capacity was reserved: never allocates.
+            let _ = slices.push(now.wrapping_sub(slice_start) / chunk, GFP_KERNEL);
+            slice_start = now;
+        }
     }
     let end = Snapshot::take(&ch);
+    slices.sort_unstable();
+    let median = slices.get(slices.len() / 2).copied().unwrap_or(0);
     let name = if mode == Mode::Stream {
         "stream"
     } else {
@@ -242,12 +257,14 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
     let cycles = end.tsc.wrapping_sub(start.tsc);
     let _ = write!(
         w,
-        "{} packets {} size {} cycles {} cycles_per_packet {} signals {} ring_full {} space_waits {} interrupts {}",
+        "{} packets {} size {} cycles {} cycles_per_packet {} median_cycles_per_packet {} slices {} signals {} ring_full {} space_waits {} interrupts {}",
         name,
         done,
         size,
         cycles,
         cycles / done.max(1),
+        median,
+        slices.len(),
         end.signals.wrapping_sub(start.signals),
         end.ring_full.wrapping_sub(start.ring_full),
         end.space_waits.wrapping_sub(start.space_waits),
