@@ -65,7 +65,7 @@ shell: rig
 
 # Benchmarks (not tests): ratios and counts measured in one rig run.
 bench: rig
-	@$(RUN_PY) --no-host bench_exits bench_hypercalls
+	@$(RUN_PY) --no-host bench_exits bench_hypercalls bench_vmbus
 
 list:
 	@python3 tests/run.py --list

@@ -900,7 +900,8 @@ fn check_queue(
     }
 }
 
-fn tsc() -> u64 {
+/// The time stamp counter (the benchmarks' clock).
+pub(crate) fn tsc() -> u64 {
     // `_rdtsc` is an unsafe fn in the oldest rustc the kernel accepts.
     // SAFETY: RDTSC only reads the time stamp counter.
     #[allow(unused_unsafe)]

@@ -4,7 +4,9 @@
 //! in the same text as the load-time log; the hypercall statistics; the
 //! SynIC's vectors and counters; and `contract`, which runs the contract
 //! tests when written and shows their KTAP when read; `vmbus/`, the VMBus
-//! client and its channels ([`crate::bus::view`]). Removed with the module.
+//! client and its channels ([`crate::bus::view`]) and `vmbus/perf`, the
+//! streaming benchmark against hvhost's sink ([`crate::perf`]). Removed
+//! with the module.
 
 use core::fmt::{self, Display, Formatter};
 
@@ -30,6 +32,9 @@ pub(crate) struct DebugData {
     /// What the last `vmbus/misbehave` command did (serializes them, too).
     #[pin]
     misbehave: Mutex<KVec<u8>>,
+    /// Report of the last `vmbus/perf` run (serializes runs, too).
+    #[pin]
+    perf: Mutex<KVec<u8>>,
 }
 
 fn show<T: Display>(value: &T, f: &mut Formatter<'_>) -> fmt::Result {
@@ -119,6 +124,35 @@ fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     Ok(())
 }
 
+fn show_perf(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    let out = data.perf.lock();
+    f.write_str(core::str::from_utf8(&out).unwrap_or("(not UTF-8)\n"))
+}
+
+/// Writing `stream COUNT SIZE` or `rtt COUNT SIZE` runs that benchmark
+/// against hvhost's sink (see [`crate::perf`]), in the writer's context;
+/// `raw` measures the raw exit the ratios are taken against, with the
+/// contract tests' `bench raw_exit` (the same numbers bench_hypercalls
+/// divides by).
+fn run_perf(data: &DebugData, reader: &mut UserSliceReader) -> Result {
+    use crate::contract_tests::{BenchPhase, Peer, Suite};
+    let mut buf = [0u8; 64];
+    let n = reader.len().min(buf.len());
+    reader.read_slice(&mut buf[..n])?;
+    let cmd = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let mut out = data.perf.lock();
+    if cmd == "raw" {
+        *out = crate::contract_tests::run(
+            &data.core.hypercalls,
+            data.core.synic.synic(),
+            Peer::Tlfs,
+            Suite::Bench(BenchPhase::RawExit),
+        )?;
+        return Ok(());
+    }
+    crate::perf::run(data.vmbus.as_deref(), cmd, &mut out)
+}
+
 fn show_vmbus_state(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
     crate::bus::view::show_state(data.vmbus.as_deref(), f)
 }
@@ -180,6 +214,7 @@ pub(crate) fn create(
         vmbus,
         contract <- new_mutex!(KVec::new(), "hv_guest_contract"),
         misbehave <- new_mutex!(KVec::new(), "hv_guest_misbehave"),
+        perf <- new_mutex!(KVec::new(), "hv_guest_perf"),
     }? Error);
     Scope::dir(data, c"hv_guest", |data, dir| {
         let info = &data.info;
@@ -200,5 +235,6 @@ pub(crate) fn create(
         vmbus.read_callback_file(c"ic", data, &show_vmbus_ic);
         vmbus.read_write_callback_file(c"misbehave", data, &show_misbehave, &run_misbehave);
         vmbus.write_only_callback_file(c"retarget", data, &run_retarget);
+        vmbus.read_write_callback_file(c"perf", data, &show_perf, &run_perf);
     })
 }

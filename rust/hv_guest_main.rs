@@ -42,6 +42,7 @@ mod vmbus {
     pub(crate) mod message;
     pub(crate) mod packet;
     pub(crate) mod parse;
+    pub(crate) mod perf;
     pub(crate) mod ring;
     pub(crate) mod version;
 }
@@ -53,6 +54,7 @@ mod debugfs;
 mod fmt;
 mod hypercall;
 mod ic;
+mod perf;
 mod shim;
 mod synic;
 

@@ -5,7 +5,9 @@
 //! Each service is an auxiliary driver ([`IcDriver`], in sysfs
 //! `hv_guest_heartbeat.hv_guest_heartbeat` and so on) bound through the
 //! auxiliary bus to the channel devices of its class (`hv_guest.heartbeat.N`,
-//! `.shutdown.N`, `.timesync.N`); [`DRIVERS`] names the devices of each class.
+//! `.shutdown.N`, `.timesync.N`); [`DRIVERS`] names the devices of each class,
+//! these three and hvhost's benchmark sink (`hv_guest.hvhost_perf.N`, whose
+//! driver is [`crate::perf::PerfDriver`], registered here with the others).
 //! Every IC speaks the same framework (`vmbus::ic`): the host sends a
 //! request in an in-band packet, the guest answers in place (same length,
 //! same transaction ID, `icflags` TRANSACTION | RESPONSE). The first
@@ -48,7 +50,7 @@ pub(crate) struct DriverEntry {
 }
 
 /// Every class this module has a driver for.
-pub(crate) static DRIVERS: [DriverEntry; 3] = [
+pub(crate) static DRIVERS: [DriverEntry; 4] = [
     DriverEntry {
         class: guid::HEARTBEAT,
         device_name: c"heartbeat",
@@ -60,6 +62,10 @@ pub(crate) static DRIVERS: [DriverEntry; 3] = [
     DriverEntry {
         class: guid::TIMESYNC,
         device_name: c"timesync",
+    },
+    DriverEntry {
+        class: guid::HVHOST_PERF,
+        device_name: c"hvhost_perf",
     },
 ];
 
@@ -109,6 +115,8 @@ pub(crate) struct IcDrivers {
     shutdown: driver::Registration<auxiliary::Adapter<IcDriver<shutdown::Shutdown>>>,
     #[pin]
     timesync: driver::Registration<auxiliary::Adapter<IcDriver<timesync::Timesync>>>,
+    #[pin]
+    perf: driver::Registration<auxiliary::Adapter<crate::perf::PerfDriver>>,
 }
 
 impl IcDrivers {
@@ -121,6 +129,7 @@ impl IcDrivers {
             heartbeat <- driver::Registration::new(c"hv_guest_heartbeat", module),
             shutdown <- driver::Registration::new(c"hv_guest_shutdown", module),
             timesync <- driver::Registration::new(c"hv_guest_timesync", module),
+            perf <- driver::Registration::new(c"hv_guest_hvhost_perf", module),
         })
     }
 }

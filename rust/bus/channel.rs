@@ -10,13 +10,23 @@
 //!
 //! * [`Channel::send_inband`] and [`Channel::send_with_pages`] write a
 //!   packet to the guest-to-host ring and signal the host when the ring
-//!   rules say so;
+//!   rules say so; [`Channel::send_inband_wait`] instead waits for space
+//!   when the ring is full (`pending_send_sz`, below);
 //! * packets from the host are read in process context, by the channel's
 //!   work (queued from the channel's event flag), and handed to the
 //!   driver's [`ChannelHandler::on_packet`]; [`Channel::poll`] reads them
 //!   synchronously instead;
 //! * [`Channel::request`] sends a packet that asks for a completion and
 //!   waits for the completion with the same transaction ID.
+//!
+//! Waiting for ring space follows Linux's `pending_send_sz` protocol: the
+//! sender stores how many free bytes it waits for in its send ring's
+//! header, checks once more (the host may have freed space meanwhile), and
+//! sleeps on [`Channel::space`]. The host signals the channel when its
+//! reads make the free space cross that amount (`hv_pkt_iter_close`); the
+//! signal runs the channel's work, which wakes the sender under the send
+//! lock, so a wakeup between the check and the sleep is not lost. Close and
+//! rescind wake it too; it never waits longer than its timeout.
 //!
 //! [`Channel::close`] takes the rings away from every path above under
 //! their locks before it tells the host and tears the GPADL down, so no
@@ -118,6 +128,10 @@ pub(crate) struct ChannelCounters {
     pub(crate) signals: Atomic<u64>,
     pub(crate) events: Atomic<u64>,
     pub(crate) errors: Atomic<u64>,
+    /// Sends that found the send ring full.
+    pub(crate) ring_full: Atomic<u64>,
+    /// Sleeps waiting for the host to free send ring space.
+    pub(crate) space_waits: Atomic<u64>,
 }
 
 impl ChannelCounters {
@@ -128,6 +142,8 @@ impl ChannelCounters {
             signals: Atomic::new(0),
             events: Atomic::new(0),
             errors: Atomic::new(0),
+            ring_full: Atomic::new(0),
+            space_waits: Atomic::new(0),
         }
     }
 }
@@ -142,6 +158,11 @@ pub(crate) struct Channel {
     /// The send ring while open; `None` otherwise (taken by close).
     #[pin]
     tx: Mutex<Option<RingProducer<RingView>>>,
+    /// Senders waiting for send ring space sleep here, with `tx`; it is
+    /// notified with `tx` held (work, rescind) or after `tx` was emptied
+    /// (close).
+    #[pin]
+    space: CondVar,
     /// The receive ring while open; held while a packet is handled.
     #[pin]
     rx: Mutex<Option<Rx>>,
@@ -173,6 +194,9 @@ impl WorkItem for Channel {
     fn run(this: Arc<Channel>) {
         let handler = this.handler.lock().clone();
         this.drain(handler.as_deref());
+        // The host may have signalled because send ring space crossed a
+        // waiting sender's pending_send_sz.
+        this.wake_senders();
     }
 }
 
@@ -210,6 +234,7 @@ impl Channel {
                     target_vp: 0,
                 }, "hv_guest_channel_ctl"),
                 tx <- new_mutex!(None, "hv_guest_channel_tx"),
+                space <- new_condvar!("hv_guest_channel_space"),
                 rx <- new_mutex!(None, "hv_guest_channel_rx"),
                 handler <- new_mutex!(None, "hv_guest_channel_handler"),
                 pending <- new_mutex!(KVec::new(), "hv_guest_channel_pending"),
@@ -326,6 +351,15 @@ impl Channel {
     pub(super) fn mark_rescinded(&self) {
         self.rescinded.store(true, Release);
         self.completed.notify_all();
+        self.wake_senders();
+    }
+
+    /// Wakes senders waiting for ring space; they look again. Process
+    /// context.
+    fn wake_senders(&self) {
+        // Taking `tx` orders this after a sender's check and its sleep.
+        let _tx = self.tx.lock();
+        self.space.notify_all();
     }
 
     /// The event flag of this relid fired (hard irq).
@@ -504,6 +538,8 @@ impl Channel {
     fn take_rings(&self) {
         *self.handler.lock() = None;
         *self.tx.lock() = None;
+        // A sender waiting for space sees no ring and gives up.
+        self.space.notify_all();
         *self.rx.lock() = None;
         self.flush();
         let mut pending = self.pending.lock();
@@ -624,6 +660,88 @@ impl Channel {
     /// if the channel is not open.
     pub(crate) fn send_inband(&self, trans_id: u64, flags: PacketFlags, data: &[u8]) -> Result {
         self.send_with(|p| p.write_inband(trans_id, flags, data))
+    }
+
+    /// Sends an in-band packet; if the send ring is full, waits for space
+    /// as Linux's drivers do (see the module docs): `pending_send_sz` is set
+    /// to half the ring (or the packet, if larger), so that one wakeup buys
+    /// many packets, not one, and the host signals when its reads cross it.
+    /// Errors: `ETIMEDOUT` after `timeout_ms` without space, `ENOTCONN` if
+    /// the channel closed (or the host broke it), `ENODEV` if rescinded,
+    /// `EMSGSIZE` if the packet can never fit, `EINTR` on a signal.
+    pub(crate) fn send_inband_wait(
+        &self,
+        trans_id: u64,
+        flags: PacketFlags,
+        data: &[u8],
+        timeout_ms: u32,
+    ) -> Result {
+        let mut left = msecs_to_jiffies(timeout_ms);
+        let mut tx = self.tx.lock();
+        let mut waited = false;
+        loop {
+            let producer = Option::as_mut(&mut *tx).ok_or(ENOTCONN)?;
+            if self.is_rescinded() {
+                if waited {
+                    producer.clear_pending_send_size();
+                }
+                return Err(ENODEV);
+            }
+            let need = match producer.write_inband(trans_id, flags, data) {
+                Ok(signal) => {
+                    if waited {
+                        producer.clear_pending_send_size();
+                    }
+                    drop(tx);
+                    self.counters.tx_packets.add(1, Relaxed);
+                    if signal {
+                        self.signal();
+                    }
+                    return Ok(());
+                }
+                Err(RingError::Full { need, .. }) => need,
+                Err(e) => {
+                    pr_err!("vmbus: relid {} send ring: {}\n", self.relid(), e);
+                    self.counters.errors.add(1, Relaxed);
+                    return Err(ring_errno(e));
+                }
+            };
+            self.counters.ring_full.add(1, Relaxed);
+            let size = producer.data_len();
+            let need = u32::try_from(need).map_err(|_| EMSGSIZE)?;
+            // A write needs more than `need` free bytes and at most the
+            // whole data area is ever free.
+            if need >= size {
+                return Err(EMSGSIZE);
+            }
+            let threshold = need.max(size / 2);
+            waited = true;
+            match producer.set_pending_send_size(threshold) {
+                // Freed meanwhile: no signal will come, write now.
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    producer.clear_pending_send_size();
+                    pr_err!("vmbus: relid {} send ring: {}\n", self.relid(), e);
+                    return Err(ring_errno(e));
+                }
+            }
+            if left == 0 {
+                producer.clear_pending_send_size();
+                return Err(ETIMEDOUT);
+            }
+            self.counters.space_waits.add(1, Relaxed);
+            match self.space.wait_interruptible_timeout(&mut tx, left) {
+                kernel::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                kernel::sync::CondVarTimeoutResult::Timeout => left = 0,
+                kernel::sync::CondVarTimeoutResult::Signal { .. } => {
+                    if let Some(p) = Option::as_mut(&mut *tx) {
+                        p.clear_pending_send_size();
+                    }
+                    return Err(EINTR);
+                }
+            }
+        }
     }
 
     /// Sends a packet that refers to guest pages (GPA direct).
@@ -765,6 +883,7 @@ impl Channel {
         *rx_guard = None;
         drop(rx_guard);
         *self.tx.lock() = None;
+        self.space.notify_all();
         self.broken.store(true, Release);
         Err(EIO)
     }

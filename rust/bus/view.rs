@@ -76,12 +76,14 @@ pub(crate) fn show_channels(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::
         let c = &ch.counters;
         writeln!(
             f,
-            "  tx_packets {} rx_packets {} signals {} events {} errors {}",
+            "  tx_packets {} rx_packets {} signals {} events {} errors {} ring_full {} space_waits {}",
             c.tx_packets.load(Relaxed),
             c.rx_packets.load(Relaxed),
             c.signals.load(Relaxed),
             c.events.load(Relaxed),
-            c.errors.load(Relaxed)
+            c.errors.load(Relaxed),
+            c.ring_full.load(Relaxed),
+            c.space_waits.load(Relaxed)
         )?;
         writeln!(f)?;
     }

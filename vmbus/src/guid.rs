@@ -124,6 +124,20 @@ pub const VSS: Guid = Guid::from_fields(
     [0x96, 0xae, 0x3a, 0x6e, 0xba, 0xcb, 0xa4, 0x40],
 );
 
+/// hvhost's packet sink for benchmarks (`hvhost --vmbus-perf`), a class of
+/// this project's own, not Hyper-V's: `8f3f6b2e-0457-449d-95ee-b14c60dc90c7`
+/// (a random version-4 GUID made once for it). The guest streams in-band
+/// packets that the host counts and drops; a packet that asks for a
+/// completion gets one carrying the host's counters ([`PerfCounters`]).
+///
+/// [`PerfCounters`]: super::perf::PerfCounters
+pub const HVHOST_PERF: Guid = Guid::from_fields(
+    0x8f3f6b2e,
+    0x0457,
+    0x449d,
+    [0x95, 0xee, 0xb1, 0x4c, 0x60, 0xdc, 0x90, 0xc7],
+);
+
 /// The class GUIDs this crate names, for logs and debugfs.
 pub const KNOWN_CLASSES: &[(Guid, &str)] = &[
     (HEARTBEAT, "heartbeat"),
@@ -131,6 +145,7 @@ pub const KNOWN_CLASSES: &[(Guid, &str)] = &[
     (TIMESYNC, "timesync"),
     (KVP, "kvp"),
     (VSS, "vss"),
+    (HVHOST_PERF, "hvhost_perf"),
 ];
 
 #[cfg(test)]
@@ -147,6 +162,10 @@ mod tests {
         assert_eq!(TIMESYNC.to_string(), "9527e630-d0ae-497b-adce-e80ab0175caf");
         assert_eq!(KVP.to_string(), "a9a0f4e7-5a45-4d96-b827-8a841e8c03e6");
         assert_eq!(VSS.to_string(), "35fa2e29-ea23-4236-96ae-3a6ebacba440");
+        assert_eq!(
+            HVHOST_PERF.to_string(),
+            "8f3f6b2e-0457-449d-95ee-b14c60dc90c7"
+        );
         assert_eq!(
             format!("{:?}", Guid::ZERO),
             "{00000000-0000-0000-0000-000000000000}"

@@ -12,6 +12,7 @@
 //! - [`gpadl`]: splitting a page list into GPADL messages and assembling it.
 //! - [`packet`]: ring packets: descriptor, types, GPA-direct ranges.
 //! - [`ring`]: the ring buffer, producer and consumer, over [`ring::RingMemory`].
+//! - [`perf`]: the wire protocol of hvhost's benchmark sink device.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -22,5 +23,6 @@ pub mod ic;
 pub mod message;
 pub mod packet;
 pub mod parse;
+pub mod perf;
 pub mod ring;
 pub mod version;

@@ -235,6 +235,7 @@ fn vmbus_config(config: &VmConfig) -> VmbusConfig {
     VmbusConfig {
         shutdown_after: config.shutdown_after.map(std::time::Duration::from_secs),
         faults,
+        perf: config.vmbus_perf,
         ..VmbusConfig::default()
     }
 }

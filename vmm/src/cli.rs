@@ -161,6 +161,10 @@ pub struct Cli {
     /// "shutdown", "stats". `hvctl PATH REQUEST` is the client.
     #[arg(long, value_name = "PATH")]
     pub api_socket: Option<PathBuf>,
+    /// Also offer the VMBus benchmark sink (class 8f3f6b2e-0457-449d-95ee-b14c60dc90c7):
+    /// counts and drops the guest's packets, answers completion requests with its counters.
+    #[arg(long)]
+    pub vmbus_perf: bool,
 
     /// Logging verbosity on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
@@ -196,6 +200,8 @@ pub struct VmConfig {
     pub vmbus_faults: Vec<VmbusFault>,
     /// Control socket path.
     pub api_socket: Option<PathBuf>,
+    /// Offer the VMBus benchmark sink.
+    pub vmbus_perf: bool,
 }
 
 impl Cli {
@@ -215,6 +221,7 @@ impl Cli {
             shutdown_after: self.shutdown_after,
             vmbus_faults: self.vmbus_fault.clone(),
             api_socket: self.api_socket.clone(),
+            vmbus_perf: self.vmbus_perf,
         }
     }
 }
@@ -253,6 +260,7 @@ mod tests {
         assert!(c.vmbus);
         assert_eq!(c.shutdown_after, None);
         assert!(c.vmbus_faults.is_empty());
+        assert!(!c.vmbus_perf);
     }
 
     #[test]
@@ -270,6 +278,7 @@ mod tests {
         .expect("valid")
         .vm_config();
         assert!(c.vmbus);
+        assert!(!c.vmbus_perf);
         assert_eq!(c.shutdown_after, Some(30));
         assert_eq!(
             c.vmbus_faults,
@@ -280,6 +289,12 @@ mod tests {
                 .expect("valid")
                 .vm_config()
                 .vmbus
+        );
+        assert!(
+            parse(&["--kernel", "/k", "--vmbus-perf"])
+                .expect("valid")
+                .vm_config()
+                .vmbus_perf
         );
         assert!(parse(&["--kernel", "/k", "--shutdown-after", "0"]).is_err());
         assert!(parse(&["--kernel", "/k", "--vmbus-fault", "nope"]).is_err());
@@ -379,6 +394,7 @@ mod tests {
             "--shutdown-after",
             "--vmbus-fault",
             "--api-socket",
+            "--vmbus-perf",
             "--help",
         ] {
             assert!(help.contains(opt), "{opt} missing from --help:\n{help}");

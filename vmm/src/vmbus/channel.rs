@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use vmbus::message::HV_PAGE_SIZE;
-use vmbus::packet::PacketFlags;
+use vmbus::packet::{PacketDescriptor, PacketFlags};
 use vmbus::ring::{RingConsumer, RingError, RingProducer};
 
 use super::device::{DeviceError, VmbusDevice};
@@ -55,12 +55,23 @@ impl From<RingError> for ChannelFault {
     }
 }
 
+/// Events of one open channel, counted by the server (for logs at close
+/// and for devices that report them, like the perf sink).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// Signals (HvSignalEvent) the guest sent that the server took.
+    pub guest_signals: u64,
+    /// Interrupts (event flags) the server sent the guest.
+    pub guest_interrupts: u64,
+}
+
 /// What a device sees of its channel while it runs.
 pub struct ChannelIo<'a> {
     outbound: &'a mut RingProducer<GuestRing>,
     notify: bool,
     now: Instant,
     reference_time: u64,
+    counts: ChannelCounts,
 }
 
 impl ChannelIo<'_> {
@@ -73,6 +84,23 @@ impl ChannelIo<'_> {
             self.notify = true;
         }
         Ok(())
+    }
+
+    /// Writes the completion of the guest's request `request`.
+    pub fn send_completion(
+        &mut self,
+        request: &PacketDescriptor,
+        data: &[u8],
+    ) -> Result<(), RingError> {
+        if self.outbound.write_completion(request, data)? {
+            self.notify = true;
+        }
+        Ok(())
+    }
+
+    /// The channel's event counts before this call.
+    pub fn counts(&self) -> ChannelCounts {
+        self.counts
     }
 
     /// When this call started (one clock for the whole call).
@@ -92,6 +120,8 @@ pub struct ChannelRings {
     outbound: RingProducer<GuestRing>,
     /// One packet's worth of copy buffer (the inbound data area's size).
     buf: Vec<u8>,
+    /// Signals and interrupts so far (the server counts them).
+    pub counts: ChannelCounts,
 }
 
 /// What a ring operation asks of the caller.
@@ -130,6 +160,7 @@ impl ChannelRings {
             inbound,
             outbound,
             buf,
+            counts: ChannelCounts::default(),
         };
         rings.check_memory()?;
         Ok(rings)
@@ -148,6 +179,7 @@ impl ChannelRings {
             notify: false,
             now,
             reference_time,
+            counts: self.counts,
         }
     }
 
@@ -189,6 +221,7 @@ impl ChannelRings {
                     inbound,
                     outbound,
                     buf,
+                    counts,
                 } = self;
                 let Some(packet) = inbound.read_packet(buf)? else {
                     break;
@@ -198,6 +231,7 @@ impl ChannelRings {
                     notify: false,
                     now,
                     reference_time,
+                    counts: *counts,
                 };
                 device.packet(&mut io, &packet)?;
                 out.signal_guest |= io.notify;

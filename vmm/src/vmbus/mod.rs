@@ -11,6 +11,7 @@
 //!   memory, run by the shared `vmbus::ring` code;
 //! - [`device`]: the [`device::VmbusDevice`] trait devices implement;
 //! - [`ic`]: the integration components (heartbeat, shutdown, timesync);
+//! - [`perf`]: the benchmark sink (`--vmbus-perf`);
 //! - [`worker`]: the thread everything runs on and its hooks into the
 //!   partition's connection table.
 //!
@@ -22,6 +23,7 @@ pub mod device;
 pub mod gpadl;
 pub mod guest_ring;
 pub mod ic;
+pub mod perf;
 pub mod port;
 pub mod server;
 pub mod worker;

@@ -679,16 +679,21 @@ impl Server {
         let Some(c) = self.channels.get_mut(&relid) else {
             return;
         };
-        if c.open.take().is_none() {
+        let Some(o) = c.open.take() else {
             return;
-        }
+        };
         if c.phase == Phase::Open {
             c.phase = Phase::Offered;
         }
         c.device.close();
         let (name, conn) = (c.device.name(), c.connection_id);
         self.guest.unregister_channel_event(conn);
-        log::info!("vmbus: channel {relid} ({name}) closed: {why}");
+        let counts = o.rings.counts;
+        log::info!(
+            "vmbus: channel {relid} ({name}) closed: {why} (guest signals {}, interrupts to the guest {})",
+            counts.guest_signals,
+            counts.guest_interrupts
+        );
     }
 
     fn modify_channel(&mut self, relid: u32, target_vp: u32) {
@@ -749,7 +754,8 @@ impl Server {
     /// The guest signalled channel `relid`'s event connection.
     pub fn handle_signal(&mut self, relid: u32, now: Instant) {
         self.stats.signals += 1;
-        if self.is_open(relid) {
+        if let Some(o) = self.channels.get_mut(&relid).and_then(|c| c.open.as_mut()) {
+            o.rings.counts.guest_signals += 1;
             self.run_channel(relid, now, Step::Drain);
         }
     }
@@ -809,6 +815,7 @@ impl Server {
                 if out.signal_guest {
                     let vp = o.target_vp;
                     self.stats.notifications += 1;
+                    o.rings.counts.guest_interrupts += 1;
                     self.guest.signal_channel(vp, relid);
                 }
             }

@@ -37,6 +37,9 @@ use super::server::{Connection, Faults, GuestPort, RemoveError, Server, CHANNEL_
 use crate::hyperv::connections::ConnectionError;
 use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
 
+/// The benchmark sink against the same fake guest.
+mod perf;
+
 const RAM: usize = 0x80_0000;
 
 /// The partition as the server sees it: records what it posts and signals.

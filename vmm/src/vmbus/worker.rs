@@ -84,6 +84,8 @@ pub struct VmbusConfig {
     pub shutdown_after: Option<Duration>,
     /// Fault injection.
     pub faults: Faults,
+    /// Also offer the benchmark sink ([`super::perf::PerfSink`]).
+    pub perf: bool,
 }
 
 impl Default for VmbusConfig {
@@ -93,6 +95,7 @@ impl Default for VmbusConfig {
             timesync: Duration::from_secs(5),
             shutdown_after: None,
             faults: Faults::default(),
+            perf: false,
         }
     }
 }
@@ -274,7 +277,7 @@ pub struct Vmbus {
 
 impl Vmbus {
     /// Starts the server with the utility devices (heartbeat, shutdown,
-    /// timesync) on `partition`.
+    /// timesync), and the benchmark sink if configured, on `partition`.
     pub fn start(partition: &Arc<Partition>, config: VmbusConfig) -> Result<Self, VmbusError> {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -302,6 +305,9 @@ impl Vmbus {
         };
         for device in DeviceFactory::NAMES.iter().filter_map(|n| factory.make(n)) {
             server.add_device(device);
+        }
+        if config.perf {
+            server.add_device(Box::new(super::perf::PerfSink::new()));
         }
         let shutdown_after = config.shutdown_after;
         let thread = std::thread::Builder::new()
