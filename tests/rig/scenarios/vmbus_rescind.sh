@@ -8,9 +8,13 @@
 #   cleanly and loads again with all channels open;
 # - Linux's own hv_vmbus/hv_utils (the reference kernel): two cycles; the
 #   device leaves /sys/bus/vmbus and comes back bound to hv_utils.
+# - hv_guest streaming 4 KiB packets to hvhost's perf sink (--vmbus-perf),
+#   the sender waiting for ring space, when hvhost removes the sink: the
+#   stream ends at once with ENODEV/ENOTCONN, the channel and its ring
+#   pages go, nothing leaks, the module unloads cleanly.
 # hvhost sees every relid released, answers every request "ok", drops no
-# message, has no channel fault, and both guests shut down on SIGTERM.
-# timeout: 900
+# message, has no channel fault, and the guests shut down on SIGTERM.
+# timeout: 1200
 rescind_run() {
 	local what=$1 kernel=$2 scen=$3 cycles=$4 first=$5
 	rm -f $HVHOST_API
@@ -53,12 +57,38 @@ rescind_run() {
 		grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' $e && ! grep -q 'hvhost: error:' $e"
 }
 
+# The perf sink removed while hv_guest streams to it (sender waiting for
+# ring space): the guest's checks, hvhost's answer and release, its count
+# of what arrived, and no error.
+rescind_perf_run() {
+	local first=$1
+	rm -f $HVHOST_API
+	hvhost_start 400 _vmbus_rescind_perf_guest --cpus 2 --api-socket $HVHOST_API --vmbus-perf
+	hvhost_serve_guest '# rig: vmbus ready' 360
+	hvhost_wait
+	c=/tmp/hvhost.console e=/tmp/hvhost.err
+	hvhost_verdict_or_bail "hv_guest streaming"
+	sed 's/^/# hvctl /' /tmp/hvhost.ctl
+	rig_check $first perf_hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
+	echo "    # Subtest: perf"
+	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
+	rig_check $((first + 1)) perf_guest_tests sh -c \
+		"grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
+	grep -E 'perf|released' $e | sed 's/^/# /'
+	rig_check $((first + 2)) perf_removed_and_released sh -c \
+		"grep -q '^remove perf -> ok relid [0-9]* removed' /tmp/hvhost.ctl &&
+		grep -q 'vmbus: relid [0-9]* (perf) released by the guest' $e"
+	rig_check $((first + 3)) perf_no_errors sh -c "! grep -qE 'WARNING:|BUG:|Call Trace|Oops' $c &&
+		grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' $e && ! grep -q 'hvhost: error:' $e"
+}
+
 rig_vmbus_rescind() {
 	echo "TAP version 13"
-	echo "1..12"
+	echo "1..16"
 	RIG_CHECK_FAILED=
 	rescind_run hv_guest /boot/bzImage _vmbus_rescind_guest 5 1
 	rescind_run linux /boot/ref-bzImage _vmbus_rescind_stock_guest 2 7
+	rescind_perf_run 13
 	[ -z "$RIG_CHECK_FAILED" ]
 }
 
