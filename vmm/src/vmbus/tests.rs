@@ -27,7 +27,8 @@ use vmbus::ring::{HeaderField, RingConsumer, RingMemory, RingProducer};
 use vmbus::version::Version;
 use zerocopy::{FromBytes, IntoBytes};
 
-use super::device::DeviceCommand;
+use super::channel::{ChannelIo, ChannelRings};
+use super::device::{DeviceCommand, DeviceError, VmbusDevice};
 use super::guest_ring::GuestRing;
 use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
@@ -868,4 +869,111 @@ proptest! {
         r.now += Duration::from_secs(2);
         r.server.poll(r.now);
     }
+}
+
+/// A device that counts packets and, if asked, answers each with a packet
+/// (which signals the guest, as a completion would).
+struct CountingDevice {
+    packets: usize,
+    notify: bool,
+}
+
+impl VmbusDevice for CountingDevice {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    fn class_id(&self) -> vmbus::guid::Guid {
+        HEARTBEAT
+    }
+    fn instance_id(&self) -> vmbus::guid::Guid {
+        HEARTBEAT
+    }
+    fn open(&mut self, _io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
+        Ok(())
+    }
+    fn packet(
+        &mut self,
+        io: &mut ChannelIo<'_>,
+        _p: &vmbus::packet::Packet<'_>,
+    ) -> Result<(), DeviceError> {
+        self.packets += 1;
+        if self.notify {
+            io.send_inband(self.packets as u64, &[0; 8])?;
+        }
+        Ok(())
+    }
+    fn poll(&mut self, _io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
+        Ok(None)
+    }
+    fn close(&mut self) {}
+}
+
+/// Rings over fake memory (4 + 4 pages) and the guest's producer of the
+/// inbound ring.
+fn poll_rings(window: Duration) -> (ChannelRings, RingProducer<GuestRing>) {
+    let fake = Arc::new(FakeMemory::new(64 * 4096));
+    let mem: Arc<dyn GuestPages> = fake;
+    let pfns: Vec<u64> = (8..16).collect();
+    let mut rings = ChannelRings::new(&mem, &pfns, 4).expect("rings");
+    rings.set_poll_window(window);
+    let gpas: Vec<u64> = pfns.iter().map(|p| p * 4096).collect();
+    let send = RingProducer::new(GuestRing::new(mem, gpas[0], gpas[1..4].to_vec())).expect("send");
+    (rings, send)
+}
+
+#[test]
+fn drain_polls_for_the_next_packet_so_a_streaming_guest_need_not_signal() {
+    let (mut rings, mut send) = poll_rings(Duration::from_millis(300));
+    let mut dev = CountingDevice {
+        packets: 0,
+        notify: false,
+    };
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    // The next packet comes 20 ms later, well inside the window: the ring
+    // is still masked, so the guest's write asks for no signal.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        send.write_inband(2, PacketFlags::NONE, &[2; 64])
+            .expect("room")
+    });
+    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    let second_needed_signal = writer.join().expect("writer");
+    assert_eq!(dev.packets, 2);
+    assert!(
+        !second_needed_signal,
+        "the guest had to signal the second packet"
+    );
+    assert!(!out.more);
+}
+
+#[test]
+fn drain_does_not_poll_when_the_guest_waits_for_a_signal() {
+    let (mut rings, mut send) = poll_rings(Duration::from_secs(5));
+    let mut dev = CountingDevice {
+        packets: 0,
+        notify: true,
+    };
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    let start = Instant::now();
+    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    assert!(out.signal_guest);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "a completion waited for the poll window"
+    );
+    // And with nothing owed and nothing coming, the window ends the drain
+    // and unmasks: the next write needs a signal.
+    let (mut rings, mut send) = poll_rings(Duration::from_millis(10));
+    dev.notify = false;
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    assert!(send
+        .write_inband(2, PacketFlags::NONE, &[2; 64])
+        .expect("room"));
 }
