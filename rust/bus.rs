@@ -35,10 +35,9 @@ use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use crate::hvcall::hypercall::HvStatus;
-use crate::hvcall::msr;
 use crate::hvcall::synic::{HvMessage, HV_MESSAGE_PAYLOAD_BYTE_COUNT, VMBUS_SINT};
 use crate::hypercall::HvError;
-use crate::shim::{self, SharedPage};
+use crate::shim::SharedPage;
 use crate::synic::{ConsumerRegistration, SintConsumer};
 use crate::vmbus::gpadl::{GpadlRange, GpadlSplitter};
 use crate::vmbus::message::{
@@ -322,7 +321,7 @@ impl VmBus {
     /// Connects to the host's VMBus, collects the offers and binds the
     /// drivers. `Ok(None)` if the host has no VMBus.
     pub(crate) fn connect(core: Arc<Core>) -> Result<Option<Self>> {
-        let target_vp = shim::on_cpu(0, || shim::rdmsr(msr::VP_INDEX))?? as u32;
+        let target_vp = crate::cpu::vp_index(0)?;
         let mut slots = KVec::with_capacity(INBOX_SLOTS, GFP_KERNEL)?;
         for _ in 0..INBOX_SLOTS {
             slots.push(

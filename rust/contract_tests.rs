@@ -312,8 +312,7 @@ fn vp_indexes() -> Result<KVec<(u32, u32)>> {
     let mut out = KVec::new();
     for cpu in 0..kernel::cpu::nr_cpu_ids() {
         if shim::cpu_online(cpu) {
-            let vp = shim::on_cpu(cpu, || shim::rdmsr(msr::VP_INDEX))??;
-            out.push((cpu, vp as u32), GFP_KERNEL)?;
+            out.push((cpu, crate::cpu::vp_index(cpu)?), GFP_KERNEL)?;
         }
     }
     Ok(out)

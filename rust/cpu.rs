@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The real CPUID instruction behind the shared [`Cpuid`] trait.
+//! The real CPUID instruction behind the shared [`Cpuid`] trait, and the
+//! VP index the hypervisor gave each CPU.
+
+use kernel::prelude::*;
 
 use crate::hvcall::cpuid::{Cpuid, CpuidRegs};
+use crate::hvcall::msr;
+use crate::shim;
 
 /// The CPU this code runs on. Hypervisor leaves are the same on every CPU of
 /// a partition, so which CPU answers does not matter.
@@ -23,4 +28,14 @@ impl Cpuid for Cpu {
             edx: r.edx,
         }
     }
+}
+
+/// The VP index of `cpu`: its VP_INDEX MSR, read on that CPU. `EINVAL` if
+/// `cpu` is not online, `EIO` if the MSR cannot be read or its value does
+/// not fit 32 bits.
+pub(crate) fn vp_index(cpu: u32) -> Result<u32> {
+    let vp = shim::on_cpu(cpu, || shim::rdmsr(msr::VP_INDEX))
+        .map_err(|_| EINVAL)?
+        .map_err(|_| EIO)?;
+    u32::try_from(vp).map_err(|_| EIO)
 }

@@ -90,9 +90,22 @@ fn show_synic(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
-    let out = data.contract.lock();
+/// The text a control file's last command left (a report, KTAP).
+fn show_report(report: &Mutex<KVec<u8>>, f: &mut Formatter<'_>) -> fmt::Result {
+    let out = report.lock();
     f.write_str(core::str::from_utf8(&out).unwrap_or("# (not UTF-8)\n"))
+}
+
+/// Reads the command written to a control file into `buf` (a longer write
+/// is cut at its size) and returns it trimmed; `EINVAL` if not UTF-8.
+fn read_command<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) -> Result<&'a str> {
+    let n = reader.len().min(buf.len());
+    reader.read_slice(&mut buf[..n])?;
+    Ok(core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim())
+}
+
+fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+    show_report(&data.contract, f)
 }
 
 /// Writing `run` runs the contract tests expecting the TLFS's answers,
@@ -104,9 +117,7 @@ fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     use crate::contract_tests::{BenchPhase, Peer, Suite};
     let mut buf = [0u8; 32];
-    let n = reader.len().min(buf.len());
-    reader.read_slice(&mut buf[..n])?;
-    let cmd = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let cmd = read_command(reader, &mut buf)?;
     let (peer, suite) = match cmd {
         "run" => (Peer::Tlfs, Suite::All),
         "run qemu" => (Peer::Qemu, Suite::All),
@@ -125,8 +136,7 @@ fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
 }
 
 fn show_perf(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
-    let out = data.perf.lock();
-    f.write_str(core::str::from_utf8(&out).unwrap_or("(not UTF-8)\n"))
+    show_report(&data.perf, f)
 }
 
 /// Writing `stream COUNT SIZE` or `rtt COUNT SIZE` runs that benchmark
@@ -137,9 +147,7 @@ fn show_perf(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 fn run_perf(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     use crate::contract_tests::{BenchPhase, Peer, Suite};
     let mut buf = [0u8; 64];
-    let n = reader.len().min(buf.len());
-    reader.read_slice(&mut buf[..n])?;
-    let cmd = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let cmd = read_command(reader, &mut buf)?;
     let mut out = data.perf.lock();
     if cmd == "raw" {
         *out = crate::contract_tests::run(
@@ -166,17 +174,14 @@ fn show_vmbus_ic(_data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
 }
 
 fn show_misbehave(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
-    let out = data.misbehave.lock();
-    f.write_str(core::str::from_utf8(&out).unwrap_or("# (not UTF-8)\n"))
+    show_report(&data.misbehave, f)
 }
 
 /// Writing `RELID CPU` moves channel RELID's interrupts to CPU
 /// (MODIFYCHANNEL); `ENODEV` for an unknown relid or without VMBus.
 fn run_retarget(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
-    let n = reader.len().min(buf.len());
-    reader.read_slice(&mut buf[..n])?;
-    let text = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let text = read_command(reader, &mut buf)?;
     let (relid, cpu) = text.split_once(' ').ok_or(EINVAL)?;
     let relid: u32 = relid.trim().parse().map_err(|_| EINVAL)?;
     let cpu: u32 = cpu.trim().parse().map_err(|_| EINVAL)?;
@@ -194,9 +199,7 @@ fn run_retarget(data: &DebugData, reader: &mut UserSliceReader) -> Result {
 /// (see [`crate::bus::misbehave`]); `ENODEV` without VMBus.
 fn run_misbehave(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 64];
-    let n = reader.len().min(buf.len());
-    reader.read_slice(&mut buf[..n])?;
-    let cmd = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim();
+    let cmd = read_command(reader, &mut buf)?;
     let vmbus = data.vmbus.as_ref().ok_or(ENODEV)?;
     let mut out = data.misbehave.lock();
     crate::bus::misbehave::run(vmbus.bus(), cmd, &mut out)

@@ -45,7 +45,6 @@ use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 use super::device::ChannelDevice;
 use super::ring::{RingPages, RingView};
 use super::{Bus, Expect, Phase, Reply, REPLY_TIMEOUT_MS};
-use crate::hvcall::msr;
 use crate::vmbus::gpadl::GpadlRange;
 use crate::vmbus::guid::Guid;
 use crate::vmbus::message::{
@@ -293,10 +292,7 @@ impl Channel {
         if version < Version::V4_1 {
             return Err(EOPNOTSUPP);
         }
-        let vp = crate::shim::on_cpu(cpu, || crate::shim::rdmsr(msr::VP_INDEX))
-            .map_err(|_| EINVAL)?
-            .map_err(|_| EIO)?;
-        let vp = u32::try_from(vp).map_err(|_| EIO)?;
+        let vp = crate::cpu::vp_index(cpu)?;
         let mut ctl = self.ctl.lock();
         if ctl.state != State::Open || self.is_rescinded() {
             return Err(ENOTCONN);
