@@ -176,6 +176,41 @@ hvhost_verdict_or_bail() {
 	fi
 }
 
+# hvhost_guest_ktap N NAME [SUBTEST]: the guest's KTAP document (in
+# /tmp/hvhost.ktap) as a subtest named SUBTEST ("guest"), and check N NAME:
+# it has a plan and no "not ok".
+hvhost_guest_ktap() {
+	echo "    # Subtest: ${3:-guest}"
+	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
+	rig_check "$1" "$2" sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
+}
+
+# hvhost_vmbus_clean: hvhost's VMBus summary (shown as a comment) counts no
+# dropped message and no channel fault, and hvhost logged no error.
+hvhost_vmbus_clean() {
+	grep -E 'vmbus: [0-9]+ messages' /tmp/hvhost.err | sed 's/^/# /'
+	grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' /tmp/hvhost.err &&
+		! grep -q 'hvhost: error:' /tmp/hvhost.err
+}
+
+# hvhost_heartbeats_advance MIN: the guest's heartbeat sequence in hvhost's
+# log advanced by MIN at least.
+hvhost_heartbeats_advance() {
+	local first last
+	first=$(sed -n 's/.*heartbeat: guest sequence \([0-9]*\).*/\1/p' /tmp/hvhost.err | head -1)
+	last=$(sed -n 's/.*heartbeat: guest sequence \([0-9]*\).*/\1/p' /tmp/hvhost.err | tail -1)
+	echo "# heartbeat sequence $first .. $last"
+	[ -n "$first" ] && [ "$last" -ge $((first + $1)) ]
+}
+
+# hvhost_heartbeat_after PATTERN: hvhost logged a heartbeat after the last
+# line of its log matching PATTERN.
+hvhost_heartbeat_after() {
+	local n
+	n=$(grep -n "$1" /tmp/hvhost.err | tail -1 | cut -d: -f1)
+	[ -n "$n" ] && tail -n +"$n" /tmp/hvhost.err | grep -q 'heartbeat: guest sequence'
+}
+
 # rig_check N NAME CMD...: "ok N NAME" if CMD succeeds, else "not ok N NAME"
 # and RIG_CHECK_FAILED=1 (callers clear it first). Its variables are local:
 # run_test's own NAME must survive.
@@ -208,10 +243,7 @@ rig_hvhost_guest() {
 		echo "not ok 1 hvhost_exit_status_0 # status $HVHOST_STATUS"; fi
 	if grep -q "^# rig: nproc=$n\$" /tmp/hvhost.ktap; then echo "ok 2 guest_sees_${n}_cpus"; else
 		echo "not ok 2 guest_sees_${n}_cpus # guest said: $(grep '^# rig: nproc=' /tmp/hvhost.ktap)"; fi
-	echo "    # Subtest: guest_tests"
-	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
-	if grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap; then
-		echo "ok 3 guest_tests"; else echo "not ok 3 guest_tests"; fi
+	hvhost_guest_ktap 3 guest_tests guest_tests
 	if grep -q 'reboot: Power down' /tmp/hvhost.console; then echo "ok 4 guest_powered_off"; else
 		echo "not ok 4 guest_powered_off"; fi
 	missing=
