@@ -106,7 +106,7 @@ hvhost_start() {
 	: >/tmp/hvhost.ktap
 	: >/tmp/hvhost.console
 	timeout -s KILL "$limit" hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
-		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2" \
+		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2${HVHOST_EXTRA_CMDLINE:+ $HVHOST_EXTRA_CMDLINE}" \
 		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.ktap \
 		"$@" 2>/tmp/hvhost.err &
 	HVHOST_PID=$!
@@ -154,13 +154,25 @@ hvhost_serve_guest() {
 	kill -TERM $HVHOST_PID 2>/dev/null
 }
 
+# hvhost_status_text STATUS: what hvhost's exit status says about the
+# guest's end (vmm/src/control.rs, VmExitReason::exit_code).
+hvhost_status_text() {
+	case $1 in
+	0) echo "guest powered off" ;;
+	1) echo "VM failed: triple fault, KVM or host error" ;;
+	2) echo "guest reset or rebooted (a panic with panic=-1)" ;;
+	137) echo "killed: the guest did not end in time" ;;
+	*) echo "hvhost ended by signal $(($1 - 128))" ;;
+	esac
+}
+
 # hvhost_wait: waits for hvhost_start's VM (HVHOST_STATUS) and sends the
 # guest console and hvhost's log up to the scenario log.
 hvhost_wait() {
 	wait $HVHOST_PID
 	HVHOST_STATUS=$?
 	{
-		echo "==== hvhost $HVHOST_ARGS (status $HVHOST_STATUS): guest console ===="
+		echo "==== hvhost $HVHOST_ARGS (status $HVHOST_STATUS: $(hvhost_status_text $HVHOST_STATUS)): guest console ===="
 		cat /tmp/hvhost.console
 		echo "==== hvhost $HVHOST_ARGS: hvhost log ===="
 		cat /tmp/hvhost.err
@@ -240,7 +252,7 @@ rig_hvhost_guest() {
 	hvhost_run "$gscen" --cpus "$n" "$@"
 	hvhost_verdict_or_bail "the guest"
 	if [ "$HVHOST_STATUS" = 0 ]; then echo "ok 1 hvhost_exit_status_0"; else
-		echo "not ok 1 hvhost_exit_status_0 # status $HVHOST_STATUS"; fi
+		echo "not ok 1 hvhost_exit_status_0 # status $HVHOST_STATUS: $(hvhost_status_text $HVHOST_STATUS)"; fi
 	if grep -q "^# rig: nproc=$n\$" /tmp/hvhost.ktap; then echo "ok 2 guest_sees_${n}_cpus"; else
 		echo "not ok 2 guest_sees_${n}_cpus # guest said: $(grep '^# rig: nproc=' /tmp/hvhost.ktap)"; fi
 	hvhost_guest_ktap 3 guest_tests guest_tests

@@ -12,6 +12,13 @@ use std::sync::{Mutex, PoisonError};
 
 use vmm_sys_util::eventfd::EventFd;
 
+/// hvhost's exit status when the guest powered off.
+pub const EXIT_POWER_OFF: u8 = 0;
+/// hvhost's exit status when the VM failed (triple fault, KVM error, host error).
+pub const EXIT_FAILURE: u8 = 1;
+/// hvhost's exit status when the guest asked for a reset or reboot.
+pub const EXIT_RESET: u8 = 2;
+
 /// Why the VM stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VmExitReason {
@@ -63,18 +70,29 @@ pub enum VmExitReason {
 }
 
 impl VmExitReason {
-    /// The process exit status for this reason: 0 for an orderly guest shutdown or reset.
+    /// The process exit status for this reason, so that a caller tells the guest's ends
+    /// apart without reading the log:
+    ///
+    /// | status | end |
+    /// |---|---|
+    /// | 0 | the guest powered off ([`EXIT_POWER_OFF`]) |
+    /// | 1 | triple fault, KVM internal error, failed entry, guest crash report, vCPU or host failure ([`EXIT_FAILURE`]) |
+    /// | 2 | the guest asked for a reset or reboot ([`EXIT_RESET`]); hvhost does not reboot it |
+    /// | 128 + N | hvhost was stopped by signal N before the guest powered off |
+    ///
+    /// A kernel that panics with `panic=-1` resets the machine, so a panic reads as 2, not 0.
     pub fn exit_code(&self) -> u8 {
         match self {
-            VmExitReason::PowerOff | VmExitReason::Reset => 0,
+            VmExitReason::PowerOff => EXIT_POWER_OFF,
+            VmExitReason::Reset => EXIT_RESET,
             VmExitReason::Signal(sig) => 128u8.saturating_add(u8::try_from(*sig).unwrap_or(0)),
-            _ => 1,
+            _ => EXIT_FAILURE,
         }
     }
 
-    /// Whether the guest ended the VM the way a machine is meant to be ended.
+    /// Whether the guest ended the VM the way a machine is meant to be ended (power-off).
     pub fn is_clean(&self) -> bool {
-        self.exit_code() == 0
+        self.exit_code() == EXIT_POWER_OFF
     }
 }
 
@@ -203,7 +221,9 @@ mod tests {
     #[test]
     fn exit_codes_and_messages() {
         assert_eq!(VmExitReason::PowerOff.exit_code(), 0);
-        assert_eq!(VmExitReason::Reset.exit_code(), 0);
+        assert_eq!(VmExitReason::Reset.exit_code(), 2);
+        assert!(!VmExitReason::Reset.is_clean());
+        assert!(VmExitReason::PowerOff.is_clean());
         assert_eq!(VmExitReason::Reset.to_string(), "guest requested reset");
         assert_eq!(VmExitReason::Signal(15).exit_code(), 143);
         let tf = VmExitReason::TripleFault {

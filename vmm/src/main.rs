@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The `hvhost` binary: parse the command line, log to stderr, run the VM, and exit 0 when
-//! the guest powered off or reset, non-zero otherwise.
+//! The `hvhost` binary: parse the command line, log to stderr, run the VM, and exit with a
+//! status that says how the guest ended: 0 power-off, 2 reset or reboot, 1 failure
+//! (triple fault, KVM or host error), 128+N a signal (`VmExitReason::exit_code`).
 
 use std::process::ExitCode;
 
@@ -15,6 +16,8 @@ fn main() -> ExitCode {
         Ok(reason) => {
             if reason.is_clean() {
                 log::info!("{reason}");
+            } else if reason == hvhost::control::VmExitReason::Reset {
+                log::warn!("{reason}");
             } else {
                 log::error!("{reason}");
             }
