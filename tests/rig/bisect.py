@@ -60,6 +60,10 @@ def classify(ok, problem, log_text):
     m = KERNEL_DEATH.search(l1)
     if ok:
         return "pass", ""
+    # QEMU in L1 stops (and keeps waiting) when KVM reports an internal error.
+    internal = re.search(r"KVM internal error\. Suberror: (\d+)", l1)
+    if not m and internal:
+        return "L2-died", "KVM internal error, suberror %s (QEMU in L1 stopped the guest)" % internal.group(1)
     if m or "reboot: Power down" not in l1 and problem and "timed out" not in problem:
         line = l1[m.start():].splitlines()[0] if m else "L1 reset without powering off"
         return "L1-died", line[:100]
@@ -70,10 +74,6 @@ def classify(ok, problem, log_text):
     # QEMU runs L2 with -no-reboot: a reset (triple fault, panic) ends it
     # with status 0 too, but without L2's "Power down".
     qemu_reset = qemu and "reboot: Power down" not in l2
-    # QEMU in L1 stops (and keeps waiting) when KVM reports an internal error.
-    internal = re.search(r"KVM internal error\. Suberror: (\d+)", l1)
-    if internal:
-        return "L2-died", "KVM internal error, suberror %s (QEMU in L1 stopped the guest)" % internal.group(1)
     if bad or m2 or qemu_reset or any(s != "0" for s in qemu):
         note = "hvhost status %s" % ",".join(bad) if bad else ""
         if qemu_reset:

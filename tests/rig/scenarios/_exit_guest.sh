@@ -4,7 +4,7 @@
 # panic=-1 takes too).
 # helper
 guest() {
-	echo "# rig: ending with ${RIG_OPT_END:-poweroff}"
+	rig_mark "ending with ${RIG_OPT_END:-poweroff}"
 	if [ "$RIG_OPT_END" = reboot ]; then
 		sync
 		reboot -f
