@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -67,9 +68,8 @@ def scenario_meta(name):
 def all_scenarios():
     names = sorted(n[:-3] for n in os.listdir(SCENARIOS) if n.endswith(".sh"))
     # "run" is make run's; "_name" files are the guest side of other scenarios.
-    return [n for n in names if n != "run" and not n.startswith("_")
-            and not scenario_meta(n)["interactive"] and not scenario_meta(n)["bench"]
-            and not scenario_meta(n)["probe"]]
+    metas = {n: scenario_meta(n) for n in names if n != "run" and not n.startswith("_")}
+    return [n for n, m in metas.items() if not (m["interactive"] or m["bench"] or m["probe"])]
 
 
 def count_leaves(lines):
@@ -129,9 +129,14 @@ def host_unit_tests():
 
 # The rig's knobs (tests/rig/README.md; tests/rig/bisect.py sets them per
 # configuration). The defaults are the adopted configuration.
+def l0_accel():
+    """L0's accelerator: tcg unless RIG_L0_ACCEL says otherwise."""
+    return os.environ.get("RIG_L0_ACCEL", "tcg")
+
+
 def l0_command(kernel, initrd, append):
     """The L0 QEMU command line, without the result channels."""
-    accel = os.environ.get("RIG_L0_ACCEL", "tcg")
+    accel = l0_accel()
     if os.environ.get("RIG_L0_TCG"):
         accel += "," + os.environ["RIG_L0_TCG"]
     return [os.environ.get("RIG_L0_QEMU", "qemu-system-x86_64"), "-accel", accel,
@@ -179,7 +184,7 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
     append = "console=ttyS0 panic=-1 rig.scenario=%s rig.layer=1" % name
     if interactive:
         append += " rig.interactive=1"
-    if meta.get("l1") and os.environ.get("RIG_L0_ACCEL", "tcg") == "tcg":
+    if meta.get("l1") and l0_accel() == "tcg":
         # The scenario's own L1 arguments for TCG (its "# l1:" header).
         append += " " + meta["l1"]
     if os.environ.get("RIG_L1_APPEND"):

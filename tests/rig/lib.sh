@@ -161,8 +161,10 @@ hvhost_status_text() {
 	0) echo "guest powered off" ;;
 	1) echo "VM failed: triple fault, KVM or host error" ;;
 	2) echo "guest reset or rebooted (a panic with panic=-1)" ;;
+	101) echo "hvhost panicked" ;;
 	137) echo "killed: the guest did not end in time" ;;
-	*) echo "hvhost ended by signal $(($1 - 128))" ;;
+	129|13[0-9]|1[4-9][0-9]) echo "hvhost ended by signal $(($1 - 128))" ;;
+	*) echo "unknown status" ;;
 	esac
 }
 
