@@ -21,7 +21,7 @@ KDIR = $$(cat $(BUILD)/kdir)
 # hvhost goes into the rig's initramfs, so it is linked statically.
 HVHOST := $(ROOT)/target/x86_64-unknown-linux-gnu/release/hvhost
 
-.PHONY: all setup kernel module selftests hvhost rig test run shell bench list host-test clean
+.PHONY: all setup kernel module selftests hvhost l0-qemu rig test run shell bench list host-test clean
 
 all: module
 
@@ -48,7 +48,13 @@ hvhost: setup
 	@echo "==> building hvhost (static)" >&2
 	@RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p hvhost --target x86_64-unknown-linux-gnu
 
-rig: module selftests hvhost
+# L0 of the rig: Debian's QEMU with the fixes to TCG's nested SVM in
+# tests/rig/l0-qemu/ (cached); its path goes to build/l0-qemu for run.py.
+l0-qemu: setup
+	@mkdir -p $(BUILD)
+	@bash scripts/build-l0-qemu.sh >$(BUILD)/l0-qemu.tmp && mv $(BUILD)/l0-qemu.tmp $(BUILD)/l0-qemu
+
+rig: module selftests hvhost l0-qemu
 	@echo "==> building the rig's initramfs images" >&2
 	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/selftests $(BUILD)/rig $(HVHOST) $$(cat $(BUILD)/refdir)/arch/x86/boot/bzImage
 

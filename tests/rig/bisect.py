@@ -151,6 +151,7 @@ def main():
             os.environ.update(env)
             rig_run.progress("==> bisect %s: boot %d of %d" % (name, run, args.runs))
             start = time.monotonic()
+            wall_start = time.time()
             ok, _, problem = rig_run.boot_scenario(args.scenario, meta, kernel, args.initrd)
             log = os.path.join(rig_run.LOGS, args.scenario + ".log")
             with open(log, errors="replace") as f:
@@ -158,6 +159,10 @@ def main():
             cls, note = classify(ok, problem, text)
             kept = os.path.join(OUT, "%s.%d.%d.log" % (name, run, int(time.time())))
             shutil.copy(log, kept)
+            # A hang leaves L0's register dump (tests/run.py, dump_l0_cpus): keep it.
+            dump = os.path.join(rig_run.LOGS, args.scenario + ".l0-cpus.txt")
+            if os.path.exists(dump) and os.path.getmtime(dump) >= wall_start:
+                shutil.copy(dump, kept[:-len(".log")] + ".l0-cpus.txt")
             row = {"config": name, "env": env, "run": run, "class": cls, "note": note,
                    "seconds": round(time.monotonic() - start), "log": os.path.relpath(kept, ROOT)}
             rows.append(row)

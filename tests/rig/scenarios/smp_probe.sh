@@ -11,7 +11,6 @@
 #   rig.opt.l2append=A,B  extra guest kernel arguments (commas for spaces)
 #   rig.opt.hvhost=A,B    extra hvhost arguments
 # probe
-# l1: kvm_amd.npt=0
 # timeout: 300
 if [ "$LAYER" = 2 ]; then
 	. /rig/scenarios/_hvhost_guest.sh
