@@ -43,7 +43,7 @@ use crate::vmbus::gpadl::{GpadlRange, GpadlSplitter};
 use crate::vmbus::message::{
     encode, encode_empty, ChannelMessage, ConnectionState, GpadlCreated, GpadlTeardown,
     InitiateContact, MessageType, ModifyChannelResponse, OfferChannel, OpenResult, RelidReleased,
-    VersionResponse, MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4,
+    VersionResponse, MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID,
 };
 use crate::vmbus::parse::{parse, Message};
 use crate::vmbus::version::Version;
@@ -248,6 +248,11 @@ pub(crate) struct Bus {
     /// Monitor pages: Linux always offers them in INITIATE_CONTACT; this
     /// client asks for no monitored channels, so they stay zero.
     monitor: [SharedPage; 2],
+    /// The interrupt page, named in INITIATE_CONTACT below 5.0: a channel
+    /// without a dedicated interrupt sets its relid's bit in the second half
+    /// before signalling (`vmbus::message::INTERRUPT_PAGE_SEND_OFFSET`). Allocated at
+    /// every version, as Linux does.
+    pub(crate) interrupt_page: SharedPage,
     pub(crate) counters: BusCounters,
 }
 
@@ -337,6 +342,7 @@ impl VmBus {
             relids.push(None, GFP_KERNEL)?;
         }
         let monitor = [SharedPage::new()?, SharedPage::new()?];
+        let interrupt_page = SharedPage::new()?;
         let parent = device::BusDevice::new()?;
         let bus = Arc::pin_init(
             pin_init!(Bus {
@@ -362,6 +368,7 @@ impl VmBus {
                 target_vp,
                 parent,
                 monitor,
+                interrupt_page,
                 counters: BusCounters::new(),
             }),
             GFP_KERNEL,
@@ -466,12 +473,8 @@ impl Bus {
     fn negotiate(&self) -> Result<bool> {
         let mut any_connection = false;
         for v in Version::GUEST_PROPOSALS {
-            let conn = if v >= Version::V5_0 {
-                MESSAGE_CONNECTION_ID_4
-            } else {
-                MESSAGE_CONNECTION_ID
-            };
-            let msg = InitiateContact {
+            let conn = v.contact_connection();
+            let mut msg = InitiateContact {
                 vmbus_version_requested: v.0,
                 target_vcpu: self.target_vp,
                 msg_sint: VMBUS_SINT,
@@ -481,6 +484,10 @@ impl Bus {
                 monitor_page1: self.monitor[0].phys(),
                 monitor_page2: self.monitor[1].phys(),
             };
+            if !v.contact_names_sint() {
+                // Below 5.0 the union carries the interrupt page instead.
+                msg.set_interrupt_page(self.interrupt_page.phys());
+            }
             self.expect(Expect::Version)?;
             let posted = self.post_to(conn, &msg);
             if posted.is_err() {
@@ -523,11 +530,7 @@ impl Bus {
                 );
                 return Err(EIO);
             }
-            let msg_conn = if v >= Version::V5_0 {
-                r.msg_conn_id
-            } else {
-                MESSAGE_CONNECTION_ID
-            };
+            let msg_conn = v.message_connection(r.msg_conn_id);
             {
                 let mut st = self.state.lock();
                 st.version = v;

@@ -13,6 +13,8 @@ use core::marker::PhantomData;
 use kernel::ffi::c_char;
 
 use kernel::{bindings, error::to_result, page::Page, prelude::*, str::CStr};
+use kernel::page::PAGE_SIZE;
+use kernel::sync::atomic::{Atomic, Full, Relaxed};
 
 mod ffi {
     use super::*;
@@ -154,6 +156,30 @@ impl SharedPage {
     /// The physical address (page aligned).
     pub(crate) fn phys(&self) -> u64 {
         self.phys
+    }
+
+    /// Atomically sets bit `bit` of the bitmap that starts `offset` bytes
+    /// into the page (a 4-byte aligned offset), as the kernel's `set_bit`
+    /// does; the other side reads and clears the bitmap concurrently.
+    /// `EINVAL` if the bit is outside the page.
+    pub(crate) fn set_bit(&self, offset: usize, bit: u32) -> Result {
+        let word = offset
+            .checked_add(bit as usize / 32 * 4)
+            .filter(|w| offset % 4 == 0 && w + 4 <= PAGE_SIZE)
+            .ok_or(EINVAL)?;
+        // SAFETY: `word` is 4-byte aligned and `word + 4 <= PAGE_SIZE`, so the
+        // pointer is inside the page, valid while `self` lives (type
+        // invariant); every access to the bitmap, here and by the other
+        // side, is atomic.
+        let atomic = unsafe { Atomic::<u32>::from_ptr(self.virt.add(word).cast::<u32>()) };
+        let mask = 1u32 << (bit % 32);
+        let mut old = atomic.load(Relaxed);
+        loop {
+            match atomic.cmpxchg(old, old | mask, Full) {
+                Ok(_) => return Ok(()),
+                Err(now) => old = now,
+            }
+        }
     }
 }
 

@@ -48,11 +48,11 @@ use super::{Bus, Expect, Phase, Reply, REPLY_TIMEOUT_MS};
 use crate::vmbus::gpadl::GpadlRange;
 use crate::vmbus::guid::Guid;
 use crate::vmbus::message::{
-    CloseChannel, ModifyChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES,
+    CloseChannel, ModifyChannel, OfferChannel, OpenChannel, INTERRUPT_PAGE_SEND_OFFSET,
+    MAX_USER_DEFINED_BYTES,
 };
 use crate::vmbus::packet::{Packet, PacketFlags, PacketType};
 use crate::vmbus::ring::{HeaderField, RingConsumer, RingError, RingMemory, RingProducer};
-use crate::vmbus::version::Version;
 
 /// What the offer said, copied once.
 #[derive(Clone, Copy)]
@@ -289,7 +289,7 @@ impl Channel {
         let bus = &self.bus;
         let relid = self.relid();
         let version = bus.connection().1;
-        if version < Version::V4_1 {
+        if !version.has_modify_channel() {
             return Err(EOPNOTSUPP);
         }
         let vp = crate::cpu::vp_index(cpu)?;
@@ -304,7 +304,7 @@ impl Channel {
             child_relid: relid,
             target_vp: vp,
         };
-        if version < Version::V5_3 {
+        if !version.modify_channel_answered() {
             bus.post(&msg)?;
         } else {
             bus.expect(Expect::Modify(relid))?;
@@ -620,6 +620,19 @@ impl Channel {
 
     fn signal(&self) {
         self.counters.signals.add(1, Relaxed);
+        if !self.info.dedicated_interrupt {
+            // The host finds which channel signalled in the interrupt page
+            // (vmbus_set_event): the bit goes in before the hypercall.
+            if let Err(e) = self
+                .bus
+                .interrupt_page
+                .set_bit(INTERRUPT_PAGE_SEND_OFFSET, self.relid())
+            {
+                self.counters.errors.add(1, Relaxed);
+                pr_err!("vmbus: relid {} has no interrupt page bit: {:?}\n", self.relid(), e);
+                return;
+            }
+        }
         if let Err(e) = self
             .bus
             .core

@@ -22,6 +22,12 @@ pub(crate) fn show_state(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::Res
     writeln!(f, "phase {:?}", phase)?;
     writeln!(f, "version {}", version)?;
     writeln!(f, "msg_conn_id {}", conn)?;
+    // Named to the host in INITIATE_CONTACT below 5.0 only.
+    if version.contact_names_sint() {
+        writeln!(f, "interrupt_page none")?;
+    } else {
+        writeln!(f, "interrupt_page {:#x}", bus.interrupt_page.phys())?;
+    }
     writeln!(f, "target_vp {}", bus.target_vp)?;
     writeln!(f, "channels {}", bus.channels().len())?;
     writeln!(

@@ -116,13 +116,23 @@ hvhost_start() {
 # line MARK (or after SECONDS, or when hvhost ended), asks hvhost to stop
 # with SIGTERM, which it passes on to the guest as a shutdown request.
 hvhost_term_when() {
-	local mark=$1 max=$2 i=0
-	while [ $i -lt "$max" ] && kill -0 $HVHOST_PID 2>/dev/null && ! grep -q "^$mark" /tmp/hvhost.ktap; do
-		sleep 1
-		i=$((i + 1))
-	done
-	echo "# guest ready after ${i} s; sending SIGTERM to hvhost"
+	hvhost_wait_mark "$1" "$2"
+	echo "# guest ready after ${HVHOST_WAITED} s; sending SIGTERM to hvhost"
 	kill -TERM $HVHOST_PID 2>/dev/null
+}
+
+# hvhost_wait_mark MARK SECONDS: waits until the guest's debug console shows
+# the line MARK, hvhost ended, or SECONDS passed (HVHOST_WAITED: how long);
+# true if the mark came.
+hvhost_wait_mark() {
+	local mark=$1 max=$2
+	HVHOST_WAITED=0
+	while [ $HVHOST_WAITED -lt "$max" ] && kill -0 $HVHOST_PID 2>/dev/null &&
+		! grep -q "^$mark" /tmp/hvhost.ktap; do
+		sleep 1
+		HVHOST_WAITED=$((HVHOST_WAITED + 1))
+	done
+	grep -q "^$mark" /tmp/hvhost.ktap
 }
 
 # hvhost_serve_guest MARK SECONDS: hvhost_term_when for a guest that also
@@ -152,6 +162,35 @@ hvhost_serve_guest() {
 		echo "# guest not ready after $i s; sending SIGTERM to hvhost"
 	fi
 	kill -TERM $HVHOST_PID 2>/dev/null
+}
+
+# hvhost_stats_then_shutdown MARK SECONDS: for a guest started with
+# --api-socket $HVHOST_API: once it shows MARK, asks hvhost for its `stats`
+# (HVCTL_STATS) and to shut the guest down (HVCTL_SHUTDOWN, hvctl's answer);
+# a guest that never shows it gets SIGTERM.
+hvhost_stats_then_shutdown() {
+	HVCTL_STATS=none HVCTL_SHUTDOWN=none
+	if hvhost_wait_mark "$1" "$2"; then
+		HVCTL_STATS=$(hvctl $HVHOST_API stats 2>&1)
+		HVCTL_SHUTDOWN=$(hvctl $HVHOST_API shutdown 2>&1)
+	else
+		echo "# the guest was not ready after $HVHOST_WAITED s"
+		kill -TERM $HVHOST_PID 2>/dev/null
+	fi
+}
+
+# hvctl_field NAME ANSWER: the value after NAME in an hvctl key-value answer
+# ("ok version 6.0 interrupt_page none ...").
+hvctl_field() {
+	echo "$2" | tr ' ' '\n' | sed -n "/^$1\$/{n;p;q}"
+}
+
+# hvhost_guest_clean [EXTRA_PATTERN]: no WARNING, BUG or Oops in the guest's
+# console (nor EXTRA_PATTERN), and hvhost_vmbus_clean.
+hvhost_guest_clean() {
+	local bad="WARNING:|BUG:|Call Trace|Oops|unchecked MSR access${1:+|$1}"
+	grep -E "$bad" /tmp/hvhost.console | sed 's/^/# bad: /'
+	! grep -qE "$bad" /tmp/hvhost.console && hvhost_vmbus_clean
 }
 
 # hvhost_status_text STATUS: what hvhost's exit status says about the

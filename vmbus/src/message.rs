@@ -32,6 +32,11 @@ pub const MESSAGE_CONNECTION_ID: u32 = 1;
 /// The message connection INITIATE_CONTACT goes to from 5.0 on
 /// (`VMBUS_MESSAGE_CONNECTION_ID_4`).
 pub const MESSAGE_CONNECTION_ID_4: u32 = 4;
+/// Where the guest-to-host bitmap starts in the guest's interrupt page
+/// (the page INITIATE_CONTACT names below 5.0): a channel without a
+/// dedicated interrupt sets bit `relid` there before signalling
+/// (`vmbus_send_interrupt`); the first half is host-to-guest.
+pub const INTERRUPT_PAGE_SEND_OFFSET: usize = 2048;
 /// The SINT the host posts VMBus messages to (`VMBUS_MESSAGE_SINT`).
 pub const MESSAGE_SINT: u8 = 2;
 
@@ -556,8 +561,9 @@ pub struct RelidReleased {
 channel_message!(RelidReleased, RELID_RELEASED, 12);
 
 /// INITIATE_CONTACT (`struct vmbus_channel_initiate_contact`), 40 bytes.
-/// The 8 bytes after `target_vcpu` are a union: the old `interrupt_page`
-/// GPA, or (what 4.0 and later use) SINT, VTL and the 6.0 feature flags.
+/// The 8 bytes after `target_vcpu` are a union: before 5.0 the GPA of the
+/// guest's interrupt page, from 5.0 the SINT and VTL for messages and the
+/// 6.0 feature flags ([`super::version::Version::contact_names_sint`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct InitiateContact {
@@ -585,11 +591,20 @@ impl InitiateContact {
     /// `VMBUS_FEATURE_FLAG_CONFIDENTIAL_CHANNELS` (paravisor only).
     pub const FEATURE_CONFIDENTIAL_CHANNELS: u32 = 0x10;
 
-    /// The union read as the pre-4.0 `interrupt_page` GPA.
+    /// The union read as the pre-5.0 `interrupt_page` GPA.
     pub const fn interrupt_page(&self) -> u64 {
         let r = self.reserved;
         u64::from_le_bytes([self.msg_sint, self.msg_vtl, r[0], r[1], 0, 0, 0, 0])
             | ((self.feature_flags as u64) << 32)
+    }
+
+    /// Writes the union as the pre-5.0 `interrupt_page` GPA.
+    pub const fn set_interrupt_page(&mut self, gpa: u64) {
+        let b = gpa.to_le_bytes();
+        self.msg_sint = b[0];
+        self.msg_vtl = b[1];
+        self.reserved = [b[2], b[3]];
+        self.feature_flags = (gpa >> 32) as u32;
     }
 }
 
@@ -796,6 +811,18 @@ mod tests {
             monitor_page2: 0,
         };
         assert_eq!(ic.interrupt_page(), 0x10_0000_0002);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn interrupt_page_round_trips(gpa: u64) {
+            let mut ic = <InitiateContact as zerocopy::FromZeros>::new_zeroed();
+            ic.set_interrupt_page(gpa);
+            proptest::prop_assert_eq!(ic.interrupt_page(), gpa);
+            // The same eight bytes on the wire as the u64 at offset 16.
+            let bytes = ic.as_bytes();
+            proptest::prop_assert_eq!(&bytes[8..16], &gpa.to_le_bytes()[..]);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use vmbus::version::Version;
 
 use crate::memory::{MAX_MEMORY_MIB, MIN_MEMORY_MIB};
 
@@ -82,6 +83,61 @@ fn parse_serial(s: &str) -> Result<SerialTarget, String> {
     }
 }
 
+/// `--vmbus-versions`: a comma-separated list of versions (`5.3`, `0x50003`)
+/// and inclusive ranges (`4.0..5.2`), each within 4.0..6.0; sorted, no
+/// duplicates.
+fn parse_vmbus_versions(s: &str) -> Result<VmbusVersions, String> {
+    let served = Version::SERVED;
+    let one = |t: &str| -> Result<Version, String> {
+        let v =
+            Version::parse(t.trim()).ok_or_else(|| format!("{t:?} is not a version like 5.3"))?;
+        if served.contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!(
+                "hvhost serves VMBus {} to {}, not {v}",
+                served[0],
+                served[served.len() - 1]
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once("..") {
+            Some((lo, hi)) => {
+                let (lo, hi) = (one(lo)?, one(hi)?);
+                if lo > hi {
+                    return Err(format!("empty range {lo}..{hi}"));
+                }
+                out.extend(served.iter().copied().filter(|v| (lo..=hi).contains(v)));
+            }
+            None => out.push(one(part)?),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(VmbusVersions(out))
+}
+
+/// The VMBus versions hvhost accepts (`--vmbus-versions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmbusVersions(pub Vec<Version>);
+
+impl Default for VmbusVersions {
+    fn default() -> Self {
+        Self(Version::SERVED.to_vec())
+    }
+}
+
+impl std::fmt::Display for VmbusVersions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            write!(f, "{}{v}", if i == 0 { "" } else { "," })?;
+        }
+        Ok(())
+    }
+}
+
 fn parse_debug_console(s: &str) -> Result<PathBuf, String> {
     match s.strip_prefix("file:") {
         Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
@@ -151,6 +207,12 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub shutdown_after: Option<u64>,
 
+    /// VMBus versions to accept: a comma-separated list of versions and inclusive ranges,
+    /// e.g. 5.3 or 4.0..5.2 or 4.0,6.0. A guest proposes versions newest first and gets
+    /// the first one in this set. Default: every version from 4.0 to 6.0.
+    #[arg(long, value_name = "LIST", value_parser = parse_vmbus_versions, default_value = "4.0..6.0")]
+    pub vmbus_versions: VmbusVersions,
+
     /// Break the VMBus protocol on purpose (repeatable): malformed-offer, bogus-gpadl-reply,
     /// corrupt-ring. For testing guests only.
     #[arg(long, value_name = "KIND", value_enum)]
@@ -196,6 +258,8 @@ pub struct VmConfig {
     pub vmbus: bool,
     /// Seconds after boot to ask the guest to shut down.
     pub shutdown_after: Option<u64>,
+    /// VMBus versions accepted.
+    pub vmbus_versions: VmbusVersions,
     /// VMBus fault injection.
     pub vmbus_faults: Vec<VmbusFault>,
     /// Control socket path.
@@ -219,6 +283,7 @@ impl Cli {
             test_device: self.test_device,
             vmbus: !self.no_vmbus,
             shutdown_after: self.shutdown_after,
+            vmbus_versions: self.vmbus_versions.clone(),
             vmbus_faults: self.vmbus_fault.clone(),
             api_socket: self.api_socket.clone(),
             vmbus_perf: self.vmbus_perf,
@@ -261,6 +326,30 @@ mod tests {
         assert_eq!(c.shutdown_after, None);
         assert!(c.vmbus_faults.is_empty());
         assert!(!c.vmbus_perf);
+    }
+
+    #[test]
+    fn vmbus_versions() {
+        let versions = |arg: &str| {
+            parse(&["--kernel", "/k", "--vmbus-versions", arg])
+                .expect("valid")
+                .vm_config()
+                .vmbus_versions
+                .0
+        };
+        let c = parse(&["--kernel", "/k"]).expect("valid").vm_config();
+        assert_eq!(c.vmbus_versions.0, Version::SERVED.to_vec());
+        assert_eq!(c.vmbus_versions.to_string(), "4.0,4.1,5.0,5.1,5.2,5.3,6.0");
+        assert_eq!(versions("5.3"), vec![Version::V5_3]);
+        assert_eq!(versions("0x40000"), vec![Version::WIN10]);
+        assert_eq!(
+            versions("6.0,4.0..4.1,4.1"),
+            vec![Version::WIN10, Version::V4_1, Version::V6_0]
+        );
+        assert_eq!(
+            versions("5.0..5.2"),
+            vec![Version::V5_0, Version::V5_1, Version::V5_2]
+        );
     }
 
     #[test]
@@ -351,6 +440,12 @@ mod tests {
             &["--kernel", "/k", "--debug-console", "file:"],
             &["--kernel", "/k", "--log-level", "loud"],
             &["--kernel", "/k", "--bogus"],
+            &["--kernel", "/k", "--vmbus-versions", "3.0"],
+            &["--kernel", "/k", "--vmbus-versions", "7.0"],
+            &["--kernel", "/k", "--vmbus-versions", "5.2..4.0"],
+            &["--kernel", "/k", "--vmbus-versions", "5"],
+            &["--kernel", "/k", "--vmbus-versions", ""],
+            &["--kernel", "/k", "--vmbus-versions", "4.0,"],
         ];
         for args in bad {
             let err = parse(args).expect_err(&format!("{args:?} must be rejected"));

@@ -37,6 +37,20 @@ pub enum DeviceCommand {
     Shutdown,
 }
 
+/// What became of a [`DeviceCommand`] a device took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandState {
+    /// The guest can take it now: it goes out in the device's next poll
+    /// (at once when the channel is open).
+    Ready,
+    /// Kept until the guest opens the device's channel (and, for an IC,
+    /// negotiates its versions).
+    Queued,
+    /// The guest opened the channel but shares no protocol version with
+    /// the device: it cannot get the request on this channel.
+    Refused,
+}
+
 /// A device offered on VMBus.
 pub trait VmbusDevice: Send {
     /// Short name for logs ("heartbeat").
@@ -55,9 +69,10 @@ pub trait VmbusDevice: Send {
     fn poll(&mut self, io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError>;
     /// The channel closed (guest CLOSECHANNEL, UNLOAD, rescind, or a fault).
     fn close(&mut self);
-    /// A host request; whether this device takes it. It acts on it in its
-    /// next [`Self::poll`], which follows at once if the channel is open.
-    fn command(&mut self, _cmd: DeviceCommand) -> bool {
-        false
+    /// A host request: `None` if this device does not take it, else whether
+    /// the guest can take it now. The device acts on it in its next
+    /// [`Self::poll`], which follows at once if the channel is open.
+    fn command(&mut self, _cmd: DeviceCommand) -> Option<CommandState> {
+        None
     }
 }

@@ -47,7 +47,7 @@ use vmbus::parse::{parse, Message};
 use vmbus::version::Version;
 
 use super::channel::{ChannelFault, ChannelRings, Outcome};
-use super::device::{DeviceCommand, VmbusDevice};
+use super::device::{CommandState, DeviceCommand, VmbusDevice};
 use super::gpadl::{GpadlTable, Progress};
 pub use super::port::{Faults, GuestPort};
 
@@ -68,10 +68,19 @@ pub enum Connection {
     Disconnected,
     /// Connected at `version`; messages go to VP `vp`.
     Connected {
-        /// The version.
+        /// The version: every version-dependent step reads it, through
+        /// [`Version`]'s predicates.
         version: Version,
         /// Where messages go.
         vp: u32,
+        /// The message connection every guest message after the version
+        /// response arrives on (1: hvhost names it from 5.0, and before
+        /// 5.0 it is always 1).
+        msg_conn: u32,
+        /// Below 5.0, the GPA of the guest's interrupt page (its second
+        /// half holds the guest-to-host bits of channels without a
+        /// dedicated interrupt); `None` from 5.0.
+        interrupt_page: Option<u64>,
     },
 }
 
@@ -154,6 +163,17 @@ pub enum RemoveError {
     AlreadyRescinded(u32),
 }
 
+/// Why a host command cannot reach the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The guest has no VMBus connection (never connected, or unloaded).
+    #[error("the guest has no VMBus connection")]
+    NotConnected,
+    /// No offered device takes the command.
+    #[error("no device takes it")]
+    NoDevice,
+}
+
 /// The VMBus server of one partition.
 pub struct Server {
     guest: Arc<dyn GuestPort>,
@@ -170,7 +190,8 @@ pub struct Server {
 pub const DRAIN_BUDGET: usize = 256;
 
 impl Server {
-    /// A server that accepts exactly `versions` (6.0 in hvhost).
+    /// A server that accepts exactly `versions` (hvhost: 4.0 to 6.0 unless
+    /// `--vmbus-versions` says otherwise).
     pub fn new(guest: Arc<dyn GuestPort>, versions: Vec<Version>, faults: Faults) -> Self {
         Self {
             guest,
@@ -286,26 +307,36 @@ impl Server {
             .map(|(&relid, _)| relid)
     }
 
-    /// Offers `cmd` to every device; whether one took it.
-    pub fn command(&mut self, cmd: DeviceCommand, now: Instant) -> bool {
+    /// Offers `cmd` to the devices: what became of it, from the first
+    /// device that took it. A guest without a VMBus connection can get no
+    /// request, so nothing is kept for it then.
+    pub fn command(
+        &mut self,
+        cmd: DeviceCommand,
+        now: Instant,
+    ) -> Result<CommandState, CommandError> {
+        if !self.is_connected() {
+            return Err(CommandError::NotConnected);
+        }
         let relids: Vec<u32> = self.channels.keys().copied().collect();
-        let mut taken = false;
         for relid in relids {
-            let took = self
+            let state = self
                 .channels
                 .get_mut(&relid)
-                .is_some_and(|c| c.device.command(cmd));
-            if took {
-                taken = true;
+                .filter(|c| c.phase != Phase::Rescinded)
+                .and_then(|c| c.device.command(cmd));
+            if let Some(state) = state {
                 if self.is_open(relid) {
                     self.run_channel(relid, now, Step::Poll);
                 }
+                return Ok(state);
             }
         }
-        taken
+        Err(CommandError::NoDevice)
     }
 
-    fn is_connected(&self) -> bool {
+    /// Whether a version was agreed (and no UNLOAD since).
+    pub fn is_connected(&self) -> bool {
         matches!(self.conn, Connection::Connected { .. })
     }
 
@@ -313,6 +344,13 @@ impl Server {
         match self.conn {
             Connection::Connected { version, .. } => Some(version),
             Connection::Disconnected => None,
+        }
+    }
+
+    fn message_connection(&self) -> u32 {
+        match self.conn {
+            Connection::Connected { msg_conn, .. } => msg_conn,
+            Connection::Disconnected => MESSAGE_CONNECTION_ID,
         }
     }
 
@@ -363,6 +401,14 @@ impl Server {
                 vp,
                 format_args!("{} before a version was agreed", msg.msgtype()),
             ),
+            _ if connection != self.message_connection() => self.drop_message(
+                vp,
+                format_args!(
+                    "{} on connection {connection}; this connection's messages use {}",
+                    msg.msgtype(),
+                    self.message_connection()
+                ),
+            ),
             Message::RequestOffers => self.request_offers(),
             Message::GpadlHeader(view) => {
                 let r = self.gpadls.header(&view, self.guest.memory().as_ref());
@@ -394,7 +440,7 @@ impl Server {
                     );
                 }
             }
-            Message::ModifyChannel(m) => self.modify_channel(m.child_relid, m.target_vp),
+            Message::ModifyChannel(m) => self.modify_channel(vp, m.child_relid, m.target_vp),
             Message::RelidReleased(m) => self.relid_released(vp, m.child_relid),
             Message::Unload => {
                 let open = self.channels.values().filter(|c| c.open.is_some()).count();
@@ -429,7 +475,33 @@ impl Server {
             log::info!("vmbus: INITIATE_CONTACT while connected: starting over");
             self.disconnect();
         }
-        let accepted = self.versions.contains(&version) && target < self.guest.vp_count();
+        let accepted = match self.check_contact(version, connection, m) {
+            Ok(interrupt_page) => {
+                self.conn = Connection::Connected {
+                    version,
+                    vp: target,
+                    msg_conn: MESSAGE_CONNECTION_ID,
+                    interrupt_page,
+                };
+                log::info!(
+                    "vmbus: connected at version {version} (INITIATE_CONTACT on connection \
+                     {connection}), messages to VP {target}{}",
+                    match interrupt_page {
+                        Some(gpa) => format!(", interrupt page at {gpa:#x}"),
+                        None => String::new(),
+                    }
+                );
+                true
+            }
+            Err(why) if !self.versions.contains(&version) => {
+                log::info!("vmbus: refused version {version}: {why}");
+                false
+            }
+            Err(why) => {
+                log::warn!("vmbus: refused version {version}: {why}");
+                false
+            }
+        };
         let response = VersionResponse {
             version_supported: u8::from(accepted),
             connection_state: if accepted {
@@ -438,37 +510,61 @@ impl Server {
                 ConnectionState::FAILED_UNKNOWN_FAILURE
             },
             padding: 0,
-            msg_conn_id: if accepted { MESSAGE_CONNECTION_ID } else { 0 },
+            // Before 5.0 the field is not read: every message uses 1.
+            msg_conn_id: if accepted && version.response_names_connection() {
+                MESSAGE_CONNECTION_ID
+            } else {
+                0
+            },
         };
-        if accepted {
-            if version >= Version::V5_0 && m.msg_sint as usize != VMBUS_SINT {
-                log::warn!(
-                    "vmbus: the guest asks for messages on SINT {}; hvhost uses SINT {VMBUS_SINT}",
-                    m.msg_sint
-                );
-            }
-            if version >= Version::V6_0
-                && m.feature_flags & InitiateContact::FEATURE_CONFIDENTIAL_CHANNELS != 0
-            {
-                log::info!("vmbus: the guest offers confidential channels; hvhost has none");
-            }
-            self.conn = Connection::Connected {
-                version,
-                vp: target,
-            };
-            log::info!(
-                "vmbus: connected at version {version} (INITIATE_CONTACT on connection {connection}), \
-                 messages to VP {target}"
-            );
-        } else if target >= self.guest.vp_count() {
-            log::warn!("vmbus: refused version {version}: target VP {target} does not exist");
-        } else {
-            log::info!("vmbus: refused version {version}");
-        }
         let mut buf = [0u8; MAX_MESSAGE_SIZE];
         if let Ok(n) = encode(&response, &mut buf) {
             self.post(reply_vp, &buf[..n], MessageType::VERSION_RESPONSE);
         }
+    }
+
+    /// Whether INITIATE_CONTACT for `version`, posted on `connection`, can
+    /// be accepted; `Ok` holds the interrupt page GPA below 5.0.
+    fn check_contact(
+        &self,
+        version: Version,
+        connection: u32,
+        m: &InitiateContact,
+    ) -> Result<Option<u64>, String> {
+        if !self.versions.contains(&version) {
+            return Err("not served (--vmbus-versions)".into());
+        }
+        if m.target_vcpu >= self.guest.vp_count() {
+            return Err(format!("target VP {} does not exist", m.target_vcpu));
+        }
+        if connection != version.contact_connection() {
+            return Err(format!(
+                "proposed on connection {connection}; version {version} contacts on {}",
+                version.contact_connection()
+            ));
+        }
+        if !version.contact_names_sint() {
+            let gpa = m.interrupt_page();
+            let page = vmbus::message::HV_PAGE_SIZE;
+            if gpa == 0 || gpa % page != 0 || !self.guest.memory().is_ram(gpa, page) {
+                return Err(format!(
+                    "interrupt page {gpa:#x} is not a page of guest RAM"
+                ));
+            }
+            return Ok(Some(gpa));
+        }
+        if m.msg_sint as usize != VMBUS_SINT {
+            log::warn!(
+                "vmbus: the guest asks for messages on SINT {}; hvhost uses SINT {VMBUS_SINT}",
+                m.msg_sint
+            );
+        }
+        if version.has_feature_flags()
+            && m.feature_flags & InitiateContact::FEATURE_CONFIDENTIAL_CHANNELS != 0
+        {
+            log::info!("vmbus: the guest offers confidential channels; hvhost has none");
+        }
+        Ok(None)
     }
 
     fn offer(&mut self, relid: u32) {
@@ -696,7 +792,14 @@ impl Server {
         );
     }
 
-    fn modify_channel(&mut self, relid: u32, target_vp: u32) {
+    fn modify_channel(&mut self, vp: u32, relid: u32, target_vp: u32) {
+        let version = self.version().unwrap_or(Version::WIN10);
+        if !version.has_modify_channel() {
+            return self.drop_message(
+                vp,
+                format_args!("MODIFYCHANNEL at version {version}: it exists from 4.1"),
+            );
+        }
         let vp_ok = target_vp < self.guest.vp_count();
         let status = match self.channels.get_mut(&relid).and_then(|c| c.open.as_mut()) {
             Some(o) if vp_ok => {
@@ -710,7 +813,7 @@ impl Server {
                 STATUS_UNSUCCESSFUL
             }
         };
-        if self.version().is_some_and(|v| v >= Version::V5_3) {
+        if version.modify_channel_answered() {
             self.send(&ModifyChannelResponse {
                 child_relid: relid,
                 status,

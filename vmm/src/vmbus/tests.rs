@@ -19,7 +19,7 @@ use vmbus::ic::{
 };
 use vmbus::message::{
     encode, encode_empty, CloseChannel, GpadlTeardown, InitiateContact, MessageType, ModifyChannel,
-    OpenChannel, RelidReleased, MAX_MESSAGE_SIZE,
+    OpenChannel, RelidReleased, MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4,
 };
 use vmbus::packet::PacketFlags;
 use vmbus::parse::{parse, Message};
@@ -28,13 +28,15 @@ use vmbus::version::Version;
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::channel::{ChannelIo, ChannelRings};
-use super::device::{DeviceCommand, DeviceError, VmbusDevice};
+use super::device::{CommandState, DeviceCommand, DeviceError, VmbusDevice};
 use super::guest_ring::GuestRing;
 use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
-use super::server::{Connection, Faults, GuestPort, RemoveError, Server, CHANNEL_CONNECTION_BASE};
+use super::server::{
+    CommandError, Connection, Faults, GuestPort, RemoveError, Server, CHANNEL_CONNECTION_BASE,
+};
 use crate::hyperv::connections::ConnectionError;
 use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
 
@@ -158,6 +160,22 @@ fn empty(t: MessageType) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
+/// INITIATE_CONTACT below 5.0: the union holds the interrupt page.
+fn contact_with_page(version: Version, vcpu: u32, interrupt_page: u64) -> Vec<u8> {
+    let mut m = InitiateContact {
+        vmbus_version_requested: version.0,
+        target_vcpu: vcpu,
+        msg_sint: 0,
+        msg_vtl: 0,
+        reserved: [0; 2],
+        feature_flags: 0,
+        monitor_page1: 0x1000,
+        monitor_page2: 0x2000,
+    };
+    m.set_interrupt_page(interrupt_page);
+    msg(&m)
+}
+
 fn contact(version: Version, vcpu: u32) -> Vec<u8> {
     msg(&InitiateContact {
         vmbus_version_requested: version.0,
@@ -180,8 +198,31 @@ struct GuestChannel {
 }
 
 impl Rig {
+    /// Posts from VP 0 as Linux does: INITIATE_CONTACT on its version's
+    /// contact connection, everything else on the message connection (1,
+    /// what hvhost names).
     fn send(&mut self, bytes: &[u8]) {
-        self.server.handle_message(0, 4, bytes, self.now);
+        let conn = match parse(bytes) {
+            Ok(Message::InitiateContact(m)) => {
+                Version(m.vmbus_version_requested).contact_connection()
+            }
+            _ => MESSAGE_CONNECTION_ID,
+        };
+        self.send_on(conn, bytes);
+    }
+
+    fn send_on(&mut self, connection: u32, bytes: &[u8]) {
+        self.server.handle_message(0, connection, bytes, self.now);
+    }
+
+    /// The VERSION_RESPONSE that must be the only reply.
+    fn version_response(&self) -> (u32, vmbus::message::VersionResponse) {
+        let r = self.replies();
+        assert_eq!(r.len(), 1, "{r:?}");
+        let Ok(Message::VersionResponse(v)) = parse(&r[0].1) else {
+            panic!("{r:?}")
+        };
+        (r[0].0, v)
     }
 
     fn replies(&self) -> Vec<(u32, Vec<u8>)> {
@@ -196,7 +237,15 @@ impl Rig {
     }
 
     fn connect(&mut self) {
-        self.send(&contact(Version::V6_0, 0));
+        self.connect_at(Version::V6_0);
+    }
+
+    fn connect_at(&mut self, version: Version) {
+        if version.contact_names_sint() {
+            self.send(&contact(version, 0));
+        } else {
+            self.send(&contact_with_page(version, 0, 0x3000));
+        }
         let r = self.replies();
         let Ok(Message::VersionResponse(v)) = parse(&r[0].1) else {
             panic!("{r:?}")
@@ -364,7 +413,9 @@ fn version_negotiation_like_linux() {
         r.server.connection(),
         Connection::Connected {
             version: Version::V6_0,
-            vp: 1
+            vp: 1,
+            msg_conn: MESSAGE_CONNECTION_ID,
+            interrupt_page: None,
         }
     );
     // A target VP that does not exist is refused.
@@ -374,6 +425,110 @@ fn version_negotiation_like_linux() {
         panic!()
     };
     assert_eq!(v.version_supported, 0);
+}
+
+#[test]
+fn every_served_version_as_linux_proposes_it() {
+    // Linux (connection.c) proposes newest first and stops at the first
+    // accepted: a server restricted to one version gets exactly that one.
+    for &only in &Version::SERVED {
+        let mut r = rig_with(vec![only], Faults::default());
+        for v in Version::GUEST_PROPOSALS {
+            let bytes = if v.contact_names_sint() {
+                contact(v, 0)
+            } else {
+                contact_with_page(v, 0, 0x3000)
+            };
+            r.send(&bytes);
+            let (vp, resp) = r.version_response();
+            assert_eq!(vp, 0);
+            if v != only {
+                assert_eq!(
+                    (resp.version_supported, resp.msg_conn_id),
+                    (0, 0),
+                    "{v} vs {only}"
+                );
+                assert_eq!(r.server.connection(), Connection::Disconnected);
+                continue;
+            }
+            assert_eq!(resp.version_supported, 1, "{v}");
+            // msg_conn_id names the message connection from 5.0; before,
+            // the field is not read and stays 0.
+            let expect_conn = if v.response_names_connection() { 1 } else { 0 };
+            assert_eq!(resp.msg_conn_id, expect_conn, "{v}");
+            assert_eq!(
+                r.server.connection(),
+                Connection::Connected {
+                    version: v,
+                    vp: 0,
+                    msg_conn: MESSAGE_CONNECTION_ID,
+                    interrupt_page: (!v.contact_names_sint()).then_some(0x3000),
+                }
+            );
+            // The rest of the protocol works at that version.
+            r.send(&empty(MessageType::REQUESTOFFERS));
+            assert_eq!(
+                r.types().last(),
+                Some(&MessageType::ALLOFFERS_DELIVERED),
+                "{v}"
+            );
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_guest_older_than_4_0_is_refused() {
+    // Linux before 4.0 support would propose 3.0 (WIN8_1) and 2.4 (WIN8):
+    // refused with a VERSION_RESPONSE each, no connection.
+    let mut r = rig_with(Version::SERVED.to_vec(), Faults::default());
+    for v in [
+        Version(0x0003_0000),
+        Version(0x0002_0004),
+        Version(0),
+        Version(u32::MAX),
+    ] {
+        r.send_on(MESSAGE_CONNECTION_ID, &contact_with_page(v, 0, 0x3000));
+        let (_, resp) = r.version_response();
+        assert_eq!(resp.version_supported, 0, "{v}");
+        assert_eq!(r.server.connection(), Connection::Disconnected);
+    }
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    assert!(r.replies().is_empty());
+    assert_eq!(r.server.stats().dropped, 1);
+}
+
+#[test]
+fn contact_on_the_wrong_connection_or_with_a_bad_page_is_refused() {
+    let mut r = rig_with(Version::SERVED.to_vec(), Faults::default());
+    // 6.0 contacts on connection 4, 4.x on 1.
+    r.send_on(MESSAGE_CONNECTION_ID, &contact(Version::V6_0, 0));
+    assert_eq!(r.version_response().1.version_supported, 0);
+    r.send_on(
+        MESSAGE_CONNECTION_ID_4,
+        &contact_with_page(Version::V4_1, 0, 0x3000),
+    );
+    assert_eq!(r.version_response().1.version_supported, 0);
+    // Below 5.0 the interrupt page must be a page of guest RAM.
+    for bad in [0, 0x3008, RAM as u64, !0xfff] {
+        r.send(&contact_with_page(Version::WIN10, 0, bad));
+        assert_eq!(r.version_response().1.version_supported, 0, "{bad:#x}");
+        assert_eq!(r.server.connection(), Connection::Disconnected);
+    }
+    r.send(&contact_with_page(Version::WIN10, 0, 0x3000));
+    assert_eq!(r.version_response().1.version_supported, 1);
+}
+
+#[test]
+fn messages_on_another_connection_are_dropped() {
+    let mut r = rig_with(Version::SERVED.to_vec(), Faults::default());
+    r.send(&contact(Version::V6_0, 0));
+    assert_eq!(r.version_response().1.msg_conn_id, MESSAGE_CONNECTION_ID);
+    r.send_on(MESSAGE_CONNECTION_ID_4, &empty(MessageType::REQUESTOFFERS));
+    assert!(r.replies().is_empty());
+    assert_eq!(r.server.stats().dropped, 1);
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    assert_eq!(r.types().last(), Some(&MessageType::ALLOFFERS_DELIVERED));
 }
 
 #[test]
@@ -538,8 +693,17 @@ fn heartbeat_channel_open_negotiate_beat_close() {
 #[test]
 fn shutdown_request_waits_for_the_channel() {
     let mut r = rig();
-    assert!(r.server.command(DeviceCommand::Shutdown, r.now));
+    // No VMBus connection: nothing can reach the guest, nothing is kept.
+    assert_eq!(
+        r.server.command(DeviceCommand::Shutdown, r.now),
+        Err(CommandError::NotConnected)
+    );
     r.connect();
+    // Connected, channel not open: kept for when it opens.
+    assert_eq!(
+        r.server.command(DeviceCommand::Shutdown, r.now),
+        Ok(CommandState::Queued)
+    );
     let (_, mut ch) = r.open(2);
     r.guest_answers(&mut ch, linux_ic_answer);
     assert!(r.shutdown_ready.load(Ordering::SeqCst));
@@ -556,6 +720,18 @@ fn shutdown_request_waits_for_the_channel() {
     r.now += Duration::from_secs(10);
     r.server.poll(r.now);
     assert_eq!(r.guest_answers(&mut ch, linux_ic_answer), 0);
+    // With the channel ready, a new request goes out at once.
+    assert_eq!(
+        r.server.command(DeviceCommand::Shutdown, r.now),
+        Ok(CommandState::Ready)
+    );
+    assert_eq!(r.guest_answers(&mut ch, linux_ic_answer), 1);
+    // After UNLOAD the guest has no connection again.
+    r.send(&empty(MessageType::UNLOAD));
+    assert_eq!(
+        r.server.command(DeviceCommand::Shutdown, r.now),
+        Err(CommandError::NotConnected)
+    );
 }
 
 #[test]
@@ -645,6 +821,38 @@ fn open_refusals() {
     assert_eq!(st.len(), 2);
     assert_eq!(st[0], 0);
     assert_ne!(st[1], 0);
+}
+
+#[test]
+fn modify_channel_follows_the_version() {
+    // channel.c: none before 4.1; sent without an answer before 5.3.
+    for (v, applied, answered) in [
+        (Version::WIN10, false, false),
+        (Version::V4_1, true, false),
+        (Version::V5_2, true, false),
+        (Version::V5_3, true, true),
+        (Version::V6_0, true, true),
+    ] {
+        let mut r = rig_with(vec![v], Faults::default());
+        r.connect_at(v);
+        r.open(1);
+        let dropped = r.server.stats().dropped;
+        r.send(&msg(&ModifyChannel {
+            child_relid: 1,
+            target_vp: 1,
+        }));
+        let answers = r
+            .replies()
+            .iter()
+            .filter(|(_, b)| matches!(parse(b), Ok(Message::ModifyChannelResponse(_))))
+            .count();
+        assert_eq!(answers, usize::from(answered), "{v}");
+        assert_eq!(
+            r.server.stats().dropped - dropped,
+            u64::from(!applied),
+            "{v}"
+        );
+    }
 }
 
 #[test]

@@ -24,12 +24,12 @@ use hvcall::synic::{HvMessage, MessageType};
 use vmbus::message::{MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4};
 use vmbus::version::Version;
 
-use super::device::{DeviceCommand, VmbusDevice};
+use super::device::{CommandState, DeviceCommand, VmbusDevice};
 use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
-use super::server::{Faults, GuestPort, Server, Stats, VMBUS_SINT};
+use super::server::{Connection, Faults, GuestPort, Server, Stats, VMBUS_SINT};
 use crate::api::{DeviceRef, Request};
 use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
 use crate::hyperv::guest_mem::GuestPages;
@@ -76,6 +76,8 @@ pub enum Work {
 /// How VMBus is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmbusConfig {
+    /// The protocol versions accepted (`--vmbus-versions`).
+    pub versions: Vec<Version>,
     /// Heartbeat interval.
     pub heartbeat: Duration,
     /// Time sample interval.
@@ -91,6 +93,7 @@ pub struct VmbusConfig {
 impl Default for VmbusConfig {
     fn default() -> Self {
         Self {
+            versions: Version::SERVED.to_vec(),
             heartbeat: Duration::from_secs(1),
             timesync: Duration::from_secs(5),
             shutdown_after: None,
@@ -294,7 +297,16 @@ impl Vmbus {
             partition: partition.clone(),
             tx: Mutex::new(tx.clone()),
         });
-        let mut server = Server::new(port, vec![Version::V6_0], config.faults);
+        log::info!(
+            "vmbus: serving version(s) {}",
+            config
+                .versions
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut server = Server::new(port, config.versions.clone(), config.faults);
         let shutdown_ready = Arc::new(AtomicBool::new(false));
         let heartbeats = Arc::new(AtomicU64::new(0));
         let factory = DeviceFactory {
@@ -395,17 +407,33 @@ fn control(
             server.remove_device(relid).map_err(|e| e.to_string())?;
             Ok(format!("relid {relid} removed"))
         }
-        Request::Shutdown => {
-            if server.command(DeviceCommand::Shutdown, now) {
-                Ok("asked the guest to shut down".into())
-            } else {
-                Err("no shutdown device".into())
+        Request::Shutdown => match server.command(DeviceCommand::Shutdown, now) {
+            Ok(CommandState::Ready) => Ok("delivered: the shutdown request is on its way to the guest".into()),
+            Ok(CommandState::Queued) => Ok(
+                "queued: the guest has not opened the shutdown channel; it gets the request when it does"
+                    .into(),
+            ),
+            Ok(CommandState::Refused) => {
+                Err("impossible: the guest shares no shutdown protocol version with hvhost".into())
             }
-        }
+            Err(e) => Err(format!("impossible: {e}")),
+        },
         Request::Stats => {
             let s = server.stats();
+            let (version, page) = match server.connection() {
+                Connection::Connected {
+                    version,
+                    interrupt_page,
+                    ..
+                } => (
+                    version.to_string(),
+                    interrupt_page.map_or("none".into(), |gpa| format!("{gpa:#x}")),
+                ),
+                Connection::Disconnected => ("none".into(), "none".into()),
+            };
             Ok(format!(
-                "messages {} dropped {} signals {} notifications {} faults {}",
+                "version {version} interrupt_page {page} messages {} dropped {} signals {} \
+                 notifications {} faults {}",
                 s.messages, s.dropped, s.signals, s.notifications, s.faults
             ))
         }
@@ -420,13 +448,22 @@ fn run(
     shutdown_after: Option<Duration>,
 ) -> Stats {
     let mut shutdown_at = shutdown_after.map(|d| Instant::now() + d);
+    let mut deferred: Option<DeviceCommand> = None;
     loop {
         let now = Instant::now();
         if shutdown_at.is_some_and(|t| t <= now) {
             shutdown_at = None;
             log::info!("vmbus: --shutdown-after expired");
-            if !server.command(DeviceCommand::Shutdown, now) {
-                log::warn!("vmbus: no shutdown device to ask");
+            deferred = Some(DeviceCommand::Shutdown);
+        }
+        // A command waits for the guest's VMBus connection (--shutdown-after
+        // may expire before the guest connects); once connected, the device
+        // keeps it until its channel is ready.
+        if let Some(cmd) = deferred.filter(|_| server.is_connected()) {
+            deferred = None;
+            match server.command(cmd, now) {
+                Ok(state) => log::info!("vmbus: {cmd:?} request: {state:?}"),
+                Err(e) => log::warn!("vmbus: cannot ask the guest ({cmd:?}): {e}"),
             }
         }
         let deadline = [server.poll(now), shutdown_at].into_iter().flatten().min();
@@ -456,7 +493,9 @@ fn run(
                 server.handle_signal(relid, now);
             }
             Work::Command(cmd) => {
-                server.command(cmd, now);
+                if let Err(e) = server.command(cmd, now) {
+                    log::warn!("vmbus: cannot ask the guest ({cmd:?}): {e}");
+                }
             }
             Work::Control { request, reply } => {
                 let _ = reply.send(control(&mut server, &factory, request, now));

@@ -28,7 +28,7 @@ use vmbus::packet::{Packet, PacketType};
 use vmbus::ring::RingError;
 
 use super::channel::ChannelIo;
-use super::device::{DeviceCommand, DeviceError, VmbusDevice};
+use super::device::{CommandState, DeviceCommand, DeviceError, VmbusDevice};
 
 /// The versions both sides agreed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,8 +242,15 @@ impl<S: IcService> VmbusDevice for IcDevice<S> {
         self.service.closed();
     }
 
-    fn command(&mut self, cmd: DeviceCommand) -> bool {
-        self.service.command(cmd)
+    fn command(&mut self, cmd: DeviceCommand) -> Option<CommandState> {
+        if !self.service.command(cmd) {
+            return None;
+        }
+        Some(match self.state {
+            State::Ready(_) => CommandState::Ready,
+            State::Closed | State::Negotiating(_) => CommandState::Queued,
+            State::Refused => CommandState::Refused,
+        })
     }
 }
 

@@ -111,7 +111,10 @@ impl IcService for Shutdown {
                 if !self.ready.load(Ordering::SeqCst) {
                     log::info!("vmbus: shutdown: requested; waits until the guest opens the shutdown channel");
                 }
+                // Every request is sent, a repeated one too (the guest
+                // may have ignored or refused the last).
                 self.requested = true;
+                self.sent = false;
                 true
             }
         }
