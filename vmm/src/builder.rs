@@ -234,6 +234,7 @@ fn vmbus_config(config: &VmConfig) -> VmbusConfig {
     }
     VmbusConfig {
         versions: config.vmbus_versions.0.clone(),
+        shared_interrupts: config.vmbus_shared_interrupts,
         shutdown_after: config.shutdown_after.map(std::time::Duration::from_secs),
         faults,
         perf: config.vmbus_perf,

@@ -213,6 +213,13 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", value_parser = parse_vmbus_versions, default_value = "4.0..6.0")]
     pub vmbus_versions: VmbusVersions,
 
+    /// Offer channels without a dedicated interrupt to a guest that connects below VMBus
+    /// 5.0: it signals them all on event connection 2 and names the channel by its bit in
+    /// the interrupt page it named at connection (what Hyper-V hosts of that era could
+    /// do). For testing guests.
+    #[arg(long)]
+    pub vmbus_shared_interrupts: bool,
+
     /// Break the VMBus protocol on purpose (repeatable): malformed-offer, bogus-gpadl-reply,
     /// corrupt-ring. For testing guests only.
     #[arg(long, value_name = "KIND", value_enum)]
@@ -260,6 +267,8 @@ pub struct VmConfig {
     pub shutdown_after: Option<u64>,
     /// VMBus versions accepted.
     pub vmbus_versions: VmbusVersions,
+    /// Offer channels without a dedicated interrupt below 5.0.
+    pub vmbus_shared_interrupts: bool,
     /// VMBus fault injection.
     pub vmbus_faults: Vec<VmbusFault>,
     /// Control socket path.
@@ -284,6 +293,7 @@ impl Cli {
             vmbus: !self.no_vmbus,
             shutdown_after: self.shutdown_after,
             vmbus_versions: self.vmbus_versions.clone(),
+            vmbus_shared_interrupts: self.vmbus_shared_interrupts,
             vmbus_faults: self.vmbus_fault.clone(),
             api_socket: self.api_socket.clone(),
             vmbus_perf: self.vmbus_perf,

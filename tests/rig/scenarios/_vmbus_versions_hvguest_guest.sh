@@ -16,6 +16,16 @@ interrupt_page() {
 	rig_mark "interrupt_page $page"
 }
 
+# Every channel's dedicated_interrupt flag (debugfs channels) is what
+# hvhost was asked to offer: 0 with rig.opt.shared=1, else 1.
+interrupt_kind() {
+	local want=1 flags
+	[ "$RIG_OPT_SHARED" = 1 ] && want=0
+	flags=$(sed -n 's/^  monitor_allocated [01] dedicated_interrupt \([01]\)$/\1/p' /sys/kernel/debug/hv_guest/vmbus/channels)
+	echo "# dedicated_interrupt of each channel: $(echo $flags) (want $want)"
+	[ -n "$flags" ] && [ -z "$(echo "$flags" | grep -v "^$want\$")" ]
+}
+
 host_shutdown_request() {
 	if rig_wait_host_shutdown; then
 		dmesg | grep 'shutdown:' | sed 's/^/# /'
@@ -31,5 +41,6 @@ guest() {
 		HV_GUEST_VMBUS_DEVICES="heartbeat shutdown timesync" HV_GUEST_VMBUS_WAIT_IC=1 \
 		HV_GUEST_VMBUS_CYCLES=2 $TESTS/hv_guest_vmbus
 	run_test interrupt_page interrupt_page
+	run_test interrupt_kind interrupt_kind
 	run_test host_shutdown_request host_shutdown_request
 }

@@ -42,12 +42,32 @@ pub trait GuestPages: Send + Sync {
     /// consistent, a locked instruction the guest's own atomics see); returns
     /// the previous value.
     fn fetch_or_u32(&self, gpa: u64, bits: u32) -> Result<u32, GpaError>;
+    /// Atomically replaces the aligned word at `gpa` with `value`
+    /// (sequentially consistent, like [`Self::fetch_or_u32`]); returns the
+    /// previous value: how a bitmap the guest sets bits in is taken.
+    fn swap_u32(&self, gpa: u64, value: u32) -> Result<u32, GpaError>;
     /// Whether `gpa..gpa+len` is RAM.
     fn is_ram(&self, gpa: u64, len: u64) -> bool;
 }
 
 fn err(gpa: u64, len: usize) -> GpaError {
     GpaError { gpa, len }
+}
+
+/// Runs `f` on the aligned guest word at `gpa` as an atomic (a locked
+/// instruction on the shared mapping, which the guest's atomics see).
+fn with_atomic_u32<R>(
+    mem: &GuestMemoryMmap,
+    gpa: u64,
+    f: impl FnOnce(&AtomicU32) -> R,
+) -> Result<R, GpaError> {
+    let slice = mem
+        .get_slice(GuestAddress(gpa), 4)
+        .map_err(|_| err(gpa, 4))?;
+    let word = slice
+        .get_atomic_ref::<AtomicU32>(0)
+        .map_err(|_| err(gpa, 4))?;
+    Ok(f(word))
 }
 
 impl GuestPages for GuestMemoryMmap {
@@ -81,13 +101,11 @@ impl GuestPages for GuestMemoryMmap {
     }
 
     fn fetch_or_u32(&self, gpa: u64, bits: u32) -> Result<u32, GpaError> {
-        let slice = self
-            .get_slice(GuestAddress(gpa), 4)
-            .map_err(|_| err(gpa, 4))?;
-        let word = slice
-            .get_atomic_ref::<AtomicU32>(0)
-            .map_err(|_| err(gpa, 4))?;
-        Ok(word.fetch_or(bits, Ordering::SeqCst))
+        with_atomic_u32(self, gpa, |w| w.fetch_or(bits, Ordering::SeqCst))
+    }
+
+    fn swap_u32(&self, gpa: u64, value: u32) -> Result<u32, GpaError> {
+        with_atomic_u32(self, gpa, |w| w.swap(value, Ordering::SeqCst))
     }
 
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
@@ -200,6 +218,10 @@ impl GuestPages for FakeMemory {
         Ok(self.word(gpa)?.fetch_or(bits, Ordering::SeqCst))
     }
 
+    fn swap_u32(&self, gpa: u64, value: u32) -> Result<u32, GpaError> {
+        Ok(self.word(gpa)?.swap(value, Ordering::SeqCst))
+    }
+
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
         gpa.checked_add(len)
             .is_some_and(|end| end <= (self.words.len() * 4) as u64)
@@ -226,6 +248,9 @@ mod tests {
         assert_eq!(b, [0, 1, 2, 3]);
         assert_eq!(m.load_u32(4).expect("word"), 0x0302);
         assert_eq!(m.fetch_or_u32(4, 0x100).expect("word"), 0x0302);
+        assert_eq!(m.swap_u32(4, 0).expect("word"), 0x0302 | 0x100);
+        assert_eq!(m.load_u32(4).expect("word"), 0);
+        assert!(m.swap_u32(64, 0).is_err());
         assert!(m.write(62, &[0; 4]).is_err());
         assert!(m.load_u32(2).is_err());
         assert!(m.is_ram(0, 64) && !m.is_ram(1, 64));
@@ -237,6 +262,9 @@ mod tests {
         m.store_u32(0x1004, 5).expect("store");
         assert_eq!(m.fetch_or_u32(0x1004, 2).expect("or"), 5);
         assert_eq!(m.load_u32(0x1004).expect("load"), 7);
+        assert_eq!(m.swap_u32(0x1004, 1).expect("swap"), 7);
+        assert_eq!(m.load_u32(0x1004).expect("load"), 1);
+        assert!(m.swap_u32(0x2000, 0).is_err());
         assert!(m.is_ram(0x1000, 0x1000));
         assert!(!m.is_ram(0x1000, 0x1001));
         assert!(GuestPages::read(&m, 0x1ffe, &mut [0; 4]).is_err());

@@ -9,15 +9,20 @@
 //!
 //! Protocol, host side, as Linux 7.3's `hv_vmbus` drives it:
 //! - INITIATE_CONTACT (connection 4 from 5.0, 1 before): the version is
-//!   accepted if it is in the configured list (6.0 by default), else refused
-//!   with `version_supported = 0` so the guest proposes the next one.
-//!   Accepted: VERSION_RESPONSE with `msg_conn_id` = 1 goes to the SINT 2
-//!   slot of `target_vcpu`, as every later message does. A new
+//!   accepted if it is in the configured list (4.0 to 6.0 by default),
+//!   arrived on its version's connection and, below 5.0, names a page of
+//!   RAM as the interrupt page; else refused with `version_supported = 0`
+//!   so the guest proposes the next one. Accepted: VERSION_RESPONSE (with
+//!   `msg_conn_id` = 1 from 5.0) goes to the SINT 2 slot of `target_vcpu`,
+//!   as every later message does; every later message must arrive on
+//!   connection 1. A new
 //!   INITIATE_CONTACT while connected starts over (channels closed, GPADLs
 //!   dropped).
 //! - REQUESTOFFERS: one OFFERCHANNEL per device (`monitor_allocated` = 0,
-//!   `is_dedicated_interrupt` = 1, `connection_id` = [`CHANNEL_CONNECTION_BASE`]
-//!   + relid), then ALLOFFERS_DELIVERED.
+//!   `is_dedicated_interrupt` = 1, `connection_id` =
+//!   [`CHANNEL_CONNECTION_BASE`] plus the relid; with
+//!   [`Server::set_shared_interrupts`] below 5.0, `is_dedicated_interrupt` =
+//!   0 and [`SHARED_EVENT_CONNECTION`]), then ALLOFFERS_DELIVERED.
 //! - GPADL_HEADER/BODY: GPADL_CREATED once complete; a GPADL that is
 //!   malformed, names an unknown relid or a page outside RAM is answered
 //!   with a non-zero `creation_status` (Linux then fails the open).
@@ -25,7 +30,7 @@
 //!   closed, the GPADL is the channel's, single-range and splits into two
 //!   rings at the downstream offset, and the target VP exists.
 //! - CLOSECHANNEL (no answer), GPADL_TEARDOWN → GPADL_TORNDOWN,
-//!   MODIFYCHANNEL → MODIFYCHANNEL_RESPONSE from 5.3, RELID_RELEASED after a
+//!   MODIFYCHANNEL (from 4.1) → MODIFYCHANNEL_RESPONSE from 5.3, RELID_RELEASED after a
 //!   rescind, UNLOAD → UNLOAD_RESPONSE.
 //!
 //! A message that does not parse, names an unknown relid or comes in the
@@ -57,6 +62,13 @@ pub const CHANNEL_CONNECTION_BASE: u32 = 0x1_0000;
 pub const VMBUS_SINT: usize = vmbus::message::MESSAGE_SINT as usize;
 /// Highest relid handed out (Linux's event flag scan covers 2048 bits).
 pub const MAX_RELID: u32 = 2047;
+/// The event connection every channel without a dedicated interrupt
+/// signals (`VMBUS_EVENT_CONNECTION_ID`): the guest sets the channel's bit
+/// in its interrupt page first.
+pub const SHARED_EVENT_CONNECTION: u32 = 2;
+/// What [`Server::handle_signal`] gets for [`SHARED_EVENT_CONNECTION`]:
+/// not a relid (those end at [`MAX_RELID`]).
+pub const SHARED_SIGNAL: u32 = u32::MAX;
 /// Failure status in OPENCHANNEL_RESULT, GPADL_CREATED and
 /// MODIFYCHANNEL_RESPONSE (`STATUS_UNSUCCESSFUL`).
 pub const STATUS_UNSUCCESSFUL: u32 = 0xc000_0001;
@@ -109,6 +121,9 @@ enum Phase {
 
 struct Channel {
     connection_id: u32,
+    /// Offered without a dedicated interrupt: signalled on
+    /// [`SHARED_EVENT_CONNECTION`] with its bit in the interrupt page.
+    shared: bool,
     device: Box<dyn VmbusDevice>,
     phase: Phase,
     open: Option<OpenState>,
@@ -184,6 +199,11 @@ pub struct Server {
     next_relid: u32,
     faults: Faults,
     stats: Stats,
+    /// Offer channels without a dedicated interrupt when the guest named an
+    /// interrupt page (below 5.0).
+    shared_interrupts: bool,
+    /// Open channels that signal on [`SHARED_EVENT_CONNECTION`].
+    shared_open: u32,
 }
 
 /// Packets one channel may take per drain before others get a turn.
@@ -202,7 +222,18 @@ impl Server {
             next_relid: 1,
             faults,
             stats: Stats::default(),
+            shared_interrupts: false,
+            shared_open: 0,
         }
+    }
+
+    /// Offer channels without a dedicated interrupt to a guest connected
+    /// below 5.0 (as Hyper-V hosts of that era may): it signals them all on
+    /// [`SHARED_EVENT_CONNECTION`] and names the channel by its bit in the
+    /// interrupt page. From 5.0, with no interrupt page, every channel keeps
+    /// its own.
+    pub fn set_shared_interrupts(&mut self, on: bool) {
+        self.shared_interrupts = on;
     }
 
     /// The connection state.
@@ -244,6 +275,7 @@ impl Server {
             relid,
             Channel {
                 connection_id: CHANNEL_CONNECTION_BASE + relid,
+                shared: false,
                 device,
                 phase: Phase::Idle,
                 open: None,
@@ -575,6 +607,20 @@ impl Server {
             return;
         }
         c.phase = Phase::Offered;
+        let shared = self.shared_interrupts
+            && matches!(
+                self.conn,
+                Connection::Connected {
+                    interrupt_page: Some(_),
+                    ..
+                }
+            );
+        c.shared = shared;
+        c.connection_id = if shared {
+            SHARED_EVENT_CONNECTION
+        } else {
+            CHANNEL_CONNECTION_BASE + relid
+        };
         let msg = OfferChannel {
             offer: Offer {
                 if_type: c.device.class_id(),
@@ -589,9 +635,10 @@ impl Server {
             child_relid: relid,
             monitorid: 0,
             monitor_flags: 0,
-            // Each channel has its own event connection: the guest need not
-            // set its bit in the (pre-5.0) interrupt page.
-            interrupt_flags: 1,
+            // A dedicated interrupt: the channel has its own event
+            // connection, and the guest need not set its bit in the
+            // interrupt page.
+            interrupt_flags: u16::from(!shared),
             connection_id: c.connection_id,
         };
         log::debug!("vmbus: offering {} as relid {relid}", c.device.name());
@@ -752,10 +799,19 @@ impl Server {
             m.downstream_ringbuffer_pageoffset,
         )
         .map_err(|e| e.to_string())?;
-        let connection_id = c.connection_id;
-        self.guest
-            .register_channel_event(connection_id, relid)
-            .map_err(|e| e.to_string())?;
+        let (connection_id, shared) = (c.connection_id, c.shared);
+        if !shared {
+            self.guest
+                .register_channel_event(connection_id, relid)
+                .map_err(|e| e.to_string())?;
+        } else if self.shared_open == 0 {
+            self.guest
+                .register_channel_event(SHARED_EVENT_CONNECTION, SHARED_SIGNAL)
+                .map_err(|e| e.to_string())?;
+        }
+        if shared {
+            self.shared_open += 1;
+        }
         let c = self.channels.get_mut(&relid).ok_or("no such relid")?;
         c.phase = Phase::Open;
         c.open = Some(OpenState {
@@ -783,7 +839,14 @@ impl Server {
         }
         c.device.close();
         let (name, conn) = (c.device.name(), c.connection_id);
-        self.guest.unregister_channel_event(conn);
+        if !c.shared {
+            self.guest.unregister_channel_event(conn);
+        } else {
+            self.shared_open = self.shared_open.saturating_sub(1);
+            if self.shared_open == 0 {
+                self.guest.unregister_channel_event(SHARED_EVENT_CONNECTION);
+            }
+        }
         let counts = o.rings.counts;
         log::info!(
             "vmbus: channel {relid} ({name}) closed: {why} (guest signals {}, interrupts to the guest {})",
@@ -854,12 +917,65 @@ impl Server {
         self.conn = Connection::Disconnected;
     }
 
-    /// The guest signalled channel `relid`'s event connection.
+    /// The guest signalled channel `relid`'s event connection, or
+    /// [`SHARED_SIGNAL`]: the shared one.
     pub fn handle_signal(&mut self, relid: u32, now: Instant) {
         self.stats.signals += 1;
+        if relid == SHARED_SIGNAL {
+            return self.shared_signal(now);
+        }
         if let Some(o) = self.channels.get_mut(&relid).and_then(|c| c.open.as_mut()) {
             o.rings.counts.guest_signals += 1;
             self.run_channel(relid, now, Step::Drain);
+        }
+    }
+
+    /// A signal on [`SHARED_EVENT_CONNECTION`]: takes the guest-to-host
+    /// half of the interrupt page (each word swapped with 0, as the guest
+    /// sets bits concurrently) and drains every open shared channel whose
+    /// bit was set. A bit of any other relid is the guest's error: logged,
+    /// counted as dropped.
+    fn shared_signal(&mut self, now: Instant) {
+        let Connection::Connected {
+            interrupt_page: Some(page),
+            ..
+        } = self.conn
+        else {
+            return;
+        };
+        let base = page + vmbus::message::INTERRUPT_PAGE_SEND_OFFSET as u64;
+        let mem = self.guest.memory().clone();
+        for word in 0..(MAX_RELID + 1) / 32 {
+            let bits = match mem.swap_u32(base + u64::from(word) * 4, 0) {
+                Ok(b) => b,
+                Err(e) => {
+                    log::error!("vmbus: interrupt page at {page:#x} unreadable: {e}");
+                    return;
+                }
+            };
+            let mut rest = bits;
+            while rest != 0 {
+                let relid = word * 32 + rest.trailing_zeros();
+                rest &= rest - 1;
+                let ok = self
+                    .channels
+                    .get_mut(&relid)
+                    .filter(|c| c.shared)
+                    .and_then(|c| c.open.as_mut());
+                match ok {
+                    Some(o) => {
+                        o.rings.counts.guest_signals += 1;
+                        self.run_channel(relid, now, Step::Drain);
+                    }
+                    None => {
+                        self.stats.dropped += 1;
+                        log::warn!(
+                            "vmbus: interrupt page bit {relid} set, but relid {relid} is no open \
+                             channel without a dedicated interrupt"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -36,6 +36,7 @@ use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
 use super::server::{
     CommandError, Connection, Faults, GuestPort, RemoveError, Server, CHANNEL_CONNECTION_BASE,
+    SHARED_EVENT_CONNECTION, SHARED_SIGNAL,
 };
 use crate::hyperv::connections::ConnectionError;
 use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
@@ -332,7 +333,14 @@ impl Rig {
 
     /// The guest's side of one IC exchange: reads every host request and
     /// answers it as hv_util.c does (`answer` edits the message in place).
-    fn guest_answers(&mut self, ch: &mut GuestChannel, mut answer: impl FnMut(&mut [u8])) -> usize {
+    fn guest_answers(&mut self, ch: &mut GuestChannel, answer: impl FnMut(&mut [u8])) -> usize {
+        let n = Self::guest_writes_answers(ch, answer);
+        self.server.handle_signal(ch.relid, self.now);
+        n
+    }
+
+    /// What the guest read, answered in its send ring, without a signal.
+    fn guest_writes_answers(ch: &mut GuestChannel, mut answer: impl FnMut(&mut [u8])) -> usize {
         let mut buf = vec![0u8; 16384];
         let mut n = 0;
         let mut answers = Vec::new();
@@ -352,7 +360,6 @@ impl Rig {
                 .write_inband(t, PacketFlags::NONE, &d)
                 .expect("room");
         }
-        self.server.handle_signal(ch.relid, self.now);
         n
     }
 }
@@ -821,6 +828,72 @@ fn open_refusals() {
     assert_eq!(st.len(), 2);
     assert_eq!(st[0], 0);
     assert_ne!(st[1], 0);
+}
+
+#[test]
+fn shared_interrupt_channels_below_5_0() {
+    const PAGE: u64 = 0x3000;
+    let send_half = PAGE + vmbus::message::INTERRUPT_PAGE_SEND_OFFSET as u64;
+    let mut r = rig_with(Version::SERVED.to_vec(), Faults::default());
+    r.server.set_shared_interrupts(true);
+    r.send(&contact_with_page(Version::WIN10, 0, PAGE));
+    assert_eq!(r.version_response().1.version_supported, 1);
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    let offers: Vec<_> = r
+        .replies()
+        .iter()
+        .filter_map(|(_, b)| match parse(b) {
+            Ok(Message::OfferChannel(o)) => Some((o.interrupt_flags, o.connection_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers, vec![(0, SHARED_EVENT_CONNECTION); 3]);
+    // The shutdown channel (relid 2) opens; its events share connection 2.
+    let (_, mut ch) = r.open(2);
+    assert!(r
+        .port
+        .events
+        .lock()
+        .expect("lock")
+        .contains(&SHARED_EVENT_CONNECTION));
+    // The guest answers the IC negotiation but signals without setting its
+    // bit: the host cannot tell which channel, so nothing is read.
+    assert_eq!(Rig::guest_writes_answers(&mut ch, linux_ic_answer), 1);
+    r.server.handle_signal(SHARED_SIGNAL, r.now);
+    assert!(!r.shutdown_ready.load(Ordering::SeqCst));
+    // With relid 2's bit set (vmbus_set_event), the answer is read and the
+    // bit taken.
+    r.port.fake.fetch_or_u32(send_half, 1 << 2).expect("ram");
+    r.server.handle_signal(SHARED_SIGNAL, r.now);
+    assert!(r.shutdown_ready.load(Ordering::SeqCst));
+    assert_eq!(r.port.fake.load_u32(send_half).expect("ram"), 0);
+    // A bit of a relid that is not an open shared channel is dropped.
+    let dropped = r.server.stats().dropped;
+    r.port
+        .fake
+        .fetch_or_u32(send_half + 4, 1 << 3)
+        .expect("ram"); // relid 35
+    r.server.handle_signal(SHARED_SIGNAL, r.now);
+    assert_eq!(r.server.stats().dropped, dropped + 1);
+    // Closing the last shared channel gives connection 2 up.
+    r.send(&msg(&CloseChannel { child_relid: 2 }));
+    assert!(!r
+        .port
+        .events
+        .lock()
+        .expect("lock")
+        .contains(&SHARED_EVENT_CONNECTION));
+    // From 5.0 there is no interrupt page: dedicated interrupts again.
+    let mut r = rig_with(Version::SERVED.to_vec(), Faults::default());
+    r.server.set_shared_interrupts(true);
+    r.send(&contact(Version::V5_0, 0));
+    assert_eq!(r.version_response().1.version_supported, 1);
+    r.send(&empty(MessageType::REQUESTOFFERS));
+    assert!(r.replies().iter().all(|(_, b)| match parse(b) {
+        Ok(Message::OfferChannel(o)) =>
+            o.interrupt_flags == 1 && o.connection_id >= CHANNEL_CONNECTION_BASE,
+        _ => true,
+    }));
 }
 
 #[test]

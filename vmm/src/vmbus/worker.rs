@@ -78,6 +78,9 @@ pub enum Work {
 pub struct VmbusConfig {
     /// The protocol versions accepted (`--vmbus-versions`).
     pub versions: Vec<Version>,
+    /// Offer channels without a dedicated interrupt below 5.0
+    /// (`--vmbus-shared-interrupts`).
+    pub shared_interrupts: bool,
     /// Heartbeat interval.
     pub heartbeat: Duration,
     /// Time sample interval.
@@ -94,6 +97,7 @@ impl Default for VmbusConfig {
     fn default() -> Self {
         Self {
             versions: Version::SERVED.to_vec(),
+            shared_interrupts: false,
             heartbeat: Duration::from_secs(1),
             timesync: Duration::from_secs(5),
             shutdown_after: None,
@@ -307,6 +311,7 @@ impl Vmbus {
                 .join(",")
         );
         let mut server = Server::new(port, config.versions.clone(), config.faults);
+        server.set_shared_interrupts(config.shared_interrupts);
         let shutdown_ready = Arc::new(AtomicBool::new(false));
         let heartbeats = Arc::new(AtomicU64::new(0));
         let factory = DeviceFactory {
