@@ -37,7 +37,7 @@ rescind_run() {
 	rescind_boot "$what" "$kernel" "$scen" "$first"
 	requests_ok() {
 		local removes adds
-		removes=$(grep -c '^remove heartbeat -> ok relid [0-9]* removed' /tmp/hvhost.ctl)
+		removes=$(grep -c '^remove heartbeat -> ok relid [0-9]* rescinded' /tmp/hvhost.ctl)
 		adds=$(grep -c '^add heartbeat -> ok relid [0-9]*' /tmp/hvhost.ctl)
 		echo "# $removes removes and $adds adds answered ok"
 		[ "$removes" = "$cycles" ] && [ "$adds" = "$cycles" ] && ! grep -q -- '-> error' /tmp/hvhost.ctl
@@ -65,7 +65,7 @@ rescind_perf_run() {
 	rescind_boot perf /boot/bzImage _vmbus_rescind_perf_guest "$first" --vmbus-perf
 	grep -E 'perf|released' $e | sed 's/^/# /'
 	rig_check $((first + 2)) perf_removed_and_released sh -c \
-		"grep -q '^remove perf -> ok relid [0-9]* removed' /tmp/hvhost.ctl &&
+		"grep -q '^remove perf -> ok relid [0-9]* rescinded' /tmp/hvhost.ctl &&
 		grep -q 'vmbus: relid [0-9]* (perf) released by the guest' $e"
 	bad='WARNING:|BUG:|Call Trace|Oops'
 	no_errors() { ! grep -qE "$bad" $c && hvhost_vmbus_clean; }

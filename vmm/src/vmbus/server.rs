@@ -178,6 +178,16 @@ pub enum RemoveError {
     AlreadyRescinded(u32),
 }
 
+/// What [`Server::remove_device`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// Never offered to the guest (or it is not connected): gone now.
+    Removed,
+    /// Offered: the guest got RESCINDCHANNELOFFER; the relid is free once
+    /// it releases it.
+    Rescinded,
+}
+
 /// Why a host command cannot reach the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -290,7 +300,7 @@ impl Server {
     /// Removes a device: closes its channel and, if the guest knows it,
     /// rescinds it (the relid is freed at RELID_RELEASED); a device the
     /// guest was not offered goes at once.
-    pub fn remove_device(&mut self, relid: u32) -> Result<(), RemoveError> {
+    pub fn remove_device(&mut self, relid: u32) -> Result<Removal, RemoveError> {
         let Some(phase) = self.channels.get(&relid).map(|c| c.phase) else {
             return Err(RemoveError::NoSuchRelid(relid));
         };
@@ -300,17 +310,18 @@ impl Server {
                 if let Some(c) = self.channels.remove(&relid) {
                     log::info!("vmbus: device {} (relid {relid}) removed", c.device.name());
                 }
+                Ok(Removal::Removed)
             }
-            Phase::Rescinded => return Err(RemoveError::AlreadyRescinded(relid)),
+            Phase::Rescinded => Err(RemoveError::AlreadyRescinded(relid)),
             Phase::Offered | Phase::Open => {
                 if let Some(c) = self.channels.get_mut(&relid) {
                     c.phase = Phase::Rescinded;
                     log::info!("vmbus: rescinding channel {relid} ({})", c.device.name());
                 }
                 self.send(&RescindChannelOffer { child_relid: relid });
+                Ok(Removal::Rescinded)
             }
         }
-        Ok(())
     }
 
     /// The devices, by relid.

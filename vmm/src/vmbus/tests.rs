@@ -35,8 +35,8 @@ use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
 use super::server::{
-    CommandError, Connection, Faults, GuestPort, RemoveError, Server, CHANNEL_CONNECTION_BASE,
-    SHARED_EVENT_CONNECTION, SHARED_SIGNAL,
+    CommandError, Connection, Faults, GuestPort, Removal, RemoveError, Server,
+    CHANNEL_CONNECTION_BASE, SHARED_EVENT_CONNECTION, SHARED_SIGNAL,
 };
 use crate::hyperv::connections::ConnectionError;
 use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
@@ -958,7 +958,7 @@ fn rescind_and_relid_released() {
     let mut r = rig();
     r.connect();
     let (_, _ch) = r.open(1);
-    assert_eq!(r.server.remove_device(1), Ok(()));
+    assert_eq!(r.server.remove_device(1), Ok(Removal::Rescinded));
     assert!(!r.server.is_open(1));
     assert_eq!(r.types(), vec![MessageType::RESCIND_CHANNELOFFER]);
     assert_eq!(
@@ -1019,7 +1019,7 @@ fn rescind_and_relid_released() {
 #[test]
 fn removing_a_device_the_guest_never_saw_needs_no_rescind() {
     let mut r = rig();
-    assert_eq!(r.server.remove_device(2), Ok(()));
+    assert_eq!(r.server.remove_device(2), Ok(Removal::Removed));
     assert!(r.types().is_empty());
     r.connect();
     let names: Vec<_> = r.server.devices().iter().map(|d| d.name).collect();

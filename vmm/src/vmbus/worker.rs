@@ -29,7 +29,7 @@ use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
-use super::server::{Connection, Faults, GuestPort, Server, Stats, VMBUS_SINT};
+use super::server::{Connection, Faults, GuestPort, Removal, Server, Stats, VMBUS_SINT};
 use crate::api::{DeviceRef, Request};
 use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
 use crate::hyperv::guest_mem::GuestPages;
@@ -400,7 +400,13 @@ fn control(
                 .add_device(device)
                 .ok_or_else(|| "no relid left".to_string())?;
             log::info!("vmbus: device {name} added as relid {relid}");
-            Ok(format!("relid {relid}"))
+            // What the guest sees of it: an offer now, or one when it
+            // connects.
+            Ok(if server.is_connected() {
+                format!("relid {relid} offered")
+            } else {
+                format!("relid {relid} added; offered when the guest connects")
+            })
         }
         Request::Remove(which) => {
             let relid = match which {
@@ -409,8 +415,12 @@ fn control(
                     .find_device(&n)
                     .ok_or_else(|| format!("no device {n:?}"))?,
             };
-            server.remove_device(relid).map_err(|e| e.to_string())?;
-            Ok(format!("relid {relid} removed"))
+            Ok(match server.remove_device(relid).map_err(|e| e.to_string())? {
+                Removal::Removed => format!("relid {relid} removed (never offered to the guest)"),
+                Removal::Rescinded => {
+                    format!("relid {relid} rescinded; free once the guest releases it")
+                }
+            })
         }
         Request::Shutdown => match server.command(DeviceCommand::Shutdown, now) {
             Ok(CommandState::Ready) => Ok("delivered: the shutdown request is on its way to the guest".into()),
