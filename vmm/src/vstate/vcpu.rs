@@ -343,7 +343,30 @@ impl Vcpu {
                 }
             }
         }
+        if matches!(self.ctx.control.reason(), Some(VmExitReason::Signal(_))) {
+            self.log_where_stopped();
+        }
         self.stats
+    }
+
+    /// Stopped from outside (a signal to hvhost), typically because the
+    /// guest stopped making progress: where this vCPU was, so that a hang
+    /// says whether it halted, waited for a SIPI or spun.
+    fn log_where_stopped(&self) {
+        let regs = self.fd.get_regs().ok();
+        let mp_state = self.fd.get_mp_state().ok().map(|m| m.mp_state);
+        log::warn!(
+            "vCPU {} stopped at RIP {:#x} RSP {:#x} RFLAGS {:#x}, mp_state {:?}, last exit: {}",
+            self.index,
+            regs.map_or(0, |r| r.rip),
+            regs.map_or(0, |r| r.rsp),
+            regs.map_or(0, |r| r.rflags),
+            mp_state,
+            self.history
+                .iter()
+                .last()
+                .map_or_else(|| "none".to_string(), ToString::to_string)
+        );
     }
 
     /// Adds the exit just taken to the history, from the sync area KVM filled
