@@ -51,8 +51,15 @@ opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$W/apt/parts"
 info "fetching the qemu $ver source package"
 apt-get "${opts[@]}" update -q >"$W/update.log" 2>&1 \
     || { tail "$W/update.log"; die "apt-get update (private deb-src state) failed"; }
-(cd "$W" && apt-get "${opts[@]}" source --download-only "qemu=$ver" >"$W/source.log" 2>&1) \
-    || { tail "$W/source.log"; die "could not download the source of qemu $ver"; }
+# The installed version's source; a mirror that no longer carries it (an
+# image older than the last point release) gets the suite's current 7.2
+# source instead, which the patches apply to as well.
+if ! (cd "$W" && apt-get "${opts[@]}" source --download-only "qemu=$ver" >"$W/source.log" 2>&1); then
+    info "qemu $ver's source is not on the mirror; using the suite's current qemu source"
+    rm -f "$W"/qemu_*
+    (cd "$W" && apt-get "${opts[@]}" source --download-only qemu >"$W/source.log" 2>&1) \
+        || { tail "$W/source.log"; die "could not download the source of qemu"; }
+fi
 (cd "$W" && dpkg-source -q -x qemu_*.dsc src >"$W/unpack.log" 2>&1) \
     || { tail "$W/unpack.log"; die "dpkg-source -x failed"; }
 
