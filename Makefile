@@ -16,12 +16,13 @@ CACHE := $(or $(HVGUEST_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hvguest)
 export HVGUEST_CACHE := $(CACHE)
 KSRC := $(CACHE)/src/linux
 RUSTC_KERNEL := /usr/bin/rustc
+CLIPPY_KERNEL := /usr/bin/clippy-driver
 BINDGEN := $(HOME)/.cargo/bin/bindgen
 KDIR = $$(cat $(BUILD)/kdir)
 # hvhost goes into the rig's initramfs, so it is linked statically.
 HVHOST := $(ROOT)/target/x86_64-unknown-linux-gnu/release/hvhost
 
-.PHONY: all setup kernel module selftests hvhost l0-qemu rig test run shell bench list host-test clean
+.PHONY: all setup kernel module module-selftest selftests hvhost l0-qemu rig test run shell bench list host-test clean
 
 all: module
 
@@ -36,9 +37,20 @@ kernel: setup
 	@bash scripts/build-kernel.sh rig >$(BUILD)/kdir.tmp && mv $(BUILD)/kdir.tmp $(BUILD)/kdir
 	@bash scripts/build-kernel.sh ref >$(BUILD)/refdir.tmp && mv $(BUILD)/refdir.tmp $(BUILD)/refdir
 
+# hv_guest.ko and hv_guest_kunit.ko, linted by the kernel's clippy setup
+# (Debian's clippy matches its rustc-web) with warnings as errors: the
+# kernel's lints, undocumented_unsafe_blocks among them, check every build.
+# SELFTEST=1 builds the selftest variant (rust/selftest/: contract tests,
+# test-device client, misbehaviour, benchmark driver) into
+# build/module-selftest; the production build has none of it.
+MODULE_DIR = $(BUILD)/module$(if $(filter 1,$(SELFTEST)),-selftest)
 module: kernel
-	@echo "==> building hv_guest.ko and hv_guest_kunit.ko" >&2
-	@$(MAKE) -s -C $(KDIR) M=$(ROOT) MO=$(BUILD)/module RUSTC=$(RUSTC_KERNEL) BINDGEN=$(BINDGEN)
+	@echo "==> building hv_guest.ko$(if $(filter 1,$(SELFTEST)), (selftest build)) and hv_guest_kunit.ko (clippy, -Dwarnings)" >&2
+	@$(MAKE) -s -C $(KDIR) M=$(ROOT) MO=$(MODULE_DIR) RUSTC=$(RUSTC_KERNEL) BINDGEN=$(BINDGEN) \
+		CLIPPY=1 CLIPPY_DRIVER=$(CLIPPY_KERNEL) KRUSTFLAGS=-Dwarnings HV_GUEST_SELFTEST=$(if $(filter 1,$(SELFTEST)),1,0)
+
+module-selftest: kernel
+	@$(MAKE) -s module SELFTEST=1
 
 selftests: setup
 	@mkdir -p $(BUILD)/selftests
@@ -54,9 +66,9 @@ l0-qemu: setup
 	@mkdir -p $(BUILD)
 	@bash scripts/build-l0-qemu.sh >$(BUILD)/l0-qemu.tmp && mv $(BUILD)/l0-qemu.tmp $(BUILD)/l0-qemu
 
-rig: module selftests hvhost l0-qemu
+rig: module module-selftest selftests hvhost l0-qemu
 	@echo "==> building the rig's initramfs images" >&2
-	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/selftests $(BUILD)/rig $(HVHOST) $$(cat $(BUILD)/refdir)/arch/x86/boot/bzImage
+	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/module-selftest/rust $(BUILD)/selftests $(BUILD)/rig $(HVHOST) $$(cat $(BUILD)/refdir)/arch/x86/boot/bzImage
 
 RUN_PY = python3 tests/run.py --kernel $(KDIR)/arch/x86/boot/bzImage --initrd $(BUILD)/rig/l1.cpio
 

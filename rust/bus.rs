@@ -20,18 +20,30 @@
 //!
 //! Nothing the host sends is trusted: a message that does not parse, a
 //! reply nobody asked for, an offer with a relid out of range or already
-//! in use is logged with the reason and dropped.
+//! in use is logged with the reason, counted by kind and dropped.
+//!
+//! The parts, along Linux's seams: this file holds the bus, its message
+//! dispatch and unloading; [`connection`] the version negotiation and
+//! REQUESTOFFERS; [`request`] the typed request/reply API every caller
+//! uses; [`gpadl`] GPADLs; [`offers`] offers, rescinds and the scan work;
+//! [`channel`] one channel (its life, and in `channel/io.rs` its traffic);
+//! [`device`] the channels' auxiliary devices; [`ring`] the ring pages;
+//! [`view`] the debugfs view.
 
 pub(crate) mod channel;
+mod connection;
 pub(crate) mod device;
-pub(crate) mod misbehave;
+mod gpadl;
+mod offers;
+pub(crate) mod request;
 pub(crate) mod ring;
 pub(crate) mod view;
 
+use kernel::debugfs::Dir;
 use kernel::prelude::*;
-use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
+use kernel::sync::atomic::{Atomic, Relaxed, Release};
 use kernel::sync::{new_condvar, new_mutex, new_spinlock_irq, Arc, CondVar, Mutex, SpinLockIrq};
-use kernel::time::msecs_to_jiffies;
+use kernel::time::{delay::fsleep, Delta};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use crate::hvcall::hypercall::HvStatus;
@@ -39,17 +51,15 @@ use crate::hvcall::synic::{HvMessage, HV_MESSAGE_PAYLOAD_BYTE_COUNT, VMBUS_SINT}
 use crate::hypercall::HvError;
 use crate::shim::SharedPage;
 use crate::synic::{ConsumerRegistration, SintConsumer};
-use crate::vmbus::gpadl::{GpadlRange, GpadlSplitter};
 use crate::vmbus::message::{
-    encode, encode_empty, ChannelMessage, ConnectionState, GpadlCreated, GpadlTeardown,
-    InitiateContact, MessageType, ModifyChannelResponse, OfferChannel, OpenResult, RelidReleased,
-    VersionResponse, MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID,
+    encode, encode_empty, ChannelMessage, MessageType, MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID,
 };
 use crate::vmbus::parse::{parse, Message};
 use crate::vmbus::version::Version;
 use crate::Core;
 
 use channel::Channel;
+pub(crate) use request::{Expect, Reply};
 
 /// Relids are event flag numbers of SINT 2 and Linux refuses any at or
 /// above `MAX_CHANNEL_RELIDS`; relid 0 is reserved.
@@ -111,58 +121,6 @@ impl Inbox {
     }
 }
 
-/// A reply of the host, parsed, waiting for whoever asked.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Reply {
-    Version(VersionResponse),
-    AllOffers,
-    GpadlCreated(GpadlCreated),
-    GpadlTorndown(u32),
-    OpenResult(OpenResult),
-    Modify(ModifyChannelResponse),
-    Unload,
-}
-
-/// A reply the bus waits for: replies nobody expects are rejected.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Expect {
-    Version,
-    AllOffers,
-    GpadlCreated(u32),
-    GpadlTorndown(u32),
-    /// OPENCHANNEL_RESULT of this relid.
-    Open(u32),
-    /// MODIFYCHANNEL_RESPONSE of this relid.
-    Modify(u32),
-    Unload,
-}
-
-impl Reply {
-    fn key(&self) -> Expect {
-        match self {
-            Self::Version(_) => Expect::Version,
-            Self::AllOffers => Expect::AllOffers,
-            Self::GpadlCreated(c) => Expect::GpadlCreated(c.gpadl),
-            Self::GpadlTorndown(g) => Expect::GpadlTorndown(*g),
-            Self::OpenResult(o) => Expect::Open(o.child_relid),
-            Self::Modify(m) => Expect::Modify(m.child_relid),
-            Self::Unload => Expect::Unload,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Version(_) => "VERSION_RESPONSE",
-            Self::AllOffers => "ALLOFFERS_DELIVERED",
-            Self::GpadlCreated(_) => "GPADL_CREATED",
-            Self::GpadlTorndown(_) => "GPADL_TORNDOWN",
-            Self::OpenResult(_) => "OPENCHANNEL_RESULT",
-            Self::Modify(_) => "MODIFYCHANNEL_RESPONSE",
-            Self::Unload => "UNLOAD_RESPONSE",
-        }
-    }
-}
-
 /// Where the bus is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Phase {
@@ -170,6 +128,15 @@ pub(crate) enum Phase {
     Connected,
     Unloading,
     Unloaded,
+}
+
+/// What [`Bus::connection`] reports.
+pub(crate) struct Connection {
+    pub(crate) phase: Phase,
+    /// The negotiated version (0 before).
+    pub(crate) version: Version,
+    /// The connection ID channel messages are posted to.
+    pub(crate) msg_conn: u32,
 }
 
 /// What the state lock protects.
@@ -191,13 +158,22 @@ struct BusState {
     next_gpadl: u32,
 }
 
-/// Counters shown in debugfs.
+/// Counters shown in debugfs. Every message rejected is counted once, by
+/// why: `rejected_malformed` (did not parse), `rejected_unexpected` (a reply
+/// nobody asked for, a message only a guest sends), `rejected_offer` (an
+/// offer of a bad or used relid), `rejected_rescind` (of a relid never
+/// offered).
 pub(crate) struct BusCounters {
     pub(crate) messages: Atomic<u64>,
     pub(crate) inbox_full: Atomic<u64>,
-    pub(crate) rejected: Atomic<u64>,
+    pub(crate) rejected_malformed: Atomic<u64>,
+    pub(crate) rejected_unexpected: Atomic<u64>,
+    pub(crate) rejected_offer: Atomic<u64>,
+    pub(crate) rejected_rescind: Atomic<u64>,
     pub(crate) offers: Atomic<u64>,
     pub(crate) rescinds: Atomic<u64>,
+    /// RELID_RELEASED sent (a rescinded channel forgotten).
+    pub(crate) releases: Atomic<u64>,
     pub(crate) unsolicited: Atomic<u64>,
     pub(crate) events_unknown_relid: Atomic<u64>,
 }
@@ -207,9 +183,13 @@ impl BusCounters {
         Self {
             messages: Atomic::new(0),
             inbox_full: Atomic::new(0),
-            rejected: Atomic::new(0),
+            rejected_malformed: Atomic::new(0),
+            rejected_unexpected: Atomic::new(0),
+            rejected_offer: Atomic::new(0),
+            rejected_rescind: Atomic::new(0),
             offers: Atomic::new(0),
             rescinds: Atomic::new(0),
+            releases: Atomic::new(0),
             unsolicited: Atomic::new(0),
             events_unknown_relid: Atomic::new(0),
         }
@@ -323,9 +303,10 @@ pub(crate) struct VmBus {
 }
 
 impl VmBus {
-    /// Connects to the host's VMBus, collects the offers and binds the
-    /// drivers. `Ok(None)` if the host has no VMBus.
-    pub(crate) fn connect(core: Arc<Core>) -> Result<Option<Self>> {
+    /// Connects to the host's VMBus and collects the offers, each a channel
+    /// device (with a debugfs directory in `debugfs`) that a driver binds.
+    /// `Ok(None)` if the host has no VMBus.
+    pub(crate) fn connect(core: Arc<Core>, debugfs: Dir) -> Result<Option<Self>> {
         let target_vp = crate::cpu::vp_index(0)?;
         let mut slots = KVec::with_capacity(INBOX_SLOTS, GFP_KERNEL)?;
         for _ in 0..INBOX_SLOTS {
@@ -343,7 +324,7 @@ impl VmBus {
         }
         let monitor = [SharedPage::new()?, SharedPage::new()?];
         let interrupt_page = SharedPage::new()?;
-        let parent = device::BusDevice::new()?;
+        let parent = device::BusDevice::new(debugfs)?;
         let bus = Arc::pin_init(
             pin_init!(Bus {
                 core,
@@ -408,9 +389,8 @@ impl Drop for VmBus {
     fn drop(&mut self) {
         let bus = &self.bus;
         bus.closing.store(true, Release);
-        // SAFETY: `scan_work` is a live work item of `bus`, which this
-        // reference keeps alive; flushing waits for a running scan.
-        unsafe { kernel::bindings::flush_work(Work::raw_get(&bus.scan_work)) };
+        // Waits for a running scan.
+        crate::shim::flush_work(&bus.scan_work);
         let connected = bus.state.lock().phase == Phase::Connected;
         // Devices go first: each driver closes its channel and tears its
         // GPADL down while the host still listens.
@@ -426,17 +406,16 @@ impl Drop for VmBus {
         }
         if connected {
             bus.state.lock().phase = Phase::Unloading;
-            let unload = bus.expect(Expect::Unload).and_then(|()| {
+            let unload = bus.expect(Expect::Unload).and_then(|pending| {
                 bus.post_empty(MessageType::UNLOAD)?;
-                bus.wait_reply(
+                pending.wait(
                     REPLY_TIMEOUT_MS,
-                    Expect::Unload,
-                    |r| matches!(r, Reply::Unload),
+                    |r| matches!(r, Reply::Unload).then_some(()),
                     || false,
                 )
             });
             match unload {
-                Ok(_) => pr_info!(
+                Ok(()) => pr_info!(
                     "vmbus: unloaded: {} channel(s) closed, {} GPADL(s) torn down, UNLOAD_RESPONSE received\n",
                     closed,
                     torn_down
@@ -448,12 +427,10 @@ impl Drop for VmBus {
         // No interrupts, then no work: the registration waits for running
         // handlers, the flushes for queued work.
         drop(self.registration.take());
-        // SAFETY: as above, for the message work.
-        unsafe { kernel::bindings::flush_work(Work::raw_get(&bus.msg_work)) };
+        crate::shim::flush_work(&bus.msg_work);
         // The message work may have queued a scan (a late offer) after the
         // first flush; nothing can queue one now.
-        // SAFETY: as above.
-        unsafe { kernel::bindings::flush_work(Work::raw_get(&bus.scan_work)) };
+        crate::shim::flush_work(&bus.scan_work);
         let channels = core::mem::take(&mut bus.state.lock().channels);
         for ch in channels.iter() {
             ch.flush();
@@ -468,120 +445,14 @@ impl Drop for VmBus {
 }
 
 impl Bus {
-    /// Proposes each version in Linux's order; `Ok(false)` if the host
-    /// has no VMBus message connection at all.
-    fn negotiate(&self) -> Result<bool> {
-        let mut any_connection = false;
-        for v in Version::GUEST_PROPOSALS {
-            let conn = v.contact_connection();
-            let mut msg = InitiateContact {
-                vmbus_version_requested: v.0,
-                target_vcpu: self.target_vp,
-                msg_sint: VMBUS_SINT,
-                msg_vtl: 0,
-                reserved: [0; 2],
-                feature_flags: 0,
-                monitor_page1: self.monitor[0].phys(),
-                monitor_page2: self.monitor[1].phys(),
-            };
-            if !v.contact_names_sint() {
-                // Below 5.0 the union carries the interrupt page instead.
-                msg.set_interrupt_page(self.interrupt_page.phys());
-            }
-            self.expect(Expect::Version)?;
-            let posted = self.post_to(conn, &msg);
-            if posted.is_err() {
-                self.unexpect(Expect::Version);
-            }
-            match posted {
-                Ok(()) => any_connection = true,
-                Err(HvError(HvStatus::INVALID_CONNECTION_ID)) => {
-                    pr_debug!("vmbus: version {}: host has no connection {}\n", v, conn);
-                    continue;
-                }
-                Err(e) => {
-                    pr_err!("vmbus: INITIATE_CONTACT {} failed: {}\n", v, e);
-                    return Err(e.to_errno());
-                }
-            }
-            let reply = self.wait_reply(
-                REPLY_TIMEOUT_MS,
-                Expect::Version,
-                |r| matches!(r, Reply::Version(_)),
-                || false,
-            );
-            let r = match reply {
-                Ok(Reply::Version(r)) => r,
-                Ok(_) => return Err(EIO),
-                Err(e) => {
-                    pr_err!("vmbus: no VERSION_RESPONSE to {}: {:?}\n", v, e);
-                    return Err(e);
-                }
-            };
-            if r.version_supported == 0 {
-                pr_debug!("vmbus: host refused version {}\n", v);
-                continue;
-            }
-            if r.connection_state != ConnectionState::SUCCESSFUL {
-                pr_err!(
-                    "vmbus: host accepted {} but the connection failed (state {})\n",
-                    v,
-                    r.connection_state.0
-                );
-                return Err(EIO);
-            }
-            let msg_conn = v.message_connection(r.msg_conn_id);
-            {
-                let mut st = self.state.lock();
-                st.version = v;
-                st.msg_conn = msg_conn;
-                st.phase = Phase::Connected;
-            }
-            pr_info!(
-                "vmbus: Vmbus version:{} (message connection {})\n",
-                v,
-                msg_conn
-            );
-            return Ok(true);
-        }
-        if any_connection {
-            pr_err!("vmbus: host refused every version from 6.0 to 4.0\n");
-            return Err(ENODEV);
-        }
-        pr_info!("vmbus: no VMBus host\n");
-        Ok(false)
-    }
-
-    fn request_offers(&self) -> Result {
-        self.expect(Expect::AllOffers)?;
-        self.post_empty(MessageType::REQUESTOFFERS)
-            .inspect_err(|_| self.unexpect(Expect::AllOffers))?;
-        match self.wait_reply(
-            REPLY_TIMEOUT_MS,
-            Expect::AllOffers,
-            |r| matches!(r, Reply::AllOffers),
-            || false,
-        ) {
-            Ok(_) => {
-                let n = {
-                    let mut st = self.state.lock();
-                    st.offers_done = true;
-                    st.channels.len()
-                };
-                pr_debug!("vmbus: all offers delivered: {} channel(s)\n", n);
-                Ok(())
-            }
-            Err(e) => {
-                pr_err!("vmbus: no ALLOFFERS_DELIVERED: {:?}\n", e);
-                Err(e)
-            }
-        }
-    }
-
     /// The connected version and message connection.
-    pub(crate) fn connection(&self) -> (Phase, Version, u32) {
+    pub(crate) fn connection(&self) -> Connection {
         let st = self.state.lock();
-        (st.phase, st.version, st.msg_conn)
+        Connection {
+            phase: st.phase,
+            version: st.version,
+            msg_conn: st.msg_conn,
+        }
     }
 
     /// A snapshot of the channel table.
@@ -598,7 +469,7 @@ impl Bus {
 
     /// Posts raw message bytes to connection `conn`, retrying while the
     /// host's buffers are full (as Linux's `vmbus_post_msg` does).
-    fn post_raw(&self, conn: u32, bytes: &[u8]) -> Result<(), HvError> {
+    pub(crate) fn post_raw(&self, conn: u32, bytes: &[u8]) -> Result<(), HvError> {
         let mut tries = 0;
         loop {
             match self
@@ -608,8 +479,8 @@ impl Bus {
             {
                 Err(HvError(HvStatus::INSUFFICIENT_BUFFERS)) if tries < 100 => {
                     tries += 1;
-                    // SAFETY: process context (every caller may sleep).
-                    unsafe { kernel::bindings::msleep(1) };
+                    // Every caller is in process context and may sleep.
+                    fsleep(Delta::from_millis(1));
                 }
                 other => return other,
             }
@@ -641,182 +512,13 @@ impl Bus {
         })
     }
 
-    /// Waits until a reply for which `want` holds arrives and takes it;
-    /// `ENODEV` as soon as `abort()` holds (a rescinded channel),
-    /// `ETIMEDOUT` after `ms`.
-    /// `expect` was registered with [`Self::expect`] before the request
-    /// was posted; it is withdrawn here whatever the outcome.
-    pub(crate) fn wait_reply(
-        &self,
-        ms: u32,
-        expect: Expect,
-        want: impl Fn(&Reply) -> bool,
-        abort: impl Fn() -> bool,
-    ) -> Result<Reply> {
-        let mut left = msecs_to_jiffies(ms);
-        let mut st = self.state.lock();
-        loop {
-            if let Some(i) = st.replies.iter().position(|r| want(r)) {
-                Self::withdraw(&mut st, expect);
-                return st.replies.remove(i).map_err(|_| EINVAL);
-            }
-            if abort() || left == 0 {
-                Self::withdraw(&mut st, expect);
-                return Err(if left == 0 { ETIMEDOUT } else { ENODEV });
-            }
-            match self.cond.wait_interruptible_timeout(&mut st, left) {
-                kernel::sync::CondVarTimeoutResult::Timeout => left = 0,
-                kernel::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
-                kernel::sync::CondVarTimeoutResult::Signal { jiffies } => {
-                    // A pending signal (rmmod from a shell that got one)
-                    // must not turn this into a busy loop, nor cut the
-                    // wait short: sleep a little, uninterruptibly.
-                    drop(st);
-                    // SAFETY: process context.
-                    unsafe { kernel::bindings::msleep(10) };
-                    left = jiffies.saturating_sub(msecs_to_jiffies(10));
-                    st = self.state.lock();
-                }
-            }
-        }
-    }
-
-    /// Registers a reply this side is about to ask for.
-    pub(crate) fn expect(&self, e: Expect) -> Result {
-        self.state.lock().expected.push(e, GFP_KERNEL)?;
-        Ok(())
-    }
-
-    /// Withdraws an expectation whose request could not be posted.
-    pub(crate) fn unexpect(&self, e: Expect) {
-        Self::withdraw(&mut self.state.lock(), e);
-    }
-
-    fn withdraw(st: &mut BusState, e: Expect) {
-        if let Some(i) = st.expected.iter().position(|x| *x == e) {
-            let _ = st.expected.remove(i);
-        }
-    }
-
-    /// Allocates a GPADL handle.
-    pub(crate) fn next_gpadl(&self) -> u32 {
-        let mut st = self.state.lock();
-        let g = st.next_gpadl;
-        st.next_gpadl = st.next_gpadl.wrapping_add(1).max(FIRST_GPADL);
-        g
-    }
-
-    /// Sends GPADL_HEADER and GPADL_BODY messages for `pfns` (one range
-    /// from offset 0) and waits for GPADL_CREATED with status 0.
-    pub(crate) fn create_gpadl(
-        &self,
-        relid: u32,
-        pfns: &[u64],
-        abort: impl Fn() -> bool,
-    ) -> Result<u32> {
-        let gpadl = self.next_gpadl();
-        let bytes = pfns.len().checked_mul(4096).ok_or(EINVAL)?;
-        let range = [GpadlRange {
-            byte_count: u32::try_from(bytes).map_err(|_| EINVAL)?,
-            byte_offset: 0,
-            pfns,
-        }];
-        let mut split = GpadlSplitter::new(relid, gpadl, &range).map_err(|e| {
-            pr_err!("vmbus: GPADL for relid {}: {}\n", relid, e);
-            EINVAL
-        })?;
-        let conn = self.state.lock().msg_conn;
-        let mut buf = [0u8; MAX_MESSAGE_SIZE];
-        let expect = Expect::GpadlCreated(gpadl);
-        self.expect(expect)?;
-        while let Some(n) = split.next_message(&mut buf) {
-            let posted = n.map_err(|_| EINVAL).and_then(|n| {
-                self.post_raw(conn, &buf[..n]).map_err(|e| {
-                    pr_err!("vmbus: posting GPADL {:#x} failed: {}\n", gpadl, e);
-                    e.to_errno()
-                })
-            });
-            if let Err(e) = posted {
-                self.unexpect(expect);
-                return Err(e);
-            }
-        }
-        let reply = self.wait_reply(
-            REPLY_TIMEOUT_MS,
-            expect,
-            |r| matches!(r, Reply::GpadlCreated(c) if c.gpadl == gpadl && c.child_relid == relid),
-            abort,
-        )?;
-        match reply {
-            Reply::GpadlCreated(c) if c.creation_status == 0 => Ok(gpadl),
-            Reply::GpadlCreated(c) => {
-                pr_err!(
-                    "vmbus: host refused GPADL {:#x} of relid {}: status {:#x}\n",
-                    gpadl,
-                    relid,
-                    c.creation_status
-                );
-                Err(EIO)
-            }
-            _ => Err(EIO),
-        }
-    }
-
-    /// Sends GPADL_TEARDOWN and, unless `no_wait`, waits for GPADL_TORNDOWN.
-    /// Without waiting, the expectation stays until the answer comes, so a
-    /// late answer is not mistaken for a bogus one.
-    pub(crate) fn teardown_gpadl(&self, relid: u32, gpadl: u32, no_wait: bool) -> Result {
-        let expect = Expect::GpadlTorndown(gpadl);
-        self.expect(expect)?;
-        self.post(&GpadlTeardown {
-            child_relid: relid,
-            gpadl,
-        })
-        .inspect_err(|_| self.unexpect(expect))?;
-        if no_wait {
-            return Ok(());
-        }
-        self.wait_reply(
-            REPLY_TIMEOUT_MS,
-            expect,
-            |r| matches!(r, Reply::GpadlTorndown(g) if *g == gpadl),
-            || false,
-        )
-        .map(|_| ())
-    }
-
-    fn queue_reply(&self, r: Reply) {
-        let mut st = self.state.lock();
-        let Some(i) = st.expected.iter().position(|e| *e == r.key()) else {
-            drop(st);
-            self.counters.rejected.add(1, Relaxed);
-            pr_err!(
-                "vmbus: rejected {} nobody asked for ({:?})\n",
-                r.name(),
-                r.key()
-            );
-            return;
-        };
-        let _ = st.expected.remove(i);
-        if st.replies.len() >= MAX_QUEUED_REPLIES {
-            // Nobody took these: the host sent replies nobody asked for.
-            let _ = st.replies.remove(0);
-            self.counters.unsolicited.add(1, Relaxed);
-        }
-        if st.replies.push(r, GFP_KERNEL).is_err() {
-            pr_err!("vmbus: out of memory queueing a reply\n");
-        }
-        drop(st);
-        self.cond.notify_all();
-    }
-
     /// One message from the host (message work, process context).
     fn handle(&self, bytes: &[u8]) {
         self.counters.messages.add(1, Relaxed);
         let msg = match parse(bytes) {
             Ok(m) => m,
             Err(e) => {
-                self.counters.rejected.add(1, Relaxed);
+                self.counters.rejected_malformed.add(1, Relaxed);
                 pr_err!("vmbus: rejected a message from the host: {}\n", e);
                 return;
             }
@@ -835,128 +537,12 @@ impl Bus {
                 self.counters.unsolicited.add(1, Relaxed);
             }
             other => {
-                self.counters.rejected.add(1, Relaxed);
+                self.counters.rejected_unexpected.add(1, Relaxed);
                 pr_err!(
                     "vmbus: host sent {}, which only a guest sends\n",
                     other.msgtype()
                 );
             }
-        }
-    }
-
-    fn reject_offer(&self, relid: u32, why: &str) {
-        self.counters.rejected.add(1, Relaxed);
-        pr_err!("vmbus: rejected offer of relid {}: {}\n", relid, why);
-    }
-
-    fn on_offer(&self, o: &OfferChannel) {
-        self.counters.offers.add(1, Relaxed);
-        let relid = o.child_relid;
-        if relid == 0 || relid >= MAX_RELID {
-            return self.reject_offer(relid, "relid out of range");
-        }
-        let hot = {
-            let st = self.state.lock();
-            if st.phase != Phase::Connected {
-                drop(st);
-                return self.reject_offer(relid, "bus not connected");
-            }
-            if st.channels.iter().any(|c| c.relid() == relid) {
-                drop(st);
-                return self.reject_offer(relid, "relid already in use");
-            }
-            if st.channels.len() >= MAX_CHANNELS {
-                drop(st);
-                return self.reject_offer(relid, "too many channels");
-            }
-            st.offers_done
-        };
-        let ch = match Channel::new(self.self_arc(), o) {
-            Ok(ch) => ch,
-            Err(e) => {
-                pr_err!("vmbus: offer of relid {}: {:?}\n", relid, e);
-                return;
-            }
-        };
-        pr_debug!(
-            "vmbus: offer relid {} class {} ({}) instance {} connection {:#x}{}\n",
-            relid,
-            ch.info().class,
-            ch.info().class.class_name().unwrap_or("unknown"),
-            ch.info().instance,
-            ch.info().connection_id,
-            if ch.info().monitor_allocated {
-                " (monitored: signalled by hypercall)"
-            } else {
-                ""
-            }
-        );
-        {
-            let mut st = self.state.lock();
-            if st.channels.push(ch.clone(), GFP_KERNEL).is_err() {
-                return;
-            }
-        }
-        if let Some(slot) = self.relids.lock().get_mut(relid as usize) {
-            *slot = Some(ch.clone());
-        }
-        if hot && !self.closing.load(Acquire) {
-            let _ = workqueue::system().enqueue::<Arc<Bus>, 2>(self.self_arc());
-        }
-    }
-
-    fn on_rescind(&self, relid: u32) {
-        self.counters.rescinds.add(1, Relaxed);
-        let ch = self
-            .state
-            .lock()
-            .channels
-            .iter()
-            .find(|c| c.relid() == relid)
-            .cloned();
-        let Some(ch) = ch else {
-            self.counters.rejected.add(1, Relaxed);
-            pr_err!("vmbus: rescind of unknown relid {}\n", relid);
-            return;
-        };
-        pr_info!("vmbus: relid {} rescinded\n", relid);
-        ch.mark_rescinded();
-        self.cond.notify_all();
-        if !self.closing.load(Acquire) {
-            let _ = workqueue::system().enqueue::<Arc<Bus>, 2>(self.self_arc());
-        }
-    }
-
-    /// Binds drivers to new channels, releases rescinded ones.
-    fn scan(&self) {
-        let _guard = self.scan_lock.lock();
-        if self.closing.load(Acquire) {
-            return;
-        }
-        for ch in self.channels().iter() {
-            if ch.is_rescinded() {
-                ch.unbind();
-                self.release(ch);
-            } else {
-                ch.bind();
-            }
-        }
-    }
-
-    /// Forgets a rescinded, unbound channel and tells the host.
-    fn release(&self, ch: &Arc<Channel>) {
-        let relid = ch.relid();
-        if let Some(slot) = self.relids.lock().get_mut(relid as usize) {
-            if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, ch)) {
-                *slot = None;
-            }
-        }
-        ch.flush();
-        self.state.lock().channels.retain(|c| !Arc::ptr_eq(c, ch));
-        if let Err(e) = self.post(&RelidReleased { child_relid: relid }) {
-            pr_err!("vmbus: RELID_RELEASED {} failed: {:?}\n", relid, e);
-        } else {
-            pr_info!("vmbus: relid {} released\n", relid);
         }
     }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The real CPUID instruction behind the shared [`Cpuid`] trait, and the
-//! VP index the hypervisor gave each CPU.
+//! The real CPUID instruction behind the shared [`Cpuid`] trait, the VP
+//! index the hypervisor gave each CPU, and the time stamp counter.
 
 use kernel::prelude::*;
 
@@ -38,4 +38,15 @@ pub(crate) fn vp_index(cpu: u32) -> Result<u32> {
         .map_err(|_| EINVAL)?
         .map_err(|_| EIO)?;
     u32::try_from(vp).map_err(|_| EIO)
+}
+
+/// The time stamp counter of this CPU (the benchmarks' clock).
+#[cfg_attr(not(hv_guest_selftest), allow(dead_code))]
+pub(crate) fn tsc() -> u64 {
+    // `_rdtsc` is an unsafe fn in the oldest rustc the kernel accepts.
+    // SAFETY: RDTSC only reads the time stamp counter.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
 }

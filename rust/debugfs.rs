@@ -1,88 +1,177 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `/sys/kernel/debug/hv_guest/`: what detection found, one value per file,
-//! in the same text as the load-time log; the hypercall statistics; the
-//! SynIC's vectors and counters; and `contract`, which runs the contract
-//! tests when written and shows their KTAP when read; `vmbus/`, the VMBus
-//! client and its channels ([`crate::bus::view`]) and `vmbus/perf`, the
-//! streaming benchmark against hvhost's sink ([`crate::perf`]). Removed
-//! with the module.
+//! `/sys/kernel/debug/hv_guest/`, the top layer's view of the module: what
+//! detection found, one value per file, in the same text as the load-time
+//! log; the hypercall statistics (a record per call code) and the SynIC's
+//! vectors (a record per CPU and SINT) and counters (a record per SINT),
+//! one record per line with `key=value` fields;
+//! `vmbus/`, the VMBus client and its channels ([`crate::bus::view`]) and
+//! what the utility drivers saw; `vmbus/devices/<class>.<relid>/`, one
+//! directory per channel device, where its driver puts its own files.
+//! Removed with the module. (The selftest build adds its control files
+//! from `crate::selftest`, above this layer.)
+//!
+//! The directories are [`Dir`] handles so that files can come and go with
+//! the devices; each file owns a reference to [`DebugData`].
 
-use core::fmt::{self, Display, Formatter};
+use core::fmt::{self, Formatter};
 
-use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::debugfs::{Dir, File};
+use kernel::prelude::*;
+use kernel::sync::Arc;
 use kernel::uaccess::UserSliceReader;
-use kernel::{debugfs::Scope, prelude::*};
 
-use crate::hvcall::cpuid::{HvInfo, LimitsLeaf, VendorText};
+use crate::control::read_command;
+
+use crate::hvcall::cpuid::VendorText;
+use crate::hvcall::cpuid::HvInfo;
 use crate::hypercall::COUNTED;
 use crate::synic::SINTS;
 use crate::Core;
 
 /// What the files show.
-#[pin_data]
 pub(crate) struct DebugData {
-    info: HvInfo,
-    core: Arc<Core>,
+    pub(crate) info: HvInfo,
+    pub(crate) core: Arc<Core>,
     /// The VMBus client, if the host has VMBus.
-    vmbus: Option<Arc<crate::bus::VmBus>>,
-    /// KTAP of the last contract test run (serializes runs, too).
-    #[pin]
-    contract: Mutex<KVec<u8>>,
-    /// What the last `vmbus/misbehave` command did (serializes them, too).
-    #[pin]
-    misbehave: Mutex<KVec<u8>>,
-    /// Report of the last `vmbus/perf` run (serializes runs, too).
-    #[pin]
-    perf: Mutex<KVec<u8>>,
+    pub(crate) vmbus: Option<Arc<crate::bus::VmBus>>,
 }
 
-fn show<T: Display>(value: &T, f: &mut Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", value)
+/// The module's directories: `hv_guest/`, `hv_guest/vmbus/` and
+/// `hv_guest/vmbus/devices/` (made before the bus, which puts its devices'
+/// directories there).
+pub(crate) struct Dirs {
+    pub(crate) root: Dir,
+    pub(crate) vmbus: Dir,
+    pub(crate) devices: Dir,
 }
 
-fn show_vendor(vendor: &[u8; 12], f: &mut Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", VendorText(vendor))
+impl Dirs {
+    pub(crate) fn new() -> Self {
+        let root = Dir::new(c"hv_guest");
+        let vmbus = root.subdir(c"vmbus");
+        let devices = vmbus.subdir(c"devices");
+        Self {
+            root,
+            vmbus,
+            devices,
+        }
+    }
 }
 
-fn show_hex(value: &u32, f: &mut Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{:#x}", value)
+/// A file that shows (and maybe takes commands about) [`DebugData`].
+type DataFile = Pin<KBox<File<Arc<DebugData>>>>;
+
+/// The files; dropping this removes them.
+pub(crate) struct Files {
+    _files: KVec<DataFile>,
 }
 
-fn show_limits(limits: &LimitsLeaf, f: &mut Formatter<'_>) -> fmt::Result {
-    writeln!(f, "max_vps {}", limits.max_vps)?;
-    writeln!(f, "max_lps {}", limits.max_lps)?;
-    writeln!(f, "max_int_vectors {}", limits.max_int_vectors)
+/// `data` as a file's initializer.
+fn d(data: &Arc<DebugData>) -> Result<Arc<DebugData>> {
+    Ok(data.clone())
 }
 
-fn show_hypercalls(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+/// Adds the file `init` makes to `files`.
+fn add(
+    files: &mut KVec<DataFile>,
+    init: impl PinInit<File<Arc<DebugData>>, Error>,
+) -> Result {
+    files.push(KBox::pin_init(init, GFP_KERNEL)?, GFP_KERNEL)?;
+    Ok(())
+}
+
+/// Creates the module's files in `dirs`.
+pub(crate) fn create(dirs: &Dirs, data: Arc<DebugData>) -> Result<Files> {
+    let mut f = KVec::new();
+    let (root, vmbus) = (&dirs.root, &dirs.vmbus);
+    add(&mut f, root.read_callback_file(c"vendor", d(&data), &show_vendor))?;
+    add(&mut f, root.read_callback_file(c"max_leaf", d(&data), &show_max_leaf))?;
+    add(&mut f, root.read_callback_file(c"version", d(&data), &show_version))?;
+    add(&mut f, root.read_callback_file(c"privileges", d(&data), &show_privileges))?;
+    add(&mut f, root.read_callback_file(c"features", d(&data), &show_features))?;
+    add(
+        &mut f,
+        root.read_callback_file(c"recommendations", d(&data), &show_recommendations),
+    )?;
+    add(&mut f, root.read_callback_file(c"spin_retries", d(&data), &show_spin_retries))?;
+    add(&mut f, root.read_callback_file(c"limits", d(&data), &show_limits))?;
+    add(&mut f, root.read_callback_file(c"hypercalls", d(&data), &show_hypercalls))?;
+    add(&mut f, root.read_callback_file(c"synic", d(&data), &show_synic))?;
+    add(&mut f, vmbus.read_callback_file(c"state", d(&data), &show_vmbus_state))?;
+    add(&mut f, vmbus.read_callback_file(c"channels", d(&data), &show_vmbus_channels))?;
+    add(&mut f, vmbus.read_callback_file(c"ic", d(&data), &show_vmbus_ic))?;
+    add(&mut f, vmbus.write_callback_file(c"retarget", d(&data), &run_retarget))?;
+    Ok(Files { _files: f })
+}
+
+type D = Arc<DebugData>;
+
+fn show_vendor(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", VendorText(&d.info.vendor))
+}
+
+fn show_max_leaf(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{:#x}", d.info.max_leaf)
+}
+
+fn show_version(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", d.info.version)
+}
+
+fn show_privileges(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", d.info.privileges)
+}
+
+fn show_features(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", d.info.features)
+}
+
+fn show_recommendations(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", d.info.recommendations)
+}
+
+fn show_spin_retries(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{:#x}", d.info.spin_retries)
+}
+
+fn show_limits(d: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    let limits = &d.info.limits;
+    writeln!(
+        f,
+        "max_vps={} max_lps={} max_int_vectors={}",
+        limits.max_vps, limits.max_lps, limits.max_int_vectors
+    )
+}
+
+fn show_hypercalls(data: &D, f: &mut Formatter<'_>) -> fmt::Result {
     let stats = &data.core.hypercalls.stats.0;
     for (i, s) in stats.iter().enumerate() {
         let name = COUNTED.get(i).map_or("other", |(_, n)| *n);
         let calls = s.calls.load(kernel::sync::atomic::Relaxed);
         let errors = s.errors.load(kernel::sync::atomic::Relaxed);
-        writeln!(f, "{} calls {} errors {}", name, calls, errors)?;
+        writeln!(f, "call={} calls={} errors={}", name, calls, errors)?;
     }
     Ok(())
 }
 
-fn show_synic(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+fn show_synic(data: &D, f: &mut Formatter<'_>) -> fmt::Result {
     let synic = data.core.synic.synic();
     let mut vectors = KVec::new();
     if synic.vectors(&mut vectors).is_ok() {
         for v in vectors.iter() {
             writeln!(
                 f,
-                "cpu {} sint {} vector {:#x} irq {}",
+                "cpu={} sint={} vector={:#x} irq={}",
                 v.cpu, v.sint, v.vector, v.irq
             )?;
         }
     }
     for (sint, _) in SINTS {
         if let Some(c) = synic.counters(sint) {
-            write!(f, "sint {}", sint)?;
+            write!(f, "sint={}", sint)?;
             for (name, value) in c.values() {
-                write!(f, " {} {}", name, value)?;
+                write!(f, " {}={}", name, value)?;
             }
             writeln!(f)?;
         }
@@ -90,96 +179,21 @@ fn show_synic(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-/// The text a control file's last command left (a report, KTAP).
-fn show_report(report: &Mutex<KVec<u8>>, f: &mut Formatter<'_>) -> fmt::Result {
-    let out = report.lock();
-    f.write_str(core::str::from_utf8(&out).unwrap_or("# (not UTF-8)\n"))
-}
-
-/// Reads the command written to a control file into `buf` (a longer write
-/// is cut at its size) and returns it trimmed; `EINVAL` if not UTF-8.
-fn read_command<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) -> Result<&'a str> {
-    let n = reader.len().min(buf.len());
-    reader.read_slice(&mut buf[..n])?;
-    Ok(core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim())
-}
-
-fn show_contract(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
-    show_report(&data.contract, f)
-}
-
-/// Writing `run` runs the contract tests expecting the TLFS's answers,
-/// `run qemu` also accepting QEMU+KVM's documented ones, `traffic` only a
-/// message echo and an event on every CPU, `statuses` and `roundtrip`
-/// the two halves of `run`, `hostile` hvhost's fault
-/// injection (see `contract_tests`), `bench PHASE` one benchmark
-/// phase (in the writer's context; one run at a time).
-fn run_contract(data: &DebugData, reader: &mut UserSliceReader) -> Result {
-    use crate::contract_tests::{BenchPhase, Peer, Suite};
-    let mut buf = [0u8; 32];
-    let cmd = read_command(reader, &mut buf)?;
-    let (peer, suite) = match cmd {
-        "run" => (Peer::Tlfs, Suite::All),
-        "run qemu" => (Peer::Qemu, Suite::All),
-        "traffic" => (Peer::Tlfs, Suite::Traffic),
-        "hostile" => (Peer::Tlfs, Suite::Hostile),
-        "statuses" => (Peer::Tlfs, Suite::Statuses),
-        "roundtrip" => (Peer::Tlfs, Suite::Roundtrip),
-        _ => match cmd.strip_prefix("bench ").and_then(BenchPhase::parse) {
-            Some(phase) => (Peer::Tlfs, Suite::Bench(phase)),
-            None => return Err(EINVAL),
-        },
-    };
-    let mut out = data.contract.lock();
-    *out = crate::contract_tests::run(&data.core.hypercalls, data.core.synic.synic(), peer, suite)?;
-    Ok(())
-}
-
-fn show_perf(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
-    show_report(&data.perf, f)
-}
-
-/// Writing `stream COUNT SIZE` or `rtt COUNT SIZE` runs that benchmark
-/// against hvhost's sink (see [`crate::perf`]), in the writer's context;
-/// `raw` measures the raw exit the ratios are taken against, with the
-/// contract tests' `bench raw_exit` (the same numbers bench_hypercalls
-/// divides by).
-fn run_perf(data: &DebugData, reader: &mut UserSliceReader) -> Result {
-    use crate::contract_tests::{BenchPhase, Peer, Suite};
-    let mut buf = [0u8; 64];
-    let cmd = read_command(reader, &mut buf)?;
-    let mut out = data.perf.lock();
-    if cmd == "raw" {
-        *out = crate::contract_tests::run(
-            &data.core.hypercalls,
-            data.core.synic.synic(),
-            Peer::Tlfs,
-            Suite::Bench(BenchPhase::RawExit),
-        )?;
-        return Ok(());
-    }
-    crate::perf::run(data.vmbus.as_deref(), cmd, &mut out)
-}
-
-fn show_vmbus_state(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+fn show_vmbus_state(data: &D, f: &mut Formatter<'_>) -> fmt::Result {
     crate::bus::view::show_state(data.vmbus.as_deref(), f)
 }
 
-fn show_vmbus_channels(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
+fn show_vmbus_channels(data: &D, f: &mut Formatter<'_>) -> fmt::Result {
     crate::bus::view::show_channels(data.vmbus.as_deref(), f)
 }
 
-fn show_vmbus_ic(_data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
-    crate::bus::view::show_ic(f)
-}
-
-fn show_misbehave(data: &DebugData, f: &mut Formatter<'_>) -> fmt::Result {
-    show_report(&data.misbehave, f)
+fn show_vmbus_ic(_data: &D, f: &mut Formatter<'_>) -> fmt::Result {
+    crate::drivers::ic::show(f)
 }
 
 /// Writing `RELID CPU` moves channel RELID's interrupts to CPU
 /// (MODIFYCHANNEL); `ENODEV` for an unknown relid or without VMBus.
-fn run_retarget(data: &DebugData, reader: &mut UserSliceReader) -> Result {
+fn run_retarget(data: &D, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
     let text = read_command(reader, &mut buf)?;
     let (relid, cpu) = text.split_once(' ').ok_or(EINVAL)?;
@@ -195,49 +209,3 @@ fn run_retarget(data: &DebugData, reader: &mut UserSliceReader) -> Result {
     ch.retarget(cpu)
 }
 
-/// Writing a command makes the VMBus client break the protocol on purpose
-/// (see [`crate::bus::misbehave`]); `ENODEV` without VMBus.
-fn run_misbehave(data: &DebugData, reader: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 64];
-    let cmd = read_command(reader, &mut buf)?;
-    let vmbus = data.vmbus.as_ref().ok_or(ENODEV)?;
-    let mut out = data.misbehave.lock();
-    crate::bus::misbehave::run(vmbus.bus(), cmd, &mut out)
-}
-
-/// Creates the directory; it lives as long as the returned scope.
-pub(crate) fn create(
-    info: HvInfo,
-    core: Arc<Core>,
-    vmbus: Option<Arc<crate::bus::VmBus>>,
-) -> impl PinInit<Scope<DebugData>, Error> {
-    let data = try_pin_init!(DebugData {
-        info,
-        core,
-        vmbus,
-        contract <- new_mutex!(KVec::new(), "hv_guest_contract"),
-        misbehave <- new_mutex!(KVec::new(), "hv_guest_misbehave"),
-        perf <- new_mutex!(KVec::new(), "hv_guest_perf"),
-    }? Error);
-    Scope::dir(data, c"hv_guest", |data, dir| {
-        let info = &data.info;
-        dir.read_callback_file(c"vendor", &info.vendor, &show_vendor);
-        dir.read_callback_file(c"max_leaf", &info.max_leaf, &show_hex);
-        dir.read_callback_file(c"version", &info.version, &show);
-        dir.read_callback_file(c"privileges", &info.privileges, &show);
-        dir.read_callback_file(c"features", &info.features, &show);
-        dir.read_callback_file(c"recommendations", &info.recommendations, &show);
-        dir.read_callback_file(c"spin_retries", &info.spin_retries, &show_hex);
-        dir.read_callback_file(c"limits", &info.limits, &show_limits);
-        dir.read_callback_file(c"hypercalls", data, &show_hypercalls);
-        dir.read_callback_file(c"synic", data, &show_synic);
-        dir.read_write_callback_file(c"contract", data, &show_contract, &run_contract);
-        let vmbus = dir.dir(c"vmbus");
-        vmbus.read_callback_file(c"state", data, &show_vmbus_state);
-        vmbus.read_callback_file(c"channels", data, &show_vmbus_channels);
-        vmbus.read_callback_file(c"ic", data, &show_vmbus_ic);
-        vmbus.read_write_callback_file(c"misbehave", data, &show_misbehave, &run_misbehave);
-        vmbus.write_only_callback_file(c"retarget", data, &run_retarget);
-        vmbus.read_write_callback_file(c"perf", data, &show_perf, &run_perf);
-    })
-}

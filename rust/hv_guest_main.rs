@@ -15,7 +15,7 @@
 //! shared `hvcall` crate, included below by path so that hvhost and this
 //! module compile one implementation.
 
-use kernel::{debugfs::Scope, prelude::*};
+use kernel::prelude::*;
 
 /// The shared TLFS contract, compiled into this module from `hvcall/src`.
 #[path = "../hvcall/src"]
@@ -47,16 +47,21 @@ mod vmbus {
     pub(crate) mod version;
 }
 
-mod bus;
-mod contract_tests;
+// The layers, each using only those above it in this list (and the
+// shared contract): the C shim and its wrappers, the CPU, hypercalls and
+// the SynIC, the VMBus client, the drivers of its devices, the debugfs
+// views, and in the selftest build the tests that drive all of them.
+mod shim;
+mod control;
 mod cpu;
-mod debugfs;
 mod fmt;
 mod hypercall;
-mod ic;
-mod perf;
-mod shim;
 mod synic;
+mod bus;
+mod drivers;
+mod debugfs;
+#[cfg(hv_guest_selftest)]
+mod selftest;
 
 use hvcall::cpuid::{self, DetectError, HvInfo};
 use kernel::sync::Arc;
@@ -83,75 +88,140 @@ pub(crate) struct Core {
     pub(crate) hypercalls: hypercall::Hypercalls,
 }
 
-/// The loaded module. The debugfs scope goes first (its files use `core`
-/// and the bus), then VMBus (unloaded while the SynIC and hypercalls still
-/// work; its channel devices are deleted, unbinding their drivers), then
-/// the drivers, then the core.
+/// The loaded module. Fields drop in declaration order, which is the
+/// teardown order: the selftest build's files, the debugfs files (they use
+/// the core and the bus), then
+/// VMBus (unloaded while the SynIC and hypercalls still work; its channel
+/// devices are deleted, unbinding their drivers), then the drivers, then
+/// the directories, then the core.
+#[pin_data]
 struct HvGuest {
-    debugfs: Option<Pin<KBox<Scope<debugfs::DebugData>>>>,
-    vmbus: Option<Arc<bus::VmBus>>,
-    drivers: Option<Pin<KBox<ic::IcDrivers>>>,
-    core: Option<Arc<Core>>,
+    _selftest: SelftestFiles,
+    _files: debugfs::Files,
+    _vmbus: Option<Arc<bus::VmBus>>,
+    #[pin]
+    _drivers: drivers::Drivers,
+    _dirs: debugfs::Dirs,
+    _core: LastCore,
 }
 
-impl kernel::Module for HvGuest {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        let info = match cpuid::detect(&cpu::Cpu) {
-            Ok(info) => info,
-            Err(err @ DetectError::MissingPrivileges { .. }) => {
-                pr_err!("not loading: {}\n", err);
-                return Err(ENODEV);
-            }
-            Err(err) => {
-                pr_info!("not loading: {}\n", err);
-                return Err(ENODEV);
-            }
+impl kernel::InPlaceModule for HvGuest {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let init = || -> Result<_> {
+            let info = detect()?;
+            log_info(&info);
+            let core = LastCore(Some(bring_up()?));
+            let dirs = debugfs::Dirs::new();
+            let vmbus = connect_vmbus(core.core()?, &dirs);
+            let data = debugfs::DebugData {
+                info,
+                core: core.core()?.clone(),
+                vmbus: vmbus.clone(),
+            };
+            let data = Arc::new(data, GFP_KERNEL)?;
+            let selftest = selftest_files(&dirs, &data)?;
+            let files = debugfs::create(&dirs, data)?;
+            Ok((selftest, files, vmbus, dirs, core))
         };
-        log_info(&info);
-        let hypercalls = hypercall::Hypercalls::new()?;
-        pr_info!("hypercall page enabled\n");
-        let synic = synic::SynicHandle::new()?;
-        let core = Arc::new(Core { synic, hypercalls }, GFP_KERNEL)?;
-        log_vectors(&core);
-        // A VMBus that fails to come up is logged; the rest of the module
-        // (hypercalls, SynIC, contract tests) still works without it.
-        let want_vmbus = module_parameters::vmbus.value();
-        // Before the bus: the channel devices it creates bind at once.
-        let drivers = KBox::pin_init(ic::IcDrivers::register(module), GFP_KERNEL)?;
-        let vmbus = match want_vmbus
-            .then(|| bus::VmBus::connect(core.clone()))
-            .unwrap_or(Ok(None))
-        {
-            Ok(Some(vmbus)) => Some(Arc::new(vmbus, GFP_KERNEL)?),
-            Ok(None) => None,
-            Err(e) => {
-                pr_err!("vmbus: not connected: {:?}\n", e);
-                None
-            }
+        // Each part carries the error, if any; the first field fails with it.
+        let (selftest, files, vmbus, dirs, core) = match init() {
+            Ok((s, f, v, d, c)) => (Ok(s), Ok(f), Ok(v), Ok(d), Ok(c)),
+            Err(e) => (Err(e), Err(e), Err(e), Err(e), Err(e)),
         };
-        let scope = KBox::pin_init(
-            debugfs::create(info, core.clone(), vmbus.clone()),
-            GFP_KERNEL,
-        )?;
-        Ok(Self {
-            debugfs: Some(scope),
-            vmbus,
-            drivers: Some(drivers),
-            core: Some(core),
-        })
+        // The channel devices the bus made bind as each driver registers.
+        try_pin_init!(Self {
+            _selftest: selftest?,
+            _files: files?,
+            _vmbus: vmbus?,
+            _drivers <- drivers::Drivers::register(module),
+            _dirs: dirs?,
+            _core: core?,
+        }? Error)
     }
 }
 
-impl Drop for HvGuest {
+/// The selftest build's control files (`contract`, `vmbus/misbehave`);
+/// nothing in the production build.
+#[cfg(hv_guest_selftest)]
+type SelftestFiles = selftest::Files;
+#[cfg(not(hv_guest_selftest))]
+struct SelftestFiles;
+
+#[cfg(hv_guest_selftest)]
+fn selftest_files(dirs: &debugfs::Dirs, data: &Arc<debugfs::DebugData>) -> Result<SelftestFiles> {
+    selftest::create_files(dirs, data)
+}
+
+#[cfg(not(hv_guest_selftest))]
+fn selftest_files(_dirs: &debugfs::Dirs, _data: &Arc<debugfs::DebugData>) -> Result<SelftestFiles> {
+    Ok(SelftestFiles)
+}
+
+/// Detection, from CPUID alone: whether the hypervisor presents a usable
+/// Hyper-V interface; `ENODEV` with one log line that says why if not.
+fn detect() -> Result<HvInfo> {
+    match cpuid::detect(&cpu::Cpu) {
+        Ok(info) => Ok(info),
+        Err(err @ DetectError::MissingPrivileges { .. }) => {
+            pr_err!("not loading: {}\n", err);
+            Err(ENODEV)
+        }
+        Err(err) => {
+            pr_info!("not loading: {}\n", err);
+            Err(ENODEV)
+        }
+    }
+}
+
+/// Enables the hypercall page and the SynIC.
+fn bring_up() -> Result<Arc<Core>> {
+    let hypercalls = hypercall::Hypercalls::new()?;
+    pr_info!("hypercall page enabled\n");
+    let synic = synic::SynicHandle::new()?;
+    let core = Arc::new(Core { synic, hypercalls }, GFP_KERNEL)?;
+    log_vectors(&core);
+    Ok(core)
+}
+
+/// Connects to the host's VMBus unless the `vmbus` parameter says not to.
+/// A VMBus that fails to come up is logged; the rest of the module
+/// (hypercalls, SynIC) still works without it.
+fn connect_vmbus(core: &Arc<Core>, dirs: &debugfs::Dirs) -> Option<Arc<bus::VmBus>> {
+    if !module_parameters::vmbus.value() {
+        return None;
+    }
+    match bus::VmBus::connect(core.clone(), dirs.devices.clone()) {
+        Ok(Some(vmbus)) => match Arc::new(vmbus, GFP_KERNEL) {
+            Ok(vmbus) => Some(vmbus),
+            Err(_) => {
+                pr_err!("vmbus: out of memory; unloaded again\n");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            pr_err!("vmbus: not connected: {:?}\n", e);
+            None
+        }
+    }
+}
+
+/// The module's reference to the core, dropped last. It must be the last
+/// reference: anything still holding the core would keep the SynIC
+/// programmed with handlers in this module's text after it is gone.
+///
+/// INVARIANT: `Some` until dropped.
+struct LastCore(Option<Arc<Core>>);
+
+impl LastCore {
+    fn core(&self) -> Result<&Arc<Core>> {
+        self.0.as_ref().ok_or(EINVAL)
+    }
+}
+
+impl Drop for LastCore {
     fn drop(&mut self) {
-        // In order: the files, VMBus (while the SynIC and hypercalls still
-        // work), then the core, which must be the last reference: anything
-        // still holding it would keep the SynIC programmed with handlers in
-        // this module's text after it is gone.
-        drop(self.debugfs.take());
-        drop(self.vmbus.take());
-        drop(self.drivers.take());
-        if let Some(core) = self.core.take() {
+        if let Some(core) = self.0.take() {
             if Arc::into_unique_or_drop(core).is_none() {
                 pr_err!(
                     "unload: the SynIC and hypercall page are still referenced; they stay up\n"

@@ -1,14 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * hv_shim.c: the few kernel facilities hv_guest needs that the Rust `kernel`
- * crate of 7.3 does not bind (safe MSR access, a module-owned interrupt
- * vector pinned to one CPU, CPU hotplug states, cross-CPU calls, the PFN of a
- * module text page, a page's linear address, and the orderly poweroff and
- * reboot that bindgen does not see). Each function is a thin,
- * documented wrapper; every one of them is wrapped in safe Rust at once, in
- * rust/shim.rs, and nothing else in the module calls them.
+ * hv_shim.c: what hv_guest needs from the kernel that Rust cannot reach in
+ * 7.3, either because the `kernel` crate has no abstraction for it and the
+ * C side is a macro or an inline function bindgen does not see, or because
+ * only C may do it. Every function is wrapped once in safe Rust in
+ * rust/shim.rs and nothing else calls them. Why each is here:
  *
- * Nothing here keeps state.
+ *   hvg_rdmsr, hvg_wrmsr           rdmsrq_safe/wrmsrq_safe are inline (the
+ *                                  exception table entry is the point)
+ *   hvg_cpu_vector_alloc/_free,    an interrupt vector on one CPU with no
+ *   hvg_synchronize_irq            device behind it: the x86 vector domain
+ *                                  API, which has no Rust binding
+ *   hvg_cpuhp_multi_setup/_remove, the multi-instance hotplug API is inline
+ *   hvg_cpuhp_add/remove_instance  wrappers, and its callbacks get an
+ *                                  hlist_node embedded in a C struct
+ *   hvg_on_cpu                     smp_call_function_single with a Rust
+ *                                  closure behind a C callback
+ *   hvg_vmalloc_to_pfn             the PFN of a module text page (the
+ *                                  hypercall page is vmalloc'd text)
+ *   hvg_page_address,              page_address and page_to_phys are
+ *   hvg_page_to_phys               macros
+ *   hvg_smp_processor_id,          macros/inlines (irq flags, the current
+ *   hvg_local_irq_save/_restore    CPU under disabled interrupts)
+ *   hvg_cpu_online                 cpu_online is a macro (selftest build)
+ *   hvg_linux_version_code         LINUX_VERSION_CODE, a macro (the guest
+ *                                  OS ID carries it)
+ *   hvg_orderly_poweroff/_reboot   not in the 7.3 bindings
+ *   hvg_copy_shared                a memcpy of memory the host writes
+ *                                  concurrently, which a Rust copy may not
+ *                                  be (undefined behaviour in Rust's model)
+ *
+ * Nothing here keeps state of its own: a hotplug instance is allocated
+ * here for its caller, who removes (and so frees) it.
  */
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
@@ -17,6 +40,7 @@
 #include <linux/irqdomain.h>
 #include <linux/mm.h>
 #include <linux/reboot.h>
+#include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/vmalloc.h>
 #include <linux/version.h>
@@ -102,21 +126,81 @@ void hvg_synchronize_irq(unsigned int virq)
 }
 
 /*
- * Registers a dynamic CPU hotplug state in the AP online section: @online
- * runs on each CPU that is or comes online, @offline on each CPU before it
- * goes down, both on that CPU, in process context. Returns the state number
- * or a negative errno (after @offline ran on CPUs already set up).
+ * One instance of a multi-instance CPU hotplug state: the callbacks and the
+ * context they get. The state's own callbacks (below) find it from the
+ * hlist_node the hotplug core hands them.
  */
-int hvg_cpuhp_setup(const char *name, int (*online)(unsigned int),
-		    int (*offline)(unsigned int))
+struct hvg_cpuhp_instance {
+	struct hlist_node node;
+	int (*online)(unsigned int cpu, void *ctx);
+	int (*offline)(unsigned int cpu, void *ctx);
+	void *ctx;
+};
+
+static int hvg_cpuhp_online(unsigned int cpu, struct hlist_node *node)
 {
-	return cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, name, online, offline);
+	struct hvg_cpuhp_instance *i = hlist_entry(node, struct hvg_cpuhp_instance, node);
+
+	return i->online(cpu, i->ctx);
 }
 
-/* Removes a state from hvg_cpuhp_setup(), running @offline on every CPU. */
-void hvg_cpuhp_remove(int state)
+static int hvg_cpuhp_offline(unsigned int cpu, struct hlist_node *node)
 {
-	cpuhp_remove_state(state);
+	struct hvg_cpuhp_instance *i = hlist_entry(node, struct hvg_cpuhp_instance, node);
+
+	return i->offline(cpu, i->ctx);
+}
+
+/*
+ * Registers a dynamic multi-instance CPU hotplug state in the AP online
+ * section, with no instance yet. Returns the state number or a negative
+ * errno.
+ */
+int hvg_cpuhp_multi_setup(const char *name)
+{
+	return cpuhp_setup_state_multi(CPUHP_AP_ONLINE_DYN, name, hvg_cpuhp_online,
+				       hvg_cpuhp_offline);
+}
+
+/*
+ * Adds an instance to @state: @online(cpu, @ctx) runs on each CPU that is
+ * or comes online, @offline(cpu, @ctx) on each CPU before it goes down (and
+ * on every CPU when the instance is removed), on that CPU, in process
+ * context. Returns the instance, or an ERR_PTR (after @offline ran on the
+ * CPUs already set up).
+ */
+void *hvg_cpuhp_add_instance(int state, int (*online)(unsigned int, void *),
+			     int (*offline)(unsigned int, void *), void *ctx)
+{
+	struct hvg_cpuhp_instance *i = kzalloc(sizeof(*i), GFP_KERNEL);
+	int ret;
+
+	if (!i)
+		return ERR_PTR(-ENOMEM);
+	i->online = online;
+	i->offline = offline;
+	i->ctx = ctx;
+	ret = cpuhp_state_add_instance(state, &i->node);
+	if (ret) {
+		kfree(i);
+		return ERR_PTR(ret);
+	}
+	return i;
+}
+
+/* Removes an instance from hvg_cpuhp_add_instance(), running @offline on every CPU. */
+void hvg_cpuhp_remove_instance(int state, void *instance)
+{
+	struct hvg_cpuhp_instance *i = instance;
+
+	cpuhp_state_remove_instance(state, &i->node);
+	kfree(i);
+}
+
+/* Removes a state from hvg_cpuhp_multi_setup() (its instances gone first). */
+void hvg_cpuhp_multi_remove(int state)
+{
+	cpuhp_remove_multi_state(state);
 }
 
 /* Runs @func(@info) on @cpu and waits for it; -ENXIO if @cpu is offline. */
@@ -190,4 +274,17 @@ void hvg_orderly_poweroff(void)
 void hvg_orderly_reboot(void)
 {
 	orderly_reboot();
+}
+
+/*
+ * Copies @n bytes between this kernel's memory and memory the host shares
+ * with it (SynIC message slots, channel rings), which the host may write
+ * while the copy runs. A Rust copy of memory another agent writes
+ * concurrently is undefined behaviour in Rust's model; a C memcpy of it is
+ * what Linux's own Hyper-V drivers do with the same pages. The caller
+ * checks whatever it copied, never the shared bytes themselves.
+ */
+void hvg_copy_shared(void *dst, const void *src, size_t n)
+{
+	memcpy(dst, src, n);
 }

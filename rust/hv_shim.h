@@ -18,9 +18,11 @@ int hvg_cpu_vector_alloc(unsigned int cpu, irq_handler_t handler,
 			 unsigned int *vector);
 void hvg_cpu_vector_free(unsigned int virq, void *dev_id);
 void hvg_synchronize_irq(unsigned int virq);
-int hvg_cpuhp_setup(const char *name, int (*online)(unsigned int),
-		    int (*offline)(unsigned int));
-void hvg_cpuhp_remove(int state);
+int hvg_cpuhp_multi_setup(const char *name);
+void *hvg_cpuhp_add_instance(int state, int (*online)(unsigned int, void *),
+			     int (*offline)(unsigned int, void *), void *ctx);
+void hvg_cpuhp_remove_instance(int state, void *instance);
+void hvg_cpuhp_multi_remove(int state);
 int hvg_on_cpu(unsigned int cpu, void (*func)(void *), void *info);
 unsigned long hvg_vmalloc_to_pfn(const void *addr);
 void *hvg_page_address(struct page *page);
@@ -32,5 +34,6 @@ bool hvg_cpu_online(unsigned int cpu);
 u32 hvg_linux_version_code(void);
 void hvg_orderly_poweroff(void);
 void hvg_orderly_reboot(void);
+void hvg_copy_shared(void *dst, const void *src, size_t n);
 
 #endif /* HV_GUEST_SHIM_H */

@@ -217,6 +217,7 @@ impl Hypercalls {
         check(result)
     }
 
+    #[cfg(hv_guest_selftest)]
     /// HvCallNotifyLongSpinWait as a fast call: no input or output; the
     /// cheapest round trip to the host (the benchmark's null call).
     pub(crate) fn notify_long_spin_wait(&self) -> Result<(), HvError> {
@@ -251,6 +252,7 @@ impl Hypercalls {
         self.call(control, input.to_fast(), 0).map(|_| ())
     }
 
+    #[cfg(hv_guest_selftest)]
     /// HvSignalEvent as a slow call (the input in the per-CPU page).
     pub(crate) fn signal_event_slow(
         &self,
@@ -268,6 +270,7 @@ impl Hypercalls {
         .map(|_| ())
     }
 
+    #[cfg(hv_guest_selftest)]
     /// A slow call whose input starts `offset` bytes into this CPU's input
     /// page (for the contract tests of the host's alignment checks).
     pub(crate) fn slow_at_offset<T: zerocopy::IntoBytes + zerocopy::Immutable>(
@@ -332,6 +335,7 @@ impl Drop for Hypercalls {
     }
 }
 
+#[cfg(hv_guest_selftest)]
 /// Runs a rep hypercall to completion: `call(start)` issues the call from
 /// rep index `start` and returns its result. A call that stops early with
 /// success is resumed at the reps it completed; one that makes no progress,

@@ -7,6 +7,10 @@
 //! minimum in C and this file is the only caller. Every `extern` function is
 //! wrapped here, once, in a function or type whose signature carries the
 //! rules the C side documents.
+//!
+//! The few kernel functions this module needs that bindgen does see but
+//! the `kernel` crate does not wrap (flushing one work item, the wall
+//! clock) are wrapped here too: no other file calls `kernel::bindings`.
 
 use core::ffi::{c_int, c_uint, c_ulong, c_void};
 use core::marker::PhantomData;
@@ -15,6 +19,7 @@ use kernel::ffi::c_char;
 use kernel::{bindings, error::to_result, page::Page, prelude::*, str::CStr};
 use kernel::page::PAGE_SIZE;
 use kernel::sync::atomic::{Atomic, Full, Relaxed};
+use kernel::sync::Arc;
 
 mod ffi {
     use super::*;
@@ -32,12 +37,15 @@ mod ffi {
         ) -> c_int;
         pub(super) fn hvg_cpu_vector_free(virq: c_uint, dev_id: *mut c_void);
         pub(super) fn hvg_synchronize_irq(virq: c_uint);
-        pub(super) fn hvg_cpuhp_setup(
-            name: *const c_char,
-            online: unsafe extern "C" fn(c_uint) -> c_int,
-            offline: unsafe extern "C" fn(c_uint) -> c_int,
-        ) -> c_int;
-        pub(super) fn hvg_cpuhp_remove(state: c_int);
+        pub(super) fn hvg_cpuhp_multi_setup(name: *const c_char) -> c_int;
+        pub(super) fn hvg_cpuhp_add_instance(
+            state: c_int,
+            online: unsafe extern "C" fn(c_uint, *mut c_void) -> c_int,
+            offline: unsafe extern "C" fn(c_uint, *mut c_void) -> c_int,
+            ctx: *mut c_void,
+        ) -> *mut c_void;
+        pub(super) fn hvg_cpuhp_remove_instance(state: c_int, instance: *mut c_void);
+        pub(super) fn hvg_cpuhp_multi_remove(state: c_int);
         pub(super) fn hvg_on_cpu(
             cpu: c_uint,
             func: unsafe extern "C" fn(*mut c_void),
@@ -50,10 +58,12 @@ mod ffi {
         pub(super) fn hvg_smp_processor_id() -> c_uint;
         pub(super) fn hvg_local_irq_save() -> c_ulong;
         pub(super) fn hvg_local_irq_restore(flags: c_ulong);
+        #[cfg(hv_guest_selftest)]
         pub(super) fn hvg_cpu_online(cpu: c_uint) -> bool;
         pub(super) fn hvg_linux_version_code() -> u32;
         pub(super) fn hvg_orderly_poweroff();
         pub(super) fn hvg_orderly_reboot();
+        pub(super) fn hvg_copy_shared(dst: *mut c_void, src: *const c_void, n: usize);
     }
 }
 
@@ -216,6 +226,7 @@ impl Drop for IrqsOff {
     }
 }
 
+#[cfg(hv_guest_selftest)]
 /// Whether `cpu` is online.
 pub(crate) fn cpu_online(cpu: u32) -> bool {
     // SAFETY: reads the online mask; any number is allowed.
@@ -230,6 +241,10 @@ pub(crate) fn on_cpu<R, F: FnOnce() -> R + Send>(cpu: u32, f: F) -> Result<R> {
         f: Option<F>,
         out: Option<R>,
     }
+    /// # Safety
+    ///
+    /// `info` points to a live `Call<R, F>` that nothing else touches
+    /// during the call.
     unsafe extern "C" fn trampoline<R, F: FnOnce() -> R>(info: *mut c_void) {
         // SAFETY: `info` is the `Call` below, alive until `hvg_on_cpu`
         // returns, and only this function touches it meanwhile.
@@ -272,6 +287,10 @@ pub(crate) struct CpuVector<T: VectorHandler> {
 impl<T: VectorHandler> CpuVector<T> {
     /// Allocates a vector on `cpu` (online; process context) for `handler`.
     pub(crate) fn new(cpu: u32, name: &'static CStr, handler: T) -> Result<Self> {
+        /// # Safety
+        ///
+        /// `dev_id` is the `T` this vector was created with, alive while
+        /// the irq exists.
         unsafe extern "C" fn irq<T: VectorHandler>(_irq: c_int, dev_id: *mut c_void) -> c_uint {
             // SAFETY: `dev_id` is the boxed `T`, alive while the irq exists
             // (type invariant).
@@ -313,6 +332,7 @@ impl<T: VectorHandler> CpuVector<T> {
         self.vector
     }
 
+    #[cfg(hv_guest_selftest)]
     /// The handler (the irq's `dev_id`).
     pub(crate) fn handler(&self) -> &T {
         &self.handler
@@ -339,30 +359,150 @@ impl<T: VectorHandler> Drop for CpuVector<T> {
     }
 }
 
-/// A dynamic CPU hotplug state; removing it (on drop) runs the offline
-/// callback on every online CPU.
-pub(crate) struct HotplugState(c_int);
+/// What a CPU hotplug state does on each CPU, with its context.
+pub(crate) trait HotplugCallbacks: Send + Sync {
+    /// `cpu` is coming online (or was online when the state was added):
+    /// runs on that CPU, in process context, serialized by the hotplug
+    /// lock. An error keeps the CPU down (or fails [`Hotplug::new`]).
+    fn online(&self, cpu: u32) -> Result;
+    /// `cpu` is going down (or the state is being removed): runs on that
+    /// CPU, in process context.
+    fn offline(&self, cpu: u32);
+}
 
-impl HotplugState {
-    /// Registers `online`/`offline`, which run on the CPU concerned, in
-    /// process context, serialized by the hotplug lock. `online` runs for
-    /// every CPU already online before this returns.
-    pub(crate) fn new(
-        name: &'static CStr,
-        online: unsafe extern "C" fn(c_uint) -> c_int,
-        offline: unsafe extern "C" fn(c_uint) -> c_int,
-    ) -> Result<Self> {
-        // SAFETY: `name` is static; the callbacks are `extern "C"` functions
-        // whose safety contract the caller documents where it defines them.
-        let state = unsafe { ffi::hvg_cpuhp_setup(name.as_char_ptr(), online, offline) };
-        to_result(state.min(0))?;
-        Ok(Self(state))
+/// A dynamic multi-instance CPU hotplug state with one instance whose
+/// callbacks get `ctx`: no global pointer is needed to find it. Dropping
+/// it runs `offline` on every online CPU, then removes the state; `ctx` is
+/// released after that.
+pub(crate) struct Hotplug<T: HotplugCallbacks> {
+    state: c_int,
+    // INVARIANT: an instance of `state` from `hvg_cpuhp_add_instance`
+    // whose context is `ctx`, removed only in `drop`.
+    instance: *mut c_void,
+    ctx: Arc<T>,
+}
+
+// SAFETY: the instance pointer is only passed back to the hotplug core,
+// from any thread; `T` is `Send + Sync`.
+unsafe impl<T: HotplugCallbacks> Send for Hotplug<T> {}
+// SAFETY: `&Hotplug` gives access to nothing but `ctx` (`Sync`).
+unsafe impl<T: HotplugCallbacks> Sync for Hotplug<T> {}
+
+/// # Safety
+///
+/// `ctx` is the `T` of a live [`Hotplug<T>`] instance (the hotplug core
+/// calls this only between the instance's addition and removal).
+unsafe extern "C" fn hotplug_online<T: HotplugCallbacks>(cpu: c_uint, ctx: *mut c_void) -> c_int {
+    // SAFETY: `ctx` points to the `T` inside the `Arc` the `Hotplug` holds
+    // until the instance is removed, which waits for this call.
+    let ctx = unsafe { &*ctx.cast::<T>() };
+    match ctx.online(cpu) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
     }
 }
 
-impl Drop for HotplugState {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` is a state returned by `hvg_cpuhp_setup`.
-        unsafe { ffi::hvg_cpuhp_remove(self.0) }
+/// # Safety
+///
+/// As [`hotplug_online`].
+unsafe extern "C" fn hotplug_offline<T: HotplugCallbacks>(cpu: c_uint, ctx: *mut c_void) -> c_int {
+    // SAFETY: as in `hotplug_online`.
+    let ctx = unsafe { &*ctx.cast::<T>() };
+    ctx.offline(cpu);
+    0
+}
+
+impl<T: HotplugCallbacks> Hotplug<T> {
+    /// Registers state `name` and adds `ctx` as its instance: `online`
+    /// runs for every CPU already online before this returns.
+    pub(crate) fn new(name: &'static CStr, ctx: Arc<T>) -> Result<Self> {
+        // SAFETY: `name` is static.
+        let state = unsafe { ffi::hvg_cpuhp_multi_setup(name.as_char_ptr()) };
+        to_result(state.min(0))?;
+        let raw: *mut c_void = core::ptr::from_ref::<T>(&ctx).cast_mut().cast();
+        // SAFETY: `state` was just set up; the callbacks follow their
+        // contract for `raw`, which `ctx` keeps alive as long as the
+        // instance exists (this struct holds both, and `drop` removes the
+        // instance first).
+        let instance = unsafe {
+            ffi::hvg_cpuhp_add_instance(state, hotplug_online::<T>, hotplug_offline::<T>, raw)
+        };
+        let instance = match kernel::error::from_err_ptr(instance) {
+            Ok(instance) => instance,
+            Err(e) => {
+                // SAFETY: the state has no instance.
+                unsafe { ffi::hvg_cpuhp_multi_remove(state) };
+                return Err(e);
+            }
+        };
+        // INVARIANT: `instance` was added with `ctx`.
+        Ok(Self {
+            state,
+            instance,
+            ctx,
+        })
     }
+
+    /// The context the callbacks get.
+    pub(crate) fn ctx(&self) -> &Arc<T> {
+        &self.ctx
+    }
+}
+
+impl<T: HotplugCallbacks> Drop for Hotplug<T> {
+    fn drop(&mut self) {
+        // SAFETY: `instance` belongs to `state` (type invariant) and is
+        // removed once, here; then the state, which has no other instance.
+        // `ctx` is dropped after this, when no callback can run any more.
+        unsafe {
+            ffi::hvg_cpuhp_remove_instance(self.state, self.instance);
+            ffi::hvg_cpuhp_multi_remove(self.state);
+        }
+    }
+}
+
+/// Waits until `work` is idle: not queued, not running (`flush_work`).
+/// Process context; the caller must not hold anything the work takes.
+pub(crate) fn flush_work<T: ?Sized, const ID: u64>(work: &kernel::workqueue::Work<T, ID>) {
+    // SAFETY: a `Work` exists only initialized, and the borrow keeps it
+    // alive for the call; flushing needs no other guarantee.
+    unsafe { bindings::flush_work(kernel::workqueue::Work::raw_get(work)) };
+}
+
+/// The wall clock (CLOCK_REALTIME), in nanoseconds since the epoch.
+pub(crate) fn real_time_ns() -> i64 {
+    // SAFETY: reads the clock; any context but NMI.
+    unsafe { bindings::ktime_get_real() }
+}
+
+/// Sets the wall clock to `ns` nanoseconds since the epoch; `EINVAL` for a
+/// time before it. Process context.
+pub(crate) fn set_real_time_ns(ns: i64) -> Result {
+    if ns < 0 {
+        return Err(EINVAL);
+    }
+    let ts = bindings::timespec64 {
+        tv_sec: ns / 1_000_000_000,
+        // Below one second: fits every `c_long`.
+        tv_nsec: (ns % 1_000_000_000) as kernel::ffi::c_long,
+    };
+    // SAFETY: `ts` is a valid, normalized timespec (non-negative, nsec
+    // below one second) in a local; process context.
+    to_result(unsafe { bindings::do_settimeofday64(&ts) })
+}
+
+/// Copies `n` bytes from `src` to `dst` where either side is memory the
+/// host shares with this kernel and may write meanwhile (a SynIC slot, a
+/// channel ring): through C's `memcpy`, since a Rust copy racing with
+/// another agent's writes is undefined behaviour. What is copied out is
+/// some bytes, possibly torn; callers check the copy, never the original.
+///
+/// # Safety
+///
+/// `src` is valid for `n` byte reads and `dst` for `n` byte writes, and the
+/// two do not overlap.
+pub(crate) unsafe fn copy_shared(dst: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: the caller guarantees both ranges; `hvg_copy_shared` is a
+    // plain memcpy that touches nothing else.
+    unsafe { ffi::hvg_copy_shared(dst.cast(), src.cast(), n) }
 }

@@ -33,13 +33,19 @@ use crate::hvcall::synic::{
     HV_MESSAGE_PAYLOAD_BYTE_COUNT, HV_MESSAGE_SIZE, MESSAGE_FLAGS_OFFSET, MESSAGE_FLAG_PENDING,
     MESSAGE_TYPE_OFFSET, VMBUS_SINT,
 };
-use crate::shim::{self, CpuVector, HotplugState, SharedPage, VectorHandler};
+use crate::shim::{self, CpuVector, Hotplug, HotplugCallbacks, SharedPage, VectorHandler};
 
 /// The SINT the contract tests use (with the hosts' test devices).
+#[cfg(hv_guest_selftest)]
 pub(crate) const TEST_SINT: u8 = 5;
 
 /// The SINTs this module programs, with the irq name shown in
-/// `/proc/interrupts`. Index into this table = "slot".
+/// `/proc/interrupts`. Index into this table = "slot". The production
+/// module programs VMBus's SINT only; the selftest build adds the test
+/// SINT.
+#[cfg(not(hv_guest_selftest))]
+pub(crate) const SINTS: [(u8, &CStr); 1] = [(VMBUS_SINT, c_str!("hv_guest-sint2"))];
+#[cfg(hv_guest_selftest)]
 pub(crate) const SINTS: [(u8, &CStr); 2] = [
     (VMBUS_SINT, c_str!("hv_guest-sint2")),
     (TEST_SINT, c_str!("hv_guest-sint5")),
@@ -158,6 +164,7 @@ impl SintIrq {
         self.take_message(consumer.as_deref(), counters, sint);
     }
 
+    #[cfg(hv_guest_selftest)]
     /// The type in this SINT's slot (0: free).
     fn slot_type(&self) -> u32 {
         let Some(base) = message_slot_offset(usize::from(SINTS[self.slot].0)) else {
@@ -214,13 +221,14 @@ impl SintIrq {
             return; // an event-only interrupt, or a slot already taken
         }
         let mut msg: HvMessage = zerocopy::FromZeros::new_zeroed();
-        // SAFETY: the slot is `HV_MESSAGE_SIZE` bytes of the live SIMP page;
-        // a byte copy of memory the host may be writing is a copy of some
-        // bytes, which is all we rely on: everything below looks at the copy.
+        // SAFETY: the slot is `HV_MESSAGE_SIZE` bytes of the live SIMP page
+        // and `msg` a local of that size; the host may be writing the slot:
+        // `copy_shared` copies some bytes, which is all we rely on:
+        // everything below looks at the copy.
         unsafe {
-            core::ptr::copy_nonoverlapping(
-                slot.cast_const(),
+            crate::shim::copy_shared(
                 zerocopy::IntoBytes::as_mut_bytes(&mut msg).as_mut_ptr(),
+                slot.cast_const(),
                 HV_MESSAGE_SIZE,
             )
         };
@@ -288,16 +296,11 @@ pub(crate) struct Synic {
     pub(crate) counters: [SintCounters; SINTS.len()],
 }
 
-/// The one `Synic` whose hotplug state is registered (the hotplug callbacks
-/// carry no context). Non-null exactly while a [`SynicHandle`] exists.
-static ACTIVE: Atomic<*const Synic> = Atomic::new(core::ptr::null());
-
-/// A [`Synic`] programmed on every online CPU; dropping it tears every CPU
-/// down and returns every vector and page.
+/// A [`Synic`] programmed on every online CPU, and on every CPU that comes
+/// online later (a CPU hotplug state whose instance is the `Synic`);
+/// dropping it tears every CPU down and returns every vector and page.
 pub(crate) struct SynicHandle {
-    // INVARIANT: `hotplug` is `Some` until `drop`, where it goes first.
-    hotplug: Option<HotplugState>,
-    synic: Arc<Synic>,
+    hotplug: Hotplug<Synic>,
 }
 
 impl SynicHandle {
@@ -316,76 +319,27 @@ impl SynicHandle {
             }),
             GFP_KERNEL,
         )?;
-        let ptr: *const Synic = &*synic;
-        if ACTIVE
-            .cmpxchg(core::ptr::null(), ptr, kernel::sync::atomic::Full)
-            .is_err()
-        {
-            return Err(EBUSY);
-        }
-        match HotplugState::new(c_str!("hv_guest/synic:online"), cpu_online, cpu_offline) {
-            Ok(hotplug) => Ok(Self {
-                hotplug: Some(hotplug),
-                synic,
-            }),
-            Err(e) => {
-                ACTIVE.store(core::ptr::null(), kernel::sync::atomic::Release);
-                Err(e)
-            }
-        }
+        Ok(Self {
+            hotplug: Hotplug::new(c_str!("hv_guest/synic:online"), synic)?,
+        })
     }
 
     /// The SynIC.
     pub(crate) fn synic(&self) -> &Arc<Synic> {
-        &self.synic
+        self.hotplug.ctx()
     }
 }
 
-impl Drop for SynicHandle {
-    fn drop(&mut self) {
-        // Runs `cpu_offline` on every online CPU: afterwards no vector,
-        // page or handler of ours is left anywhere.
-        drop(self.hotplug.take());
-        ACTIVE.store(core::ptr::null(), kernel::sync::atomic::Release);
-    }
-}
-
-fn active() -> Option<&'static Synic> {
-    let ptr = ACTIVE.load(kernel::sync::atomic::Acquire);
-    // SAFETY: non-null only while a `SynicHandle` holds the `Arc` and its
-    // hotplug state, and the hotplug callbacks (our only callers) finish
-    // before the state is removed, before the `Arc` can go.
-    unsafe { ptr.as_ref() }
-}
-
-/// Hotplug "online" callback.
-///
-/// # Safety
-///
-/// Called by the CPU hotplug core on `cpu`, in process context.
-unsafe extern "C" fn cpu_online(cpu: u32) -> i32 {
-    let Some(synic) = active() else {
-        return EINVAL.to_errno();
-    };
-    match synic.online(cpu) {
-        Ok(()) => 0,
-        Err(e) => {
+impl HotplugCallbacks for Synic {
+    fn online(&self, cpu: u32) -> Result {
+        Synic::online(self, cpu).inspect_err(|e| {
             pr_err!("SynIC setup failed on CPU {}: {:?}\n", cpu, e);
-            e.to_errno()
-        }
+        })
     }
-}
 
-/// Hotplug "offline" callback.
-///
-/// # Safety
-///
-/// Called by the CPU hotplug core on `cpu`, in process context.
-unsafe extern "C" fn cpu_offline(cpu: u32) -> i32 {
-    if let Some(synic) = active() {
-        synic.offline(cpu);
+    fn offline(&self, cpu: u32) {
+        Synic::offline(self, cpu);
     }
-    0
 }
 
 impl Synic {
@@ -489,6 +443,7 @@ impl Synic {
         slot_of(sint).map(|slot| &self.counters[slot])
     }
 
+    #[cfg(hv_guest_selftest)]
     /// Runs `f` with the vector and interrupt context of `sint` on `cpu`,
     /// holding the CPU table so that the CPU cannot go away meanwhile.
     fn with_sint<R>(
@@ -506,6 +461,7 @@ impl Synic {
         f(setup.vectors.get(slot).ok_or(EINVAL)?)
     }
 
+    #[cfg(hv_guest_selftest)]
     /// Masks or unmasks `sint` on `cpu` (keeping its vector). A masked
     /// SINT still gets messages and flags; only the interrupt is held back.
     pub(crate) fn set_masked(&self, cpu: u32, sint: u8, masked: bool) -> Result {
@@ -516,11 +472,13 @@ impl Synic {
         })
     }
 
+    #[cfg(hv_guest_selftest)]
     /// The message type in `sint`'s SIMP slot on `cpu` (0: free).
     pub(crate) fn slot_type(&self, cpu: u32, sint: u8) -> Result<u32> {
         self.with_sint(cpu, sint, |v| Ok(v.handler().slot_type()))
     }
 
+    #[cfg(hv_guest_selftest)]
     /// Takes what `sint` has on `cpu` (flags, then the message) as the
     /// interrupt handler would, on that CPU: how a masked or polling SINT is
     /// served.

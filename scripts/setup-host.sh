@@ -4,7 +4,7 @@
 # Idempotent: every step checks first and does nothing when already done.
 . "$(dirname "$0")/lib.sh"
 
-PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 bc bison flex libelf-dev
+PKGS=(rustc-web rust-web-src rust-web-clippy libclang-19-dev clang-19 bc bison flex libelf-dev
       libssl-dev cpio busybox-static qemu-system-x86 acpica-tools xz-utils make
       gcc libc6-dev kmod python3 dpkg-dev seabios
       # the rig's L0 QEMU is built from Debian's source (scripts/build-l0-qemu.sh)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """The test runner behind `make test`, `make run` and `make shell`.
 
-Runs the host unit tests (cargo) and the rig scenarios, prints one KTAP
+Runs the host unit tests (cargo), the checks of the built modules and the
+rig scenarios, prints one KTAP
 document with every scenario as a subtest, and ends with the plain line
 `N passed, N failed, N skipped` counted over leaf tests.
 
@@ -14,8 +15,8 @@ A scenario is tests/rig/scenarios/NAME.sh. Its header comments say:
     # l1: ARGS            extra L1 kernel arguments when L0 is TCG
 Each scenario boots L0 QEMU (TCG) on the rig kernel with the L1 initramfs;
 L1 runs the scenario itself or boots L2 under QEMU+KVM to run it. The
-console of every layer goes to build/test-logs/NAME.log; the KTAP arrives
-on a second serial port.
+console of every layer goes to build/test-logs/NAME.log; the KTAP leaves
+the guest through the debug console port 0xe9 (L2's console through 0xeb).
 """
 
 import argparse
@@ -128,6 +129,57 @@ def host_unit_tests():
     return ok, out
 
 
+# What only the selftest build of hv_guest.ko may have (rust/selftest.rs):
+# code under the selftest module, the test-device client, the protocol
+# breaker, the benchmark driver, and their debugfs files.
+SELFTEST_SYMBOLS = ("selftest", "testdev", "misbehave", "corrupt_send_ring", "PerfDriver")
+SELFTEST_FILES = (b"\0contract\0", b"\0misbehave\0", b"\0perf\0", b"\0hv_guest-sint5\0")
+
+
+def module_build_checks():
+    """KTAP subtests on the built modules: the production hv_guest.ko has
+    no selftest code (symbols), no selftest debugfs file names or SynIC
+    test SINT (strings) and no port I/O instruction (the test device and
+    the raw-exit benchmark are the only users of `out`); the selftest build
+    has all three, which shows that each check can fail."""
+    progress("==> checks of the built modules (production vs selftest build)")
+    mods = {"production": os.path.join(BUILD, "module", "rust", "hv_guest.ko"),
+            "selftest": os.path.join(BUILD, "module-selftest", "rust", "hv_guest.ko")}
+    out = ["KTAP version 1"]
+    results = []
+
+    def facts(path):
+        syms = subprocess.run(["nm", path], stdout=subprocess.PIPE, text=True, check=True).stdout
+        with open(path, "rb") as f:
+            data = f.read()
+        dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], stdout=subprocess.PIPE,
+                             text=True, check=True).stdout
+        return {
+            "symbols": sorted({w for line in syms.splitlines() for w in SELFTEST_SYMBOLS if w in line}),
+            "strings": sorted(s.strip(b"\0").decode() for s in SELFTEST_FILES if s in data),
+            "port_io": sum(1 for line in dis.splitlines() if re.search(r"\tout[bwl]?\s", line)),
+        }
+
+    try:
+        prod, test = facts(mods["production"]), facts(mods["selftest"])
+    except (OSError, subprocess.CalledProcessError) as e:
+        out += ["1..1", "not ok 1 modules_built # %s (run make rig)" % e]
+        return False, out
+    for what in ("symbols", "strings", "port_io"):
+        results.append(("production_has_no_selftest_%s" % what, not prod[what],
+                        "production hv_guest.ko has %s" % (prod[what],)))
+        results.append(("selftest_build_has_%s" % what, bool(test[what]),
+                        "the selftest build has none: the check could not fail"))
+    out.append("1..%d" % len(results))
+    for i, (name, ok, why) in enumerate(results, 1):
+        out.append("%s %d %s%s" % ("ok" if ok else "not ok", i, name, "" if ok else " # " + why))
+    out.insert(1, "# production: %s" % (prod,))
+    out.insert(2, "# selftest build: %s" % (test,))
+    ok = all(r[1] for r in results)
+    progress("    %s" % ("ok" if ok else "FAILED"))
+    return ok, out
+
+
 # The rig's knobs (tests/rig/README.md; tests/rig/bisect.py sets them per
 # configuration). The defaults are the adopted configuration.
 def l0_accel():
@@ -175,27 +227,43 @@ def l0_command(kernel, initrd, append):
 
 
 def dump_l0_cpus(monitor, out_path):
-    """Asks a hung L0 for every vCPU's registers (HMP `info registers -a`)
-    through its monitor socket and writes them to out_path: where L1 was
-    stuck, which a hang otherwise never says."""
+    """Asks a hung L0, through its monitor socket, where each vCPU is:
+    every vCPU's registers three times a second apart (HMP `info registers
+    -a`: a RIP that moves is a loop, one that does not is a stall), then the
+    top of each vCPU's stack (`x/48gx` at its RSP, for the callers: symbolize with
+    addr2line on the rig kernel's vmlinux). Writes it all to out_path: where
+    L1 was stuck, which a hang otherwise never says."""
     import socket
+
+    def hmp(sock, command, wait=1.0):
+        sock.sendall(command.encode() + b"\n")
+        data = b""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            data += chunk
+        return data
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(3)
+            sock.settimeout(0.2)
             sock.connect(monitor)
-            sock.sendall(b"info registers -a\n")
-            data = b""
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                try:
-                    chunk = sock.recv(65536)
-                except socket.timeout:
-                    break
-                if not chunk:
-                    break
-                data += chunk
+            out = b""
+            for sample in range(3):
+                out += b"\n==== sample %d: info registers -a ====\n" % sample
+                out += hmp(sock, "info registers -a", 1.0)
+            last = out[out.rfind(b"==== sample 2"):]
+            for cpu, rsp in enumerate(re.findall(rb"RSP=([0-9a-f]{16})", last)):
+                out += b"\n==== CPU %d: stack at %s ====\n" % (cpu, rsp)
+                hmp(sock, "cpu %d" % cpu, 0.3)
+                out += hmp(sock, "x/48gx 0x%s" % rsp.decode(), 0.5)
         with open(out_path, "wb") as f:
-            f.write(data)
+            f.write(out)
         return True
     except OSError:
         return False
@@ -376,6 +444,7 @@ def main():
     suites = []
     if not args.scenarios and not args.no_host:
         suites.append(("host_unit", None))
+        suites.append(("module_builds", None))
     suites += [(n, scenario_meta(n)) for n in names]
 
     print("KTAP version 1")
@@ -383,7 +452,7 @@ def main():
     totals = [0, 0, 0]
     for i, (name, meta) in enumerate(suites, 1):
         if meta is None:
-            ok, lines = host_unit_tests()
+            ok, lines = host_unit_tests() if name == "host_unit" else module_build_checks()
         elif meta["skip"]:
             ok, lines = True, None
             progress("==> %s: SKIP %s" % (name, meta["skip"]))

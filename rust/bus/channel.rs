@@ -3,8 +3,8 @@
 //! A VMBus channel and the API drivers use.
 //!
 //! A channel exists from its offer until the host rescinds it (or VMBus
-//! unloads). A driver that binds to it (by class GUID, see
-//! [`crate::ic`]) opens it: [`Channel::open`] allocates the ring pages,
+//! unloads). A driver that binds to it (by class, see [`crate::drivers`])
+//! opens it: [`Channel::open`] allocates the ring pages,
 //! creates the ring GPADL, sends OPENCHANNEL and waits for the result.
 //! From then on:
 //!
@@ -35,24 +35,28 @@
 //! pages themselves are freed only when the host confirmed the teardown
 //! (or rescinded the channel); if it never answers they are leaked, never
 //! reused while the host may still write them.
+//!
+//! This file is the channel's life (offer, open, retarget, close, rescind);
+//! [`io`] is its traffic (sending, receiving, completions).
 
 use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
-use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use super::device::ChannelDevice;
 use super::ring::{RingPages, RingView};
-use super::{Bus, Expect, Phase, Reply, REPLY_TIMEOUT_MS};
-use crate::vmbus::gpadl::GpadlRange;
+mod io;
+
+use super::{Bus, Expect, Phase, Reply};
 use crate::vmbus::guid::Guid;
 use crate::vmbus::message::{
-    CloseChannel, ModifyChannel, OfferChannel, OpenChannel, INTERRUPT_PAGE_SEND_OFFSET,
-    MAX_USER_DEFINED_BYTES,
+    CloseChannel, ModifyChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES,
 };
-use crate::vmbus::packet::{Packet, PacketFlags, PacketType};
-use crate::vmbus::ring::{HeaderField, RingConsumer, RingError, RingMemory, RingProducer};
+use crate::vmbus::packet::Packet;
+use crate::vmbus::ring::{RingConsumer, RingError, RingProducer};
+#[cfg(hv_guest_selftest)]
+use crate::vmbus::ring::{HeaderField, RingMemory};
 
 /// What the offer said, copied once.
 #[derive(Clone, Copy)]
@@ -145,6 +149,18 @@ impl ChannelCounters {
             space_waits: Atomic::new(0),
         }
     }
+}
+
+/// What [`Channel::status`] reports.
+pub(crate) struct ChannelStatus {
+    pub(crate) state: State,
+    /// The bound driver's name.
+    pub(crate) driver: Option<&'static str>,
+    /// The GPADL handle of the rings (0 when closed).
+    pub(crate) gpadl: u32,
+    /// Ring sizes in bytes, headers included (0 when closed).
+    pub(crate) send_bytes: usize,
+    pub(crate) recv_bytes: usize,
 }
 
 /// One offered channel.
@@ -258,9 +274,8 @@ impl Channel {
         self.info.relid
     }
 
-    /// State, bound driver, GPADL handle and ring sizes (send, receive,
-    /// in bytes with headers), for debugfs.
-    pub(crate) fn status(&self) -> (State, Option<&'static str>, u32, usize, usize) {
+    /// State, bound driver, GPADL handle and ring sizes, for debugfs.
+    pub(crate) fn status(&self) -> ChannelStatus {
         let ctl = self.ctl.lock();
         let (s, r) = ctl.pages.as_ref().map_or((0, 0), |p| {
             (
@@ -273,7 +288,13 @@ impl Channel {
         } else {
             ctl.state
         };
-        (state, ctl.driver, ctl.gpadl, s, r)
+        ChannelStatus {
+            state,
+            driver: ctl.driver,
+            gpadl: ctl.gpadl,
+            send_bytes: s,
+            recv_bytes: r,
+        }
     }
 
     /// The VP the host interrupts for this channel while it is open.
@@ -288,7 +309,7 @@ impl Channel {
     pub(crate) fn retarget(&self, cpu: u32) -> Result {
         let bus = &self.bus;
         let relid = self.relid();
-        let version = bus.connection().1;
+        let version = bus.connection().version;
         if !version.has_modify_channel() {
             return Err(EOPNOTSUPP);
         }
@@ -307,27 +328,23 @@ impl Channel {
         if !version.modify_channel_answered() {
             bus.post(&msg)?;
         } else {
-            bus.expect(Expect::Modify(relid))?;
-            bus.post(&msg)
-                .inspect_err(|_| bus.unexpect(Expect::Modify(relid)))?;
-            let reply = bus.wait_reply(
-                REPLY_TIMEOUT_MS,
+            let status = bus.request(
+                &msg,
                 Expect::Modify(relid),
-                |r| matches!(r, Reply::Modify(m) if m.child_relid == relid),
+                |r| match r {
+                    Reply::Modify(m) if m.child_relid == relid => Some(m.status),
+                    _ => None,
+                },
                 || self.is_rescinded(),
             )?;
-            match reply {
-                Reply::Modify(m) if m.status == 0 => {}
-                Reply::Modify(m) => {
-                    pr_err!(
-                        "vmbus: host refused to move relid {} to VP {}: status {:#x}\n",
-                        relid,
-                        vp,
-                        m.status
-                    );
-                    return Err(EIO);
-                }
-                _ => return Err(EIO),
+            if status != 0 {
+                pr_err!(
+                    "vmbus: host refused to move relid {} to VP {}: status {:#x}\n",
+                    relid,
+                    vp,
+                    status
+                );
+                return Err(EIO);
             }
         }
         pr_info!(
@@ -367,9 +384,7 @@ impl Channel {
     /// Waits until the channel's work is not running or queued. Not from
     /// the work itself.
     pub(super) fn flush(&self) {
-        // SAFETY: `work` is a live work item of `self`; flushing waits for
-        // it and needs no other guarantee.
-        unsafe { kernel::bindings::flush_work(Work::raw_get(&self.work)) };
+        crate::shim::flush_work(&self.work);
     }
 
     fn self_arc(&self) -> Arc<Channel> {
@@ -392,10 +407,9 @@ impl Channel {
             }
             ctl.probed = true;
         }
-        let name = crate::ic::DRIVERS
-            .iter()
-            .find(|d| d.class == self.info.class)
-            .map_or(c"channel", |d| d.device_name);
+        // The class's name from the contract; drivers match it by the
+        // same constant.
+        let name = self.info.class.class().map_or(c"channel", |c| c.name);
         // Not under `ctl`: the probe opens the channel.
         match ChannelDevice::new(name, &self.self_arc()) {
             Ok(dev) => self.ctl.lock().device = Some(dev),
@@ -442,7 +456,7 @@ impl Channel {
         if !matches!(ctl.state, State::Offered | State::Closed) {
             return Err(EBUSY);
         }
-        if self.is_rescinded() || bus.connection().0 != Phase::Connected {
+        if self.is_rescinded() || bus.connection().phase != Phase::Connected {
             return Err(ENODEV);
         }
         ctl.state = State::Opening;
@@ -494,27 +508,27 @@ impl Channel {
             downstream_ringbuffer_pageoffset: pages.send_pages() as u32,
             userdata: [0; MAX_USER_DEFINED_BYTES],
         };
-        let result = bus.expect(Expect::Open(relid)).and_then(|()| {
-            bus.post(&msg)
-                .inspect_err(|_| bus.unexpect(Expect::Open(relid)))?;
-            bus.wait_reply(
-                REPLY_TIMEOUT_MS,
-                Expect::Open(relid),
-                |r| matches!(r, Reply::OpenResult(o) if o.child_relid == relid && o.openid == relid),
-                || self.is_rescinded(),
-            )
-        });
+        let result = bus.request(
+            &msg,
+            Expect::Open(relid),
+            |r| match r {
+                Reply::OpenResult(o) if o.child_relid == relid && o.openid == relid => {
+                    Some(o.status)
+                }
+                _ => None,
+            },
+            || self.is_rescinded(),
+        );
         let err = match result {
-            Ok(Reply::OpenResult(o)) if o.status == 0 => None,
-            Ok(Reply::OpenResult(o)) => {
+            Ok(0) => None,
+            Ok(status) => {
                 pr_err!(
                     "vmbus: host refused to open relid {}: status {:#x}\n",
                     relid,
-                    o.status
+                    status
                 );
                 Some(EIO)
             }
-            Ok(_) => Some(EIO),
             Err(e) => Some(e),
         };
         if let Some(e) = err {
@@ -604,7 +618,8 @@ impl Channel {
     /// Sets the send ring's write index past the ring's end and signals
     /// the host, which must close the channel: for testing the host's
     /// defences (debugfs `vmbus/misbehave`). `ENOTCONN` if not open.
-    pub(super) fn corrupt_send_ring(&self) -> Result {
+    #[cfg(hv_guest_selftest)]
+    pub(crate) fn corrupt_send_ring(&self) -> Result {
         let ctl = self.ctl.lock();
         if ctl.state != State::Open {
             return Err(ENOTCONN);
@@ -616,312 +631,5 @@ impl Channel {
         drop(ctl);
         self.signal();
         Ok(())
-    }
-
-    fn signal(&self) {
-        self.counters.signals.add(1, Relaxed);
-        if !self.info.dedicated_interrupt {
-            // The host finds which channel signalled in the interrupt page
-            // (vmbus_set_event): the bit goes in before the hypercall.
-            if let Err(e) = self
-                .bus
-                .interrupt_page
-                .set_bit(INTERRUPT_PAGE_SEND_OFFSET, self.relid())
-            {
-                self.counters.errors.add(1, Relaxed);
-                pr_err!("vmbus: relid {} has no interrupt page bit: {:?}\n", self.relid(), e);
-                return;
-            }
-        }
-        if let Err(e) = self
-            .bus
-            .core
-            .hypercalls
-            .signal_event(self.info.connection_id, 0)
-        {
-            self.counters.errors.add(1, Relaxed);
-            pr_err!("vmbus: signalling relid {} failed: {}\n", self.relid(), e);
-        }
-    }
-
-    fn send_with(
-        &self,
-        f: impl FnOnce(&mut RingProducer<RingView>) -> Result<bool, RingError>,
-    ) -> Result {
-        let mut tx = self.tx.lock();
-        let producer = Option::as_mut(&mut *tx).ok_or(ENOTCONN)?;
-        let signal = f(producer).map_err(|e| {
-            if !matches!(e, RingError::Full { .. }) {
-                pr_err!("vmbus: relid {} send ring: {}\n", self.relid(), e);
-            }
-            self.counters.errors.add(1, Relaxed);
-            ring_errno(e)
-        })?;
-        drop(tx);
-        self.counters.tx_packets.add(1, Relaxed);
-        if signal {
-            self.signal();
-        }
-        Ok(())
-    }
-
-    /// Sends an in-band packet. `EAGAIN` if the ring is full, `ENOTCONN`
-    /// if the channel is not open.
-    pub(crate) fn send_inband(&self, trans_id: u64, flags: PacketFlags, data: &[u8]) -> Result {
-        self.send_with(|p| p.write_inband(trans_id, flags, data))
-    }
-
-    /// Sends an in-band packet; if the send ring is full, waits for space
-    /// as Linux's drivers do (see the module docs): `pending_send_sz` is set
-    /// to half the ring (or the packet, if larger), so that one wakeup buys
-    /// many packets, not one, and the host signals when its reads cross it.
-    /// Errors: `ETIMEDOUT` after `timeout_ms` without space, `ENOTCONN` if
-    /// the channel closed (or the host broke it), `ENODEV` if rescinded,
-    /// `EMSGSIZE` if the packet can never fit, `EINTR` on a signal.
-    pub(crate) fn send_inband_wait(
-        &self,
-        trans_id: u64,
-        flags: PacketFlags,
-        data: &[u8],
-        timeout_ms: u32,
-    ) -> Result {
-        let mut left = msecs_to_jiffies(timeout_ms);
-        let mut tx = self.tx.lock();
-        let mut waited = false;
-        loop {
-            let producer = Option::as_mut(&mut *tx).ok_or(ENOTCONN)?;
-            if self.is_rescinded() {
-                if waited {
-                    producer.clear_pending_send_size();
-                }
-                return Err(ENODEV);
-            }
-            let need = match producer.write_inband(trans_id, flags, data) {
-                Ok(signal) => {
-                    if waited {
-                        producer.clear_pending_send_size();
-                    }
-                    drop(tx);
-                    self.counters.tx_packets.add(1, Relaxed);
-                    if signal {
-                        self.signal();
-                    }
-                    return Ok(());
-                }
-                Err(RingError::Full { need, .. }) => need,
-                Err(e) => {
-                    pr_err!("vmbus: relid {} send ring: {}\n", self.relid(), e);
-                    self.counters.errors.add(1, Relaxed);
-                    return Err(ring_errno(e));
-                }
-            };
-            self.counters.ring_full.add(1, Relaxed);
-            let size = producer.data_len();
-            let need = u32::try_from(need).map_err(|_| EMSGSIZE)?;
-            // A write needs more than `need` free bytes and at most the
-            // whole data area is ever free.
-            if need >= size {
-                return Err(EMSGSIZE);
-            }
-            let threshold = need.max(size / 2);
-            waited = true;
-            match producer.set_pending_send_size(threshold) {
-                // Freed meanwhile: no signal will come, write now.
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => {
-                    producer.clear_pending_send_size();
-                    pr_err!("vmbus: relid {} send ring: {}\n", self.relid(), e);
-                    return Err(ring_errno(e));
-                }
-            }
-            if left == 0 {
-                producer.clear_pending_send_size();
-                return Err(ETIMEDOUT);
-            }
-            self.counters.space_waits.add(1, Relaxed);
-            match self.space.wait_interruptible_timeout(&mut tx, left) {
-                kernel::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
-                kernel::sync::CondVarTimeoutResult::Timeout => left = 0,
-                kernel::sync::CondVarTimeoutResult::Signal { .. } => {
-                    if let Some(p) = Option::as_mut(&mut *tx) {
-                        p.clear_pending_send_size();
-                    }
-                    return Err(EINTR);
-                }
-            }
-        }
-    }
-
-    /// Sends a packet that refers to guest pages (GPA direct).
-    #[allow(dead_code)]
-    pub(crate) fn send_with_pages(
-        &self,
-        trans_id: u64,
-        flags: PacketFlags,
-        ranges: &[GpadlRange<'_>],
-        data: &[u8],
-    ) -> Result {
-        self.send_with(|p| p.write_gpa_direct(trans_id, flags, ranges, data))
-    }
-
-    /// Sends `data` asking for a completion, waits for it and copies its
-    /// data into `reply`; returns the bytes copied.
-    #[allow(dead_code)]
-    pub(crate) fn request(&self, data: &[u8], reply: &mut [u8], timeout_ms: u32) -> Result<usize> {
-        let trans_id = self.next_trans_id.fetch_add(1, Relaxed);
-        self.pending.lock().push(
-            Pending {
-                trans_id,
-                done: false,
-                data: KVec::new(),
-            },
-            GFP_KERNEL,
-        )?;
-        let sent = self.send_inband(trans_id, PacketFlags::COMPLETION_REQUESTED, data);
-        let mut left = msecs_to_jiffies(timeout_ms);
-        let mut pending = self.pending.lock();
-        let result = loop {
-            let Some(i) = pending.iter().position(|p| p.trans_id == trans_id) else {
-                break Err(EIO);
-            };
-            if let Err(e) = sent {
-                break Err(e);
-            }
-            if pending[i].done {
-                break Ok(i);
-            }
-            if left == 0 || self.is_rescinded() {
-                break Err(if left == 0 { ETIMEDOUT } else { ENODEV });
-            }
-            match self
-                .completed
-                .wait_interruptible_timeout(&mut pending, left)
-            {
-                kernel::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
-                kernel::sync::CondVarTimeoutResult::Timeout => left = 0,
-                kernel::sync::CondVarTimeoutResult::Signal { .. } => left = 0,
-            }
-        };
-        let Some(i) = pending.iter().position(|p| p.trans_id == trans_id) else {
-            return result.map(|_| 0);
-        };
-        let p = pending.remove(i).map_err(|_| EIO)?;
-        result?;
-        if self.tx.lock().is_none() {
-            return Err(ENOTCONN);
-        }
-        let n = p.data.len().min(reply.len());
-        reply[..n].copy_from_slice(&p.data[..n]);
-        Ok(n)
-    }
-
-    /// Reads what the host sent and hands each packet to `f` (instead of
-    /// the handler); returns the number of packets.
-    #[allow(dead_code)]
-    pub(crate) fn poll(&self, mut f: impl FnMut(&Packet<'_>)) -> Result<usize> {
-        let mut n = 0;
-        self.read_packets(|p| {
-            n += 1;
-            f(p)
-        })?;
-        Ok(n)
-    }
-
-    /// The channel work: reads everything and calls the handler.
-    fn drain(&self, handler: Option<&dyn ChannelHandler>) {
-        let me = self.self_arc();
-        let _ = self.read_packets(|p| {
-            if let Some(h) = handler {
-                h.on_packet(&me, p);
-            }
-        });
-    }
-
-    fn read_packets(&self, mut f: impl FnMut(&Packet<'_>)) -> Result {
-        let mut rx_guard = self.rx.lock();
-        let Some(rx) = Option::as_mut(&mut *rx_guard) else {
-            return Err(ENOTCONN);
-        };
-        let result = loop {
-            rx.consumer.mask_interrupts();
-            let mut failed = None;
-            loop {
-                match rx.consumer.read_packet(&mut rx.buf) {
-                    Ok(None) => break,
-                    Ok(Some(p)) => {
-                        self.counters.rx_packets.add(1, Relaxed);
-                        if !self.complete(&p) {
-                            f(&p);
-                        }
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-                match rx.consumer.commit() {
-                    Ok(true) => self.signal(),
-                    Ok(false) => {}
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = failed {
-                break Err(e);
-            }
-            match rx.consumer.unmask_interrupts() {
-                Ok(true) => continue,
-                Ok(false) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        let Err(e) = result else {
-            return Ok(());
-        };
-        // The host broke the ring: stop using it (the driver's next send
-        // fails too) and say why; the channel is closed on unbind.
-        self.counters.errors.add(1, Relaxed);
-        pr_err!(
-            "vmbus: relid {}: bad packet from the host: {}; channel stopped\n",
-            self.relid(),
-            e
-        );
-        *rx_guard = None;
-        drop(rx_guard);
-        *self.tx.lock() = None;
-        self.space.notify_all();
-        self.broken.store(true, Release);
-        Err(EIO)
-    }
-
-    /// If `p` completes a pending request, records it and returns true.
-    fn complete(&self, p: &Packet<'_>) -> bool {
-        if p.desc.ty != PacketType::COMP {
-            return false;
-        }
-        let mut pending = self.pending.lock();
-        let Some(entry) = pending
-            .iter_mut()
-            .find(|e| e.trans_id == p.desc.trans_id && !e.done)
-        else {
-            return false;
-        };
-        let data = p.data();
-        let n = data.len().min(MAX_COMPLETION);
-        entry.data.clear();
-        if entry
-            .data
-            .extend_from_slice(&data[..n], GFP_KERNEL)
-            .is_err()
-        {
-            entry.data.clear();
-        }
-        entry.done = true;
-        drop(pending);
-        self.completed.notify_all();
-        true
     }
 }

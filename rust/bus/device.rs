@@ -5,17 +5,22 @@
 //! `hv_guest_vmbus`, and a driver binds to it by class through the
 //! auxiliary bus (`/sys/bus/auxiliary/devices`, `.../drivers`).
 //!
-//! The device carries its channel as registration data ([`ChannelRef`]);
-//! a driver's probe gets the channel from it and opens it, and its bound
+//! The device carries its channel as registration data ([`ChannelRef`]),
+//! with a debugfs directory of its own,
+//! `/sys/kernel/debug/hv_guest/vmbus/devices/<class>.<relid>/`, for what
+//! its driver shows; a driver's probe gets both from it ([`channel_of`],
+//! [`debugfs_of`]) and opens the channel, and its bound
 //! data ([`Binding`]) closes the channel when the driver is unbound: the
 //! device is deleted (rescind, unload), the driver unregistered, or an
 //! `unbind` written in sysfs. A channel never outlives its bus, so no
 //! driver is ever left with a ring whose pages are gone.
 
 use kernel::auxiliary;
+use kernel::debugfs::Dir;
 use kernel::device::{self, Bound};
 use kernel::faux;
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::Arc;
 use kernel::types::CovariantForLt;
 
@@ -24,21 +29,33 @@ use super::channel::Channel;
 /// This module's name: the prefix of every device and driver name.
 pub(crate) const MODULE_NAME: &CStr = c"hv_guest";
 
-/// What a channel's auxiliary device carries: the channel.
-pub(crate) struct ChannelRef(pub(crate) Arc<Channel>);
+/// What a channel's auxiliary device carries: the channel and the
+/// device's debugfs directory (removed when the device and every file its
+/// driver made in it are gone).
+pub(crate) struct ChannelRef {
+    channel: Arc<Channel>,
+    // Only the selftest build's driver has files to put in it so far.
+    #[cfg_attr(not(hv_guest_selftest), expect(dead_code))]
+    debugfs: Dir,
+}
 
 /// The registration data type of channel devices.
 pub(crate) type ChannelData = CovariantForLt!(ChannelRef);
 
-/// The parent of every channel device of one bus.
+/// The parent of every channel device of one bus, and the debugfs
+/// directory their directories go in.
 pub(crate) struct BusDevice {
     faux: faux::Registration,
+    debugfs: Dir,
 }
 
 impl BusDevice {
-    pub(crate) fn new() -> Result<Self> {
+    /// The bus device; channel devices get their debugfs directories in
+    /// `debugfs`.
+    pub(crate) fn new(debugfs: Dir) -> Result<Self> {
         Ok(Self {
             faux: faux::Registration::new(c"hv_guest_vmbus", None)?,
+            debugfs,
         })
     }
 
@@ -66,12 +83,17 @@ impl ChannelDevice {
         // outlives the device as `'static` claims for its lifetime.
         let parent: &'static device::Device<Bound> =
             unsafe { &*core::ptr::from_ref(ch.bus().parent.device()) };
+        let dir_name = CString::try_from_fmt(fmt!("{}.{}", name.to_str()?, ch.relid()))?;
+        let debugfs = ch.bus().parent.debugfs.subdir(&dir_name);
         let reg = auxiliary::Registration::new(
             parent,
             name,
             ch.relid(),
             MODULE_NAME,
-            Ok::<_, Error>(ChannelRef(ch.clone())),
+            Ok::<_, Error>(ChannelRef {
+                channel: ch.clone(),
+                debugfs,
+            }),
         )?;
         Ok(Self { _reg: reg })
     }
@@ -83,7 +105,17 @@ pub(crate) fn channel_of(adev: &auxiliary::Device<Bound>) -> Result<Arc<Channel>
     let data = adev
         .registration_data::<ChannelData>()
         .map_err(|_| ENODEV)?;
-    Ok(data.0.clone())
+    Ok(data.channel.clone())
+}
+
+#[cfg(hv_guest_selftest)]
+/// The debugfs directory of an auxiliary device this module created, for
+/// its driver's files; `ENODEV` for any other device.
+pub(crate) fn debugfs_of(adev: &auxiliary::Device<Bound>) -> Result<Dir> {
+    let data = adev
+        .registration_data::<ChannelData>()
+        .map_err(|_| ENODEV)?;
+    Ok(data.debugfs.clone())
 }
 
 /// A driver bound to a channel: the channel is open while this lives and

@@ -197,10 +197,11 @@ impl RingMemory for RingView {
         let dst = buf.as_mut_ptr();
         self.pieces(offset, buf.len(), |page, within, at, n| {
             // SAFETY: `within + n <= PAGE_SIZE` inside a live page and
-            // `at + n <= buf.len()`; a byte copy of shared memory the host
-            // may be writing yields some bytes, which is all the ring code
-            // relies on (it checks everything in the copy).
-            unsafe { core::ptr::copy_nonoverlapping(page.as_ptr().add(within), dst.add(at), n) }
+            // `at + n <= buf.len()`, and the ring page is not `buf`. The
+            // host may be writing the page: `copy_shared` copies some
+            // bytes, which is all the ring code relies on (it checks
+            // everything in the copy).
+            unsafe { crate::shim::copy_shared(dst.add(at), page.as_ptr().add(within), n) }
         });
     }
 
@@ -208,8 +209,9 @@ impl RingMemory for RingView {
         let src = data.as_ptr();
         self.pieces(offset, data.len(), |page, within, at, n| {
             // SAFETY: as in `read_data`, the other way round; the producer
-            // owns the bytes it writes until it publishes the write index.
-            unsafe { core::ptr::copy_nonoverlapping(src.add(at), page.as_ptr().add(within), n) }
+            // owns the bytes it writes until it publishes the write index,
+            // though a host that breaks the protocol may write them too.
+            unsafe { crate::shim::copy_shared(page.as_ptr().add(within), src.add(at), n) }
         });
     }
 

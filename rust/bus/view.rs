@@ -1,88 +1,109 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `/sys/kernel/debug/hv_guest/vmbus/`: the bus (`state`), every channel
-//! (`channels`: one block per channel: class and instance GUIDs, relid,
-//! state, driver, ring sizes, counters) and what the IC drivers saw
-//! (`ic`: heartbeats, shutdown requests, timesync offset).
+//! `/sys/kernel/debug/hv_guest/vmbus/`: the bus (`state`) and every
+//! channel (`channels`), one record per line, each field `key=value`
+//! (values have no spaces), for scripts.
 
 use core::fmt::{self, Formatter};
 
 use kernel::sync::atomic::Relaxed;
 
 use super::VmBus;
-use crate::ic::timesync;
 
-/// `state`: phase, version, message connection and the bus counters.
+/// `state`: one record: phase, version, message connection, the interrupt
+/// page (named to the host below 5.0 only), ring page accounting and the
+/// bus counters.
 pub(crate) fn show_state(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::Result {
     let Some(vm) = bus else {
-        return writeln!(f, "phase none (no VMBus host)");
+        return writeln!(f, "phase=none");
     };
     let bus = vm.bus();
-    let (phase, version, conn) = bus.connection();
-    writeln!(f, "phase {:?}", phase)?;
-    writeln!(f, "version {}", version)?;
-    writeln!(f, "msg_conn_id {}", conn)?;
-    // Named to the host in INITIATE_CONTACT below 5.0 only.
-    if version.contact_names_sint() {
-        writeln!(f, "interrupt_page none")?;
-    } else {
-        writeln!(f, "interrupt_page {:#x}", bus.interrupt_page.phys())?;
-    }
-    writeln!(f, "target_vp {}", bus.target_vp)?;
-    writeln!(f, "channels {}", bus.channels().len())?;
-    writeln!(
+    let crate::bus::Connection {
+        phase,
+        version,
+        msg_conn,
+    } = bus.connection();
+    write!(
         f,
-        "ring_pages live {} leaked {}",
-        super::ring::LIVE_PAGES.load(Relaxed),
-        super::ring::LEAKED_PAGES.load(Relaxed)
+        "phase={:?} version={} msg_conn_id={}",
+        phase, version, msg_conn
     )?;
+    if version.contact_names_sint() {
+        write!(f, " interrupt_page=none")?;
+    } else {
+        write!(f, " interrupt_page={:#x}", bus.interrupt_page.phys())?;
+    }
     let c = &bus.counters;
+    let rejected = [
+        c.rejected_malformed.load(Relaxed),
+        c.rejected_unexpected.load(Relaxed),
+        c.rejected_offer.load(Relaxed),
+        c.rejected_rescind.load(Relaxed),
+    ];
     writeln!(
         f,
-        "messages {} inbox_full {} rejected {} offers {} rescinds {} unsolicited {} events_unknown_relid {}",
+        " target_vp={} channels={} ring_pages_live={} ring_pages_leaked={} messages={} inbox_full={} rejected={} rejected_malformed={} rejected_unexpected={} rejected_offer={} rejected_rescind={} offers={} rescinds={} releases={} unsolicited={} events_unknown_relid={}",
+        bus.target_vp,
+        bus.channels().len(),
+        super::ring::LIVE_PAGES.load(Relaxed),
+        super::ring::LEAKED_PAGES.load(Relaxed),
         c.messages.load(Relaxed),
         c.inbox_full.load(Relaxed),
-        c.rejected.load(Relaxed),
+        rejected.iter().fold(0u64, |a, n| a.saturating_add(*n)),
+        rejected[0],
+        rejected[1],
+        rejected[2],
+        rejected[3],
         c.offers.load(Relaxed),
         c.rescinds.load(Relaxed),
+        c.releases.load(Relaxed),
         c.unsolicited.load(Relaxed),
         c.events_unknown_relid.load(Relaxed)
     )
 }
 
-/// `channels`: one block per channel, a blank line between.
+/// `channels`: one record per channel: its offer (relid, class GUID and
+/// name, instance, connection, flags), state, driver, rings and counters.
 pub(crate) fn show_channels(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::Result {
     let Some(vm) = bus else {
         return Ok(());
     };
     for ch in vm.bus().channels().iter() {
         let i = ch.info();
-        let (state, driver, gpadl, send, recv) = ch.status();
-        writeln!(f, "relid {}", i.relid)?;
-        writeln!(
+        let crate::bus::channel::ChannelStatus {
+            state,
+            driver,
+            gpadl,
+            send_bytes,
+            recv_bytes,
+        } = ch.status();
+        write!(
             f,
-            "  class {} {}",
+            "relid={} class={} name={} instance={} connection_id={:#x} sub_channel_index={} monitor_allocated={} dedicated_interrupt={}",
+            i.relid,
             i.class,
-            i.class.class_name().unwrap_or("unknown")
+            i.class.class_name().unwrap_or("unknown"),
+            i.instance,
+            i.connection_id,
+            i.sub_channel_index,
+            u8::from(i.monitor_allocated),
+            u8::from(i.dedicated_interrupt)
         )?;
-        writeln!(f, "  instance {}", i.instance)?;
-        writeln!(f, "  connection_id {:#x}", i.connection_id)?;
-        writeln!(f, "  sub_channel_index {}", i.sub_channel_index)?;
-        writeln!(
+        write!(
             f,
-            "  monitor_allocated {} dedicated_interrupt {}",
-            i.monitor_allocated as u8, i.dedicated_interrupt as u8
+            " state={:?} driver={} rescinded={} gpadl={:#x} target_vp={} ring_send={} ring_recv={}",
+            state,
+            driver.unwrap_or("none"),
+            u8::from(ch.is_rescinded()),
+            gpadl,
+            ch.target_vp(),
+            send_bytes,
+            recv_bytes
         )?;
-        writeln!(f, "  state {:?}", state)?;
-        writeln!(f, "  driver {}", driver.unwrap_or("none"))?;
-        writeln!(f, "  rescinded {}", ch.is_rescinded() as u8)?;
-        writeln!(f, "  gpadl {:#x}", gpadl)?;
-        writeln!(f, "  target_vp {}", ch.target_vp())?;
-        writeln!(f, "  ring_send {} ring_recv {}", send, recv)?;
         let c = &ch.counters;
         writeln!(
             f,
-            "  tx_packets {} rx_packets {} signals {} events {} errors {} ring_full {} space_waits {}",
+            " tx_packets={} rx_packets={} signals={} events={} errors={} ring_full={} space_waits={}",
             c.tx_packets.load(Relaxed),
             c.rx_packets.load(Relaxed),
             c.signals.load(Relaxed),
@@ -91,27 +112,6 @@ pub(crate) fn show_channels(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::
             c.ring_full.load(Relaxed),
             c.space_waits.load(Relaxed)
         )?;
-        writeln!(f)?;
     }
     Ok(())
-}
-
-/// `ic`: what the utility drivers did.
-pub(crate) fn show_ic(f: &mut Formatter<'_>) -> fmt::Result {
-    use crate::ic::{heartbeat, shutdown};
-    writeln!(
-        f,
-        "heartbeat beats {} last_seq {}",
-        heartbeat::BEATS.load(Relaxed),
-        heartbeat::LAST_SEQ.load(Relaxed)
-    )?;
-    writeln!(f, "shutdown requests {}", shutdown::REQUESTS.load(Relaxed))?;
-    writeln!(
-        f,
-        "timesync samples {} applied {} offset_ns {} last_flags {}",
-        timesync::SAMPLES.load(Relaxed),
-        timesync::APPLIED.load(Relaxed),
-        timesync::OFFSET_NS.load(Relaxed),
-        timesync::LAST_FLAGS.load(Relaxed)
-    )
 }

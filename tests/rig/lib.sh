@@ -5,7 +5,10 @@
 # Module and test locations inside the initramfs.
 KO_DIR=/lib/modules/hv_guest
 TESTS=/tests
+# The production module, and its selftest build (contract tests, test
+# device, misbehaviour, benchmark driver) for the scenarios that need those.
 export HV_GUEST_KO=$KO_DIR/hv_guest.ko
+export HV_GUEST_SELFTEST_KO=$KO_DIR/selftest/hv_guest.ko
 export HV_GUEST_KUNIT_KO=$KO_DIR/hv_guest_kunit.ko
 
 RIG_TEST_NR=0
@@ -25,14 +28,22 @@ rig_scenario() {
 	cat /tmp/scenario.doc
 }
 
-# run_test NAME CMD...: one test program as a KTAP subtest.
+# run_test NAME CMD...: one test program as a KTAP subtest. A program
+# that writes its own KTAP document (the kselftests) is passed on as it is;
+# shell tests report with rig_check, rig_ok and rig_not_ok, and get their
+# header and plan here, counted from the results they gave.
 run_test() {
-	local name=$1 out rc
+	local name=$1 out rc results
 	shift
 	RIG_TEST_NR=$((RIG_TEST_NR + 1))
 	out=/tmp/test.$RIG_TEST_NR.out
+	RIG_CHECK_NR=0 RIG_CHECK_FAILED=
 	"$@" >"$out" 2>/dev/console
 	rc=$?
+	if ! grep -q '^1\.\.[0-9]' "$out"; then
+		results=$(grep -cE '^(not )?ok [0-9]+ ' "$out")
+		{ echo "KTAP version 1"; echo "1..$results"; } | sed 's/^/    /'
+	fi
 	sed 's/^/    /' "$out"
 	case $rc in
 	0) echo "ok $RIG_TEST_NR $name" ;;
@@ -52,6 +63,20 @@ wait_for() {
 		n=$((n - 1))
 	done
 	"$@"
+}
+
+# kv FILE SELECTOR KEY: the value of KEY in the first record of FILE (one
+# record per line, fields key=value) that has every field of SELECTOR
+# (space-separated key=value fields, or "-" for the first record); empty if
+# there is none.
+kv() {
+	awk -v sel="$2" -v k="$3" '
+		BEGIN { n = sel == "-" ? 0 : split(sel, want, " ") }
+		{
+			have = 0
+			for (i = 1; i <= NF; i++) for (j = 1; j <= n; j++) if ($i == want[j]) have++
+		}
+		have == n { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit } }' "$1"
 }
 
 # rig_mark TEXT: the line "# rig: TEXT" on the debug console, outside the
@@ -98,17 +123,20 @@ hvhost_run() {
 }
 
 # hvhost_start LIMIT GUEST_SCENARIO [HVHOST_ARGS...]: hvhost_run's VM in the
-# background (HVHOST_PID), killed after LIMIT seconds.
+# background (HVHOST_PID), killed after LIMIT seconds. hvhost's exit report
+# (key=value records: vcpu, vmbus, channel, hyperv, exit) goes to
+# /tmp/hvhost.report; checks read it with kv.
 hvhost_start() {
 	limit=$1 scen=$2
 	shift 2
 	HVHOST_ARGS="$*"
 	: >/tmp/hvhost.ktap
 	: >/tmp/hvhost.console
+	rm -f /tmp/hvhost.report
 	timeout -s KILL "$limit" hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
 		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2${HVHOST_EXTRA_CMDLINE:+ $HVHOST_EXTRA_CMDLINE}" \
 		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.ktap \
-		"$@" 2>/tmp/hvhost.err &
+		--report /tmp/hvhost.report "$@" 2>/tmp/hvhost.err &
 	HVHOST_PID=$!
 }
 
@@ -166,23 +194,20 @@ hvhost_serve_guest() {
 
 # hvhost_stats_then_shutdown MARK SECONDS: for a guest started with
 # --api-socket $HVHOST_API: once it shows MARK, asks hvhost for its `stats`
-# (HVCTL_STATS) and to shut the guest down (HVCTL_SHUTDOWN, hvctl's answer);
-# a guest that never shows it gets SIGTERM.
+# (HVCTL_STATS; its records also in /tmp/hvctl.stats, for kv) and to shut
+# the guest down (HVCTL_SHUTDOWN, hvctl's answer); a guest that never shows
+# it gets SIGTERM.
 hvhost_stats_then_shutdown() {
 	HVCTL_STATS=none HVCTL_SHUTDOWN=none
+	: >/tmp/hvctl.stats
 	if hvhost_wait_mark "$1" "$2"; then
 		HVCTL_STATS=$(hvctl $HVHOST_API stats 2>&1)
+		echo "$HVCTL_STATS" >/tmp/hvctl.stats
 		HVCTL_SHUTDOWN=$(hvctl $HVHOST_API shutdown 2>&1)
 	else
 		echo "# the guest was not ready after $HVHOST_WAITED s"
 		kill -TERM $HVHOST_PID 2>/dev/null
 	fi
-}
-
-# hvctl_field NAME ANSWER: the value after NAME in an hvctl key-value answer
-# ("ok version 6.0 interrupt_page none ...").
-hvctl_field() {
-	echo "$2" | tr ' ' '\n' | sed -n "/^$1\$/{n;p;q}"
 }
 
 # hvhost_guest_clean [EXTRA_PATTERN]: no WARNING, BUG or Oops in the guest's
@@ -217,6 +242,8 @@ hvhost_wait() {
 		cat /tmp/hvhost.console
 		echo "==== hvhost $HVHOST_ARGS: hvhost log ===="
 		cat /tmp/hvhost.err
+		echo "==== hvhost $HVHOST_ARGS: hvhost report ===="
+		cat /tmp/hvhost.report 2>/dev/null
 	} | rig-debugcon 0xeb
 }
 
@@ -229,51 +256,73 @@ hvhost_verdict_or_bail() {
 	fi
 }
 
-# hvhost_guest_ktap N NAME [SUBTEST]: the guest's KTAP document (in
-# /tmp/hvhost.ktap) as a subtest named SUBTEST ("guest"), and check N NAME:
+# hvhost_guest_ktap NAME [SUBTEST]: the guest's KTAP document (in
+# /tmp/hvhost.ktap) as a subtest named SUBTEST ("guest"), and check NAME:
 # it has a plan and no "not ok".
 hvhost_guest_ktap() {
-	echo "    # Subtest: ${3:-guest}"
+	echo "    # Subtest: ${2:-guest}"
 	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
-	rig_check "$1" "$2" sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
+	rig_check "$1" sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
 }
 
-# hvhost_vmbus_clean: hvhost's VMBus summary (shown as a comment) counts no
-# dropped message and no channel fault, and hvhost logged no error.
+# report_is RECORD_SELECTOR KEY VALUE...: in hvhost's exit report, each
+# KEY of the record is VALUE (pairs after the selector); says which is not.
+report_is() {
+	local sel=$1 v
+	shift
+	while [ $# -ge 2 ]; do
+		v=$(kv /tmp/hvhost.report "$sel" "$1")
+		[ "$v" = "$2" ] || { echo "# report: $sel: $1=${v:-(none)}, want $2"; return 1; }
+		shift 2
+	done
+}
+
+# hvhost_vmbus_clean: hvhost's exit report (its vmbus record shown as a
+# comment) counts no dropped message, no refusal, no channel fault, and no
+# error logged.
 hvhost_vmbus_clean() {
-	grep -E 'vmbus: [0-9]+ messages' /tmp/hvhost.err | sed 's/^/# /'
-	grep -qE 'vmbus: [0-9]+ messages \(0 dropped\).* 0 channel faults' /tmp/hvhost.err &&
-		! grep -q 'hvhost: error:' /tmp/hvhost.err
+	grep '^vmbus ' /tmp/hvhost.report | sed 's/^/# /'
+	report_is vmbus dropped 0 faults 0 opens_refused 0 gpadls_refused 0 modifies_refused 0 &&
+		report_is exit errors 0
 }
 
-# hvhost_heartbeats_advance MIN: the guest's heartbeat sequence in hvhost's
-# log advanced by MIN at least.
+# hvhost_shutdown_accepted: the guest accepted hvhost's one shutdown
+# request (the shutdown device's counters in the exit report).
+hvhost_shutdown_accepted() {
+	report_is name=shutdown accepted 1 refused 0
+}
+
+# hvhost_heartbeats_advance MIN: the guest answered more than MIN of
+# hvhost's heartbeats (the exit report's count).
 hvhost_heartbeats_advance() {
-	local first last
-	first=$(sed -n 's/.*heartbeat: guest sequence \([0-9]*\).*/\1/p' /tmp/hvhost.err | head -1)
-	last=$(sed -n 's/.*heartbeat: guest sequence \([0-9]*\).*/\1/p' /tmp/hvhost.err | tail -1)
-	echo "# heartbeat sequence $first .. $last"
-	[ -n "$first" ] && [ "$last" -ge $((first + $1)) ]
-}
-
-# hvhost_heartbeat_after PATTERN: hvhost logged a heartbeat after the last
-# line of its log matching PATTERN.
-hvhost_heartbeat_after() {
 	local n
-	n=$(grep -n "$1" /tmp/hvhost.err | tail -1 | cut -d: -f1)
-	[ -n "$n" ] && tail -n +"$n" /tmp/hvhost.err | grep -q 'heartbeat: guest sequence'
+	n=$(kv /tmp/hvhost.report vmbus heartbeats)
+	echo "# heartbeats answered: ${n:-none}"
+	[ -n "$n" ] && [ "$n" -gt "$1" ]
 }
 
-# rig_check N NAME CMD...: "ok N NAME" if CMD succeeds, else "not ok N NAME"
-# and RIG_CHECK_FAILED=1 (callers clear it first). Its variables are local:
-# run_test's own NAME must survive.
+# rig_check NAME CMD...: "ok N NAME" if CMD succeeds, else "not ok N NAME"
+# and RIG_CHECK_FAILED=1. N counts on from the last result of this test
+# (run_test resets it, and RIG_CHECK_FAILED, and writes the plan). Its
+# variables are local: run_test's own NAME must survive.
 rig_check() {
-	local n=$1 what=$2
-	shift 2
-	if "$@"; then echo "ok $n $what"; else
-		echo "not ok $n $what"
-		RIG_CHECK_FAILED=1
-	fi
+	local what=$1
+	shift
+	if "$@"; then rig_ok "$what"; else rig_not_ok "$what"; fi
+}
+
+# rig_ok "NAME[ # DIAGNOSTIC]": the next result, passed.
+rig_ok() {
+	RIG_CHECK_NR=$((RIG_CHECK_NR + 1))
+	echo "ok $RIG_CHECK_NR $1"
+}
+
+# rig_not_ok "NAME[ # DIAGNOSTIC]": the next result, failed (and
+# RIG_CHECK_FAILED=1).
+rig_not_ok() {
+	RIG_CHECK_NR=$((RIG_CHECK_NR + 1))
+	RIG_CHECK_FAILED=1
+	echo "not ok $RIG_CHECK_NR $1"
 }
 
 # rig_hvhost_boot N: boots the guest under hvhost with N vCPUs and checks
@@ -288,25 +337,23 @@ rig_hvhost_boot() {
 rig_hvhost_guest() {
 	gscen=$1 n=$2
 	shift 2
-	echo "TAP version 13"
-	echo "1..5"
 	hvhost_run "$gscen" --cpus "$n" "$@"
 	hvhost_verdict_or_bail "the guest"
-	if [ "$HVHOST_STATUS" = 0 ]; then echo "ok 1 hvhost_exit_status_0"; else
-		echo "not ok 1 hvhost_exit_status_0 # status $HVHOST_STATUS: $(hvhost_status_text $HVHOST_STATUS)"; fi
-	if grep -q "^# rig: nproc=$n\$" /tmp/hvhost.ktap; then echo "ok 2 guest_sees_${n}_cpus"; else
-		echo "not ok 2 guest_sees_${n}_cpus # guest said: $(grep '^# rig: nproc=' /tmp/hvhost.ktap)"; fi
-	hvhost_guest_ktap 3 guest_tests guest_tests
-	if grep -q 'reboot: Power down' /tmp/hvhost.console; then echo "ok 4 guest_powered_off"; else
-		echo "not ok 4 guest_powered_off"; fi
+	if [ "$HVHOST_STATUS" = 0 ]; then rig_ok "hvhost_exit_status_0"; else
+		rig_not_ok "hvhost_exit_status_0 # status $HVHOST_STATUS: $(hvhost_status_text $HVHOST_STATUS)"; fi
+	if grep -q "^# rig: nproc=$n\$" /tmp/hvhost.ktap; then rig_ok "guest_sees_${n}_cpus"; else
+		rig_not_ok "guest_sees_${n}_cpus # guest said: $(grep '^# rig: nproc=' /tmp/hvhost.ktap)"; fi
+	hvhost_guest_ktap guest_tests guest_tests
+	if grep -q 'reboot: Power down' /tmp/hvhost.console; then rig_ok "guest_powered_off"; else
+		rig_not_ok "guest_powered_off"; fi
 	missing=
 	i=0
 	while [ $i -lt "$n" ]; do
-		grep -q "vcpu$i exits:" /tmp/hvhost.err || missing="$missing vcpu$i"
+		[ -n "$(kv /tmp/hvhost.report "vcpu index=$i" io_out)" ] || missing="$missing vcpu$i"
 		i=$((i + 1))
 	done
-	if [ -z "$missing" ]; then echo "ok 5 exit_summary_per_vcpu"; else
-		echo "not ok 5 exit_summary_per_vcpu # missing:$missing"; fi
+	if [ -z "$missing" ]; then rig_ok "exit_summary_per_vcpu"; else
+		rig_not_ok "exit_summary_per_vcpu # missing:$missing"; fi
 	! grep -q '^not ok' /tmp/hvhost.ktap && [ "$HVHOST_STATUS" = 0 ] && [ -z "$missing" ] &&
 		grep -q "^# rig: nproc=$n\$" /tmp/hvhost.ktap
 }

@@ -1,14 +1,16 @@
 #!/bin/bash
 # Builds the rig's two initramfs images (uncompressed newc cpio):
-#   l2.cpio: busybox, the rig init and scenarios, the modules, the selftests
+#   l2.cpio: busybox, the rig init and scenarios, the modules (production
+#            in /lib/modules/hv_guest, the selftest build of hv_guest.ko in
+#            /lib/modules/hv_guest/selftest), the selftests
 #   l1.cpio: all of l2 plus QEMU with its libraries and firmware, hvhost,
 #            the kernel image and l2.cpio itself (L1 boots L2 from them),
 #            and the reference guest's image (/boot/ref-bzImage)
 #
-#   mkinitramfs.sh KERNEL_BUILD_DIR MODULE_DIR SELFTEST_DIR OUT_DIR HVHOST REF_BZIMAGE
+#   mkinitramfs.sh KERNEL_BUILD_DIR MODULE_DIR SELFTEST_MODULE_DIR SELFTEST_DIR OUT_DIR HVHOST REF_BZIMAGE
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-kbuild=$1 mods=$2 tests=$3 out=$4 hvhost=$5 ref=$6
+kbuild=$1 mods=$2 selftest_mods=$3 tests=$4 out=$5 hvhost=$6 ref=$7
 rig=$ROOT/tests/rig
 stage=$out/stage
 mkdir -p "$out"
@@ -28,7 +30,7 @@ make_cpio() { # DIR OUT
 
 rm -rf "$stage"
 l2=$stage/l2
-mkdir -p "$l2"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,rig/scenarios,tests,lib/modules/hv_guest}
+mkdir -p "$l2"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,rig/scenarios,tests,lib/modules/hv_guest/selftest}
 install -m755 /bin/busybox "$l2/bin/busybox"
 /bin/busybox --list-full | while read -r applet; do
     [ -e "$l2/$applet" ] || ln -s /bin/busybox "$l2/$applet"
@@ -38,6 +40,7 @@ gcc -static -O2 -Wall -o "$l2/bin/rig-debugcon" "$rig/debugcon.c"
 install -m644 "$rig/lib.sh" "$l2/rig/lib.sh"
 install -m644 "$rig"/scenarios/*.sh "$l2/rig/scenarios/"
 install -m644 "$mods"/*.ko "$l2/lib/modules/hv_guest/"
+install -m644 "$selftest_mods/hv_guest.ko" "$l2/lib/modules/hv_guest/selftest/"
 # Every selftest program that was built, and the shell ones.
 find "$tests" -maxdepth 1 -type f -perm -u+x -exec install -m755 {} "$l2/tests/" \;
 install -m755 "$ROOT"/tests/selftests/hv_guest/*.sh "$l2/tests/"

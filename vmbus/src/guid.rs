@@ -5,6 +5,8 @@
 //! little-endian, the last eight bytes as they are), and the well-known class
 //! GUIDs of the integration services (`include/linux/hyperv.h`).
 
+use core::ffi::CStr;
+
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// A GUID as it lies in a channel message: 16 bytes, no alignment.
@@ -53,12 +55,33 @@ impl Guid {
         [b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]
     }
 
+    /// The class if this is one of [`KNOWN_CLASSES`].
+    pub fn class(&self) -> Option<&'static Class> {
+        KNOWN_CLASSES.iter().find(|c| c.guid == *self)
+    }
+
     /// The name of the class if this is one of [`KNOWN_CLASSES`].
     pub fn class_name(&self) -> Option<&'static str> {
-        KNOWN_CLASSES
-            .iter()
-            .find(|(g, _)| g == self)
-            .map(|(_, n)| *n)
+        self.class().map(Class::name_str)
+    }
+}
+
+/// A device class this crate knows: its GUID and its one name, used for
+/// logs, debugfs and the guest's device names (`hv_guest.<name>.<relid>`,
+/// which its drivers' ID tables match), so a class is named in one place.
+#[derive(Debug)]
+pub struct Class {
+    /// The class GUID the host offers.
+    pub guid: Guid,
+    /// The name: ASCII lower case and `_`, no dots (a device name part).
+    pub name: &'static CStr,
+}
+
+impl Class {
+    /// The name as text.
+    pub fn name_str(&self) -> &'static str {
+        // Every name below is ASCII (checked by a test); never the default.
+        self.name.to_str().unwrap_or("?")
     }
 }
 
@@ -138,14 +161,45 @@ pub const HVHOST_PERF: Guid = Guid::from_fields(
     [0x95, 0xee, 0xb1, 0x4c, 0x60, 0xdc, 0x90, 0xc7],
 );
 
-/// The class GUIDs this crate names, for logs and debugfs.
-pub const KNOWN_CLASSES: &[(Guid, &str)] = &[
-    (HEARTBEAT, "heartbeat"),
-    (SHUTDOWN, "shutdown"),
-    (TIMESYNC, "timesync"),
-    (KVP, "kvp"),
-    (VSS, "vss"),
-    (HVHOST_PERF, "hvhost_perf"),
+/// The heartbeat class and its name.
+pub const HEARTBEAT_CLASS: Class = Class {
+    guid: HEARTBEAT,
+    name: c"heartbeat",
+};
+/// The shutdown class and its name.
+pub const SHUTDOWN_CLASS: Class = Class {
+    guid: SHUTDOWN,
+    name: c"shutdown",
+};
+/// The time synchronisation class and its name.
+pub const TIMESYNC_CLASS: Class = Class {
+    guid: TIMESYNC,
+    name: c"timesync",
+};
+/// The key-value pair class and its name.
+pub const KVP_CLASS: Class = Class {
+    guid: KVP,
+    name: c"kvp",
+};
+/// The backup class and its name.
+pub const VSS_CLASS: Class = Class {
+    guid: VSS,
+    name: c"vss",
+};
+/// hvhost's benchmark sink and its name.
+pub const HVHOST_PERF_CLASS: Class = Class {
+    guid: HVHOST_PERF,
+    name: c"hvhost_perf",
+};
+
+/// The classes this crate names.
+pub const KNOWN_CLASSES: &[Class] = &[
+    HEARTBEAT_CLASS,
+    SHUTDOWN_CLASS,
+    TIMESYNC_CLASS,
+    KVP_CLASS,
+    VSS_CLASS,
+    HVHOST_PERF_CLASS,
 ];
 
 #[cfg(test)]
@@ -183,5 +237,23 @@ mod tests {
         );
         assert_eq!(KVP.class_name(), Some("kvp"));
         assert_eq!(Guid::ZERO.class_name(), None);
+    }
+
+    #[test]
+    fn class_names_are_device_name_parts_and_unique() {
+        for (i, c) in KNOWN_CLASSES.iter().enumerate() {
+            let name = c.name.to_str().expect("ASCII");
+            assert!(!name.is_empty());
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            assert_eq!(c.name_str(), name);
+            assert_eq!(c.guid.class().map(|k| k.name), Some(c.name));
+            for other in &KNOWN_CLASSES[i + 1..] {
+                assert_ne!(other.guid, c.guid);
+                assert_ne!(other.name, c.name);
+            }
+        }
     }
 }

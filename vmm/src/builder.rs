@@ -12,6 +12,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -383,10 +384,19 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     let graceful: Option<event_loop::GracefulShutdown<'_>> = Some(&ask_guest);
     let reason = event_loop::run(&control, &signals, input, graceful);
 
+    // The exit report (--report): records, one per line, `key=value`
+    // fields, for scripts; the log says the same for people.
+    let mut report = String::new();
     for (index, stats) in vstate::stop_vcpus(threads) {
         match stats {
-            Some(stats) => log::info!("vcpu{index} exits: {stats}"),
-            None => log::warn!("vcpu{index} exits: unknown (the thread did not finish)"),
+            Some(stats) => {
+                log::info!("vcpu{index} exits: {stats}");
+                report.push_str(&format!("vcpu index={index} {stats}\n"));
+            }
+            None => {
+                log::warn!("vcpu{index} exits: unknown (the thread did not finish)");
+                report.push_str(&format!("vcpu index={index} finished=0\n"));
+            }
         }
     }
     // The control socket goes first: it holds a reference to VMBus.
@@ -400,7 +410,8 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     });
     if let Some(vmbus) = vmbus {
         let heartbeats = vmbus.heartbeats();
-        if let Some(s) = vmbus.stop() {
+        if let Some((s, records)) = vmbus.stop() {
+            report.push_str(&records);
             log::info!(
                 "vmbus: {} messages ({} dropped), {} channel signals, {} notifications, {} channel \
                  faults, {heartbeats} heartbeats answered",
@@ -413,17 +424,12 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         }
     }
     partition.shutdown();
-    log::info!(
-        "hyper-v: {} hypercalls, {} synthetic MSR accesses",
-        partition
-            .stats
-            .hypercalls
-            .load(std::sync::atomic::Ordering::Relaxed),
-        partition
-            .stats
-            .msr_accesses
-            .load(std::sync::atomic::Ordering::Relaxed)
-    );
+    let hypercalls = partition.stats.hypercalls.load(Ordering::Relaxed);
+    let msr_accesses = partition.stats.msr_accesses.load(Ordering::Relaxed);
+    report.push_str(&format!(
+        "hyperv hypercalls={hypercalls} msr_accesses={msr_accesses}\n"
+    ));
+    log::info!("hyper-v: {hypercalls} hypercalls, {msr_accesses} synthetic MSR accesses");
     log::debug!(
         "unclaimed accesses: port reads={} writes={}, MMIO reads={} writes={}",
         ctx.pio.unclaimed().reads(),
@@ -432,6 +438,17 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         ctx.mmio.unclaimed().writes()
     );
     drop(raw_terminal);
+    if let Some(path) = &config.report {
+        let (errors, warnings) = crate::logger::counts();
+        report.push_str(&format!(
+            "exit status={} clean={} errors={errors} warnings={warnings}\n",
+            reason.exit_code(),
+            u8::from(spawn_error.is_none() && reason.is_clean()),
+        ));
+        if let Err(e) = std::fs::write(path, &report) {
+            log::error!("cannot write the report to {}: {e}", path.display());
+        }
+    }
     match spawn_error {
         Some(e) => Err(e),
         None => Ok(reason),

@@ -230,6 +230,11 @@ pub struct Cli {
     /// "shutdown", "stats". `hvctl PATH REQUEST` is the client.
     #[arg(long, value_name = "PATH")]
     pub api_socket: Option<PathBuf>,
+    /// At exit, write a report to PATH for scripts: one record per line, `key=value` fields
+    /// ("vcpu index=0 ...", "vmbus ...", "channel relid=1 ...", "hyperv ...", "exit status=0
+    /// clean=1 errors=0 warnings=0").
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
     /// Also offer the VMBus benchmark sink (class 8f3f6b2e-0457-449d-95ee-b14c60dc90c7):
     /// counts and drops the guest's packets, answers completion requests with its counters.
     #[arg(long)]
@@ -273,6 +278,8 @@ pub struct VmConfig {
     pub vmbus_faults: Vec<VmbusFault>,
     /// Control socket path.
     pub api_socket: Option<PathBuf>,
+    /// Where the exit report goes.
+    pub report: Option<PathBuf>,
     /// Offer the VMBus benchmark sink.
     pub vmbus_perf: bool,
 }
@@ -296,6 +303,7 @@ impl Cli {
             vmbus_shared_interrupts: self.vmbus_shared_interrupts,
             vmbus_faults: self.vmbus_fault.clone(),
             api_socket: self.api_socket.clone(),
+            report: self.report.clone(),
             vmbus_perf: self.vmbus_perf,
         }
     }
@@ -499,6 +507,7 @@ mod tests {
             "--shutdown-after",
             "--vmbus-fault",
             "--api-socket",
+            "--report",
             "--vmbus-perf",
             "--help",
         ] {

@@ -4,6 +4,8 @@
 //! status that says how the guest ended: 0 power-off, 2 reset or reboot, 1 failure
 //! (triple fault, KVM or host error), 128+N a signal (`VmExitReason::exit_code`).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -11,15 +11,13 @@ guest() {
 
 rig_bench_phases() {
 	local p c=/sys/kernel/debug/hv_guest/contract
-	echo "TAP version 13"
-	echo "1..1"
-	insmod "$HV_GUEST_KO" || { echo "not ok 1 phases # insmod failed"; return 1; }
+	insmod "$HV_GUEST_SELFTEST_KO" || { rig_not_ok "phases # insmod failed"; return 1; }
 	for p in raw_exit null_hypercall signal_event message_round_trip; do
 		echo "# phase $p begin" | rig-debugcon $KTAP_PORT
 		if ! echo "bench $p" >$c; then
 			echo "# phase $p end" | rig-debugcon $KTAP_PORT
 			rmmod hv_guest
-			echo "not ok 1 phases # bench $p failed"
+			rig_not_ok "phases # bench $p failed"
 			return 1
 		fi
 		echo "# phase $p end" | rig-debugcon $KTAP_PORT
@@ -28,5 +26,5 @@ rig_bench_phases() {
 	done
 	grep -a . /sys/kernel/debug/hv_guest/hypercalls | sed 's/^/# hypercalls: /'
 	rmmod hv_guest
-	echo "ok 1 phases"
+	rig_ok "phases"
 }

@@ -11,6 +11,11 @@
 # at a script that notes the request (as in _vmbus_stock_guest).
 # helper
 
+# beats_above N: the heartbeat driver has answered more than N heartbeats.
+beats_above() {
+	[ "$(kv /sys/kernel/debug/hv_guest/vmbus/ic service=heartbeat beats)" -gt "$1" ]
+}
+
 # The channel devices on the auxiliary bus: hv_guest.<class>.<relid> under
 # the faux device hv_guest_vmbus, each bound to its driver; unbinding the
 # heartbeat driver in sysfs closes its channel, binding it again reopens
@@ -20,20 +25,20 @@ auxiliary_devices() {
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	sleep 2
 	for name in heartbeat shutdown timesync; do
-		relid=$(awk -v d="  driver $name" 'BEGIN { RS = "" } index($0, d "\n") { print $2 }' $D/channels)
+		relid=$(kv $D/channels driver=$name relid)
 		dev=$A/devices/hv_guest.$name.$relid
 		echo "# $(basename "$dev") -> $(basename "$(readlink "$dev/driver")") parent $(basename "$(readlink -f "$dev/..")")"
 		[ "$(basename "$(readlink "$dev/driver")")" = "hv_guest_$name.hv_guest_$name" ] || return 1
 		[ "$(basename "$(readlink -f "$dev/..")")" = hv_guest_vmbus ] || return 1
 	done
-	relid=$(awk 'BEGIN { RS = "" } /\n  driver heartbeat\n/ { print $2 }' $D/channels)
+	relid=$(kv $D/channels driver=heartbeat relid)
 	echo "hv_guest.heartbeat.$relid" >$A/drivers/hv_guest_heartbeat.hv_guest_heartbeat/unbind || return 1
-	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep -E 'state|driver' | sed 's/^/# unbound:/'
-	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep -q '^  state Closed$' || return 1
+	echo "# unbound: state=$(kv $D/channels relid=$relid state) driver=$(kv $D/channels relid=$relid driver)"
+	[ "$(kv $D/channels relid=$relid state)" = Closed ] || return 1
 	echo "hv_guest.heartbeat.$relid" >$A/drivers/hv_guest_heartbeat.hv_guest_heartbeat/bind || return 1
-	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep -q '^  state Open$' || return 1
-	b=$(sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic)
-	wait_for 30 sh -c "[ \$(sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic) -gt $b ]" ||
+	[ "$(kv $D/channels relid=$relid state)" = Open ] || return 1
+	b=$(kv $D/ic service=heartbeat beats)
+	wait_for 30 beats_above "$b" ||
 		{ echo "# no heartbeat after rebinding"; return 1; }
 	echo "# heartbeat unbound (channel closed), bound again (open), beating"
 	rmmod hv_guest || return 1
@@ -44,7 +49,7 @@ auxiliary_devices() {
 # Interrupts CPU 1 took on its SINT 2 vector (hv_guest's per-CPU irq).
 sint2_cpu1() {
 	local irq
-	irq=$(sed -n 's/^cpu 1 sint 2 vector [0-9a-fx]* irq \([0-9]*\)$/\1/p' /sys/kernel/debug/hv_guest/synic)
+	irq=$(kv /sys/kernel/debug/hv_guest/synic "cpu=1 sint=2" irq)
 	awk -v irq="$irq:" '$1 == irq { print $3 }' /proc/interrupts
 }
 
@@ -54,13 +59,13 @@ modify_channel() {
 	local D=/sys/kernel/debug/hv_guest/vmbus relid before after
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	sleep 2
-	relid=$(awk 'BEGIN { RS = "" } /\n  driver heartbeat\n/ { print $2 }' $D/channels)
+	relid=$(kv $D/channels driver=heartbeat relid)
 	[ -n "$relid" ] || { echo "# no heartbeat channel"; return 1; }
 	if echo "$relid 7" >$D/retarget 2>/dev/null; then echo "# CPU 7 accepted"; return 1; fi
 	if echo "2047 1" >$D/retarget 2>/dev/null; then echo "# relid 2047 accepted"; return 1; fi
 	before=$(sint2_cpu1)
 	echo "$relid 1" >$D/retarget || { echo "# retarget failed"; return 1; }
-	awk -v r="relid $relid" 'BEGIN { RS = "" } index($0, r "\n") == 1' $D/channels | grep target_vp | sed 's/^/#/'
+	echo "# target_vp=$(kv $D/channels relid=$relid target_vp)"
 	sleep 4
 	after=$(sint2_cpu1)
 	echo "# relid $relid moved to CPU 1: its SINT 2 interrupts $before -> $after"
@@ -68,14 +73,12 @@ modify_channel() {
 }
 
 host_shutdown_request() {
-	echo "TAP version 13"
-	echo "1..1"
 	cat /sys/kernel/debug/hv_guest/vmbus/channels | sed 's/^/# /'
 	if rig_wait_host_shutdown; then
 		dmesg | grep 'shutdown:' | sed 's/^/# /'
-		echo "ok 1 host_shutdown_request"
+		rig_ok "host_shutdown_request"
 	else
-		echo "not ok 1 host_shutdown_request # no request in 150 s"
+		rig_not_ok "host_shutdown_request # no request in 150 s"
 		return 1
 	fi
 }

@@ -11,7 +11,7 @@
 D=/sys/kernel/debug/hv_guest/vmbus
 
 beats() {
-	sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic
+	kv $D/ic service=heartbeat beats
 }
 
 beats_past() {
@@ -19,7 +19,7 @@ beats_past() {
 }
 
 all_open() {
-	[ "$(grep -c '^  state Open$' $D/channels)" = 3 ]
+	[ "$(grep -c ' state=Open ' $D/channels)" = 3 ]
 }
 
 misbehave() {
@@ -28,7 +28,7 @@ misbehave() {
 }
 
 load() {
-	insmod $HV_GUEST_KO || return 1
+	insmod $HV_GUEST_SELFTEST_KO || return 1
 	wait_for 60 all_open || { sed 's/^/# /' $D/channels; return 1; }
 }
 

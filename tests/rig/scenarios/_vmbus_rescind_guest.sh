@@ -13,13 +13,13 @@
 CYCLES=5
 D=/sys/kernel/debug/hv_guest/vmbus
 
-# The channel block bound to driver $1 (empty if none).
+# The channel record bound to driver $1 (empty if none).
 block() {
-	awk -v d="  driver $1" 'BEGIN { RS = "" } index($0, d "\n") { print }' $D/channels
+	grep " driver=$1 " $D/channels
 }
 
 bound_open() {
-	block "$1" | grep -q '^  state Open$'
+	[ "$(kv $D/channels driver=$1 state)" = Open ]
 }
 
 gone() {
@@ -27,7 +27,7 @@ gone() {
 }
 
 beats() {
-	sed -n 's/^heartbeat beats \([0-9]*\).*/\1/p' $D/ic
+	kv $D/ic service=heartbeat beats
 }
 
 beats_past() {
@@ -35,15 +35,20 @@ beats_past() {
 }
 
 state_field() {
-	sed -n "s/.*$1 \([0-9]*\).*/\1/p" $D/state | head -1
+	kv $D/state - "$1"
+}
+
+# released N: the bus has sent N RELID_RELEASED.
+released() {
+	[ "$(state_field releases)" = "$1" ]
 }
 
 live_pages() {
-	sed -n 's/^ring_pages live \([0-9]*\) leaked.*/\1/p' $D/state
+	state_field ring_pages_live
 }
 
 leaked_pages() {
-	sed -n 's/^ring_pages live [0-9]* leaked \([0-9]*\)$/\1/p' $D/state
+	state_field ring_pages_leaked
 }
 
 all_open() {
@@ -51,25 +56,27 @@ all_open() {
 }
 
 rescind_cycles() {
-	local i b relid new pages hb_pages before_rescinds
+	local i b relid new pages hb_pages before_rescinds before_releases
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	wait_for 60 all_open || { cat $D/channels | sed 's/^/# /'; return 1; }
 	b=$(beats)
 	wait_for 30 beats_past "$b" || { echo "# no heartbeat answered"; return 1; }
 	pages=$(live_pages)
-	hb_pages=$(block heartbeat | sed -n 's/^  ring_send \([0-9]*\) ring_recv \([0-9]*\)$/\1 \2/p')
+	hb_pages="$(kv $D/channels driver=heartbeat ring_send) $(kv $D/channels driver=heartbeat ring_recv)"
 	echo "# ring pages live $pages; heartbeat rings (bytes) $hb_pages"
 	before_rescinds=$(state_field rescinds)
+	before_releases=$(state_field releases)
 	for i in $(seq 1 $CYCLES); do
-		relid=$(block heartbeat | sed -n 's/^relid //p')
+		relid=$(kv $D/channels driver=heartbeat relid)
 		rig_mark "hvctl remove heartbeat"
 		if ! wait_for 60 gone heartbeat; then
 			echo "# cycle $i: relid $relid still listed after the rescind"
 			block heartbeat | sed 's/^/# /'
 			return 1
 		fi
-		dmesg | grep -q "vmbus: relid $relid released" ||
-			{ echo "# cycle $i: relid $relid not released"; return 1; }
+		# The channel leaves the table just before RELID_RELEASED is sent.
+		wait_for 10 released "$((before_releases + i))" ||
+			{ echo "# cycle $i: relid $relid not released (releases=$(state_field releases))"; return 1; }
 		[ ! -e /sys/bus/auxiliary/devices/hv_guest.heartbeat.$relid ] ||
 			{ echo "# cycle $i: auxiliary device hv_guest.heartbeat.$relid left behind"; return 1; }
 		if [ "$(live_pages)" -ge "$pages" ]; then
@@ -87,14 +94,14 @@ rescind_cycles() {
 			return 1
 		fi
 		wait_for 30 beats_past "$b" || { echo "# cycle $i: no heartbeat after re-adding"; return 1; }
-		new=$(block heartbeat | sed -n 's/^relid //p')
+		new=$(kv $D/channels driver=heartbeat relid)
 		[ "$(basename "$(readlink /sys/bus/auxiliary/devices/hv_guest.heartbeat.$new/driver)")" = hv_guest_heartbeat.hv_guest_heartbeat ] ||
 			{ echo "# cycle $i: hv_guest.heartbeat.$new not bound on the auxiliary bus"; return 1; }
-		echo "# cycle $i: relid $relid rescinded and released; new relid $(block heartbeat | sed -n 's/^relid //p') beats $(beats)"
+		echo "# cycle $i: relid $relid rescinded and released; new relid $(kv $D/channels driver=heartbeat relid) beats $(beats)"
 		[ "$(live_pages)" = "$pages" ] ||
 			{ echo "# cycle $i: ring pages live $(live_pages), was $pages"; return 1; }
 	done
-	grep -E '^(channels|messages|ring_pages)' $D/state | sed 's/^/# /'
+	sed 's/^/# /' $D/state
 	[ "$(($(state_field rescinds) - before_rescinds))" = $CYCLES ] ||
 		{ echo "# expected $CYCLES rescinds"; return 1; }
 	[ "$(state_field rejected)" = 0 ] || { echo "# messages rejected"; return 1; }
@@ -110,7 +117,7 @@ bus_still_works() {
 	dmesg | grep -q 'vmbus: unloaded: .*UNLOAD_RESPONSE received' || { echo "# no clean UNLOAD"; return 1; }
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	wait_for 60 all_open || { cat $D/channels | sed 's/^/# /'; return 1; }
-	grep -E '^(phase|version|channels)' $D/state | sed 's/^/# /'
+	sed 's/^/# /' $D/state
 }
 
 host_shutdown_request() {

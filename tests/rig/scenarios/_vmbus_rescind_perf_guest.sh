@@ -10,11 +10,11 @@
 D=/sys/kernel/debug/hv_guest/vmbus
 
 perf_block() {
-	awk 'BEGIN { RS = "" } index($0, "  driver hvhost_perf\n") { print }' $D/channels
+	grep ' driver=hvhost_perf ' $D/channels
 }
 
 perf_open() {
-	perf_block | grep -q '^  state Open$'
+	[ "$(kv $D/channels driver=hvhost_perf state)" = Open ]
 }
 
 perf_gone() {
@@ -22,22 +22,22 @@ perf_gone() {
 }
 
 live_pages() {
-	sed -n 's/^ring_pages live \([0-9]*\) leaked.*/\1/p' $D/state
+	kv $D/state - ring_pages_live
 }
 
 rescind_mid_stream() {
 	local pages relid
-	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
+	insmod $HV_GUEST_SELFTEST_KO || { echo "# insmod failed"; return 1; }
 	wait_for 60 perf_open || { sed 's/^/# /' $D/channels; return 1; }
-	relid=$(perf_block | sed -n 's/^relid //p')
+	relid=$(kv $D/channels driver=hvhost_perf relid)
 	pages=$(live_pages)
 	rm -f /tmp/stream.done
 	(
-		echo "stream 5000000 4096" >$D/perf 2>/tmp/stream.err
+		echo "stream 5000000 4096" >$D/devices/hvhost_perf.$relid/perf 2>/tmp/stream.err
 		echo $? >/tmp/stream.done
 	) &
 	sleep 3
-	perf_block | grep -E 'tx_packets' | sed 's/^/# before the rescind:/'
+	echo "# before the rescind: tx_packets=$(kv $D/channels driver=hvhost_perf tx_packets)"
 	rig_mark "hvctl remove perf"
 	if ! wait_for 60 [ -e /tmp/stream.done ]; then
 		echo "# the stream did not end within 60 s of the rescind"
@@ -48,9 +48,9 @@ rescind_mid_stream() {
 	grep -qE 'No such device|not connected' /tmp/stream.err || return 1
 	wait_for 30 perf_gone || { echo "# relid $relid still listed"; return 1; }
 	[ ! -e /sys/bus/auxiliary/devices/hv_guest.hvhost_perf.$relid ] || return 1
-	grep '^ring_pages' $D/state | sed 's/^/# /'
-	[ "$(live_pages)" -lt "$pages" ] && grep -q '^ring_pages live [0-9]* leaked 0$' $D/state || return 1
-	[ "$(grep -c '^  state Open$' $D/channels)" = 3 ] || { echo "# the IC channels suffered"; return 1; }
+	sed 's/^/# /' $D/state
+	[ "$(live_pages)" -lt "$pages" ] && [ "$(kv $D/state - ring_pages_leaked)" = 0 ] || return 1
+	[ "$(grep -c ' state=Open ' $D/channels)" = 3 ] || { echo "# the IC channels suffered"; return 1; }
 	rmmod hv_guest || return 1
 	dmesg | grep -q 'vmbus: unloaded: .*UNLOAD_RESPONSE received' || return 1
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'; then
@@ -61,6 +61,6 @@ rescind_mid_stream() {
 guest() {
 	rig_poweroff_hook
 	run_test rescind_mid_stream rescind_mid_stream
-	insmod $HV_GUEST_KO
+	insmod $HV_GUEST_SELFTEST_KO
 	run_test host_shutdown_request rig_wait_host_shutdown
 }

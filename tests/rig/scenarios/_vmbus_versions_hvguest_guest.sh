@@ -9,9 +9,9 @@
 interrupt_page() {
 	local S=/sys/kernel/debug/hv_guest/vmbus/state page
 	[ -d /sys/module/hv_guest ] || insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
-	wait_for 30 grep -q '^phase Connected' $S
+	wait_for 30 grep -q '^phase=Connected ' $S
 	sed 's/^/# /' $S
-	page=$(sed -n 's/^interrupt_page //p' $S)
+	page=$(kv $S - interrupt_page)
 	[ -n "$page" ] || return 1
 	rig_mark "interrupt_page $page"
 }
@@ -21,7 +21,7 @@ interrupt_page() {
 interrupt_kind() {
 	local want=1 flags
 	[ "$RIG_OPT_SHARED" = 1 ] && want=0
-	flags=$(sed -n 's/^  monitor_allocated [01] dedicated_interrupt \([01]\)$/\1/p' /sys/kernel/debug/hv_guest/vmbus/channels)
+	flags=$(grep -o ' dedicated_interrupt=[01] ' /sys/kernel/debug/hv_guest/vmbus/channels | tr -dc '01\n')
 	echo "# dedicated_interrupt of each channel: $(echo $flags) (want $want)"
 	[ -n "$flags" ] && [ -z "$(echo "$flags" | grep -v "^$want\$")" ]
 }

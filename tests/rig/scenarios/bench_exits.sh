@@ -52,8 +52,6 @@ median() { # VMM COLUMN
 
 rig_bench() {
 	local i failed=
-	echo "TAP version 13"
-	echo "1..1"
 	: >/tmp/bench.data
 	for i in 1 2 3 4 5; do
 		bench_one hvhost || failed=1
@@ -67,6 +65,6 @@ rig_bench() {
 	echo "# uptime at /init (guest s): $h3 | $q3 | $(awk "BEGIN{printf \"%.2f\", $h3 / $q3}")"
 	echo "# KVM exits per run: $h4 | $q4 | $(awk "BEGIN{printf \"%.2f\", $h4 / $q4}")"
 	echo "# cycles per exiting OUT: $h5 | $q5 | $(awk "BEGIN{printf \"%.2f\", $h5 / $q5}")"
-	if [ -n "$failed" ]; then echo "not ok 1 boot_and_exits # a run did not complete"; return 1; fi
-	echo "ok 1 boot_and_exits"
+	if [ -n "$failed" ]; then rig_not_ok "boot_and_exits # a run did not complete"; return 1; fi
+	rig_ok "boot_and_exits"
 }

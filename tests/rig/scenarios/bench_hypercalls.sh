@@ -64,8 +64,6 @@ median_of() { # VMM PHASE COLUMN
 
 rig_bench_hypercalls() {
 	local i failed= vmm p raw c
-	echo "TAP version 13"
-	echo "1..1"
 	: >/tmp/bhc.data
 	for i in 1 2; do
 		bench_hc_one hvhost || failed=1
@@ -81,6 +79,6 @@ rig_bench_hypercalls() {
 				'BEGIN { printf "# %-7s %-19s %7d  %5.2f  %8.2f  %12.2f\n", vmm, p, c, raw ? c / raw : 0, ex, irq }'
 		done
 	done
-	if [ -n "$failed" ]; then echo "not ok 1 hypercalls # a run did not complete"; return 1; fi
-	echo "ok 1 hypercalls"
+	if [ -n "$failed" ]; then rig_not_ok "hypercalls # a run did not complete"; return 1; fi
+	rig_ok "hypercalls"
 }

@@ -12,17 +12,15 @@ guest() {
 
 # The flags above must show up by name: SYNIC and VP_INDEX privileges.
 rig_check_qemu_bits() {
-	echo "TAP version 13"
-	echo "1..1"
-	insmod $HV_GUEST_KO || { echo "not ok 1 synic_and_vp_index # insmod failed"; return 1; }
+	insmod $HV_GUEST_KO || { rig_not_ok "synic_and_vp_index # insmod failed"; return 1; }
 	p=$(cat /sys/kernel/debug/hv_guest/privileges)
 	v=$(cat /sys/kernel/debug/hv_guest/vendor)
 	rmmod hv_guest
 	echo "# vendor '$v', privileges: $p"
 	case " $p " in
 	*" SYNIC "*" VP_INDEX "*)
-		[ "$v" = "Microsoft Hv" ] && { echo "ok 1 synic_and_vp_index"; return 0; } ;;
+		[ "$v" = "Microsoft Hv" ] && { rig_ok "synic_and_vp_index"; return 0; } ;;
 	esac
-	echo "not ok 1 synic_and_vp_index"
+	rig_not_ok "synic_and_vp_index"
 	return 1
 }

@@ -11,6 +11,6 @@ guest() {
 	echo "# rig: nproc=$(nproc)"
 	# QEMU answers a few error cases differently from the TLFS, and its test
 	# device drops a message staged behind a busy slot: "run qemu" accepts
-	# exactly those (see rust/contract_tests.rs).
+	# exactly those (see rust/selftest/contract.rs).
 	run_test hv_guest_contract env HV_GUEST_CONTRACT="run qemu" $TESTS/hv_guest_contract
 }

@@ -22,8 +22,6 @@
 # scenario only requires that nothing warns.
 # timeout: 300
 rig_stock_guest() {
-	echo "TAP version 13"
-	echo "1..10"
 	: >/tmp/l1.marks
 	(
 		seen=0
@@ -42,26 +40,25 @@ rig_stock_guest() {
 	wait $poller 2>/dev/null
 	c=/tmp/hvhost.console
 	hvhost_verdict_or_bail "the reference guest"
-	RIG_CHECK_FAILED=
-	rig_check 1 hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
+	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	grep -m1 'Hypervisor detected' $c | sed 's/^/# /'
-	rig_check 2 hypervisor_detected_hyper_v grep -q 'Hypervisor detected: Microsoft Hyper-V' $c
+	rig_check hypervisor_detected_hyper_v grep -q 'Hypervisor detected: Microsoft Hyper-V' $c
 	grep -m1 'Hyper-V: privilege flags' $c | sed 's/^/# /'
-	rig_check 3 privilege_flags_logged grep -q 'Hyper-V: privilege flags' $c
+	rig_check privilege_flags_logged grep -q 'Hyper-V: privilege flags' $c
 	grep -m1 'hypercall page enabled' /tmp/hvhost.err | sed 's/^/# /'
-	rig_check 4 hypercall_page_enabled grep -q 'hypercall page enabled' /tmp/hvhost.err
-	rig_check 5 clocksource_tsc_page grep -q 'clocksource: Switched to clocksource hyperv_clocksource_tsc_page' $c
+	rig_check hypercall_page_enabled grep -q 'hypercall page enabled' /tmp/hvhost.err
+	rig_check clocksource_tsc_page grep -q 'clocksource: Switched to clocksource hyperv_clocksource_tsc_page' $c
 	grep '^# rig: clockevent' /tmp/hvhost.ktap
 	ce_all() {
 		local n
 		n=$(grep -c '^# rig: clockevent[0-9]*=Hyper-V clockevent$' /tmp/hvhost.ktap)
 		[ "$n" = 2 ]
 	}
-	rig_check 6 stimer_clockevent_on_both_cpus ce_all
+	rig_check stimer_clockevent_on_both_cpus ce_all
 	bad='unchecked MSR access|stimer setup failed|WARNING:|BUG:|Call Trace|Oops'
 	grep -E "$bad" $c | sed 's/^/# bad: /'
-	rig_check 7 no_warnings_or_msr_faults sh -c "! grep -qE '$bad' $c"
-	hvhost_guest_ktap 8 guest_tests
+	rig_check no_warnings_or_msr_faults sh -c "! grep -qE '$bad' $c"
+	hvhost_guest_ktap guest_tests
 	# "# clock mark N UPTIME EPOCH" from the guest; "N UPTIME EPOCH" from L1.
 	gmark() { sed -n "s/^# clock mark $1 //p" /tmp/hvhost.ktap | head -n 1; }
 	lmark() { sed -n "s/^$1 //p" /tmp/l1.marks | head -n 1; }
@@ -75,10 +72,10 @@ rig_stock_guest() {
 			exit !(l >= 4 && g / l >= 0.95 && g / l <= 1.05)
 		}'
 	}
-	rig_check 9 guest_clock_rate rate_ok
+	rig_check guest_clock_rate rate_ok
 	[ -n "$g2" ] && [ -n "$l2" ] &&
 		echo "# L1 minus guest wall clock at mark 2: $((${l2#* } - ${g2#* })) s (printed, not tested)"
-	rig_check 10 guest_powered_off grep -q 'reboot: Power down' $c
+	rig_check guest_powered_off grep -q 'reboot: Power down' $c
 	[ -z "$RIG_CHECK_FAILED" ]
 }
 

@@ -13,7 +13,9 @@
  * The tests need a host with a test device (QEMU -device hyperv-testdev,
  * hvhost --test-device).
  *
- * Environment: HV_GUEST_KO (module path), HV_GUEST_KEEP=1 (leave it loaded).
+ * It loads the selftest build of the module (the production one has no
+ * contract file). Environment: HV_GUEST_SELFTEST_KO (its path),
+ * HV_GUEST_KEEP=1 (leave it loaded).
  */
 
 #include "hv_guest_util.h"
@@ -92,22 +94,22 @@ int main(void)
 	const char *trouble;
 	char *p;
 
-	printf("TAP version 13\n1..5\n");
+	ksft_print_header();
+	ksft_set_plan(5);
 	hv_read_cpuid(&c);
 	if (!hv_expect_load(&c)) {
-		printf("ok 1 contract # SKIP no usable Hyper-V interface here\n");
-		printf("ok 2 vectors # SKIP\nok 3 cpu_hotplug # SKIP\nok 4 kernel_log # SKIP\n");
-		printf("ok 5 unload_clean # SKIP\n");
-		return 0;
+		ksft_test_result_skip("contract: no usable Hyper-V interface here\n");
+		ksft_test_result_skip("vectors\n");
+		ksft_test_result_skip("cpu_hotplug\n");
+		ksft_test_result_skip("kernel_log\n");
+		ksft_test_result_skip("unload_clean\n");
+		ksft_finished();
 	}
 	kmsg = hv_kmsg_open();
 	if (!hv_exists(HV_SYSFS_MODULE)) {
-		ret = hv_load(hv_module_path());
+		ret = hv_load(hv_selftest_module_path());
 		if (ret) {
-			printf("not ok 1 contract # load: %s\n", strerror(-ret));
-			printf("not ok 2 vectors\nnot ok 3 cpu_hotplug\nnot ok 4 kernel_log\n");
-			printf("not ok 5 unload_clean\n");
-			return 1;
+			ksft_exit_fail_msg("load %s: %s\n", hv_selftest_module_path(), strerror(-ret));
 		}
 		loaded_here = true;
 	}
@@ -123,7 +125,7 @@ int main(void)
 		close(fd);
 	}
 	if (ret) {
-		hv_ktap_result(false, "contract", "writing %s/contract: %s", HV_DEBUGFS, strerror(-ret));
+		hv_result(false, "contract", "writing %s/contract: %s", HV_DEBUGFS, strerror(-ret));
 	} else {
 		int n = hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf));
 		bool ok = n > 0 && strstr(buf, "\n1..") && !strstr(buf, "not ok") &&
@@ -132,23 +134,23 @@ int main(void)
 		printf("# Subtest: contract\n");
 		for (p = strtok(buf, "\n"); p && n > 0; p = strtok(NULL, "\n"))
 			printf("    %s\n", p);
-		hv_ktap_result(ok, "contract", n > 0 ? "module tests failed" : "no KTAP from the module");
+		hv_result(ok, "contract", n > 0 ? "module tests failed" : "no KTAP from the module");
 	}
 
 	/* 2: a vector for every SINT on every online CPU, each on its CPU. */
 	online = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	lines = vector_lines();
-	hv_ktap_result(lines == 2 * online, "vectors", "%d SINT vectors for %d online CPUs:\n%s", lines,
+	hv_result(lines == 2 * online, "vectors", "%d SINT vectors for %d online CPUs:\n%s", lines,
 	       online, buf);
 
 	/* 3: CPU hotplug takes CPU 1's SynIC down and up again. */
 	if (online < 2 || !hv_exists(CPU1_ONLINE)) {
-		hv_ktap_skip("cpu_hotplug", "needs a CPU 1 that can go offline");
+		ksft_test_result_skip("cpu_hotplug: needs a CPU 1 that can go offline\n");
 	} else {
 		/* "statuses" runs without a test device (hvhost_msr_contract). */
 		const char *why = hotplug(online, !what || strcmp(what, "statuses"));
 
-		hv_ktap_result(!why, "cpu_hotplug", "%s", why);
+		hv_result(!why, "cpu_hotplug", "%s", why);
 	}
 
 	/* 4: nothing alarming in the log meanwhile. */
@@ -156,18 +158,18 @@ int main(void)
 	trouble = hv_kmsg_trouble(log_text);
 	if (!trouble && strstr(log_text, "No irq handler"))
 		trouble = "No irq handler";
-	hv_ktap_result(!trouble, "kernel_log", "'%s' in the log: %s", trouble, log_text);
+	hv_result(!trouble, "kernel_log", "'%s' in the log: %s", trouble ? trouble : "", log_text);
 
 	/* 5: unloading returns every irq and removes debugfs. */
 	if (keep || !loaded_here) {
 		printf("ok 5 unload_clean # SKIP module kept loaded\n");
 	} else {
 		ret = hv_unload("hv_guest");
-		hv_ktap_result(!ret && hv_count_irqs() == irqs_before && hv_module_irq_lines() == 0 &&
+		hv_result(!ret && hv_count_irqs() == irqs_before && hv_module_irq_lines() == 0 &&
 			       !hv_exists(HV_DEBUGFS),
 		       "unload_clean", "unload %d, irqs %d -> %d, %d /proc/interrupts lines", ret,
 		       irqs_before, hv_count_irqs(), hv_module_irq_lines());
 	}
 	close(kmsg);
-	return hv_ktap_totals();
+	ksft_finished();
 }

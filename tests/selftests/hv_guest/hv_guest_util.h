@@ -22,6 +22,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kselftest.h"
+
 #define HV_DEBUGFS "/sys/kernel/debug/hv_guest"
 #define HV_SYSFS_MODULE "/sys/module/hv_guest"
 
@@ -85,11 +87,23 @@ static inline bool hv_expect_load(const struct hv_cpuid *c)
 	       c->interface == 0x31237648 && (c->privileges & need) == need;
 }
 
+/* The production module (HV_GUEST_KO overrides the rig's path). */
 static inline const char *hv_module_path(void)
 {
 	const char *p = getenv("HV_GUEST_KO");
 
 	return p ? p : "/lib/modules/hv_guest/hv_guest.ko";
+}
+
+/*
+ * The selftest build of the module, which has the contract tests and the
+ * test-device client (HV_GUEST_SELFTEST_KO overrides the rig's path).
+ */
+static inline const char *hv_selftest_module_path(void)
+{
+	const char *p = getenv("HV_GUEST_SELFTEST_KO");
+
+	return p ? p : "/lib/modules/hv_guest/selftest/hv_guest.ko";
 }
 
 /*
@@ -217,41 +231,23 @@ static inline int hv_module_irq_lines(void)
 }
 
 /*
- * KTAP results for the test programs that print their own plan (one
- * program's results: a file-scope tally).
+ * A result through kselftest.h (the one KTAP writer of these programs):
+ * "ok N name", or the reason as a diagnostic then "not ok N name".
  */
-static int hv_ktap_nr, hv_ktap_failed;
-
-/* "ok N name", or "not ok N name # reason" with the reason only on failure. */
-static inline void hv_ktap_result(bool ok, const char *name, const char *fmt, ...)
+static inline __attribute__((format(printf, 3, 4))) void hv_result(bool ok, const char *name,
+								   const char *fmt, ...)
 {
-	va_list ap;
-
-	hv_ktap_nr++;
-	hv_ktap_failed += !ok;
-	printf("%sok %d %s", ok ? "" : "not ", hv_ktap_nr, name);
 	if (!ok && fmt) {
-		printf(" # ");
+		static char why[1 << 16];
+		va_list ap;
+
 		va_start(ap, fmt);
-		vprintf(fmt, ap);
+		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
+		ksft_print_msg("%s: %s\n", name, why);
 	}
-	printf("\n");
+	ksft_test_result(ok, "%s\n", name);
 	fflush(stdout);
-}
-
-/* "ok N name # SKIP reason". */
-static inline void hv_ktap_skip(const char *name, const char *reason)
-{
-	printf("ok %d %s # SKIP %s\n", ++hv_ktap_nr, name, reason);
-	fflush(stdout);
-}
-
-/* The totals line; returns the exit status (1 if anything failed). */
-static inline int hv_ktap_totals(void)
-{
-	printf("# totals: pass:%d fail:%d\n", hv_ktap_nr - hv_ktap_failed, hv_ktap_failed);
-	return hv_ktap_failed ? 1 : 0;
 }
 
 #endif /* HV_GUEST_UTIL_H */

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * hv_guest's VMBus client, from user space: loads the module, checks that
- * it connected at the expected version (debugfs vmbus/state and the log
- * line), lists the channels (debugfs vmbus/channels) and that the expected
+ * it connected at the expected version (debugfs vmbus/state), lists the
+ * channels (debugfs vmbus/channels) and that the expected
  * drivers bound with their channels open, optionally waits for IC traffic
  * (heartbeats answered, time samples seen), unloads, and checks that the
  * UNLOAD handshake completed, every open channel was closed with its GPADL
- * torn down, and nothing is left behind. All of it HV_GUEST_VMBUS_CYCLES
- * times.
+ * torn down (the module's last words, its log line: debugfs is gone by
+ * then), no host message was rejected and nothing is left behind. All of
+ * it HV_GUEST_VMBUS_CYCLES times.
  *
  * Environment:
  *   HV_GUEST_KO               module path
@@ -34,32 +35,37 @@ static void comment_block(const char *title, const char *text)
 		printf("#   %s\n", p);
 }
 
-/* Value after "key " in text, or -1. */
+/* The number in the first field "key=N" of text (key=value records), or -1. */
 static long long field(const char *text, const char *key)
 {
 	char pat[64];
 	const char *p;
+	size_t n;
 
-	snprintf(pat, sizeof(pat), "%s ", key);
-	p = strstr(text, pat);
-	return p ? atoll(p + strlen(pat)) : -1;
+	n = snprintf(pat, sizeof(pat), "%s=", key);
+	for (p = strstr(text, pat); p; p = strstr(p + 1, pat))
+		if (p == text || p[-1] == ' ' || p[-1] == '\n')
+			return atoll(p + n);
+	return -1;
 }
 
-/* Whether driver `name` is bound to an Open channel in the channels text. */
+/* Whether driver `name` is bound to an Open channel: one channels record has both. */
 static bool bound_open(const char *text, const char *name)
 {
 	char pat[64];
-	const char *p, *block;
+	const char *p, *end;
 
-	snprintf(pat, sizeof(pat), "  driver %s\n", name);
+	snprintf(pat, sizeof(pat), " driver=%s ", name);
 	p = strstr(text, pat);
 	if (!p)
 		return false;
-	/* The state line comes right before the driver line. */
-	block = p;
-	while (block > text && strncmp(block, "  state ", 8))
-		block--;
-	return !strncmp(block, "  state Open\n", 13);
+	while (p > text && p[-1] != '\n')
+		p--;
+	end = strchr(p, '\n');
+	if (!end)
+		end = p + strlen(p);
+	p = strstr(p, " state=Open ");
+	return p && p < end;
 }
 
 static int count_lines(const char *text, const char *what)
@@ -82,19 +88,19 @@ int main(void)
 	bool load_ok = true, conn_ok = true, dev_ok = true, ic_ok = true, unload_ok = true;
 	char why_load[256] = "", why_conn[512] = "", why_dev[512] = "", why_ic[2048] = "",
 	     why_unload[512] = "";
-	char want_state[64], want_log[64];
+	char want_state[64];
 	const char *trouble;
+	long long rejected = 0;
 	int kmsg, ret, c;
 
-	printf("TAP version 13\n1..6\n");
+	ksft_print_header();
+	ksft_set_plan(6);
 	if (!want_version) {
-		printf("Bail out! HV_GUEST_VMBUS_VERSION not set\n");
-		return 1;
+		ksft_exit_fail_msg("HV_GUEST_VMBUS_VERSION not set\n");
 	}
 	if (cycles < 1)
 		cycles = 1;
-	snprintf(want_state, sizeof(want_state), "version %s\n", want_version);
-	snprintf(want_log, sizeof(want_log), "vmbus: Vmbus version:%s ", want_version);
+	snprintf(want_state, sizeof(want_state), " version=%s ", want_version);
 	kmsg = hv_kmsg_open();
 	for (c = 1; c <= cycles; c++) {
 		int mark = strlen(log_text), opened;
@@ -112,16 +118,15 @@ int main(void)
 			comment_block("vmbus/channels", channels[0] ? channels : "(no channels)");
 		}
 		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
-		if (conn_ok && (!strstr(state, "phase Connected\n") || !strstr(state, want_state) ||
-				!strstr(log_text + mark, want_log))) {
+		if (conn_ok && (strncmp(state, "phase=Connected ", 16) || !strstr(state, want_state))) {
 			conn_ok = false;
 			snprintf(why_conn, sizeof(why_conn), "cycle %d: want %s; state: %.400s", c,
 				 want_version, state);
 		}
-		if (field(state, "channels") != count_lines(channels, "relid ") && conn_ok) {
+		if (field(state, "channels") != count_lines(channels, "relid=") && conn_ok) {
 			dev_ok = false;
 			snprintf(why_dev, sizeof(why_dev), "cycle %d: state says %lld channels, %d listed",
-				 c, field(state, "channels"), count_lines(channels, "relid "));
+				 c, field(state, "channels"), count_lines(channels, "relid="));
 		}
 		if (devices && dev_ok) {
 			char list[256], *d, *save;
@@ -149,7 +154,10 @@ int main(void)
 				snprintf(why_ic, sizeof(why_ic), "no heartbeat or applied time sample in 30 s: %s", ic);
 			}
 		}
-		opened = count_lines(channels, "  state Open\n");
+		opened = count_lines(channels, " state=Open ");
+		/* Host messages the client rejected over this cycle (none expected). */
+		hv_read_file(HV_DEBUGFS "/vmbus/state", state, sizeof(state));
+		rejected += field(state, "rejected") > 0 ? field(state, "rejected") : 0;
 		ret = hv_unload("hv_guest");
 		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
 		{
@@ -173,20 +181,19 @@ int main(void)
 			break;
 	}
 	printf("# %d cycle(s)\n", c - 1);
-	hv_ktap_result(load_ok, "load", "%s", why_load);
-	hv_ktap_result(conn_ok, "connected_at_expected_version", "%s", why_conn);
-	hv_ktap_result(dev_ok, "channels_listed_and_drivers_bound", "%s", why_dev);
+	hv_result(load_ok, "load", "%s", why_load);
+	hv_result(conn_ok, "connected_at_expected_version", "%s", why_conn);
+	hv_result(dev_ok, "channels_listed_and_drivers_bound", "%s", why_dev);
 	if (wait_ic)
-		hv_ktap_result(ic_ok, "ic_traffic", "%s", why_ic);
+		hv_result(ic_ok, "ic_traffic", "%s", why_ic);
 	else
-		hv_ktap_skip("ic_traffic", "not asked for");
-	hv_ktap_result(unload_ok, "unload_handshake_channels_closed", "%s", why_unload);
+		ksft_test_result_skip("ic_traffic: not asked for\n");
+	hv_result(unload_ok, "unload_handshake_channels_closed", "%s", why_unload);
 	trouble = hv_kmsg_trouble(log_text);
-	if (!trouble && strstr(log_text, "vmbus: rejected"))
-		trouble = "vmbus: rejected";
-	hv_ktap_result(!trouble, "kernel_log", "'%s' in the log", trouble);
-	if (trouble || hv_ktap_failed)
+	hv_result(!trouble && !rejected, "kernel_log", "'%s' in the log, %lld host message(s) rejected",
+		  trouble ? trouble : "", rejected);
+	if (trouble || ksft_get_fail_cnt())
 		comment_block("kernel log", log_text);
 	close(kmsg);
-	return hv_ktap_totals();
+	ksft_finished();
 }

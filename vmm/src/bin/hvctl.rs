@@ -4,6 +4,8 @@
 //! socket (`--api-socket PATH`) and prints the answer. Exits 0 when the
 //! answer is `ok`, 1 when it is an error, 2 when hvhost cannot be reached.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 use std::process::ExitCode;
 

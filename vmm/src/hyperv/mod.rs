@@ -23,6 +23,7 @@ pub mod clock;
 pub mod connections;
 pub mod guest_mem;
 pub mod hypercalls;
+#[allow(unsafe_code)]
 pub mod msrs;
 pub mod stimer;
 pub mod synic;

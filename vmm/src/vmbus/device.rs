@@ -75,4 +75,9 @@ pub trait VmbusDevice: Send {
     fn command(&mut self, _cmd: DeviceCommand) -> Option<CommandState> {
         None
     }
+    /// The device's own counters as `key=value` fields, space-separated,
+    /// for the report (`hvctl stats`, `--report`); empty if it has none.
+    fn counters(&self) -> String {
+        String::new()
+    }
 }

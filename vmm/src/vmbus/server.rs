@@ -120,6 +120,11 @@ enum Phase {
 }
 
 struct Channel {
+    stats: ChannelStats,
+    /// hvhost closed the channel because the guest broke it; the guest,
+    /// not told, closes it too when its driver lets go: that CLOSECHANNEL
+    /// is expected, not dropped.
+    closed_by_host: bool,
     connection_id: u32,
     /// Offered without a dedicated interrupt: signalled on
     /// [`SHARED_EVENT_CONNECTION`] with its bit in the interrupt page.
@@ -127,6 +132,17 @@ struct Channel {
     device: Box<dyn VmbusDevice>,
     phase: Phase,
     open: Option<OpenState>,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Offered => "offered",
+            Phase::Open => "open",
+            Phase::Rescinded => "rescinded",
+        }
+    }
 }
 
 /// What [`Server::run_channel`] does with a channel.
@@ -145,7 +161,8 @@ enum Step {
 pub struct Stats {
     /// Messages received (parsed or not).
     pub messages: u64,
-    /// Messages dropped as malformed or out of place.
+    /// Messages dropped as malformed or out of place (refusals that the
+    /// protocol answers are counted by kind below, not here).
     pub dropped: u64,
     /// Channel signals from the guest.
     pub signals: u64,
@@ -153,6 +170,75 @@ pub struct Stats {
     pub notifications: u64,
     /// Channels closed because the guest broke something.
     pub faults: u64,
+    /// INITIATE_CONTACTs accepted, and refused.
+    pub contacts: u64,
+    pub contacts_refused: u64,
+    /// Channels offered (each offer, re-offers after a reconnect too).
+    pub offers: u64,
+    /// OPENCHANNELs accepted, and refused with a failure status.
+    pub opens: u64,
+    pub opens_refused: u64,
+    /// Open channels closed, for any reason (CLOSECHANNEL, a fault, a
+    /// removal, a disconnect).
+    pub closes: u64,
+    /// GPADLs created, refused (GPADL_CREATED with a failure status) and
+    /// torn down.
+    pub gpadls: u64,
+    pub gpadls_refused: u64,
+    pub gpadls_torn_down: u64,
+    /// MODIFYCHANNELs carried out, and refused.
+    pub modifies: u64,
+    pub modifies_refused: u64,
+    /// Channels rescinded, and relids the guest released.
+    pub rescinds: u64,
+    pub releases: u64,
+    /// UNLOADs, and those that found no channel open and no GPADL left.
+    pub unloads: u64,
+    pub unloads_clean: u64,
+}
+
+impl Stats {
+    /// The counters as `key=value` fields, space-separated.
+    pub fn fields(&self) -> String {
+        format!(
+            "messages={} dropped={} signals={} notifications={} faults={} contacts={} \
+             contacts_refused={} offers={} opens={} opens_refused={} closes={} gpadls={} \
+             gpadls_refused={} gpadls_torn_down={} modifies={} modifies_refused={} rescinds={} \
+             releases={} unloads={} unloads_clean={}",
+            self.messages,
+            self.dropped,
+            self.signals,
+            self.notifications,
+            self.faults,
+            self.contacts,
+            self.contacts_refused,
+            self.offers,
+            self.opens,
+            self.opens_refused,
+            self.closes,
+            self.gpadls,
+            self.gpadls_refused,
+            self.gpadls_torn_down,
+            self.modifies,
+            self.modifies_refused,
+            self.rescinds,
+            self.releases,
+            self.unloads,
+            self.unloads_clean
+        )
+    }
+}
+
+/// Counters of one channel over its life (all its opens).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub opens: u64,
+    pub closes: u64,
+    /// Closed because the guest broke its ring.
+    pub faults: u64,
+    /// Signals from the guest, and interrupts to it, over closed opens.
+    pub guest_signals: u64,
+    pub guest_interrupts: u64,
 }
 
 /// One device as [`Server::devices`] lists it.
@@ -256,6 +342,50 @@ impl Server {
         self.stats
     }
 
+    /// The counters as records, one per line, each field `key=value`: a
+    /// `vmbus` record (the connection, the totals, then `extra`), then a
+    /// `channel` record for each device (its relid, name, state and its
+    /// counters over all its opens, the current one included).
+    pub fn report(&self, extra: &str) -> String {
+        let (version, page) = match self.conn {
+            Connection::Connected {
+                version,
+                interrupt_page,
+                ..
+            } => (
+                version.to_string(),
+                interrupt_page.map_or("none".into(), |gpa| format!("{gpa:#x}")),
+            ),
+            Connection::Disconnected => ("none".into(), "none".into()),
+        };
+        let mut out = format!(
+            "vmbus version={version} interrupt_page={page} channels={} gpadls_live={} {}{}{extra}\n",
+            self.channels.len(),
+            self.gpadls.len(),
+            self.stats.fields(),
+            if extra.is_empty() { "" } else { " " },
+        );
+        for (relid, c) in &self.channels {
+            let (mut signals, mut interrupts) = (c.stats.guest_signals, c.stats.guest_interrupts);
+            if let Some(o) = &c.open {
+                signals += o.rings.counts.guest_signals;
+                interrupts += o.rings.counts.guest_interrupts;
+            }
+            let device = c.device.counters();
+            out.push_str(&format!(
+                "channel relid={relid} name={} state={} opens={} closes={} faults={} \
+                 guest_signals={signals} guest_interrupts={interrupts}{}{device}\n",
+                c.device.name(),
+                c.phase.name(),
+                c.stats.opens,
+                c.stats.closes,
+                c.stats.faults,
+                if device.is_empty() { "" } else { " " },
+            ));
+        }
+        out
+    }
+
     /// Whether channel `relid` is open.
     pub fn is_open(&self, relid: u32) -> bool {
         self.channels.get(&relid).is_some_and(|c| c.open.is_some())
@@ -284,6 +414,8 @@ impl Server {
         self.channels.insert(
             relid,
             Channel {
+                stats: ChannelStats::default(),
+                closed_by_host: false,
                 connection_id: CHANNEL_CONNECTION_BASE + relid,
                 shared: false,
                 device,
@@ -318,6 +450,7 @@ impl Server {
                     c.phase = Phase::Rescinded;
                     log::info!("vmbus: rescinding channel {relid} ({})", c.device.name());
                 }
+                self.stats.rescinds += 1;
                 self.send(&RescindChannelOffer { child_relid: relid });
                 Ok(Removal::Rescinded)
             }
@@ -331,12 +464,7 @@ impl Server {
             .map(|(&relid, c)| DeviceInfo {
                 relid,
                 name: c.device.name(),
-                state: match c.phase {
-                    Phase::Idle => "idle",
-                    Phase::Offered => "offered",
-                    Phase::Open => "open",
-                    Phase::Rescinded => "rescinded",
-                },
+                state: c.phase.name(),
             })
             .collect()
     }
@@ -470,8 +598,17 @@ impl Server {
             Message::OpenChannel(m) => self.open_channel(&m, now),
             Message::CloseChannel(m) => {
                 let phase = self.channels.get(&m.child_relid).map(|c| c.phase);
+                let host_closed = self
+                    .channels
+                    .get_mut(&m.child_relid)
+                    .is_some_and(|c| std::mem::take(&mut c.closed_by_host));
                 if self.is_open(m.child_relid) {
                     self.close_channel(m.child_relid, "the guest closed it");
+                } else if host_closed {
+                    log::debug!(
+                        "vmbus: CLOSECHANNEL of relid {}, closed by hvhost after a fault",
+                        m.child_relid
+                    );
                 } else if phase == Some(Phase::Rescinded) {
                     // The host closed it at the rescind; a guest's driver
                     // that was using it closes it as it unbinds.
@@ -487,6 +624,10 @@ impl Server {
             Message::RelidReleased(m) => self.relid_released(vp, m.child_relid),
             Message::Unload => {
                 let open = self.channels.values().filter(|c| c.open.is_some()).count();
+                self.stats.unloads += 1;
+                if open == 0 && self.gpadls.len() == 0 {
+                    self.stats.unloads_clean += 1;
+                }
                 log::info!(
                     "vmbus: the guest unloads VMBus ({open} channel(s) still open, {} GPADL(s) \
                      not torn down)",
@@ -534,6 +675,7 @@ impl Server {
                         None => String::new(),
                     }
                 );
+                self.stats.contacts += 1;
                 true
             }
             Err(why) if !self.versions.contains(&version) => {
@@ -545,6 +687,9 @@ impl Server {
                 false
             }
         };
+        if !accepted {
+            self.stats.contacts_refused += 1;
+        }
         let response = VersionResponse {
             version_supported: u8::from(accepted),
             connection_state: if accepted {
@@ -653,6 +798,7 @@ impl Server {
             connection_id: c.connection_id,
         };
         log::debug!("vmbus: offering {} as relid {relid}", c.device.name());
+        self.stats.offers += 1;
         self.send(&msg);
     }
 
@@ -695,9 +841,11 @@ impl Server {
                     .is_some_and(|c| matches!(c.phase, Phase::Offered | Phase::Open));
                 let status = if known {
                     log::debug!("vmbus: GPADL {handle:#x} created for relid {relid}");
+                    self.stats.gpadls += 1;
                     0
                 } else {
                     log::warn!("vmbus: GPADL {handle:#x} refused: relid {relid} is not offered");
+                    self.stats.gpadls_refused += 1;
                     self.gpadls.teardown(handle);
                     STATUS_UNSUCCESSFUL
                 };
@@ -708,7 +856,7 @@ impl Server {
                 });
             }
             Err(e) => {
-                self.stats.dropped += 1;
+                self.stats.gpadls_refused += 1;
                 log::warn!("vmbus: GPADL refused for relid {relid}: {e}");
                 self.send(&GpadlCreated {
                     child_relid: relid,
@@ -731,11 +879,17 @@ impl Server {
             self.close_channel(r, "its ring GPADL was torn down");
         }
         match self.gpadls.teardown(handle) {
-            Some(g) if g.relid != relid => log::warn!(
-                "vmbus: GPADL {handle:#x} of relid {} torn down naming relid {relid}",
-                g.relid
-            ),
-            Some(_) => log::debug!("vmbus: GPADL {handle:#x} torn down"),
+            Some(g) if g.relid != relid => {
+                self.stats.gpadls_torn_down += 1;
+                log::warn!(
+                    "vmbus: GPADL {handle:#x} of relid {} torn down naming relid {relid}",
+                    g.relid
+                );
+            }
+            Some(_) => {
+                self.stats.gpadls_torn_down += 1;
+                log::debug!("vmbus: GPADL {handle:#x} torn down");
+            }
             // The guest waits for the answer whatever it sent: answer, so
             // a confused guest is not left hanging.
             None => self.drop_message(
@@ -752,7 +906,7 @@ impl Server {
         let status = match &result {
             Ok(()) => 0,
             Err(why) => {
-                self.stats.dropped += 1;
+                self.stats.opens_refused += 1;
                 log::warn!("vmbus: OPENCHANNEL of relid {relid} refused: {why}");
                 STATUS_UNSUCCESSFUL
             }
@@ -763,7 +917,9 @@ impl Server {
             status,
         });
         if result.is_ok() {
-            if let Some(c) = self.channels.get(&relid) {
+            self.stats.opens += 1;
+            if let Some(c) = self.channels.get_mut(&relid) {
+                c.stats.opens += 1;
                 log::info!(
                     "vmbus: channel {relid} ({}) open, target VP {}",
                     c.device.name(),
@@ -825,6 +981,7 @@ impl Server {
         }
         let c = self.channels.get_mut(&relid).ok_or("no such relid")?;
         c.phase = Phase::Open;
+        c.closed_by_host = false;
         c.open = Some(OpenState {
             gpadl: m.ringbuffer_gpadlhandle,
             downstream: m.downstream_ringbuffer_pageoffset,
@@ -859,6 +1016,10 @@ impl Server {
             }
         }
         let counts = o.rings.counts;
+        c.stats.closes += 1;
+        c.stats.guest_signals += counts.guest_signals;
+        c.stats.guest_interrupts += counts.guest_interrupts;
+        self.stats.closes += 1;
         log::info!(
             "vmbus: channel {relid} ({name}) closed: {why} (guest signals {}, interrupts to the guest {})",
             counts.guest_signals,
@@ -879,10 +1040,11 @@ impl Server {
             Some(o) if vp_ok => {
                 log::info!("vmbus: channel {relid} now interrupts VP {target_vp}");
                 o.target_vp = target_vp;
+                self.stats.modifies += 1;
                 0
             }
             _ => {
-                self.stats.dropped += 1;
+                self.stats.modifies_refused += 1;
                 log::warn!("vmbus: MODIFYCHANNEL of relid {relid} to VP {target_vp} refused");
                 STATUS_UNSUCCESSFUL
             }
@@ -899,6 +1061,7 @@ impl Server {
         match self.channels.get(&relid).map(|c| c.phase) {
             Some(Phase::Rescinded) => {
                 let n = self.gpadls.remove_channel(relid);
+                self.stats.releases += 1;
                 if let Some(c) = self.channels.remove(&relid) {
                     log::info!(
                         "vmbus: relid {relid} ({}) released by the guest ({n} GPADL(s) dropped)",
@@ -1051,6 +1214,8 @@ impl Server {
             }
             Err(fault) => {
                 self.stats.faults += 1;
+                c.stats.faults += 1;
+                c.closed_by_host = true;
                 log::error!(
                     "vmbus: channel {relid} ({}): {fault}; closing it",
                     c.device.name()

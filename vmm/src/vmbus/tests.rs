@@ -641,7 +641,12 @@ fn gpadl_multi_range_multi_body_and_validation() {
         vec![MessageType::GPADL_TORNDOWN, MessageType::GPADL_TORNDOWN]
     );
     assert_eq!(r.server.gpadl_count(), 0);
-    assert!(r.server.stats().dropped >= 5);
+    // Each refusal counted once, by kind: four GPADLs refused, one created
+    // and torn down; dropped: the two bodies of the refused duplicate (its
+    // header was refused) and the teardown of a GPADL that never was.
+    let s = r.server.stats();
+    assert_eq!((s.gpadls, s.gpadls_refused, s.gpadls_torn_down), (1, 4, 1));
+    assert_eq!(s.dropped, 3);
 }
 
 #[test]
@@ -695,6 +700,53 @@ fn heartbeat_channel_open_negotiate_beat_close() {
     // Reopen works.
     let (status, _) = r.open(1);
     assert_eq!(status, 0);
+    let s = r.server.stats();
+    assert_eq!((s.contacts, s.offers, s.opens, s.closes), (1, 3, 2, 1));
+    assert_eq!(
+        (s.gpadls, s.gpadls_torn_down, s.dropped, s.faults),
+        (2, 1, 0, 0)
+    );
+    // The report: the connection and totals, then each device with its
+    // life's counters and its own (three heartbeats answered).
+    let report = r.server.report("heartbeats=3");
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 4, "{report}");
+    assert!(lines[0]
+        .starts_with("vmbus version=6.0 interrupt_page=none channels=3 gpadls_live=1 messages="));
+    assert!(
+        lines[0].contains(" opens=2 opens_refused=0 closes=1 "),
+        "{report}"
+    );
+    assert!(lines[0].ends_with(" heartbeats=3"), "{report}");
+    assert_eq!(
+        lines[1],
+        "channel relid=1 name=heartbeat state=open opens=2 closes=1 faults=0 guest_signals=4 \
+         guest_interrupts=6 beats=3"
+    );
+    assert!(lines[2].starts_with("channel relid=2 name=shutdown state=offered opens=0 "));
+    assert!(lines[2].ends_with(" accepted=0 refused=0"), "{report}");
+    for line in &lines {
+        let fields: Vec<&str> = line.split(' ').skip(1).collect();
+        assert!(
+            fields.iter().all(|f| f
+                .split_once('=')
+                .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty())),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn unloads_are_counted_clean_or_not() {
+    let mut r = rig();
+    r.connect();
+    r.send(&empty(MessageType::UNLOAD));
+    r.replies();
+    r.connect();
+    r.open(1);
+    r.send(&empty(MessageType::UNLOAD));
+    let s = r.server.stats();
+    assert_eq!((s.unloads, s.unloads_clean, s.closes), (2, 1, 1));
 }
 
 #[test]
@@ -941,6 +993,12 @@ fn corrupt_ring_closes_only_that_channel() {
     r.server.handle_signal(1, r.now);
     assert!(!r.server.is_open(1));
     assert_eq!(r.server.stats().faults, 1);
+    // The guest, not told, closes it as its driver lets go: expected once.
+    let dropped = r.server.stats().dropped;
+    r.send(&msg(&CloseChannel { child_relid: 1 }));
+    assert_eq!(r.server.stats().dropped, dropped);
+    r.send(&msg(&CloseChannel { child_relid: 1 }));
+    assert_eq!(r.server.stats().dropped, dropped + 1);
     // Timesync still works.
     assert_eq!(r.guest_answers(&mut ts, linux_ic_answer), 1);
     assert!(r.server.is_open(3));
@@ -1014,6 +1072,9 @@ fn rescind_and_relid_released() {
     r.replies();
     r.send(&empty(MessageType::REQUESTOFFERS));
     assert_eq!(r.types().len(), 4);
+    let s = r.server.stats();
+    // The open of the rescinded channel failed at its GPADL.
+    assert_eq!((s.rescinds, s.releases, s.gpadls_refused), (1, 1, 1));
 }
 
 #[test]

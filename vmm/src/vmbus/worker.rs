@@ -29,7 +29,7 @@ use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
-use super::server::{Connection, Faults, GuestPort, Removal, Server, Stats, VMBUS_SINT};
+use super::server::{Faults, GuestPort, Removal, Server, Stats, VMBUS_SINT};
 use crate::api::{DeviceRef, Request};
 use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
 use crate::hyperv::guest_mem::GuestPages;
@@ -276,7 +276,7 @@ pub enum VmbusError {
 /// The running VMBus of a VM.
 pub struct Vmbus {
     tx: Sender<Work>,
-    thread: Option<JoinHandle<Stats>>,
+    thread: Option<JoinHandle<(Stats, String)>>,
     partition: Arc<Partition>,
     shutdown_ready: Arc<AtomicBool>,
     heartbeats: Arc<AtomicU64>,
@@ -327,9 +327,10 @@ impl Vmbus {
             server.add_device(Box::new(super::perf::PerfSink::new()));
         }
         let shutdown_after = config.shutdown_after;
-        let thread = std::thread::Builder::new()
-            .name("vmbus".into())
-            .spawn(move || run(server, factory, rx, queued, shutdown_after))?;
+        let thread = std::thread::Builder::new().name("vmbus".into()).spawn({
+            let heartbeats = heartbeats.clone();
+            move || run(server, factory, rx, queued, shutdown_after, heartbeats)
+        })?;
         Ok(Self {
             tx,
             thread: Some(thread),
@@ -365,8 +366,9 @@ impl Vmbus {
         self.heartbeats.load(Ordering::Relaxed)
     }
 
-    /// Stops the thread (after the vCPUs stopped) and returns its counters.
-    pub fn stop(mut self) -> Option<Stats> {
+    /// Stops the thread (after the vCPUs stopped) and returns its counters
+    /// and its report ([`Server::report`]).
+    pub fn stop(mut self) -> Option<(Stats, String)> {
         let connections = self.partition.connections();
         connections.unregister_message(MESSAGE_CONNECTION_ID);
         connections.unregister_message(MESSAGE_CONNECTION_ID_4);
@@ -379,6 +381,7 @@ impl Vmbus {
 fn control(
     server: &mut Server,
     factory: &DeviceFactory,
+    heartbeats: &AtomicU64,
     request: Request,
     now: Instant,
 ) -> Result<String, String> {
@@ -433,25 +436,10 @@ fn control(
             }
             Err(e) => Err(format!("impossible: {e}")),
         },
-        Request::Stats => {
-            let s = server.stats();
-            let (version, page) = match server.connection() {
-                Connection::Connected {
-                    version,
-                    interrupt_page,
-                    ..
-                } => (
-                    version.to_string(),
-                    interrupt_page.map_or("none".into(), |gpa| format!("{gpa:#x}")),
-                ),
-                Connection::Disconnected => ("none".into(), "none".into()),
-            };
-            Ok(format!(
-                "version {version} interrupt_page {page} messages {} dropped {} signals {} \
-                 notifications {} faults {}",
-                s.messages, s.dropped, s.signals, s.notifications, s.faults
-            ))
-        }
+        Request::Stats => Ok(server
+            .report(&format!("heartbeats={}", heartbeats.load(Ordering::Relaxed)))
+            .trim_end()
+            .to_string()),
     }
 }
 
@@ -461,7 +449,8 @@ fn run(
     rx: Receiver<Work>,
     queued: Arc<AtomicUsize>,
     shutdown_after: Option<Duration>,
-) -> Stats {
+    heartbeats: Arc<AtomicU64>,
+) -> (Stats, String) {
     let mut shutdown_at = shutdown_after.map(|d| Instant::now() + d);
     let mut deferred: Option<DeviceCommand> = None;
     loop {
@@ -513,10 +502,16 @@ fn run(
                 }
             }
             Work::Control { request, reply } => {
-                let _ = reply.send(control(&mut server, &factory, request, now));
+                let _ = reply.send(control(&mut server, &factory, &heartbeats, request, now));
             }
             Work::Stop => break,
         }
     }
-    server.stats()
+    (
+        server.stats(),
+        server.report(&format!(
+            "heartbeats={}",
+            heartbeats.load(Ordering::Relaxed)
+        )),
+    )
 }

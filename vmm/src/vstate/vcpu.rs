@@ -60,17 +60,17 @@ pub struct ExitStats {
     pub hypercall: u64,
 }
 
+/// The counts as `key=value` fields, space-separated (the log and the
+/// exit report).
 impl fmt::Display for ExitStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "io={} (in={} out={}) mmio={} (read={} write={}) hlt={} shutdown={} intr={} \
+            "io_in={} io_out={} mmio_read={} mmio_write={} hlt={} shutdown={} intr={} \
              internal_error={} fail_entry={} system_event={} other={} unclaimed_io={} \
              unclaimed_mmio={} msr={} hypercall={}",
-            self.io_in + self.io_out,
             self.io_in,
             self.io_out,
-            self.mmio_read + self.mmio_write,
             self.mmio_read,
             self.mmio_write,
             self.hlt,
@@ -612,7 +612,10 @@ mod tests {
             ..Default::default()
         };
         let line = s.to_string();
-        assert!(line.starts_with("io=7 (in=3 out=4) mmio=1 (read=1 write=0) hlt=2 shutdown=0"));
+        assert!(line.starts_with("io_in=3 io_out=4 mmio_read=1 mmio_write=0 hlt=2 shutdown=0"));
         assert!(line.ends_with("unclaimed_io=5 unclaimed_mmio=0 msr=0 hypercall=0"));
+        // Every field is key=value, for the exit report.
+        assert_eq!(line.split(' ').count(), 15);
+        assert!(line.split(' ').all(|f| f.split_once('=').is_some()));
     }
 }

@@ -19,8 +19,10 @@ pub struct Heartbeat {
     interval: Duration,
     seq: u64,
     next: Option<Instant>,
-    /// Answers received, for the exit summary.
+    /// Answers received by every heartbeat device, for the exit summary.
     answered: Arc<AtomicU64>,
+    /// Answers received by this one.
+    beats: u64,
 }
 
 impl Heartbeat {
@@ -31,6 +33,7 @@ impl Heartbeat {
             seq: 0,
             next: None,
             answered,
+            beats: 0,
         }
     }
 }
@@ -84,6 +87,7 @@ impl IcService for Heartbeat {
         match msg.body_as::<HeartbeatMsg>() {
             Ok(hb) => {
                 let n = self.answered.fetch_add(1, Ordering::Relaxed) + 1;
+                self.beats += 1;
                 log::info!(
                     "vmbus: heartbeat: guest sequence {} ({n} answered)",
                     hb.seq_num
@@ -95,5 +99,9 @@ impl IcService for Heartbeat {
 
     fn closed(&mut self) {
         self.next = None;
+    }
+
+    fn counters(&self) -> String {
+        format!("beats={}", self.beats)
     }
 }

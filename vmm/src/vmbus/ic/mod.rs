@@ -76,6 +76,11 @@ pub trait IcService: Send {
     fn command(&mut self, _cmd: DeviceCommand) -> bool {
         false
     }
+    /// The service's counters as `key=value` fields (see
+    /// [`VmbusDevice::counters`]).
+    fn counters(&self) -> String {
+        String::new()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +187,10 @@ impl<S: IcService> IcDevice<S> {
 impl<S: IcService> VmbusDevice for IcDevice<S> {
     fn name(&self) -> &'static str {
         self.service.name()
+    }
+
+    fn counters(&self) -> String {
+        self.service.counters()
     }
 
     fn class_id(&self) -> Guid {

@@ -27,6 +27,9 @@ pub struct Shutdown {
     ready: Arc<AtomicBool>,
     requested: bool,
     sent: bool,
+    /// Requests the guest answered, accepting and refusing.
+    accepted: u64,
+    refused: u64,
 }
 
 impl Shutdown {
@@ -36,6 +39,8 @@ impl Shutdown {
             ready,
             requested: false,
             sent: false,
+            accepted: 0,
+            refused: 0,
         }
     }
 }
@@ -87,8 +92,10 @@ impl IcService for Shutdown {
 
     fn response(&mut self, msg: &IcMessage<'_>) {
         if msg.header.status == HV_S_OK {
+            self.accepted += 1;
             log::info!("vmbus: shutdown: the guest accepted the request");
         } else {
+            self.refused += 1;
             log::warn!(
                 "vmbus: shutdown: the guest refused (status {:#x})",
                 msg.header.status
@@ -103,6 +110,10 @@ impl IcService for Shutdown {
             self.requested = false;
             self.sent = false;
         }
+    }
+
+    fn counters(&self) -> String {
+        format!("accepted={} refused={}", self.accepted, self.refused)
     }
 
     fn command(&mut self, cmd: DeviceCommand) -> bool {

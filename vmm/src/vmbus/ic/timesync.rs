@@ -121,4 +121,8 @@ impl IcService for Timesync {
     fn closed(&mut self) {
         self.next = None;
     }
+
+    fn counters(&self) -> String {
+        format!("samples_answered={}", self.answered)
+    }
 }

@@ -7,7 +7,6 @@
 //! partition reference time it was taken at, and the delay since is added
 //! before use. The last offset (host minus guest) is shown in debugfs.
 
-use kernel::bindings;
 use kernel::sync::atomic::{Atomic, Relaxed};
 
 use super::{After, IcService};
@@ -33,15 +32,7 @@ fn le_u64(b: &[u8]) -> u64 {
 }
 
 fn now_ns() -> i64 {
-    let mut ts = bindings::timespec64 {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes the current time into a local.
-    unsafe { bindings::ktime_get_real_ts64(&mut ts) };
-    ts.tv_sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as i64)
+    crate::shim::real_time_ns()
 }
 
 impl IcService for Timesync {
@@ -95,21 +86,15 @@ impl IcService for Timesync {
         LAST_FLAGS.store(u32::from(flags), Relaxed);
         OFFSET_NS.store(host_ns.saturating_sub(now_ns()), Relaxed);
         if flags & timesync_flags::SYNC != 0 {
-            let ts = bindings::timespec64 {
-                tv_sec: host_ns / 1_000_000_000,
-                tv_nsec: (host_ns % 1_000_000_000) as _,
-            };
-            // SAFETY: `ts` is a valid, normalized timespec (non-negative,
-            // nsec below one second); process context.
-            let ret = unsafe { bindings::do_settimeofday64(&ts) };
-            if ret == 0 {
-                APPLIED.add(1, Relaxed);
-                kernel::pr_debug!(
-                    "timesync: clock set from the host (offset {} ns)\n",
-                    OFFSET_NS.load(Relaxed)
-                );
-            } else {
-                kernel::pr_err!("timesync: setting the clock failed: {}\n", ret);
+            match crate::shim::set_real_time_ns(host_ns) {
+                Ok(()) => {
+                    APPLIED.add(1, Relaxed);
+                    kernel::pr_debug!(
+                        "timesync: clock set from the host (offset {} ns)\n",
+                        OFFSET_NS.load(Relaxed)
+                    );
+                }
+                Err(e) => kernel::pr_err!("timesync: setting the clock failed: {:?}\n", e),
             }
         }
         (HV_S_OK, After::Nothing)

@@ -3,11 +3,10 @@
 //! The integration-component (IC) drivers: heartbeat, shutdown, timesync.
 //!
 //! Each service is an auxiliary driver ([`IcDriver`], in sysfs
-//! `hv_guest_heartbeat.hv_guest_heartbeat` and so on) bound through the
-//! auxiliary bus to the channel devices of its class (`hv_guest.heartbeat.N`,
-//! `.shutdown.N`, `.timesync.N`); [`DRIVERS`] names the devices of each class,
-//! these three and hvhost's benchmark sink (`hv_guest.hvhost_perf.N`, whose
-//! driver is [`crate::perf::PerfDriver`], registered here with the others).
+//! `hv_guest_heartbeat.hv_guest_heartbeat` and so on, registered by
+//! [`super::Drivers`]) bound through the auxiliary bus to the channel
+//! devices of its class (`hv_guest.heartbeat.N`, `.shutdown.N`,
+//! `.timesync.N`; the names are the contract's, `vmbus::guid`).
 //! Every IC speaks the same framework (`vmbus::ic`): the host sends a
 //! request in an in-band packet, the guest answers in place (same length,
 //! same transaction ID, `icflags` TRANSACTION | RESPONSE). The first
@@ -21,18 +20,19 @@ pub(crate) mod heartbeat;
 pub(crate) mod shutdown;
 pub(crate) mod timesync;
 
+use core::fmt::{self, Formatter};
+
 use core::marker::PhantomData;
 
 use kernel::auxiliary;
 use kernel::device::Core as DeviceCore;
-use kernel::driver;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{new_mutex, Arc, Mutex};
 
 use crate::bus::channel::{Channel, ChannelHandler};
 use crate::bus::device::{channel_of, Binding, MODULE_NAME};
-use crate::vmbus::guid::{self, Guid};
+use crate::vmbus::guid;
 use crate::vmbus::ic::{
     icflags, parse_message, IcMsgType, IcNegotiate, IcVersion, FRAMEWORK_VERSIONS, HV_E_FAIL,
     HV_S_OK, ICMSG_HDR, MAX_VERSION_COUNT,
@@ -43,46 +43,20 @@ use crate::vmbus::packet::{PacketFlags, PacketType};
 /// `HV_UTIL_RING_SEND_SIZE`: a header and three pages of data).
 const IC_RING_PAGES: usize = 4;
 
-/// A class with a driver here, and the name of its channel devices.
-pub(crate) struct DriverEntry {
-    pub(crate) class: Guid,
-    pub(crate) device_name: &'static CStr,
-}
-
-/// Every class this module has a driver for.
-pub(crate) static DRIVERS: [DriverEntry; 4] = [
-    DriverEntry {
-        class: guid::HEARTBEAT,
-        device_name: c"heartbeat",
-    },
-    DriverEntry {
-        class: guid::SHUTDOWN,
-        device_name: c"shutdown",
-    },
-    DriverEntry {
-        class: guid::TIMESYNC,
-        device_name: c"timesync",
-    },
-    DriverEntry {
-        class: guid::HVHOST_PERF,
-        device_name: c"hvhost_perf",
-    },
-];
-
 kernel::auxiliary_device_table!(
     HEARTBEAT_IDS,
     (),
-    [(auxiliary::DeviceId::new(MODULE_NAME, c"heartbeat"), ())]
+    [(auxiliary::DeviceId::new(MODULE_NAME, guid::HEARTBEAT_CLASS.name), ())]
 );
 kernel::auxiliary_device_table!(
     SHUTDOWN_IDS,
     (),
-    [(auxiliary::DeviceId::new(MODULE_NAME, c"shutdown"), ())]
+    [(auxiliary::DeviceId::new(MODULE_NAME, guid::SHUTDOWN_CLASS.name), ())]
 );
 kernel::auxiliary_device_table!(
     TIMESYNC_IDS,
     (),
-    [(auxiliary::DeviceId::new(MODULE_NAME, c"timesync"), ())]
+    [(auxiliary::DeviceId::new(MODULE_NAME, guid::TIMESYNC_CLASS.name), ())]
 );
 
 /// The auxiliary driver of IC service `S`: probing opens the channel with
@@ -102,35 +76,6 @@ impl<S: IcService> auxiliary::Driver for IcDriver<S> {
         let ch = channel_of(adev)?;
         probe::<S>(&ch)?;
         Ok(Binding::new(ch, S::NAME))
-    }
-}
-
-/// The registered IC drivers; dropping this unregisters them (unbinding
-/// every channel they hold).
-#[pin_data]
-pub(crate) struct IcDrivers {
-    #[pin]
-    heartbeat: driver::Registration<auxiliary::Adapter<IcDriver<heartbeat::Heartbeat>>>,
-    #[pin]
-    shutdown: driver::Registration<auxiliary::Adapter<IcDriver<shutdown::Shutdown>>>,
-    #[pin]
-    timesync: driver::Registration<auxiliary::Adapter<IcDriver<timesync::Timesync>>>,
-    #[pin]
-    perf: driver::Registration<auxiliary::Adapter<crate::perf::PerfDriver>>,
-}
-
-impl IcDrivers {
-    /// Registers the three drivers.
-    pub(crate) fn register(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // The auxiliary core names a Rust driver "NAME.NAME" (the name is
-        // also passed as the module name): hv_guest_heartbeat.hv_guest_heartbeat.
-        // Matching is by the ID tables (hv_guest.heartbeat), not by this.
-        try_pin_init!(Self {
-            heartbeat <- driver::Registration::new(c"hv_guest_heartbeat", module),
-            shutdown <- driver::Registration::new(c"hv_guest_shutdown", module),
-            timesync <- driver::Registration::new(c"hv_guest_timesync", module),
-            perf <- driver::Registration::new(c"hv_guest_hvhost_perf", module),
-        })
     }
 }
 
@@ -301,4 +246,28 @@ impl<S: IcService> ChannelHandler for IcChannel<S> {
             After::Reboot => crate::shim::orderly_reboot(),
         }
     }
+}
+
+/// What the utility drivers did, one `key=value` record per service
+/// (debugfs `vmbus/ic`).
+pub(crate) fn show(f: &mut Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "service=heartbeat beats={} last_seq={}",
+        heartbeat::BEATS.load(Relaxed),
+        heartbeat::LAST_SEQ.load(Relaxed)
+    )?;
+    writeln!(
+        f,
+        "service=shutdown requests={}",
+        shutdown::REQUESTS.load(Relaxed)
+    )?;
+    writeln!(
+        f,
+        "service=timesync samples={} applied={} offset_ns={} last_flags={}",
+        timesync::SAMPLES.load(Relaxed),
+        timesync::APPLIED.load(Relaxed),
+        timesync::OFFSET_NS.load(Relaxed),
+        timesync::LAST_FLAGS.load(Relaxed)
+    )
 }

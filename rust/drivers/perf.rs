@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The driver of hvhost's benchmark sink (class [`HVHOST_PERF`], offered by
-//! `hvhost --vmbus-perf`; protocol in `vmbus::perf`) and the benchmark it
-//! serves, `/sys/kernel/debug/hv_guest/vmbus/perf`:
+//! The driver of hvhost's benchmark sink (class `vmbus::guid::HVHOST_PERF`, offered by
+//! `hvhost --vmbus-perf`; protocol in `vmbus::perf`; selftest build only:
+//! a benchmark, not a device a user has)
+//! and the benchmark it serves in the file `perf` of its device's debugfs
+//! directory, `/sys/kernel/debug/hv_guest/vmbus/devices/hvhost_perf.N/`:
 //!
 //! - `stream COUNT SIZE`: sends COUNT in-band packets of SIZE bytes as fast
 //!   as the ring allows (waiting for space with `pending_send_sz` when it
@@ -10,11 +12,12 @@
 //!   that fetch the host's counters, so the report says whether every
 //!   packet arrived and what the host saw meanwhile;
 //! - `rtt COUNT SIZE`: COUNT round trips, each a packet that asks for a
-//!   completion and waits for it;
-//! - `raw`: the raw exit, by the contract tests' `bench raw_exit` (handled
-//!   in [`crate::debugfs`], which has the hypercalls and SynIC it needs).
+//!   completion and waits for it.
 //!
-//! Reading the file gives the last run's report, one line of `key value`
+//! The raw exit the ratios are taken against is the contract tests'
+//! `bench raw_exit` (`crate::selftest::contract`).
+//!
+//! Reading the file gives the last run's report, one line of `key=value`
 //! pairs. Cycles are guest TSC cycles (RDTSC): `cycles_per_packet` over the
 //! whole loop, and `median_cycles_per_packet`, the median over
 //! [`CHUNKS`] equal slices of the loop, which a stall of the machine
@@ -29,16 +32,18 @@
 use core::fmt::Write;
 
 use kernel::auxiliary;
+use kernel::debugfs::File;
 use kernel::device::Core as DeviceCore;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
-use kernel::sync::Arc;
+use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::uaccess::UserSliceReader;
 
 use crate::bus::channel::{Channel, ChannelHandler};
-use crate::bus::device::{channel_of, Binding, MODULE_NAME};
-use crate::bus::VmBus;
-use crate::contract_tests::tsc;
-use crate::vmbus::guid::HVHOST_PERF;
+use crate::bus::device::{channel_of, debugfs_of, Binding, MODULE_NAME};
+use crate::cpu::tsc;
+use crate::control::{read_command, show_report};
+use crate::vmbus::guid::HVHOST_PERF_CLASS;
 use crate::vmbus::packet::{align8, Packet, PacketFlags};
 use crate::vmbus::perf::{PerfCounters, PERF_COUNTERS_SIZE};
 
@@ -76,27 +81,77 @@ impl ChannelHandler for PerfHandler {
 kernel::auxiliary_device_table!(
     PERF_IDS,
     (),
-    [(auxiliary::DeviceId::new(MODULE_NAME, c"hvhost_perf"), ())]
+    [(auxiliary::DeviceId::new(MODULE_NAME, HVHOST_PERF_CLASS.name), ())]
 );
 
 /// The auxiliary driver of the sink's channel devices
-/// (`hv_guest.hvhost_perf.N`): probing opens the channel, unbinding closes
-/// it. Registered with the IC drivers ([`crate::ic::IcDrivers`]).
+/// (`hv_guest.hvhost_perf.N`): probing opens the channel and adds the
+/// `perf` file to the device's debugfs directory; unbinding removes the
+/// file, then closes the channel. Registered by [`crate::drivers::Drivers`].
 pub(crate) struct PerfDriver;
+
+/// What the driver holds while bound. Dropped in field order: the file
+/// (no run can be in progress after it is gone), then the binding, which
+/// closes the channel.
+pub(crate) struct PerfBound {
+    _file: Pin<KBox<File<PerfFile>>>,
+    _binding: Binding,
+}
+
+/// The data of the `perf` file: the channel and the last run's report
+/// (whose lock also serializes runs).
+#[pin_data]
+pub(crate) struct PerfFile {
+    ch: Arc<Channel>,
+    #[pin]
+    report: Mutex<KVec<u8>>,
+}
+
+fn show_perf(file: &PerfFile, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    show_report(&file.report, f)
+}
+
+/// Writing `stream COUNT SIZE` or `rtt COUNT SIZE` runs that benchmark,
+/// in the writer's context.
+fn write_perf(file: &PerfFile, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 64];
+    let cmd = read_command(reader, &mut buf)?;
+    let mut out = file.report.lock();
+    run(&file.ch, cmd, &mut out)
+}
 
 impl auxiliary::Driver for PerfDriver {
     type IdInfo = ();
-    type Data<'bound> = Binding;
+    type Data<'bound> = PerfBound;
 
     const ID_TABLE: auxiliary::IdTable<()> = &PERF_IDS;
 
     fn probe<'bound>(
         adev: &'bound auxiliary::Device<DeviceCore<'_>>,
         _info: &'bound (),
-    ) -> impl PinInit<Binding, Error> + 'bound {
+    ) -> impl PinInit<PerfBound, Error> + 'bound {
         let ch = channel_of(adev)?;
+        let dir = debugfs_of(adev)?;
         open(&ch)?;
-        Ok(Binding::new(ch, "hvhost_perf"))
+        // Bound from here on: a failure below drops the binding, which
+        // closes the channel again.
+        let binding = Binding::new(ch.clone(), "hvhost_perf");
+        let file = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"perf",
+                try_pin_init!(PerfFile {
+                    ch,
+                    report <- new_mutex!(KVec::new(), "hv_guest_perf_report"),
+                }? Error),
+                &show_perf,
+                &write_perf,
+            ),
+            GFP_KERNEL,
+        )?;
+        Ok(PerfBound {
+            _file: file,
+            _binding: binding,
+        })
     }
 }
 
@@ -193,9 +248,10 @@ enum Mode {
     RoundTrip,
 }
 
-/// Runs one command written to the debugfs file; the report goes to `out`
-/// (also when the run failed part way: it says how far it got).
-pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Result {
+/// Runs one command written to the `perf` file on channel `ch`; the report
+/// goes to `out` (also when the run failed part way: it says how far it
+/// got).
+fn run(ch: &Channel, cmd: &str, out: &mut KVec<u8>) -> Result {
     let mut words = cmd.split_ascii_whitespace();
     let mode = match words.next() {
         Some("stream") => Mode::Stream,
@@ -207,15 +263,6 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
     if words.next().is_some() || count == 0 || count > MAX_COUNT || size > MAX_SIZE {
         return Err(EINVAL);
     }
-    let ch = vmbus
-        .and_then(|v| {
-            v.bus()
-                .channels()
-                .iter()
-                .find(|c| c.info().class == HVHOST_PERF)
-                .cloned()
-        })
-        .ok_or(ENODEV)?;
     let mut payload = KVec::new();
     payload.resize(size, 0x5a, GFP_KERNEL)?;
     out.clear();
@@ -223,8 +270,8 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
 
     let chunk = count.div_ceil(CHUNKS);
     let mut slices = KVec::with_capacity(CHUNKS as usize, GFP_KERNEL)?;
-    let before = host_counters(&ch)?;
-    let start = Snapshot::take(&ch);
+    let before = host_counters(ch)?;
+    let start = Snapshot::take(ch);
     let mut slice_start = start.tsc;
     let mut done = 0u64;
     let mut failed = None;
@@ -246,7 +293,7 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
             slice_start = now;
         }
     }
-    let end = Snapshot::take(&ch);
+    let end = Snapshot::take(ch);
     slices.sort_unstable();
     let median = slices.get(slices.len() / 2).copied().unwrap_or(0);
     let name = if mode == Mode::Stream {
@@ -257,7 +304,7 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
     let cycles = end.tsc.wrapping_sub(start.tsc);
     let _ = write!(
         w,
-        "{} packets {} size {} cycles {} cycles_per_packet {} median_cycles_per_packet {} slices {} signals {} ring_full {} space_waits {} interrupts {}",
+        "mode={} packets={} size={} cycles={} cycles_per_packet={} median_cycles_per_packet={} slices={} signals={} ring_full={} space_waits={} interrupts={}",
         name,
         done,
         size,
@@ -271,7 +318,7 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
         end.events.wrapping_sub(start.events),
     );
     if let Some(e) = failed {
-        let _ = writeln!(w, " error {}", e.to_errno());
+        let _ = writeln!(w, " error={}", e.to_errno());
         pr_err!(
             "hvhost_perf: {} stopped after {} of {} packets: {:?}\n",
             name,
@@ -282,7 +329,7 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
         return Err(e);
     }
     // In order: this answer comes after the host read every packet above.
-    let after = host_counters(&ch)?;
+    let after = host_counters(ch)?;
     // The host counts both bracketing requests; `after` includes itself.
     let host_packets = delta("packets", before.packets, after.packets)?.saturating_sub(1);
     let host_bytes = delta("bytes", before.bytes, after.bytes)?;
@@ -290,7 +337,7 @@ pub(crate) fn run(vmbus: Option<&VmBus>, cmd: &str, out: &mut KVec<u8>) -> Resul
     let expected_bytes = done * align8(size) as u64;
     let _ = writeln!(
         w,
-        " host_packets {} host_bytes {} host_signals {} host_interrupts {} completions_dropped {} lost {} bytes_lost {}",
+        " host_packets={} host_bytes={} host_signals={} host_interrupts={} completions_dropped={} lost={} bytes_lost={}",
         host_packets,
         host_bytes,
         delta("signals", before.guest_signals, after.guest_signals)?,

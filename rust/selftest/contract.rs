@@ -91,6 +91,7 @@ use crate::hvcall::hypercall::CallResult;
 use crate::hvcall::hypercall::{CallCode, Control, HvStatus, PostMessageInput};
 use crate::hvcall::msr;
 use crate::hvcall::synic::HvMessage;
+use crate::cpu::tsc;
 use crate::hypercall::{guest_os_id, rep_call, HvError, Hypercalls};
 use crate::shim::{self, IrqsOff};
 use crate::synic::{SintConsumer, Synic, TEST_SINT};
@@ -896,16 +897,6 @@ fn check_queue(
             )
         }
         _ => Ok(()),
-    }
-}
-
-/// The time stamp counter (the benchmarks' clock).
-pub(crate) fn tsc() -> u64 {
-    // `_rdtsc` is an unsafe fn in the oldest rustc the kernel accepts.
-    // SAFETY: RDTSC only reads the time stamp counter.
-    #[allow(unused_unsafe)]
-    unsafe {
-        core::arch::x86_64::_rdtsc()
     }
 }
 

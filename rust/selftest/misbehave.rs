@@ -22,8 +22,8 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use super::channel::Channel;
-use super::{Bus, Expect, Reply, REPLY_TIMEOUT_MS};
+use crate::bus::channel::Channel;
+use crate::bus::{Bus, Expect, Reply};
 use crate::vmbus::message::{
     encode_empty, MessageType, OpenChannel, MAX_MESSAGE_SIZE, MAX_USER_DEFINED_BYTES,
 };
@@ -67,7 +67,7 @@ pub(crate) fn run(bus: &Arc<Bus>, cmd: &str, out: &mut KVec<u8>) -> Result {
 }
 
 fn post(bus: &Bus, bytes: &[u8]) -> Result {
-    let conn = bus.state.lock().msg_conn;
+    let conn = bus.connection().msg_conn;
     bus.post_raw(conn, bytes).map_err(|e| e.to_errno())
 }
 
@@ -118,32 +118,30 @@ fn open_unknown(bus: &Bus) -> Result {
         downstream_ringbuffer_pageoffset: 1,
         userdata: [0; MAX_USER_DEFINED_BYTES],
     };
-    bus.expect(Expect::Open(relid))?;
-    bus.post(&msg)
-        .inspect_err(|_| bus.unexpect(Expect::Open(relid)))?;
-    let reply = bus.wait_reply(
-        REPLY_TIMEOUT_MS,
+    let status = bus.request(
+        &msg,
         Expect::Open(relid),
-        |r| matches!(r, Reply::OpenResult(o) if o.child_relid == relid),
+        |r| match r {
+            Reply::OpenResult(o) if o.child_relid == relid => Some(o.status),
+            _ => None,
+        },
         || false,
     )?;
-    match reply {
-        Reply::OpenResult(o) if o.status != 0 => Ok(()),
-        _ => {
-            pr_err!(
-                "vmbus: misbehave: the host opened relid {}, never offered\n",
-                relid
-            );
-            Err(EPROTO)
-        }
+    if status != 0 {
+        return Ok(());
     }
+    pr_err!(
+        "vmbus: misbehave: the host opened relid {}, never offered\n",
+        relid
+    );
+    Err(EPROTO)
 }
 
 fn corrupt_ring(bus: &Bus, driver: &str) -> Result {
     let ch = bus
         .channels()
         .into_iter()
-        .find(|c| c.status().1 == Some(driver))
+        .find(|c| c.status().driver == Some(driver))
         .ok_or(ENODEV)?;
     ch.corrupt_send_ring()
 }
