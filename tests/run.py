@@ -22,6 +22,7 @@ the guest through the debug console port 0xe9 (L2's console through 0xeb).
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -269,6 +270,23 @@ def dump_l0_cpus(monitor, out_path):
         return False
 
 
+def dump_l0_threads(pid, out_path):
+    """gdb's backtrace of every thread of a hung L0 QEMU, if gdb is there:
+    where QEMU itself waits (a vCPU thread blocked on a lock or condition
+    looks stuck at one guest instruction in the registers)."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return False
+    try:
+        with open(out_path, "wb") as f:
+            subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-ex", "info threads",
+                            "-ex", "thread apply all bt"],
+                           stdout=f, stderr=subprocess.STDOUT, timeout=120)
+        return True
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
     """Boots L0 for one scenario; returns (ok, ktap lines of the scenario)."""
     os.makedirs(LOGS, exist_ok=True)
@@ -338,6 +356,9 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
                 regs = os.path.join(LOGS, name + ".l0-cpus.txt")
                 if monitor and dump_l0_cpus(monitor, regs):
                     progress("    %s: hung; L1's vCPU registers in %s" % (name, os.path.relpath(regs, ROOT)))
+                threads = os.path.join(LOGS, name + ".l0-threads.txt")
+                if dump_l0_threads(proc.pid, threads):
+                    progress("    %s: L0's threads in %s" % (name, os.path.relpath(threads, ROOT)))
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 break

@@ -37,7 +37,6 @@ use crate::devices::acpi_pm::{
     PM1A_CNT_BLK, PM1A_EVT_BLK, PM1_CNT_LEN, PM1_EVT_LEN, RESET_PORT, RESET_VALUE, S5_SLEEP_TYPE,
     SCI_GSI,
 };
-use crate::error::Error;
 use crate::memory::{BIOS_AREA_END, IOAPIC_ADDR, LAPIC_ADDR, RSDP_ADDR};
 
 /// OEM ID in every table header.
@@ -459,13 +458,9 @@ impl AcpiTables {
     }
 
     /// Copies every table into guest memory.
-    pub fn write_to(&self, mem: &GuestMemoryMmap) -> Result<(), Error> {
+    pub fn write_to(&self, mem: &GuestMemoryMmap) -> Result<(), vm_memory::GuestMemoryError> {
         for t in &self.tables {
-            mem.write_slice(&t.bytes, GuestAddress(t.addr))
-                .map_err(|source| Error::GuestMemoryWrite {
-                    what: "ACPI tables",
-                    source,
-                })?;
+            mem.write_slice(&t.bytes, GuestAddress(t.addr))?;
         }
         Ok(())
     }

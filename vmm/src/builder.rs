@@ -118,7 +118,11 @@ fn load_guest(config: &VmConfig, layout: &MemoryLayout, memory: &GuestMemoryMmap
         None => None,
     };
     let acpi = AcpiTables::new(config.vcpus, &dsdt(config.vmbus)?)?;
-    acpi.write_to(memory)?;
+    acpi.write_to(memory)
+        .map_err(|source| Error::GuestMemoryWrite {
+            what: "ACPI tables",
+            source,
+        })?;
     let params = boot::build_boot_params(
         &BootParamsInput {
             setup_header: kernel.setup_header,

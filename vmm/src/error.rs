@@ -63,20 +63,9 @@ pub enum Error {
         max: usize,
     },
 
-    /// A memory size outside the supported range.
-    #[error("{mib} MiB of guest memory is outside the supported range {min}..={max} MiB")]
-    MemorySize {
-        /// Requested size.
-        mib: u64,
-        /// Smallest supported size.
-        min: u64,
-        /// Largest supported size.
-        max: u64,
-    },
-
-    /// Guest RAM could not be mapped.
-    #[error("cannot allocate guest memory: {0}")]
-    GuestMemoryAlloc(#[source] vm_memory::mmap::FromRangesError),
+    /// Guest memory could not be laid out or mapped.
+    #[error("{0}")]
+    Memory(#[from] crate::memory::MemoryError),
 
     /// Writing a boot structure into guest RAM failed.
     #[error("cannot write the {what} into guest memory: {source}")]

@@ -9,7 +9,25 @@
 
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
-use crate::error::{Error, Result};
+/// Why guest memory could not be laid out or mapped.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// A memory size outside the supported range.
+    #[error("{mib} MiB of guest memory is outside the supported range {min}..={max} MiB")]
+    Size {
+        /// Requested size.
+        mib: u64,
+        /// Smallest supported size.
+        min: u64,
+        /// Largest supported size.
+        max: u64,
+    },
+    /// Guest RAM could not be mapped.
+    #[error("cannot allocate guest memory: {0}")]
+    Alloc(#[source] vm_memory::mmap::FromRangesError),
+}
+
+type Result<T> = std::result::Result<T, MemoryError>;
 
 /// Global descriptor table used for the 64-bit direct boot.
 pub const BOOT_GDT_ADDR: u64 = 0x500;
@@ -90,7 +108,7 @@ impl MemoryLayout {
     /// A layout for `mib` MiB of RAM; refuses sizes outside `MIN_MEMORY_MIB..=MAX_MEMORY_MIB`.
     pub fn new(mib: u64) -> Result<Self> {
         if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&mib) {
-            return Err(Error::MemorySize {
+            return Err(MemoryError::Size {
                 mib,
                 min: MIN_MEMORY_MIB,
                 max: MAX_MEMORY_MIB,
@@ -165,7 +183,7 @@ impl MemoryLayout {
 
     /// Maps anonymous host memory for every RAM range.
     pub fn create_guest_memory(&self) -> Result<GuestMemoryMmap> {
-        GuestMemoryMmap::from_ranges(&self.ram_ranges()).map_err(Error::GuestMemoryAlloc)
+        GuestMemoryMmap::from_ranges(&self.ram_ranges()).map_err(MemoryError::Alloc)
     }
 }
 
