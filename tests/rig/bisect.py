@@ -159,10 +159,12 @@ def main():
             cls, note = classify(ok, problem, text)
             kept = os.path.join(OUT, "%s.%d.%d.log" % (name, run, int(time.time())))
             shutil.copy(log, kept)
-            # A hang leaves L0's register dump (tests/run.py, dump_l0_cpus): keep it.
-            dump = os.path.join(rig_run.LOGS, args.scenario + ".l0-cpus.txt")
-            if os.path.exists(dump) and os.path.getmtime(dump) >= wall_start:
-                shutil.copy(dump, kept[:-len(".log")] + ".l0-cpus.txt")
+            # A hang leaves L0's register dump and thread backtraces
+            # (tests/run.py, dump_l0_cpus and dump_l0_threads): keep them.
+            for what in (".l0-cpus.txt", ".l0-threads.txt"):
+                dump = os.path.join(rig_run.LOGS, args.scenario + what)
+                if os.path.exists(dump) and os.path.getmtime(dump) >= wall_start:
+                    shutil.copy(dump, kept[:-len(".log")] + what)
             row = {"config": name, "env": env, "run": run, "class": cls, "note": note,
                    "seconds": round(time.monotonic() - start), "log": os.path.relpath(kept, ROOT)}
             rows.append(row)
