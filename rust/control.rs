@@ -4,10 +4,7 @@
 //! what it did when read. The two halves every one of them needs; they
 //! depend on nothing of this module, so any layer can use them.
 
-use core::fmt::{self, Formatter};
-
 use kernel::prelude::*;
-use kernel::sync::Mutex;
 use kernel::uaccess::UserSliceReader;
 
 /// Reads the command written to a control file into `buf` (a longer write
@@ -19,8 +16,11 @@ pub(crate) fn read_command<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) 
 }
 
 /// The text a control file's last command left (a report, KTAP).
-#[cfg_attr(not(hv_guest_selftest), expect(dead_code))]
-pub(crate) fn show_report(report: &Mutex<KVec<u8>>, f: &mut Formatter<'_>) -> fmt::Result {
+#[cfg(hv_guest_selftest)]
+pub(crate) fn show_report(
+    report: &kernel::sync::Mutex<KVec<u8>>,
+    f: &mut core::fmt::Formatter<'_>,
+) -> core::fmt::Result {
     let out = report.lock();
     f.write_str(core::str::from_utf8(&out).unwrap_or("# (not UTF-8)\n"))
 }

@@ -41,7 +41,7 @@ pub(crate) fn vp_index(cpu: u32) -> Result<u32> {
 }
 
 /// The time stamp counter of this CPU (the benchmarks' clock).
-#[cfg_attr(not(hv_guest_selftest), allow(dead_code))]
+#[cfg(hv_guest_selftest)]
 pub(crate) fn tsc() -> u64 {
     // `_rdtsc` is an unsafe fn in the oldest rustc the kernel accepts.
     // SAFETY: RDTSC only reads the time stamp counter.

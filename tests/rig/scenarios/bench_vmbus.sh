@@ -64,8 +64,7 @@ bench_vmbus_run() {
 
 # bv_field RUN PHASE KEY: KEY's value in the guest's report of PHASE.
 bv_field() {
-	grep -m1 "# $2: " /tmp/bv.$1.ktap |
-		awk -v k="$3" '{ for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit } }'
+	kv /tmp/bv.$1.ktap "$2:" "$3"
 }
 
 # bench_vmbus_collect N: checks run N and appends one line per phase to

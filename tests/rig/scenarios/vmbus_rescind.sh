@@ -48,8 +48,9 @@ rescind_run() {
 	# The heartbeat device added last answered heartbeats.
 	beats_after_last_add() {
 		local b
-		b=$(grep '^channel .* name=heartbeat ' /tmp/hvhost.report | tail -1 | tr ' ' '\n' | sed -n 's/^beats=//p')
-		# (the last: relids grow, and the report lists them in order)
+		# The last: relids grow, and the report lists them in order.
+		grep '^channel .* name=heartbeat ' /tmp/hvhost.report | tail -1 >/tmp/last_heartbeat
+		b=$(kv /tmp/last_heartbeat - beats)
 		echo "# the last heartbeat device: ${b:-no} heartbeats answered"
 		[ -n "$b" ] && [ "$b" -gt 0 ]
 	}

@@ -157,7 +157,11 @@ int main(void)
 		opened = count_lines(channels, " state=Open ");
 		/* Host messages the client rejected over this cycle (none expected). */
 		hv_read_file(HV_DEBUGFS "/vmbus/state", state, sizeof(state));
-		rejected += field(state, "rejected") > 0 ? field(state, "rejected") : 0;
+		{
+			long long r = field(state, "rejected");
+
+			rejected += r > 0 ? r : 0;
+		}
 		ret = hv_unload("hv_guest");
 		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
 		{
