@@ -9,7 +9,9 @@
 //! - `add NAME`: add a VMBus device (`heartbeat`, `shutdown`, `timesync`),
 //!   offered at once if the guest is connected;
 //! - `shutdown`: ask the guest to shut down (as SIGTERM does);
-//! - `stats`: the VMBus server's counters.
+//! - `stats`: the VMBus server's counters;
+//! - `debugcon TEXT`: queue the line TEXT for the guest to read on the
+//!   debug console port (printable ASCII; the test rig's answers).
 //!
 //! Answers start with `ok` or `error:`; multi-line answers end with an
 //! empty line. The socket is a Unix stream socket created by hvhost (an
@@ -54,6 +56,8 @@ pub enum Request {
     Shutdown,
     /// The VMBus counters.
     Stats,
+    /// A line for the guest to read on the debug console.
+    Debugcon(String),
 }
 
 /// Why a request was not understood.
@@ -63,7 +67,7 @@ pub enum ParseError {
     #[error("empty request")]
     Empty,
     /// An unknown verb.
-    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats)")]
+    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{verb} takes {expected}")]
@@ -82,6 +86,18 @@ impl Request {
         let Some(verb) = words.next() else {
             return Err(ParseError::Empty);
         };
+        if verb == "debugcon" {
+            // The rest of the line, as it is, but for the blanks around it.
+            let text = line.trim().strip_prefix(verb).unwrap_or_default().trim();
+            return if text.is_empty() {
+                Err(ParseError::Arguments {
+                    verb: "debugcon",
+                    expected: "a line of text",
+                })
+            } else {
+                Ok(Request::Debugcon(text.to_string()))
+            };
+        }
         let args: Vec<&str> = words.collect();
         let one = |verb: &'static str| match args.as_slice() {
             [a] => Ok(a.to_string()),
@@ -288,6 +304,10 @@ mod tests {
             Request::parse("add timesync"),
             Ok(Request::Add("timesync".into()))
         );
+        assert_eq!(
+            Request::parse(" debugcon ack 3  ok relid 5 removed \n"),
+            Ok(Request::Debugcon("ack 3  ok relid 5 removed".into()))
+        );
     }
 
     #[test]
@@ -309,6 +329,13 @@ mod tests {
             Request::parse("devices all"),
             Err(ParseError::Arguments { .. })
         ));
+        assert_eq!(
+            Request::parse("debugcon \t "),
+            Err(ParseError::Arguments {
+                verb: "debugcon",
+                expected: "a line of text"
+            })
+        );
         // Hostile verbs are not echoed back whole.
         let long = "x".repeat(200);
         match Request::parse(&long) {

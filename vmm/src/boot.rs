@@ -14,7 +14,6 @@ use linux_loader::configurator::{BootConfigurator, BootParams};
 use linux_loader::loader::bootparam::{boot_params, setup_header};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use crate::error::{Error, Result};
 use crate::memory::{
     E820Entry, BOOT_GDT_ADDR, BOOT_IDT_ADDR, BOOT_STACK_POINTER, CMDLINE_ADDR, PDPT_ADDR, PD_ADDR,
     PML4_ADDR, ZERO_PAGE_ADDR,
@@ -39,6 +38,28 @@ const X86_CR4_PAE: u64 = 1 << 5;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
+/// Why the boot structures could not be built or written into guest RAM.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// Writing a boot structure into guest RAM failed.
+    #[error("cannot write the {what} into guest memory: {source}")]
+    GuestMemoryWrite {
+        /// The structure, e.g. "page tables".
+        what: &'static str,
+        /// What vm-memory reported.
+        #[source]
+        source: vm_memory::GuestMemoryError,
+    },
+
+    /// The boot structures cannot describe this configuration.
+    #[error("cannot set up the boot parameters: {0}")]
+    Setup(&'static str),
+
+    /// Writing boot_params failed.
+    #[error("cannot write the Linux boot parameters: {0}")]
+    Params(#[source] linux_loader::configurator::Error),
+}
+
 /// Where the boot structures that depend on the kernel and initrd go.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BootParamsInput {
@@ -53,7 +74,10 @@ pub struct BootParamsInput {
 }
 
 /// Builds the zero page.
-pub fn build_boot_params(input: &BootParamsInput, e820: &[E820Entry]) -> Result<boot_params> {
+pub fn build_boot_params(
+    input: &BootParamsInput,
+    e820: &[E820Entry],
+) -> Result<boot_params, BootError> {
     let mut params = boot_params::default();
     if let Some(hdr) = input.setup_header {
         params.hdr = hdr;
@@ -67,7 +91,7 @@ pub fn build_boot_params(input: &BootParamsInput, e820: &[E820Entry]) -> Result<
     params.hdr.cmdline_size = input.cmdline_size;
     if let Some((addr, size)) = input.initrd {
         let (Ok(addr), Ok(size)) = (u32::try_from(addr), u32::try_from(size)) else {
-            return Err(Error::BootSetup(
+            return Err(BootError::Setup(
                 "the initrd must lie below 4 GiB for the boot protocol",
             ));
         };
@@ -76,7 +100,7 @@ pub fn build_boot_params(input: &BootParamsInput, e820: &[E820Entry]) -> Result<
     }
     params.acpi_rsdp_addr = input.rsdp_addr;
     if e820.len() > E820_MAX_ENTRIES_ZEROPAGE {
-        return Err(Error::BootSetup(
+        return Err(BootError::Setup(
             "the E820 map has more entries than boot_params holds",
         ));
     }
@@ -90,9 +114,9 @@ pub fn build_boot_params(input: &BootParamsInput, e820: &[E820Entry]) -> Result<
 }
 
 /// Writes the zero page at [`ZERO_PAGE_ADDR`] with linux-loader's configurator.
-pub fn write_boot_params(mem: &GuestMemoryMmap, params: &boot_params) -> Result<()> {
+pub fn write_boot_params(mem: &GuestMemoryMmap, params: &boot_params) -> Result<(), BootError> {
     let bp = BootParams::new::<boot_params>(params, GuestAddress(ZERO_PAGE_ADDR));
-    LinuxBootConfigurator::write_bootparams::<GuestMemoryMmap>(&bp, mem).map_err(Error::BootParams)
+    LinuxBootConfigurator::write_bootparams::<GuestMemoryMmap>(&bp, mem).map_err(BootError::Params)
 }
 
 /// A GDT descriptor from flags (access byte and flags nibble as in Firecracker), base, limit.
@@ -140,10 +164,10 @@ pub fn segment_from_gdt(entry: u64, index: u8) -> kvm_segment {
 }
 
 /// Writes the GDT, a null IDT and identity-mapping page tables (first GiB, 2 MiB pages).
-pub fn write_boot_tables(mem: &GuestMemoryMmap) -> Result<()> {
+pub fn write_boot_tables(mem: &GuestMemoryMmap) -> Result<(), BootError> {
     let wr = |what: &'static str, bytes: &[u8], addr: u64| {
         mem.write_slice(bytes, GuestAddress(addr))
-            .map_err(|source| Error::GuestMemoryWrite { what, source })
+            .map_err(|source| BootError::GuestMemoryWrite { what, source })
     };
     let gdt: Vec<u8> = BOOT_GDT.iter().flat_map(|e| e.to_le_bytes()).collect();
     wr("GDT", &gdt, BOOT_GDT_ADDR)?;

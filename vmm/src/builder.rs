@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -20,32 +20,128 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::acpi::{AcpiDevice, AcpiTables, DsdtBuilder, Hid, Resource};
-use crate::api::{self, ApiServer};
-use crate::boot::{self, BootParamsInput};
+use crate::api::{self, ApiServer, Request};
+use crate::boot::{self, BootError, BootParamsInput};
 use crate::cli::{SerialTarget, VmConfig, VmbusFault};
-use crate::console::{RawTerminal, SignalFd, TERMINATION_SIGNALS};
+use crate::console::{ConsoleError, RawTerminal, SignalFd, TERMINATION_SIGNALS};
 use crate::control::{VmControl, VmExitReason};
 use crate::cpuid;
 use crate::devices::acpi_pm::{AcpiPmDevice, ACPI_PM_BASE, ACPI_PM_LEN};
 use crate::devices::cmos::{Cmos, CMOS_BASE, CMOS_LEN};
-use crate::devices::debugcon::{DebugConsole, DEBUGCON_PORT};
+use crate::devices::debugcon::{DebugConsole, DebugconInput, DEBUGCON_PORT};
 use crate::devices::hv_testdev::{HvTestDev, HV_TESTDEV_PORT};
 use crate::devices::i8042::{I8042Reset, I8042_COMMAND_PORT};
 use crate::devices::serial::{
     IrqLine, RxDrained, SerialDevice, SerialOutput, COM1_BASE, COM1_GSI, COM1_LEN,
 };
 use crate::devices::{MmioBus, PioBus};
-use crate::error::{Error, Result};
 use crate::event_loop::{self, SerialInput};
 use crate::hyperv::msrs::VpHv;
 use crate::hyperv::{Partition, TrampolinePort, HYPERCALL_PORT};
-use crate::loader;
+use crate::loader::{self, LoadError};
 use crate::memory::MemoryLayout;
 use crate::vmbus::server::Faults;
 use crate::vmbus::{Vmbus, VmbusConfig};
 use crate::vstate::vcpu::{BootEntry, ExitStats, Vcpu, VcpuContext};
 use crate::vstate::vm::Vm;
-use crate::vstate::{self, VcpuThread};
+use crate::vstate::{self, VcpuThread, VstateError};
+
+/// Result type of [`run`] and the builder's steps.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can stop hvhost from building or starting a VM: the builder's own
+/// failures, and each module's error passed through unchanged.
+///
+/// Every message reads as a sentence fragment that can follow "hvhost: error: " and names the
+/// thing that failed (a file, an ioctl, a guest address) so that the user can act on it
+/// without a backtrace. Errors that end a *running* VM are not here: they are
+/// [`VmExitReason`]s, because the guest, not the host, caused them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// More vCPUs were asked for than KVM allows.
+    #[error("{requested} vCPUs were requested but this KVM supports at most {max}")]
+    TooManyVcpus {
+        /// `--cpus`.
+        requested: u8,
+        /// KVM_CAP_MAX_VCPUS (or NR_VCPUS).
+        max: usize,
+    },
+
+    /// An output file (serial, debug console) could not be created.
+    #[error("cannot create {what} output file {}: {source}", path.display())]
+    OutputFile {
+        /// What the file is for, e.g. "debug console".
+        what: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A host OS call failed.
+    #[error("cannot {what}: {source}")]
+    Os {
+        /// What hvhost tried to do, as a verb phrase.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A vCPU thread could not be started.
+    #[error("cannot start the thread of vCPU {vcpu}: {source}")]
+    SpawnVcpu {
+        /// Index of the vCPU.
+        vcpu: u8,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The kernel, initrd or command line could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+
+    /// The boot structures could not be built or written.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+
+    /// The terminal or the termination signals could not be set up.
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+
+    /// KVM (the VM, its memory slots, its vCPUs) could not be set up.
+    #[error(transparent)]
+    Vstate(#[from] VstateError),
+
+    /// VMBus could not start.
+    #[error(transparent)]
+    Vmbus(#[from] crate::vmbus::worker::VmbusError),
+
+    /// The control socket could not be served.
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+
+    /// Guest memory could not be laid out or mapped.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+
+    /// Building the ACPI tables failed.
+    #[error("cannot build the ACPI tables: {0}")]
+    Acpi(#[from] crate::acpi::AcpiError),
+
+    /// Two devices claim the same port or MMIO range.
+    #[error("cannot map a device: {0}")]
+    Bus(#[from] crate::devices::BusError),
+}
+
+impl Error {
+    /// Shorthand for [`Error::Os`].
+    pub fn os(what: &'static str, source: io::Error) -> Self {
+        Error::Os { what, source }
+    }
+}
 
 fn eventfd(what: &'static str) -> Result<EventFd> {
     EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::os(what, e))
@@ -119,7 +215,7 @@ fn load_guest(config: &VmConfig, layout: &MemoryLayout, memory: &GuestMemoryMmap
     };
     let acpi = AcpiTables::new(config.vcpus, &dsdt(config.vmbus)?)?;
     acpi.write_to(memory)
-        .map_err(|source| Error::GuestMemoryWrite {
+        .map_err(|source| BootError::GuestMemoryWrite {
             what: "ACPI tables",
             source,
         })?;
@@ -143,6 +239,8 @@ struct Devices {
     mmio: MmioBus,
     serial: Arc<Mutex<SerialDevice>>,
     rx_drained: EventFd,
+    /// The debug console's input, which the control socket fills.
+    debugcon: Option<DebugconInput>,
 }
 
 fn create_devices(
@@ -192,13 +290,18 @@ fn create_devices(
         Arc::new(Mutex::new(I8042Reset::new(control.clone()))),
     )?;
     pio.insert(CMOS_BASE, CMOS_LEN, Arc::new(Mutex::new(Cmos::new())))?;
-    if let Some(file) = debugcon_out {
-        pio.insert(
-            DEBUGCON_PORT,
-            1,
-            Arc::new(Mutex::new(DebugConsole::new(Box::new(file)))),
-        )?;
-    }
+    let debugcon = match debugcon_out {
+        Some(file) => {
+            let input = DebugconInput::default();
+            pio.insert(
+                DEBUGCON_PORT,
+                1,
+                Arc::new(Mutex::new(DebugConsole::new(Box::new(file), input.clone()))),
+            )?;
+            Some(input)
+        }
+        None => None,
+    };
     log::debug!(
         "devices: COM1 {COM1_BASE:#x} (GSI {COM1_GSI}), ACPI PM {ACPI_PM_BASE:#x}, \
          8042 {I8042_COMMAND_PORT:#x}, CMOS {CMOS_BASE:#x}, debug console {}, hypercall \
@@ -215,19 +318,27 @@ fn create_devices(
         mmio: MmioBus::new(),
         serial,
         rx_drained,
+        debugcon,
+    })
+}
+
+/// What the control socket does with a request: a line for the debug
+/// console goes to its input; VMBus requests go to the VMBus thread.
+fn api_handler(vmbus: Option<Arc<Vmbus>>, debugcon: Option<DebugconInput>) -> Arc<api::Handler> {
+    Arc::new(move |request| match (request, &vmbus, &debugcon) {
+        (Request::Debugcon(line), _, Some(input)) => input
+            .push_line(&line)
+            .map(|()| "queued".into())
+            .map_err(|e| e.to_string()),
+        (Request::Debugcon(_), _, None) => {
+            Err("there is no debug console (--debug-console)".into())
+        }
+        (request, Some(v), _) => v.control(request),
+        (_, None, _) => Err("VMBus is off (--no-vmbus)".into()),
     })
 }
 
 /// The VMBus settings from the command line.
-/// What the control socket does with a request: VMBus requests go to the
-/// VMBus thread.
-fn api_handler(vmbus: Option<Arc<Vmbus>>) -> Arc<api::Handler> {
-    Arc::new(move |request| match &vmbus {
-        Some(v) => v.control(request),
-        None => Err("VMBus is off (--no-vmbus)".into()),
-    })
-}
-
 fn vmbus_config(config: &VmConfig) -> VmbusConfig {
     let mut faults = Faults::default();
     for f in &config.vmbus_faults {
@@ -321,7 +432,10 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         None
     };
     let api = match &config.api_socket {
-        Some(path) => Some(ApiServer::start(path, api_handler(vmbus.clone()))?),
+        Some(path) => Some(ApiServer::start(
+            path,
+            api_handler(vmbus.clone(), devices.debugcon.clone()),
+        )?),
         None => None,
     };
 

@@ -15,7 +15,26 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use vmm_sys_util::signal::{block_signal, create_sigset};
 use vmm_sys_util::terminal::Terminal;
 
-use crate::error::{Error, Result};
+/// Why the terminal or the termination signals could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// A host OS call failed.
+    #[error("cannot {what}: {source}")]
+    Os {
+        /// What hvhost tried to do, as a verb phrase.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ConsoleError {
+    /// Shorthand for [`ConsoleError::Os`].
+    pub fn os(what: &'static str, source: io::Error) -> Self {
+        ConsoleError::Os { what, source }
+    }
+}
 
 /// Signals that end hvhost cleanly instead of killing it.
 pub const TERMINATION_SIGNALS: [libc::c_int; 4] =
@@ -28,7 +47,7 @@ pub struct RawTerminal {
 
 impl RawTerminal {
     /// Puts the terminal on stdin into raw mode (no line editing, echo or signal keys).
-    pub fn enter() -> Result<Self> {
+    pub fn enter() -> Result<Self, ConsoleError> {
         let fd = libc::STDIN_FILENO;
         // SAFETY: termios is plain old data; an all-zero value is valid and is overwritten
         // by tcgetattr below.
@@ -36,7 +55,7 @@ impl RawTerminal {
         // SAFETY: `fd` is stdin, open for the life of the process, and `saved` is a valid,
         // exclusively borrowed termios for tcgetattr to fill.
         if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-            return Err(Error::os(
+            return Err(ConsoleError::os(
                 "read the terminal settings",
                 io::Error::last_os_error(),
             ));
@@ -44,7 +63,7 @@ impl RawTerminal {
         io::stdin()
             .lock()
             .set_raw_mode()
-            .map_err(|e| Error::os("put the terminal in raw mode", e.into()))?;
+            .map_err(|e| ConsoleError::os("put the terminal in raw mode", e.into()))?;
         Ok(Self { saved })
     }
 }
@@ -76,22 +95,25 @@ pub struct SignalFd {
 impl SignalFd {
     /// Blocks `signals` in the calling thread (threads it starts later inherit that) and
     /// opens a signalfd for them. Call before starting the vCPU threads.
-    pub fn block_and_open(signals: &[libc::c_int]) -> Result<Self> {
+    pub fn block_and_open(signals: &[libc::c_int]) -> Result<Self, ConsoleError> {
         for &sig in signals {
             block_signal(sig).map_err(|e| {
-                Error::os(
+                ConsoleError::os(
                     "block termination signals",
                     io::Error::other(format!("{e:?}")),
                 )
             })?;
         }
         let set = create_sigset(signals)
-            .map_err(|e| Error::os("build the termination signal set", e.into()))?;
+            .map_err(|e| ConsoleError::os("build the termination signal set", e.into()))?;
         // SAFETY: `set` is an initialised sigset_t; -1 asks for a new descriptor; the flags
         // are valid for signalfd.
         let fd: RawFd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
         if fd < 0 {
-            return Err(Error::os("create a signalfd", io::Error::last_os_error()));
+            return Err(ConsoleError::os(
+                "create a signalfd",
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: signalfd just returned this descriptor; nothing else owns it.
         let file = unsafe { File::from_raw_fd(fd) };

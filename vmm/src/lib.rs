@@ -21,7 +21,6 @@ pub mod console;
 pub mod control;
 pub mod cpuid;
 pub mod devices;
-pub mod error;
 pub mod event_loop;
 pub mod hyperv;
 pub mod loader;
@@ -32,5 +31,5 @@ pub mod vmbus;
 pub mod vstate;
 
 pub use builder::run;
+pub use builder::{Error, Result};
 pub use control::VmExitReason;
-pub use error::{Error, Result};

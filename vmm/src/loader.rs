@@ -7,7 +7,8 @@
 //! Every failure names the file and the reason; nothing here panics on a malformed file.
 
 use std::fs::File;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use linux_loader::cmdline::Cmdline;
 use linux_loader::loader::bootparam::setup_header;
@@ -16,7 +17,6 @@ use linux_loader::loader::elf::Elf;
 use linux_loader::loader::{self, KernelLoader};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
-use crate::error::{Error, Result};
 use crate::memory::{CMDLINE_ADDR, CMDLINE_MAX_SIZE, HIMEM_START};
 
 /// Offset of the 64-bit entry point from the protected-mode kernel's load address.
@@ -26,6 +26,83 @@ const XLF_KERNEL_64: u16 = 1 << 0;
 /// `initrd_addr_max` assumed for boot protocols before 2.03.
 const DEFAULT_INITRD_ADDR_MAX: u64 = 0x37ff_ffff;
 const PAGE_SIZE: u64 = 4096;
+
+/// Why the kernel, initrd or command line could not be loaded into guest RAM.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file named on the command line could not be opened or read.
+    #[error("cannot read {what} {}: {source}", path.display())]
+    File {
+        /// What the file is for, e.g. "kernel image".
+        what: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The kernel file is neither a bzImage nor an ELF vmlinux.
+    #[error(
+        "{} is not a kernel image hvhost can boot: it is not a bzImage ({bzimage}) \
+         and not an ELF vmlinux ({elf})", path.display()
+    )]
+    NotAKernel {
+        /// The kernel path.
+        path: PathBuf,
+        /// Why the bzImage loader refused it.
+        bzimage: loader::Error,
+        /// Why the ELF loader refused it.
+        elf: loader::Error,
+    },
+
+    /// The kernel was recognised but could not be loaded.
+    #[error("cannot load kernel {}: {source}", path.display())]
+    KernelLoad {
+        /// The kernel path.
+        path: PathBuf,
+        /// What linux-loader reported.
+        #[source]
+        source: loader::Error,
+    },
+
+    /// The bzImage loader succeeded but returned no setup header, so the kernel's boot
+    /// protocol (and its 64-bit entry) cannot be checked.
+    #[error("cannot set up the boot parameters: the bzImage loader returned no setup header")]
+    NoSetupHeader,
+
+    /// The bzImage does not offer the 64-bit boot protocol entry.
+    #[error(
+        "kernel {} has no 64-bit entry point (boot protocol {major}.{minor:02}, \
+         XLF_KERNEL_64 not set); hvhost boots 64-bit kernels only", path.display()
+    )]
+    No64BitEntry {
+        /// The kernel path.
+        path: PathBuf,
+        /// Boot protocol major version.
+        major: u16,
+        /// Boot protocol minor version.
+        minor: u16,
+    },
+
+    /// The initramfs does not fit between the kernel and the top of low memory.
+    #[error(
+        "initrd {} ({size} bytes) does not fit in guest memory: {room} bytes are free \
+         between the kernel and the top of low memory", path.display()
+    )]
+    InitrdTooLarge {
+        /// The initrd path.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// Bytes available for it.
+        room: u64,
+    },
+
+    /// The command line is not usable.
+    #[error("the kernel command line is not usable: {0}")]
+    Cmdline(String),
+}
 
 /// A kernel in guest memory.
 #[derive(Clone, Copy, Debug)]
@@ -38,8 +115,8 @@ pub struct LoadedKernel {
     pub setup_header: Option<setup_header>,
 }
 
-fn open(what: &'static str, path: &Path) -> Result<File> {
-    File::open(path).map_err(|source| Error::File {
+fn open(what: &'static str, path: &Path) -> Result<File, LoadError> {
+    File::open(path).map_err(|source| LoadError::File {
         what,
         path: path.to_path_buf(),
         source,
@@ -48,16 +125,14 @@ fn open(what: &'static str, path: &Path) -> Result<File> {
 
 /// Loads the kernel at `path`: a bzImage at its preferred address (1 MiB), else an ELF
 /// vmlinux at its physical addresses.
-pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel> {
+pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, LoadError> {
     let mut file = open("kernel image", path)?;
     let himem = Some(GuestAddress(HIMEM_START));
     let bz_err = match BzImage::load(mem, None, &mut file, himem) {
         Ok(res) => {
-            let hdr = res.setup_header.ok_or(Error::BootSetup(
-                "the bzImage loader returned no setup header",
-            ))?;
+            let hdr = res.setup_header.ok_or(LoadError::NoSetupHeader)?;
             if hdr.xloadflags & XLF_KERNEL_64 == 0 {
-                return Err(Error::No64BitEntry {
+                return Err(LoadError::No64BitEntry {
                     path: path.to_path_buf(),
                     major: hdr.version >> 8,
                     minor: hdr.version & 0xff,
@@ -73,7 +148,7 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel> {
             loader::Error::Bzimage(linux_loader::loader::bzimage::Error::InvalidBzImage)
         }
         Err(source) => {
-            return Err(Error::KernelLoad {
+            return Err(LoadError::KernelLoad {
                 path: path.to_path_buf(),
                 source,
             })
@@ -94,12 +169,12 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel> {
                 | loader::elf::Error::InvalidProgramHeaderSize
                 | loader::elf::Error::InvalidProgramHeaderOffset,
             ),
-        ) => Err(Error::NotAKernel {
+        ) => Err(LoadError::NotAKernel {
             path: path.to_path_buf(),
             bzimage: bz_err,
             elf: elf_err,
         }),
-        Err(source) => Err(Error::KernelLoad {
+        Err(source) => Err(LoadError::KernelLoad {
             path: path.to_path_buf(),
             source,
         }),
@@ -130,60 +205,60 @@ pub fn load_initrd(
     path: &Path,
     kernel: &LoadedKernel,
     low_ram_end: u64,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, u64), LoadError> {
     let mut file = open("initrd", path)?;
     let size = file
         .metadata()
-        .map_err(|source| Error::File {
+        .map_err(|source| LoadError::File {
             what: "initrd",
             path: path.to_path_buf(),
             source,
         })?
         .len();
     let addr = initrd_address(size, kernel.end, low_ram_end, kernel.setup_header.as_ref())
-        .ok_or_else(|| Error::InitrdTooLarge {
+        .ok_or_else(|| LoadError::InitrdTooLarge {
             path: path.to_path_buf(),
             size,
             room: low_ram_end.saturating_sub(kernel.end.max(HIMEM_START)),
         })?;
-    let len = usize::try_from(size).map_err(|_| Error::InitrdTooLarge {
+    let len = usize::try_from(size).map_err(|_| LoadError::InitrdTooLarge {
         path: path.to_path_buf(),
         size,
         room: 0,
     })?;
     mem.read_exact_volatile_from(GuestAddress(addr), &mut file, len)
-        .map_err(|e| Error::File {
+        .map_err(|e| LoadError::File {
             what: "initrd",
             path: path.to_path_buf(),
-            source: std::io::Error::other(e),
+            source: io::Error::other(e),
         })?;
     Ok((addr, size))
 }
 
 /// Checks `raw` and turns it into a linux-loader command line.
-pub fn parse_cmdline(raw: &str) -> Result<Cmdline> {
+pub fn parse_cmdline(raw: &str) -> Result<Cmdline, LoadError> {
     if let Some(c) = raw.chars().find(|c| !matches!(c, ' '..='~')) {
-        return Err(Error::Cmdline(format!(
+        return Err(LoadError::Cmdline(format!(
             "it contains {c:?}; only printable ASCII is allowed"
         )));
     }
     if raw.len() >= CMDLINE_MAX_SIZE {
-        return Err(Error::Cmdline(format!(
+        return Err(LoadError::Cmdline(format!(
             "it is {} bytes long; at most {} are allowed",
             raw.len(),
             CMDLINE_MAX_SIZE - 1
         )));
     }
-    Cmdline::try_from(raw, CMDLINE_MAX_SIZE).map_err(|e| Error::Cmdline(e.to_string()))
+    Cmdline::try_from(raw, CMDLINE_MAX_SIZE).map_err(|e| LoadError::Cmdline(e.to_string()))
 }
 
 /// Writes the command line at [`CMDLINE_ADDR`]; returns its size including the NUL.
-pub fn load_cmdline(mem: &GuestMemoryMmap, cmdline: &Cmdline) -> Result<u32> {
+pub fn load_cmdline(mem: &GuestMemoryMmap, cmdline: &Cmdline) -> Result<u32, LoadError> {
     loader::load_cmdline(mem, GuestAddress(CMDLINE_ADDR), cmdline)
-        .map_err(|e| Error::Cmdline(e.to_string()))?;
+        .map_err(|e| LoadError::Cmdline(e.to_string()))?;
     let len = cmdline
         .as_cstring()
-        .map_err(|e| Error::Cmdline(e.to_string()))?
+        .map_err(|e| LoadError::Cmdline(e.to_string()))?
         .as_bytes_with_nul()
         .len();
     Ok(u32::try_from(len).unwrap_or(u32::MAX))
@@ -244,7 +319,7 @@ mod tests {
     fn bzimage_without_64bit_entry_is_refused() {
         let f = temp_file(&fake_bzimage(0));
         let err = load_kernel(&mem(), f.path()).expect_err("no 64-bit entry");
-        assert!(matches!(err, Error::No64BitEntry { .. }), "{err}");
+        assert!(matches!(err, LoadError::No64BitEntry { .. }), "{err}");
     }
 
     #[test]
@@ -258,7 +333,7 @@ mod tests {
 
         let f = temp_file(b"#!/bin/sh\necho this is not a kernel\n");
         let err = load_kernel(&mem(), f.path()).expect_err("not a kernel");
-        assert!(matches!(err, Error::NotAKernel { .. }), "{err}");
+        assert!(matches!(err, LoadError::NotAKernel { .. }), "{err}");
         assert!(err.to_string().contains("is not a kernel image"), "{err}");
 
         let empty = temp_file(b"");

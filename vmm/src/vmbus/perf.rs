@@ -104,6 +104,14 @@ impl VmbusDevice for PerfSink {
         Ok(None)
     }
 
+    fn counters(&self) -> String {
+        let c = &self.counters;
+        format!(
+            "packets={} bytes={} completions_dropped={}",
+            c.packets, c.bytes, c.completions_dropped
+        )
+    }
+
     fn close(&mut self) {
         let c = &self.counters;
         log::info!(

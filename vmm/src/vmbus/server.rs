@@ -625,7 +625,7 @@ impl Server {
             Message::Unload => {
                 let open = self.channels.values().filter(|c| c.open.is_some()).count();
                 self.stats.unloads += 1;
-                if open == 0 && self.gpadls.len() == 0 {
+                if open == 0 && self.gpadls.is_empty() {
                     self.stats.unloads_clean += 1;
                 }
                 log::info!(

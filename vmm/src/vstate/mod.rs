@@ -12,13 +12,75 @@
 pub mod vcpu;
 pub mod vm;
 
+use std::io;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
-use crate::error::{Error, Result};
 use vcpu::ExitStats;
+
+/// Why KVM state (the VM, its memory slots, its vCPUs) could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum VstateError {
+    /// `/dev/kvm` could not be opened.
+    #[error("cannot open /dev/kvm (is KVM enabled and accessible?): {0}")]
+    OpenKvm(#[source] kvm_ioctls::Error),
+
+    /// A KVM ioctl failed.
+    #[error("KVM could not {what}: {source}")]
+    Kvm {
+        /// What hvhost asked KVM to do, as a verb phrase.
+        what: &'static str,
+        /// The errno KVM returned.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+
+    /// A KVM ioctl on one vCPU failed.
+    #[error("KVM could not {what} for vCPU {vcpu}: {source}")]
+    KvmVcpu {
+        /// What hvhost asked KVM to do, as a verb phrase.
+        what: &'static str,
+        /// Index of the vCPU.
+        vcpu: u8,
+        /// The errno KVM returned.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+
+    /// The host's KVM lacks a capability hvhost depends on.
+    #[error("this KVM lacks the {0} capability, which hvhost needs")]
+    MissingCapability(&'static str),
+
+    /// A KVM_GET_SUPPORTED_CPUID result could not be turned back into a CPUID list.
+    #[error("cannot build the CPUID table for vCPU {vcpu}: {reason}")]
+    Cpuid {
+        /// Index of the vCPU.
+        vcpu: u8,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A guest RAM region has no host mapping to hand to KVM as a memory slot.
+    #[error("cannot find the host address of a guest memory region for its KVM memory slot: {0}")]
+    MemorySlotHostAddress(#[source] vm_memory::GuestMemoryError),
+
+    /// Guest RAM has more regions than KVM memory slot numbers can name.
+    #[error("guest memory has more regions than KVM memory slots can number")]
+    TooManyMemorySlots,
+
+    /// The signal handler that kicks vCPUs out of KVM_RUN could not be installed.
+    #[error("cannot install the vCPU kick signal handler: {0}")]
+    KickHandler(#[source] io::Error),
+}
+
+impl VstateError {
+    /// Shorthand for [`VstateError::Kvm`].
+    pub fn kvm(what: &'static str, source: kvm_ioctls::Error) -> Self {
+        VstateError::Kvm { what, source }
+    }
+}
 
 /// Interval between kicks while vCPU threads are stopping.
 const KICK_INTERVAL: Duration = Duration::from_millis(2);
@@ -35,9 +97,9 @@ extern "C" fn handle_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc:
 }
 
 /// Installs the kick signal handler (process-wide, once, before vCPU threads start).
-pub fn install_kick_handler() -> Result<()> {
+pub fn install_kick_handler() -> Result<(), VstateError> {
     register_signal_handler(kick_signal(), handle_kick)
-        .map_err(|e| Error::os("install the vCPU kick signal handler", e.into()))
+        .map_err(|e| VstateError::KickHandler(e.into()))
 }
 
 /// A running vCPU thread.

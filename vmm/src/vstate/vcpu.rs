@@ -21,9 +21,10 @@ use vm_memory::GuestMemoryMmap;
 use crate::boot::{self, lapic};
 use crate::control::{VmControl, VmExitReason};
 use crate::devices::{MmioBus, PioBus};
-use crate::error::{Error, Result};
 use crate::hyperv::msrs::VpHv;
 use crate::hyperv::HYPERCALL_PORT;
+
+use super::VstateError;
 
 /// Exit counters of one vCPU; plain integers, owned by the vCPU thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -229,13 +230,13 @@ impl Vcpu {
 
     /// The guest TSC (IA32_TSC) now, and KVM's TSC frequency in kHz, for the reference
     /// clock's calibration.
-    pub fn tsc(&self) -> Result<(u64, Option<u64>)> {
+    pub fn tsc(&self) -> Result<(u64, Option<u64>), VstateError> {
         const IA32_TSC: u32 = 0x10;
         let mut msrs = Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
             index: IA32_TSC,
             ..Default::default()
         }])
-        .map_err(|e| Error::Cpuid {
+        .map_err(|e| VstateError::Cpuid {
             vcpu: self.index,
             reason: format!("cannot build the MSR list: {e:?}"),
         })?;
@@ -247,15 +248,19 @@ impl Vcpu {
         Ok((tsc, khz))
     }
 
-    fn kvm_err(&self, what: &'static str) -> impl Fn(kvm_ioctls::Error) -> Error {
+    fn kvm_err(&self, what: &'static str) -> impl Fn(kvm_ioctls::Error) -> VstateError {
         let vcpu = self.index;
-        move |source| Error::KvmVcpu { what, vcpu, source }
+        move |source| VstateError::KvmVcpu { what, vcpu, source }
     }
 
     /// Sets CPUID, MSRs and the LAPIC's LINT0 (ExtINT) / LINT1 (NMI); for the boot vCPU
     /// also the 64-bit entry state. Other vCPUs stay in wait-for-SIPI.
-    pub fn configure(&self, cpuid: &[kvm_cpuid_entry2], boot: Option<BootEntry>) -> Result<()> {
-        let cpuid = CpuId::from_entries(cpuid).map_err(|e| Error::Cpuid {
+    pub fn configure(
+        &self,
+        cpuid: &[kvm_cpuid_entry2],
+        boot: Option<BootEntry>,
+    ) -> Result<(), VstateError> {
+        let cpuid = CpuId::from_entries(cpuid).map_err(|e| VstateError::Cpuid {
             vcpu: self.index,
             reason: format!("{e:?}"),
         })?;
@@ -264,7 +269,7 @@ impl Vcpu {
             .map_err(self.kvm_err("set CPUID"))?;
 
         let entries = boot::boot_msrs();
-        let msrs = Msrs::from_entries(&entries).map_err(|e| Error::Cpuid {
+        let msrs = Msrs::from_entries(&entries).map_err(|e| VstateError::Cpuid {
             vcpu: self.index,
             reason: format!("cannot build the MSR list: {e:?}"),
         })?;

@@ -22,8 +22,9 @@ use vm_memory::{
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::cpuid::HostCpuidCaps;
-use crate::error::{Error, Result};
 use crate::memory::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
+
+use super::VstateError;
 
 /// A KVM VM with its irqchip, PIT and guest RAM.
 pub struct Vm {
@@ -38,8 +39,8 @@ pub struct Vm {
 impl Vm {
     /// Opens /dev/kvm, checks the capabilities hvhost needs and creates a VM with an
     /// in-kernel irqchip and PIT, backed by `memory`.
-    pub fn new(memory: Arc<GuestMemoryMmap>) -> Result<Self> {
-        let kvm = Kvm::new().map_err(Error::OpenKvm)?;
+    pub fn new(memory: Arc<GuestMemoryMmap>) -> Result<Self, VstateError> {
+        let kvm = Kvm::new().map_err(VstateError::OpenKvm)?;
         for (cap, name) in [
             (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
             (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
@@ -49,24 +50,26 @@ impl Vm {
             (Cap::ExtCpuid, "KVM_CAP_EXT_CPUID"),
         ] {
             if !kvm.check_extension(cap) {
-                return Err(Error::MissingCapability(name));
+                return Err(VstateError::MissingCapability(name));
             }
         }
-        let fd = kvm.create_vm().map_err(|e| Error::kvm("create a VM", e))?;
+        let fd = kvm
+            .create_vm()
+            .map_err(|e| VstateError::kvm("create a VM", e))?;
         fd.set_tss_address(KVM_TSS_ADDR as usize)
-            .map_err(|e| Error::kvm("set the TSS address", e))?;
+            .map_err(|e| VstateError::kvm("set the TSS address", e))?;
         if kvm.check_extension(Cap::SetIdentityMapAddr) {
             fd.set_identity_map_address(KVM_IDENTITY_MAP_ADDR)
-                .map_err(|e| Error::kvm("set the identity map address", e))?;
+                .map_err(|e| VstateError::kvm("set the identity map address", e))?;
         }
         fd.create_irq_chip()
-            .map_err(|e| Error::kvm("create the in-kernel irqchip", e))?;
+            .map_err(|e| VstateError::kvm("create the in-kernel irqchip", e))?;
         let pit = kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
         };
         fd.create_pit2(pit)
-            .map_err(|e| Error::kvm("create the in-kernel PIT", e))?;
+            .map_err(|e| VstateError::kvm("create the in-kernel PIT", e))?;
 
         let vm = Self {
             kvm,
@@ -77,16 +80,12 @@ impl Vm {
         Ok(vm)
     }
 
-    fn register_memory(&self) -> Result<()> {
+    fn register_memory(&self) -> Result<(), VstateError> {
         for (slot, region) in self.memory.iter().enumerate() {
             let host = region
                 .get_host_address(MemoryRegionAddress(0))
-                .map_err(|source| Error::GuestMemoryWrite {
-                    what: "memory slot table",
-                    source,
-                })?;
-            let slot =
-                u32::try_from(slot).map_err(|_| Error::BootSetup("too many memory slots"))?;
+                .map_err(VstateError::MemorySlotHostAddress)?;
+            let slot = u32::try_from(slot).map_err(|_| VstateError::TooManyMemorySlots)?;
             let entry = kvm_userspace_memory_region {
                 slot,
                 flags: 0,
@@ -99,7 +98,7 @@ impl Vm {
             // vCPU holds another reference until its fd is closed), so KVM never sees the
             // range unmapped or reused.
             unsafe { self.fd.set_user_memory_region(entry) }
-                .map_err(|e| Error::kvm("register a guest memory slot", e))?;
+                .map_err(|e| VstateError::kvm("register a guest memory slot", e))?;
         }
         Ok(())
     }
@@ -115,11 +114,11 @@ impl Vm {
     }
 
     /// KVM_GET_SUPPORTED_CPUID.
-    pub fn supported_cpuid(&self) -> Result<Vec<kvm_cpuid_entry2>> {
+    pub fn supported_cpuid(&self) -> Result<Vec<kvm_cpuid_entry2>, VstateError> {
         let cpuid = self
             .kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(|e| Error::kvm("report the supported CPUID leaves", e))?;
+            .map_err(|e| VstateError::kvm("report the supported CPUID leaves", e))?;
         Ok(cpuid.as_slice().to_vec())
     }
 
@@ -132,10 +131,10 @@ impl Vm {
     }
 
     /// Connects `evt` to interrupt line `gsi`: each write to it pulses the line.
-    pub fn register_irqfd(&self, evt: &EventFd, gsi: u32) -> Result<()> {
+    pub fn register_irqfd(&self, evt: &EventFd, gsi: u32) -> Result<(), VstateError> {
         self.fd
             .register_irqfd(evt, gsi)
-            .map_err(|e| Error::kvm("connect an interrupt eventfd (KVM_IRQFD)", e))
+            .map_err(|e| VstateError::kvm("connect an interrupt eventfd (KVM_IRQFD)", e))
     }
 
     /// Hands every synthetic Hyper-V MSR (0x40000000..0x400001FF) to user space: first
@@ -143,13 +142,13 @@ impl Vm {
     /// MSR filter that denies the range, so that a KVM with its own Hyper-V emulation
     /// (KVM_HYPERV) does not serve them either. Other MSRs stay KVM's; the ones KVM does
     /// not know also exit, and hvhost answers them with the #GP KVM would have given.
-    pub fn route_synthetic_msrs_to_user_space(&self) -> Result<()> {
+    pub fn route_synthetic_msrs_to_user_space(&self) -> Result<(), VstateError> {
         for (cap, name) in [
             (Cap::X86UserSpaceMsr, "KVM_CAP_X86_USER_SPACE_MSR"),
             (Cap::X86MsrFilter, "KVM_CAP_X86_MSR_FILTER"),
         ] {
             if !self.kvm.check_extension(cap) {
-                return Err(Error::MissingCapability(name));
+                return Err(VstateError::MissingCapability(name));
             }
         }
         let mut cap = kvm_enable_cap {
@@ -161,7 +160,7 @@ impl Vm {
         );
         self.fd
             .enable_cap(&cap)
-            .map_err(|e| Error::kvm("enable user-space MSR exits", e))?;
+            .map_err(|e| VstateError::kvm("enable user-space MSR exits", e))?;
         // A clear bit denies the access: all clear, both directions.
         let bitmap = [0u8; (hvcall::msr::SYNTHETIC_COUNT / 8) as usize];
         let range = MsrFilterRange {
@@ -172,7 +171,7 @@ impl Vm {
         };
         self.fd
             .set_msr_filter(MsrFilterDefaultAction::ALLOW, &[range])
-            .map_err(|e| Error::kvm("install the synthetic MSR filter", e))?;
+            .map_err(|e| VstateError::kvm("install the synthetic MSR filter", e))?;
         log::debug!(
             "synthetic MSRs {:#x}+{:#x} routed to user space",
             hvcall::msr::SYNTHETIC_BASE,
@@ -189,10 +188,10 @@ impl Vm {
     }
 
     /// Creates vCPU `index` (its APIC ID is the index).
-    pub fn create_vcpu(&self, index: u8) -> Result<VcpuFd> {
+    pub fn create_vcpu(&self, index: u8) -> Result<VcpuFd, VstateError> {
         self.fd
             .create_vcpu(index.into())
-            .map_err(|source| Error::KvmVcpu {
+            .map_err(|source| VstateError::KvmVcpu {
                 what: "create the vCPU",
                 vcpu: index,
                 source,

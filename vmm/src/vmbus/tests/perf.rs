@@ -89,6 +89,13 @@ fn sink_counts_packets_and_answers_with_its_counters() {
     // Closing and reopening starts from zero.
     r.send(&msg(&CloseChannel { child_relid: PERF }));
     assert!(!r.server.is_open(PERF));
+    // The report keeps the closed channel's counts (the benchmark reads them).
+    let report = r.server.report("");
+    assert!(
+        report.contains(" name=perf ")
+            && report.contains(" packets=11 bytes=640 completions_dropped=0"),
+        "{report}"
+    );
     r.send(&msg(&GpadlTeardown {
         child_relid: PERF,
         gpadl: ch.gpadl,
