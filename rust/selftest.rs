@@ -6,7 +6,7 @@
 //!
 //! - [`contract`]: the in-module contract tests and benchmarks, which
 //!   drive the hosts' test device (port 0x3000) and consume SINT 5
-//!   (debugfs `contract`: commands when written, KTAP when read);
+//!   (debugfs `contract`: commands when written, key=value result records when read);
 //! - [`misbehave`]: a guest that breaks the VMBus protocol on purpose, to
 //!   test hosts (debugfs `vmbus/misbehave`);
 //! - and in the drivers' layer, `crate::drivers::perf`: the driver of

@@ -3,7 +3,8 @@
 //! Contract tests that need this module's own API (a Rust module cannot
 //! export it to a test module). They run when user space writes `run` to
 //! `/sys/kernel/debug/hv_guest/contract`, and reading that file gives their
-//! KTAP; the kselftest `hv_guest_contract` drives it.
+//! results as key=value records, one per line (see [`Report`]); the
+//! kselftest `hv_guest_contract` drives it and reports them in KTAP.
 //!
 //! They speak to the host's test device, the port protocol of QEMU's
 //! `hyperv-testdev` that hvhost's `--test-device` also implements: 32-bit
@@ -221,14 +222,18 @@ impl SintConsumer for TestConsumer {
     }
 }
 
-/// KTAP output being built.
-struct Ktap {
+/// The results of a run, as the contract file gives them: one record a
+/// line, its kind first, then key=value fields; a free-text field (`why`)
+/// comes last and runs to the end of the line.
+/// - `plan tests=N`: how many results the run gives;
+/// - `result name=NAME ok=1`, or `result name=NAME ok=0 why=TEXT`;
+/// - `note TEXT`: context for a reader;
+/// - `bench phase=P median_cycles=C ops=N interrupts=I`: a benchmark phase.
+struct Report {
     out: KVec<u8>,
-    n: usize,
-    failed: usize,
 }
 
-impl Write for Ktap {
+impl Write for Report {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         self.out
             .extend_from_slice(s.as_bytes(), GFP_KERNEL)
@@ -236,29 +241,21 @@ impl Write for Ktap {
     }
 }
 
-impl Ktap {
+impl Report {
     fn result(&mut self, name: &str, r: core::result::Result<(), KVec<u8>>) {
-        self.n += 1;
-        let n = self.n;
         match r {
             Ok(()) => {
-                let _ = writeln!(self, "ok {} {}", n, name);
+                let _ = writeln!(self, "result name={} ok=1", name);
             }
             Err(why) => {
-                self.failed += 1;
                 let why = core::str::from_utf8(&why).unwrap_or("?");
-                let _ = writeln!(self, "not ok {} {} # {}", n, name, why);
+                let _ = writeln!(self, "result name={} ok=0 why={}", name, why);
             }
         }
     }
 
-    fn totals(&mut self) {
-        let (n, failed) = (self.n, self.failed);
-        let _ = writeln!(self, "# totals: pass:{} fail:{}", n - failed, failed);
-    }
-
-    fn diag(&mut self, args: core::fmt::Arguments<'_>) {
-        let _ = writeln!(self, "# {}", args);
+    fn note(&mut self, args: core::fmt::Arguments<'_>) {
+        let _ = writeln!(self, "note {}", args);
     }
 }
 
@@ -334,7 +331,7 @@ fn wait_for(consumer: &TestConsumer, want: usize) -> KVec<Seen> {
     }
 }
 
-/// Runs every contract test; returns the KTAP text.
+/// Runs every contract test; returns its report (see [`Report`]).
 pub(crate) fn run(
     hc: &Hypercalls,
     synic: &Arc<Synic>,
@@ -351,11 +348,7 @@ pub(crate) fn run(
     let registration = synic.register(TEST_SINT, consumer.clone())?;
     let vps = vp_indexes()?;
 
-    let mut k = Ktap {
-        out: KVec::new(),
-        n: 0,
-        failed: 0,
-    };
+    let mut k = Report { out: KVec::new() };
     if let Suite::Bench(phase) = suite {
         let r = bench(hc, synic, &consumer, &vps, phase, &mut k);
         drop(registration);
@@ -370,9 +363,8 @@ pub(crate) fn run(
         Suite::Hostile => 4,
         Suite::Bench(_) => 0,
     };
-    let _ = writeln!(k, "KTAP version 1");
-    let _ = writeln!(k, "1..{}", plan);
-    k.diag(format_args!(
+    let _ = writeln!(k, "plan tests={}", plan);
+    k.note(format_args!(
         "{} CPUs online, test SINT {}, expecting {} answers",
         vps.len(),
         TEST_SINT,
@@ -401,10 +393,9 @@ pub(crate) fn run(
     }
     let lost = consumer.log.lock().lost;
     if lost != 0 {
-        k.diag(format_args!("{} records lost from the test log", lost));
+        k.note(format_args!("{} records lost from the test log", lost));
     }
     drop(registration);
-    k.totals();
     Ok(k.out)
 }
 
@@ -413,7 +404,7 @@ const STATUS_TESTS: usize = 11;
 
 /// The guest OS ID, the hypercall page, the null call, and each call's
 /// error statuses with their kernel errors; no test device needed.
-fn status_tests(hc: &Hypercalls, peer: Peer, k: &mut Ktap) {
+fn status_tests(hc: &Hypercalls, peer: Peer, k: &mut Report) {
     k.result("guest_os_id", check_guest_os_id());
     k.result("hypercall_page_enabled", check_hypercall_msr());
     k.result(
@@ -523,7 +514,7 @@ fn roundtrip_tests(
     consumer: &TestConsumer,
     vps: &[(u32, u32)],
     peer: Peer,
-    k: &mut Ktap,
+    k: &mut Report,
 ) {
     k.result("message_echo_every_cpu", check_echo(hc, consumer, vps));
     k.result("event_every_cpu", check_events(hc, consumer, vps));
@@ -914,7 +905,7 @@ fn bench(
     consumer: &TestConsumer,
     vps: &[(u32, u32)],
     phase: BenchPhase,
-    k: &mut Ktap,
+    k: &mut Report,
 ) -> Result {
     let irqs = |s: &Synic| {
         s.counters(TEST_SINT)
@@ -1001,7 +992,7 @@ fn bench(
     let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
     let _ = writeln!(
         k,
-        "bench {} median_cycles {} ops {} interrupts {}",
+        "bench phase={} median_cycles={} ops={} interrupts={}",
         phase.name(),
         median,
         samples.len(),
@@ -1013,7 +1004,7 @@ fn bench(
 /// Asks the test device for each kind of bad delivery on every CPU's VP and
 /// checks that the SynIC dropped and counted it, and that the consumer never
 /// saw it.
-fn hostile(synic: &Synic, consumer: &TestConsumer, vps: &[(u32, u32)], k: &mut Ktap) {
+fn hostile(synic: &Synic, consumer: &TestConsumer, vps: &[(u32, u32)], k: &mut Report) {
     let Some(counters) = synic.counters(TEST_SINT) else {
         k.result(
             "counters",

@@ -2,8 +2,10 @@
 /*
  * Drives hv_guest's in-module contract tests: loads the module (unless it
  * is loaded), writes "run" (or HV_GUEST_CONTRACT=traffic) to
- * /sys/kernel/debug/hv_guest/contract, and passes the module's KTAP on as a
- * subtest. Then its own checks: the SynIC has a vector for every online CPU;
+ * /sys/kernel/debug/hv_guest/contract, and reports each of the module's
+ * results (key=value records) as one of its own tests, then whether the
+ * module gave every result it planned (contract_complete). Then its own
+ * checks: the SynIC has a vector for every online CPU;
  * taking CPU 1 offline returns its vectors and irqs and bringing it back
  * programs them again, with traffic working on every CPU afterwards (the
  * module's CPU hotplug state); the kernel log of the run has no warning;
@@ -59,7 +61,7 @@ static int write_str(const char *path, const char *s)
 static const char *hotplug(int online, bool with_device)
 {
 	static char why[256];
-	int irqs = hv_count_irqs(), v, ret;
+	int irqs = hv_count_irqs(), v, ret, plan, passed, failed;
 
 	if ((ret = write_str(CPU1_ONLINE, "0")))
 		return snprintf(why, sizeof(why), "offline: %s", strerror(-ret)), why;
@@ -79,7 +81,10 @@ static const char *hotplug(int online, bool with_device)
 		return NULL;
 	if ((ret = write_str(HV_DEBUGFS "/contract", "traffic")))
 		return snprintf(why, sizeof(why), "traffic: %s", strerror(-ret)), why;
-	if (hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf)) <= 0 || strstr(buf, "not ok"))
+	if (hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf)) <= 0)
+		return "traffic after online: no report";
+	hv_contract_counts(buf, &plan, &passed, &failed);
+	if (plan != 2 || passed != 2 || failed)
 		return snprintf(why, sizeof(why), "traffic after online failed: %.200s", buf), why;
 	return NULL;
 }
@@ -95,10 +100,10 @@ int main(void)
 	char *p;
 
 	ksft_print_header();
-	ksft_set_plan(5);
 	hv_read_cpuid(&c);
 	if (!hv_expect_load(&c)) {
-		ksft_test_result_skip("contract: no usable Hyper-V interface here\n");
+		ksft_set_plan(5);
+		ksft_test_result_skip("contract_complete: no usable Hyper-V interface here\n");
 		ksft_test_result_skip("vectors\n");
 		ksft_test_result_skip("cpu_hotplug\n");
 		ksft_test_result_skip("kernel_log\n");
@@ -109,12 +114,13 @@ int main(void)
 	if (!hv_exists(HV_SYSFS_MODULE)) {
 		ret = hv_load(hv_selftest_module_path());
 		if (ret) {
+			ksft_set_plan(1);
 			ksft_exit_fail_msg("load %s: %s\n", hv_selftest_module_path(), strerror(-ret));
 		}
 		loaded_here = true;
 	}
 
-	/* 1: the module's own tests, as a subtest. */
+	/* 1: the module's own tests, each result one of ours, then whether all came. */
 	fd = open(HV_DEBUGFS "/contract", O_WRONLY);
 	ret = fd < 0 ? -errno : 0;
 	if (!ret) {
@@ -124,17 +130,30 @@ int main(void)
 			ret = -errno;
 		close(fd);
 	}
+	if (!ret && hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf)) <= 0)
+		ret = -EIO;
 	if (ret) {
-		hv_result(false, "contract", "writing %s/contract: %s", HV_DEBUGFS, strerror(-ret));
+		ksft_set_plan(5);
+		hv_result(false, "contract_complete", "running %s/contract: %s", HV_DEBUGFS,
+			  strerror(-ret));
 	} else {
-		int n = hv_read_file(HV_DEBUGFS "/contract", buf, sizeof(buf));
-		bool ok = n > 0 && strstr(buf, "\n1..") && !strstr(buf, "not ok") &&
-			  strstr(buf, "# totals:");
+		int plan, passed, failed;
+		struct hv_contract_result r;
 
-		printf("# Subtest: contract\n");
-		for (p = strtok(buf, "\n"); p && n > 0; p = strtok(NULL, "\n"))
-			printf("    %s\n", p);
-		hv_result(ok, "contract", n > 0 ? "module tests failed" : "no KTAP from the module");
+		hv_contract_counts(buf, &plan, &passed, &failed);
+		ksft_set_plan(passed + failed + 5);
+		for (p = strtok(buf, "\n"); p; p = strtok(NULL, "\n")) {
+			if (!strncmp(p, "note ", 5))
+				ksft_print_msg("%s\n", p + 5);
+			else if (hv_contract_line(p, &r))
+				hv_result(r.ok, r.name, "%s", r.why);
+			else if (!strncmp(p, "result ", 7))
+				hv_result(false, "malformed_result", "%s", p);
+			else if (strncmp(p, "plan ", 5))
+				ksft_print_msg("module: %s\n", p);
+		}
+		hv_result(plan > 0 && plan == passed + failed, "contract_complete",
+			  "the module planned %d results and gave %d", plan, passed + failed);
 	}
 
 	/* 2: a vector for every SINT on every online CPU, each on its CPU. */
@@ -162,7 +181,7 @@ int main(void)
 
 	/* 5: unloading returns every irq and removes debugfs. */
 	if (keep || !loaded_here) {
-		printf("ok 5 unload_clean # SKIP module kept loaded\n");
+		ksft_test_result_skip("unload_clean: module kept loaded\n");
 	} else {
 		ret = hv_unload("hv_guest");
 		hv_result(!ret && hv_count_irqs() == irqs_before && hv_module_irq_lines() == 0 &&

@@ -250,4 +250,60 @@ static inline __attribute__((format(printf, 3, 4))) void hv_result(bool ok, cons
 	fflush(stdout);
 }
 
+/*
+ * One line of the selftest module's contract report (debugfs "contract";
+ * rust/selftest/contract.rs, Report): "plan tests=N", "result name=NAME
+ * ok=0|1[ why=TEXT]", "note TEXT" or "bench ...". hv_contract_line()
+ * splits a result in place: name, ok and why (the rest of the line, or "").
+ */
+struct hv_contract_result {
+	const char *name;
+	const char *why;
+	bool ok;
+};
+
+/* True if LINE is a well-formed result; R then describes it. */
+static inline bool hv_contract_line(char *line, struct hv_contract_result *r)
+{
+	char *name, *ok, *why;
+
+	if (strncmp(line, "result name=", 12))
+		return false;
+	name = line + 12;
+	ok = strstr(name, " ok=");
+	if (!ok || (ok[4] != '0' && ok[4] != '1') || (ok[5] != '\0' && ok[5] != ' '))
+		return false;
+	why = ok[5] == ' ' && !strncmp(ok + 6, "why=", 4) ? ok + 10 : "";
+	r->ok = ok[4] == '1';
+	*ok = '\0';
+	r->name = name;
+	r->why = why;
+	return true;
+}
+
+/*
+ * Counts a whole report (left as it is): its plan (-1 if none), and its
+ * results that passed and failed (a malformed result counts as failed).
+ */
+static inline void hv_contract_counts(const char *report, int *plan, int *passed, int *failed)
+{
+	const char *p;
+
+	*plan = -1;
+	*passed = *failed = 0;
+	for (p = report; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (!strncmp(p, "plan tests=", 11))
+			*plan = atoi(p + 11);
+		else if (!strncmp(p, "result ", 7)) {
+			const char *ok = strstr(p, " ok=");
+			const char *eol = strchr(p, '\n');
+
+			if (ok && (!eol || ok < eol) && ok[4] == '1')
+				(*passed)++;
+			else
+				(*failed)++;
+		}
+	}
+}
+
 #endif /* HV_GUEST_UTIL_H */
