@@ -55,6 +55,7 @@ module-selftest: kernel
 selftests: setup
 	@mkdir -p $(BUILD)/selftests
 	@$(MAKE) -s -C tests/selftests/hv_guest KSFT_DIR=$(KSRC)/tools/testing/selftests OUTPUT=$(BUILD)/selftests
+	@cp $(KSRC)/tools/testing/selftests/kselftest/ktap_helpers.sh $(BUILD)/selftests/
 
 hvhost: setup
 	@echo "==> building hvhost (static)" >&2

@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -405,6 +406,70 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
     return ok, lines, problem
 
 
+SAMPLE = re.compile(r"^\s*# sample (\S+) (.*)$")
+
+
+def number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def bench_tables(name, lines):
+    """The tables of a benchmark scenario, computed here from its samples.
+
+    A benchmark prints one record per run and configuration,
+    `# sample TABLE key=value ...`: fields with a numeric value are
+    measurements (ratios within one run included), the others name the
+    row (the VMM, the operation). For each TABLE, a row per distinct row
+    name in the order first seen, with the median over the runs of each
+    measurement and the number of runs. Written to build/bench/NAME.TABLE.tsv;
+    returned as KTAP comment lines for the scenario's output.
+    """
+    tables = {}
+    for line in lines:
+        m = SAMPLE.match(line)
+        if not m:
+            continue
+        fields = [f.split("=", 1) for f in m.group(2).split() if "=" in f]
+        row = tuple((k, v) for k, v in fields if number(v) is None)
+        cols = tables.setdefault(m.group(1), {"order": [], "rows": {}, "measures": []})
+        if row not in cols["rows"]:
+            cols["order"].append(row)
+            cols["rows"][row] = {}
+        for k, v in fields:
+            x = number(v)
+            if x is None:
+                continue
+            if k not in cols["measures"]:
+                cols["measures"].append(k)
+            cols["rows"][row].setdefault(k, []).append(x)
+    out = []
+    os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
+    for table, t in tables.items():
+        keys = [k for k, _ in t["order"][0]] if t["order"] else []
+        head = keys + ["runs"] + t["measures"]
+        body = []
+        for row in t["order"]:
+            vals = t["rows"][row]
+            runs = max((len(v) for v in vals.values()), default=0)
+            cells = [v for _, v in row] + [str(runs)]
+            for k in t["measures"]:
+                x = statistics.median(vals[k]) if k in vals else None
+                cells.append("-" if x is None else ("%d" % x if x == int(x) and abs(x) >= 100 else "%.4g" % x))
+            body.append(cells)
+        with open(os.path.join(BUILD, "bench", "%s.%s.tsv" % (name, table)), "w") as f:
+            for cells in [head] + body:
+                f.write("\t".join(cells) + "\n")
+        widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+        out.append("# %s: medians over runs (run.py, from the samples above)" % table)
+        for cells in [head] + body:
+            out.append("# " + "  ".join(c.rjust(w) if i >= len(keys) else c.ljust(w)
+                                         for i, (c, w) in enumerate(zip(cells, widths))))
+    return out
+
+
 def run_scenario(name, meta, kernel, initrd, console=False):
     """Boots a scenario; with RIG_RETRIES=N (default 0), boots it again up
     to N times when the rig itself gave no verdict.
@@ -479,6 +544,8 @@ def main():
             progress("==> %s: SKIP %s" % (name, meta["skip"]))
         else:
             ok, lines = run_scenario(name, meta, args.kernel, args.initrd, console=args.console)
+            if meta["bench"]:
+                lines = lines + bench_tables(name, lines)
         if lines is None:
             print("ok %d %s # SKIP %s" % (i, name, meta["skip"]))
             totals[2] += 1

@@ -11,17 +11,26 @@ export HV_GUEST_KO=$KO_DIR/hv_guest.ko
 export HV_GUEST_SELFTEST_KO=$KO_DIR/selftest/hv_guest.ko
 export HV_GUEST_KUNIT_KO=$KO_DIR/hv_guest_kunit.ko
 
-RIG_TEST_NR=0
+# KTAP comes from the kernel's own shell library (tools/testing/selftests/
+# kselftest/ktap_helpers.sh): the results of a test and of the scenario are
+# its ktap_test_pass/fail/skip, numbered by it; rig_scenario and run_test
+# write the plans from its counts.
+. /kselftest/ktap_helpers.sh
+
+# rig_ktap_reset: the library's counters back to the first test.
+rig_ktap_reset() {
+	KTAP_TESTNO=1 KTAP_CNT_PASS=0 KTAP_CNT_FAIL=0 KTAP_CNT_XFAIL=0 KTAP_CNT_SKIP=0
+}
 
 # rig_scenario: runs guest() and prints the scenario's KTAP document, its
 # plan counted from the tests that ran. In L2, whose console is a file, a
 # copy goes to the console too (the log).
 rig_scenario() {
-	RIG_TEST_NR=0
+	rig_ktap_reset
 	guest >/tmp/scenario.ktap
 	{
-		echo "KTAP version 1"
-		echo "1..$RIG_TEST_NR"
+		ktap_print_header
+		ktap_set_plan $((KTAP_TESTNO - 1))
 		cat /tmp/scenario.ktap
 	} >/tmp/scenario.doc
 	[ "$LAYER" = 2 ] && cat /tmp/scenario.doc >/dev/console
@@ -30,25 +39,28 @@ rig_scenario() {
 
 # run_test NAME CMD...: one test program as a KTAP subtest. A program
 # that writes its own KTAP document (the kselftests) is passed on as it is;
-# shell tests report with rig_check, rig_ok and rig_not_ok, and get their
-# header and plan here, counted from the results they gave.
+# shell tests report with rig_check, rig_ok and rig_not_ok, numbered from 1
+# within the test, and get their header and plan here from the count. The
+# scenario's own counts wait meanwhile.
 run_test() {
-	local name=$1 out rc results
+	local name=$1 out rc results saved
 	shift
-	RIG_TEST_NR=$((RIG_TEST_NR + 1))
-	out=/tmp/test.$RIG_TEST_NR.out
-	RIG_CHECK_NR=0 RIG_CHECK_FAILED=
+	saved="$KTAP_TESTNO $KTAP_CNT_PASS $KTAP_CNT_FAIL $KTAP_CNT_XFAIL $KTAP_CNT_SKIP"
+	out=/tmp/test.$KTAP_TESTNO.out
+	rig_ktap_reset
 	"$@" >"$out" 2>/dev/console
 	rc=$?
+	results=$((KTAP_TESTNO - 1))
+	set -- $saved
+	KTAP_TESTNO=$1 KTAP_CNT_PASS=$2 KTAP_CNT_FAIL=$3 KTAP_CNT_XFAIL=$4 KTAP_CNT_SKIP=$5
 	if ! grep -q '^1\.\.[0-9]' "$out"; then
-		results=$(grep -cE '^(not )?ok [0-9]+ ' "$out")
-		{ echo "KTAP version 1"; echo "1..$results"; } | sed 's/^/    /'
+		{ ktap_print_header; ktap_set_plan $results; } | sed 's/^/    /'
 	fi
 	sed 's/^/    /' "$out"
 	case $rc in
-	0) echo "ok $RIG_TEST_NR $name" ;;
-	4) echo "ok $RIG_TEST_NR $name # SKIP" ;;
-	*) echo "not ok $RIG_TEST_NR $name # exit status $rc" ;;
+	0) rig_ok "$name" ;;
+	"$KSFT_SKIP") set -f; ktap_test_skip "$name"; set +f ;;
+	*) rig_not_ok "$name # exit status $rc" ;;
 	esac
 }
 
@@ -125,19 +137,99 @@ hvhost_run() {
 # hvhost_start LIMIT GUEST_SCENARIO [HVHOST_ARGS...]: hvhost_run's VM in the
 # background (HVHOST_PID), killed after LIMIT seconds. hvhost's exit report
 # (key=value records: vcpu, vmbus, channel, hyperv, exit) goes to
-# /tmp/hvhost.report; checks read it with kv.
+# /tmp/hvhost.report; checks read it with kv. L2's debug console goes
+# through rig_console_reader (below) to /tmp/hvhost.ktap.
 hvhost_start() {
 	limit=$1 scen=$2
 	shift 2
 	HVHOST_ARGS="$*"
 	: >/tmp/hvhost.ktap
+	: >/tmp/hvhost.marks
+	: >/tmp/hvhost.ctl
 	: >/tmp/hvhost.console
-	rm -f /tmp/hvhost.report
+	rm -f /tmp/hvhost.report /tmp/hvhost.dc /tmp/hvhost.events
+	mkfifo /tmp/hvhost.dc /tmp/hvhost.events
+	# A fresh events FIFO per VM: nothing of an earlier VM's is left in it.
+	# Opened read-write, its open never waits and it never reads as ended.
+	exec 8<>/tmp/hvhost.events
+	rig_console_reader </tmp/hvhost.dc &
+	RIG_READER_PID=$!
 	timeout -s KILL "$limit" hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
 		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2${HVHOST_EXTRA_CMDLINE:+ $HVHOST_EXTRA_CMDLINE}" \
-		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.ktap \
+		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.dc \
 		--report /tmp/hvhost.report "$@" 2>/tmp/hvhost.err &
 	HVHOST_PID=$!
+}
+
+# rig_console_reader: the L1 side of L2's debug console, which hvhost
+# writes to a FIFO; it takes each line as it arrives, until hvhost closes
+# the console:
+#  - every line goes to /tmp/hvhost.ktap, which checks read afterwards;
+#  - a mark, "# rig: TEXT" (rig_mark), goes to /tmp/hvhost.marks stamped
+#    with L1's uptime and wall clock on arrival ("UPTIME EPOCH TEXT"), and
+#    to the events FIFO
+#    (fd 8) that hvhost_wait_mark reads;
+#  - a request, "# rig: request SEQ hvctl ARGS" (rig_request), is run as
+#    "hvctl $HVHOST_API ARGS" and answered on the console's input with
+#    "ack SEQ ANSWER" (hvctl's answer on one line); a request of another
+#    kind is answered "ack SEQ error: unknown request".
+# The end of the console is the event "eof".
+rig_console_reader() {
+	local line seq what answer
+	while IFS= read -r line || [ -n "$line" ]; do
+		printf '%s\n' "$line" >>/tmp/hvhost.ktap
+		case $line in
+		"# rig: "*) ;;
+		*) continue ;;
+		esac
+		echo "$(cut -d' ' -f1 /proc/uptime) $(date +%s) ${line#\# rig: }" >>/tmp/hvhost.marks
+		case $line in
+		"# rig: request "*)
+			seq=${line#\# rig: request }
+			what=${seq#* }
+			seq=${seq%% *}
+			case $what in
+			"hvctl "*) answer=$(hvctl $HVHOST_API ${what#hvctl } 2>&1 | tr -s '\n' ' ' | tr -cd ' -~') ;;
+			*) answer="error: unknown request" ;;
+			esac
+			answer=${answer% }
+			echo "request $seq: $what -> $answer" >>/tmp/hvhost.ctl
+			# The control socket takes at most 256 bytes a line.
+			hvctl $HVHOST_API debugcon "ack $seq $(echo "$answer" | cut -c1-200)" >/dev/null 2>&1 ||
+				echo "request $seq: the answer could not be sent" >>/tmp/hvhost.ctl
+			;;
+		esac
+		printf '%s\n' "$line" >&8
+	done
+	echo eof >&8
+}
+
+# rig_request WHAT...: L2 asks L1 for WHAT (today "hvctl ARGS": a request
+# on hvhost's control socket, for a VM started with --api-socket
+# $HVHOST_API) and waits up to 60 s for the answer, which comes back on the
+# debug console's input (rig_console_reader). RIG_ANSWER is the answer
+# (hvctl's: "ok ..." or "error: ..."); true if it is "ok".
+RIG_REQUEST_NR=0
+rig_request() {
+	local line
+	RIG_REQUEST_NR=$((RIG_REQUEST_NR + 1))
+	RIG_ANSWER=
+	rig_mark "request $RIG_REQUEST_NR $*"
+	while line=$(rig-debugcon -r $KTAP_PORT 60); do
+		case $line in
+		"ack $RIG_REQUEST_NR "*)
+			RIG_ANSWER=${line#ack $RIG_REQUEST_NR }
+			echo "# request $RIG_REQUEST_NR ($*): $RIG_ANSWER" >/dev/console
+			[ "${RIG_ANSWER%% *}" = ok ]
+			return
+			;;
+		# The answer to an earlier request that was given up on.
+		*) echo "# request $RIG_REQUEST_NR ($*): stale answer '$line'" >/dev/console ;;
+		esac
+	done
+	RIG_ANSWER="error: no answer within 60 s"
+	echo "# request $RIG_REQUEST_NR ($*): $RIG_ANSWER" >/dev/console
+	return 1
 }
 
 # hvhost_term_when MARK SECONDS: once the guest's debug console shows the
@@ -149,45 +241,39 @@ hvhost_term_when() {
 	kill -TERM $HVHOST_PID 2>/dev/null
 }
 
-# hvhost_wait_mark MARK SECONDS: waits until the guest's debug console shows
-# the line MARK, hvhost ended, or SECONDS passed (HVHOST_WAITED: how long);
-# true if the mark came.
+# hvhost_wait_mark MARK SECONDS: waits until the guest's debug console has
+# shown the line MARK, hvhost closed it, or SECONDS passed (HVHOST_WAITED:
+# how long); true if the mark came. It wakes on each mark as it arrives
+# (the events rig_console_reader sends).
 hvhost_wait_mark() {
-	local mark=$1 max=$2
-	HVHOST_WAITED=0
-	while [ $HVHOST_WAITED -lt "$max" ] && kill -0 $HVHOST_PID 2>/dev/null &&
-		! grep -q "^$mark" /tmp/hvhost.ktap; do
-		sleep 1
-		HVHOST_WAITED=$((HVHOST_WAITED + 1))
+	local mark=$1 start now ev
+	start=$(date +%s)
+	now=$start
+	while ! grep -q "^$mark" /tmp/hvhost.ktap && [ $((now - start)) -lt "$2" ]; do
+		IFS= read -r -t $(($2 - (now - start))) ev <&8 || break
+		now=$(date +%s)
+		case $ev in
+		"$mark"*) break ;;
+		eof) break ;;
+		esac
 	done
+	HVHOST_WAITED=$(($(date +%s) - start))
 	grep -q "^$mark" /tmp/hvhost.ktap
 }
 
 # hvhost_serve_guest MARK SECONDS: hvhost_term_when for a guest that also
-# drives hvhost's control socket (hvhost_start ... --api-socket $HVHOST_API):
-# every line "# rig: hvctl REQUEST" the guest writes to its debug console
-# runs "hvctl $HVHOST_API REQUEST" once, in order; answers go to
-# /tmp/hvhost.ctl ("REQUEST -> ANSWER" per line).
+# makes requests (rig_request; the VM started with --api-socket
+# $HVHOST_API); rig_console_reader serves them, and its log of them
+# ("request SEQ: WHAT -> ANSWER" per line) is /tmp/hvhost.ctl.
 HVHOST_API=/tmp/hvhost.api
 hvhost_serve_guest() {
-	local mark=$1 max=$2 i=0 seen=0 n req
-	: >/tmp/hvhost.ctl
-	while [ $i -lt "$max" ] && kill -0 $HVHOST_PID 2>/dev/null && ! grep -q "^$mark" /tmp/hvhost.ktap; do
-		n=$(grep -c '^# rig: hvctl ' /tmp/hvhost.ktap)
-		while [ "$seen" -lt "$n" ]; do
-			seen=$((seen + 1))
-			req=$(grep '^# rig: hvctl ' /tmp/hvhost.ktap | sed -n "${seen}s/^# rig: hvctl //p")
-			echo "$req -> $(hvctl $HVHOST_API $req 2>&1 | tr '\n' ' ')" >>/tmp/hvhost.ctl
-		done
-		sleep 1
-		i=$((i + 1))
-	done
-	if grep -q "^$mark" /tmp/hvhost.ktap; then
-		echo "# guest ready after $i s; sending SIGTERM to hvhost"
+	: >>/tmp/hvhost.ctl
+	if hvhost_wait_mark "$1" "$2"; then
+		echo "# guest ready after $HVHOST_WAITED s; sending SIGTERM to hvhost"
 	elif ! kill -0 $HVHOST_PID 2>/dev/null; then
-		echo "# hvhost ended after $i s before the guest was ready"
+		echo "# hvhost ended after $HVHOST_WAITED s before the guest was ready"
 	else
-		echo "# guest not ready after $i s; sending SIGTERM to hvhost"
+		echo "# guest not ready after $HVHOST_WAITED s; sending SIGTERM to hvhost"
 	fi
 	kill -TERM $HVHOST_PID 2>/dev/null
 }
@@ -237,6 +323,11 @@ hvhost_status_text() {
 hvhost_wait() {
 	wait $HVHOST_PID
 	HVHOST_STATUS=$?
+	# A reader still waiting for hvhost to open the console (hvhost ended
+	# before it did) sees it opened and closed: it ends.
+	{ :; } 9<>/tmp/hvhost.dc
+	wait $RIG_READER_PID
+	exec 8<&-
 	{
 		echo "==== hvhost $HVHOST_ARGS (status $HVHOST_STATUS: $(hvhost_status_text $HVHOST_STATUS)): guest console ===="
 		cat /tmp/hvhost.console
@@ -261,7 +352,7 @@ hvhost_verdict_or_bail() {
 # it has a plan and no "not ok".
 hvhost_guest_ktap() {
 	echo "    # Subtest: ${2:-guest}"
-	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
+	sed -n '/^K*TAP version/,$p' /tmp/hvhost.ktap | sed 's/^/    /'
 	rig_check "$1" sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
 }
 
@@ -301,28 +392,28 @@ hvhost_heartbeats_advance() {
 	[ -n "$n" ] && [ "$n" -gt "$1" ]
 }
 
-# rig_check NAME CMD...: "ok N NAME" if CMD succeeds, else "not ok N NAME"
-# and RIG_CHECK_FAILED=1. N counts on from the last result of this test
-# (run_test resets it, and RIG_CHECK_FAILED, and writes the plan). Its
-# variables are local: run_test's own NAME must survive.
+# rig_check NAME CMD...: the next result: passed if CMD succeeds, else
+# failed. ktap_helpers.sh's ktap_test_result would split quoted arguments.
 rig_check() {
 	local what=$1
 	shift
 	if "$@"; then rig_ok "$what"; else rig_not_ok "$what"; fi
 }
 
-# rig_ok "NAME[ # DIAGNOSTIC]": the next result, passed.
+# rig_ok "NAME[ # DIAGNOSTIC]": the next result, passed (ktap_test_pass,
+# which echoes it unquoted: no pathname expansion of a diagnostic).
 rig_ok() {
-	RIG_CHECK_NR=$((RIG_CHECK_NR + 1))
-	echo "ok $RIG_CHECK_NR $1"
+	set -f
+	ktap_test_pass "$1"
+	set +f
 }
 
-# rig_not_ok "NAME[ # DIAGNOSTIC]": the next result, failed (and
-# RIG_CHECK_FAILED=1).
+# rig_not_ok "NAME[ # DIAGNOSTIC]": the next result, failed
+# (ktap_test_fail; KTAP_CNT_FAIL counts the failures of this test).
 rig_not_ok() {
-	RIG_CHECK_NR=$((RIG_CHECK_NR + 1))
-	RIG_CHECK_FAILED=1
-	echo "not ok $RIG_CHECK_NR $1"
+	set -f
+	ktap_test_fail "$1"
+	set +f
 }
 
 # rig_hvhost_boot N: boots the guest under hvhost with N vCPUs and checks

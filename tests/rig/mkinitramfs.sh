@@ -44,6 +44,9 @@ install -m644 "$selftest_mods/hv_guest.ko" "$l2/lib/modules/hv_guest/selftest/"
 # Every selftest program that was built, and the shell ones.
 find "$tests" -maxdepth 1 -type f -perm -u+x -exec install -m755 {} "$l2/tests/" \;
 install -m755 "$ROOT"/tests/selftests/hv_guest/*.sh "$l2/tests/"
+# The kernel's KTAP library for shell, where kselftest scripts look for it
+# (../kselftest/ from theirs); lib.sh uses it too.
+install -D -m644 "$tests/ktap_helpers.sh" "$l2/kselftest/ktap_helpers.sh"
 gcc -static -O2 -Wall -o "$l2/tests/pio_exit" "$ROOT/bench/pio_exit.c"
 make_cpio "$l2" "$out/l2.cpio"
 

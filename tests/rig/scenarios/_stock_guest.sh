@@ -22,7 +22,7 @@ guest_clock_sleep() {
 # clock_mark N: the guest's uptime (its clock source) and wall clock, sent
 # at once on the debug console so that L1 can stamp its arrival.
 clock_mark() {
-	echo "# clock mark $1 $(cut -d' ' -f1 /proc/uptime) $(date +%s)" | rig-debugcon $KTAP_PORT
+	rig_mark "clock mark $1 $(cut -d' ' -f1 /proc/uptime) $(date +%s)"
 }
 
 guest() {

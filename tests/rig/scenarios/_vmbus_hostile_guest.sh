@@ -41,7 +41,7 @@ hostile_first_load() {
 	dmesg | grep 'vmbus: unloaded' | tail -1 | sed 's/^/# /'
 	rig_check unload_clean sh -c "dmesg | grep -q 'vmbus: unloaded: .* UNLOAD_RESPONSE received' &&
 		[ ! -e /sys/kernel/debug/hv_guest ]"
-	[ -z "$RIG_CHECK_FAILED" ]
+	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
 guest() {

@@ -1,6 +1,6 @@
 # _vmbus_rescind_guest: not a scenario of its own; the L2 side of
-# vmbus_rescind with hv_guest. It asks hvhost (through the rig, which runs
-# "hvctl" for every "# rig: hvctl ..." line on the debug console) to remove
+# vmbus_rescind with hv_guest. It asks hvhost (rig_request "hvctl ...",
+# which L1 runs on hvhost's control socket and answers) to remove
 # the heartbeat device while hv_guest's heartbeat driver has its channel
 # open and answers heartbeats, and checks each time that the driver
 # unbinds and its auxiliary device goes, the channel and its ring pages go and nothing is leaked; then
@@ -68,7 +68,8 @@ rescind_cycles() {
 	before_releases=$(state_field releases)
 	for i in $(seq 1 $CYCLES); do
 		relid=$(kv $D/channels driver=heartbeat relid)
-		rig_mark "hvctl remove heartbeat"
+		rig_request hvctl remove heartbeat ||
+			{ echo "# cycle $i: remove heartbeat: $RIG_ANSWER"; return 1; }
 		if ! wait_for 60 gone heartbeat; then
 			echo "# cycle $i: relid $relid still listed after the rescind"
 			block heartbeat | sed 's/^/# /'
@@ -87,7 +88,8 @@ rescind_cycles() {
 		bound_open shutdown && bound_open timesync ||
 			{ echo "# cycle $i: another channel suffered"; return 1; }
 		b=$(beats)
-		rig_mark "hvctl add heartbeat"
+		rig_request hvctl add heartbeat ||
+			{ echo "# cycle $i: add heartbeat: $RIG_ANSWER"; return 1; }
 		if ! wait_for 60 bound_open heartbeat; then
 			echo "# cycle $i: no new heartbeat channel bound and open"
 			cat $D/channels | sed 's/^/# /'

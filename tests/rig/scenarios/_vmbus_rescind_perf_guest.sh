@@ -1,7 +1,7 @@
 # _vmbus_rescind_perf_guest: not a scenario of its own; the L2 side of
 # vmbus_rescind's third part: hv_guest streams 4 KiB packets to hvhost's
 # perf sink (hvhost --vmbus-perf), the sender often asleep waiting for ring
-# space, and hvhost removes the sink mid-stream ("# rig: hvctl remove
+# space, and hvhost removes the sink mid-stream (rig_request "hvctl remove
 # perf"). The stream must end at once with ENODEV or ENOTCONN (never hang
 # or time out), the channel and its ring pages go with nothing leaked, the
 # other channels keep working and the module unloads cleanly.
@@ -38,7 +38,7 @@ rescind_mid_stream() {
 	) &
 	sleep 3
 	echo "# before the rescind: tx_packets=$(kv $D/channels driver=hvhost_perf tx_packets)"
-	rig_mark "hvctl remove perf"
+	rig_request hvctl remove perf || { echo "# remove perf: $RIG_ANSWER"; return 1; }
 	if ! wait_for 60 [ -e /tmp/stream.done ]; then
 		echo "# the stream did not end within 60 s of the rescind"
 		return 1

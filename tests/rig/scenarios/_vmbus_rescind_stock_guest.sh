@@ -1,7 +1,7 @@
 # _vmbus_rescind_stock_guest: not a scenario of its own; the L2 side of
 # vmbus_rescind with the reference kernel (Linux's own hv_vmbus and
-# hv_utils): hvhost removes the heartbeat device (the guest asks through
-# the rig's "# rig: hvctl ..." lines) and Linux unbinds hv_utils and drops
+# hv_utils): hvhost removes the heartbeat device (the guest asks with
+# rig_request "hvctl ...") and Linux unbinds hv_utils and drops
 # the device from /sys/bus/vmbus; hvhost adds it back and Linux binds it
 # again. Two cycles, then the guest waits for hvhost's shutdown request.
 # helper
@@ -31,9 +31,11 @@ rescind_cycles() {
 	wait_for 60 heartbeat_bound || { ls -l /sys/bus/vmbus/devices/ | sed 's/^/# /'; return 1; }
 	for i in 1 2; do
 		relid=$(cat "$(heartbeat_dev)/id")
-		rig_mark "hvctl remove heartbeat"
+		rig_request hvctl remove heartbeat ||
+			{ echo "# cycle $i: remove heartbeat: $RIG_ANSWER"; return 1; }
 		wait_for 60 heartbeat_gone || { echo "# cycle $i: relid $relid still on the bus"; return 1; }
-		rig_mark "hvctl add heartbeat"
+		rig_request hvctl add heartbeat ||
+			{ echo "# cycle $i: add heartbeat: $RIG_ANSWER"; return 1; }
 		wait_for 60 heartbeat_bound || { echo "# cycle $i: heartbeat not back"; return 1; }
 		echo "# cycle $i: relid $relid removed; back as relid $(cat "$(heartbeat_dev)/id"), bound to hv_utils"
 	done

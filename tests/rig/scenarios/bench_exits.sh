@@ -1,9 +1,10 @@
 # bench_exits: hvhost against QEMU, both on KVM in L1 with the same kernel
 # and initramfs, 5 interleaved runs each of a guest that reports its uptime
 # at /init, measures the raw port-I/O exit (bench/pio_exit.c) and powers
-# off. Reports medians: VM lifetime in L1 and the hvhost/QEMU ratio, the
-# guest's uptime at /init, KVM exits per run (sampled from L1's KVM debugfs
-# every 0.1 s), and cycles per exiting OUT. A benchmark (make bench), not a
+# off. Samples per run: VM lifetime in L1, the guest's uptime at /init, KVM
+# exits per run (sampled from L1's KVM debugfs every 0.1 s), and cycles per
+# exiting OUT, per VMM and as hvhost/QEMU ratios of each interleaved pair;
+# run.py gives the medians. A benchmark (make bench), not a
 # test: it fails only when a run does not complete.
 # bench
 # timeout: 1500
@@ -13,7 +14,8 @@ guest() {
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
-# bench_one VMM: one guest run; appends "VMM lifetime init_uptime exits pio" to /tmp/bench.data.
+# bench_one VMM: one guest run; its sample, whose values also go to
+# /tmp/bench.VMM ("lifetime init_uptime exits pio") for the pair's ratios.
 bench_one() {
 	local vmm=$1 pid start end exits=0 v
 	: >/tmp/b.ktap
@@ -40,31 +42,24 @@ bench_one() {
 	end=$(uptime_s)
 	init=$(sed -n 's/^# rig: init_uptime=//p' /tmp/b.ktap)
 	pio=$(sed -n 's/.*: \([0-9]*\) cycles per exiting OUT.*/\1/p' /tmp/b.ktap)
-	echo "# $vmm: lifetime $(awk "BEGIN{print $end - $start}") s, uptime at /init ${init:-?} s, KVM exits $exits, cycles per exiting OUT ${pio:-?}"
-	[ -n "$init" ] && [ -n "$pio" ] || return 1
-	echo "$vmm $(awk "BEGIN{print $end - $start}") $init $exits $pio" >>/tmp/bench.data
-}
-
-median() { # VMM COLUMN
-	awk -v vmm="$1" -v col="$2" '$1 == vmm { print $col }' /tmp/bench.data | sort -n |
-		awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+	[ -n "$init" ] && [ -n "$pio" ] || { echo "# $vmm: no uptime at /init or no exit cost (run incomplete)"; return 1; }
+	echo "$(awk "BEGIN{print $end - $start}") $init $exits $pio" >/tmp/bench.$vmm
+	set -- $(cat /tmp/bench.$vmm)
+	echo "# sample exits vmm=$vmm lifetime_s=$1 init_uptime_s=$2 kvm_exits=$3 cycles_per_exiting_out=$4"
 }
 
 rig_bench() {
 	local i failed=
-	: >/tmp/bench.data
 	for i in 1 2 3 4 5; do
+		rm -f /tmp/bench.hvhost /tmp/bench.qemu
 		bench_one hvhost || failed=1
 		bench_one qemu || failed=1
+		[ -s /tmp/bench.hvhost ] && [ -s /tmp/bench.qemu ] || continue
+		paste -d' ' /tmp/bench.hvhost /tmp/bench.qemu | awk '{
+			printf "# sample exits_ratio of=hvhost/qemu lifetime=%.3f init_uptime=%.3f kvm_exits=%.3f cycles_per_exiting_out=%.3f\n",
+				$1 / $5, $2 / $6, $3 / $7, $4 / $8
+		}'
 	done
-	for c in 2 3 4 5; do
-		eval "h$c=\$(median hvhost $c) q$c=\$(median qemu $c)"
-	done
-	echo "# medians of 5:   hvhost | QEMU (-M pc, SeaBIOS) | ratio hvhost/QEMU"
-	echo "# VM lifetime (s): $h2 | $q2 | $(awk "BEGIN{printf \"%.2f\", $h2 / $q2}")"
-	echo "# uptime at /init (guest s): $h3 | $q3 | $(awk "BEGIN{printf \"%.2f\", $h3 / $q3}")"
-	echo "# KVM exits per run: $h4 | $q4 | $(awk "BEGIN{printf \"%.2f\", $h4 / $q4}")"
-	echo "# cycles per exiting OUT: $h5 | $q5 | $(awk "BEGIN{printf \"%.2f\", $h5 / $q5}")"
 	if [ -n "$failed" ]; then rig_not_ok "boot_and_exits # a run did not complete"; return 1; fi
 	rig_ok "boot_and_exits"
 }

@@ -5,7 +5,8 @@
 # HvSignalEvent, and a HvPostMessage echo round trip, each as a ratio to the
 # raw port-I/O exit measured in the same guest run; VM exits per operation
 # (KVM's exit counter in L1 sampled at the guest's phase marks); SynIC
-# interrupts per echoed message. 2 interleaved runs per VMM, medians. A
+# interrupts per echoed message. 2 interleaved runs per VMM; run.py gives
+# the medians. A
 # benchmark (make bench), not a test: it fails only when a run does not
 # complete.
 # bench
@@ -14,10 +15,11 @@ guest() {
 	run_test hypercalls rig_bench_hypercalls
 }
 
-# bench_hc_one VMM: one guest run; appends "VMM PHASE cycles exits_per_op interrupts ops"
-# lines to /tmp/bhc.data.
+# bench_hc_one VMM: one guest run; a sample record per operation (guest
+# TSC cycles, their ratio to this run's raw exit, KVM exits and SINT
+# interrupts per operation), which run.py turns into the table of medians.
 bench_hc_one() {
-	local vmm=$1 pid exits=0 v seen=0 line n p
+	local vmm=$1 pid exits=0 v seen=0 line n p raw cyc
 	local cmdline="console=ttyS0 panic=-1 no_timer_check rig.scenario=_bench_hc_guest rig.layer=2"
 	: >/tmp/bh.ktap
 	: >/tmp/bh.marks
@@ -45,39 +47,26 @@ bench_hc_one() {
 		sleep 0.05
 	done
 	wait $pid
+	raw=$(kv /tmp/bh.ktap phase=raw_exit median_cycles)
 	for p in raw_exit null_hypercall signal_event message_round_trip; do
-		line=$(grep -m1 "# bench $p median" /tmp/bh.ktap | sed 's/^ *//')
-		[ -n "$line" ] || { echo "# $vmm: no result for $p"; return 1; }
-		set -- $line # '#' bench P median_cycles M ops N interrupts I
-		awk -v vmm="$vmm" -v p="$p" -v cyc="$5" -v ops="$7" -v irq="$9" '
+		cyc=$(kv /tmp/bh.ktap phase=$p median_cycles)
+		[ -n "$cyc" ] && [ -n "$raw" ] || { echo "# $vmm: no result for $p"; return 1; }
+		awk -v vmm="$vmm" -v p="$p" -v cyc="$cyc" -v raw="$raw" \
+			-v ops="$(kv /tmp/bh.ktap phase=$p ops)" -v irq="$(kv /tmp/bh.ktap phase=$p interrupts)" '
 			$1 == p && $2 == "begin" { b = $3 } $1 == p && $2 == "end" { e = $3 }
-			END { printf "%s %s %d %.2f %.2f %d\n", vmm, p, cyc, (e - b) / ops, irq / ops, ops }' \
-			/tmp/bh.marks >>/tmp/bhc.data
+			END {
+				printf "# sample hypercalls vmm=%s op=%s cycles=%d ratio_to_raw_exit=%.3f exits_per_op=%.3f sint_irqs_per_op=%.3f\n",
+					vmm, p, cyc, cyc / raw, (e - b) / ops, irq / ops
+			}' /tmp/bh.marks
 	done
 	grep '# hypercalls: ' /tmp/bh.ktap | sed "s/^ *# /# $vmm /"
 }
 
-median_of() { # VMM PHASE COLUMN
-	awk -v vmm="$1" -v p="$2" -v col="$3" '$1 == vmm && $2 == p { print $col }' /tmp/bhc.data | sort -n |
-		awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 rig_bench_hypercalls() {
 	local i failed= vmm p raw c
-	: >/tmp/bhc.data
 	for i in 1 2; do
 		bench_hc_one hvhost || failed=1
 		bench_hc_one qemu || failed=1
-	done
-	echo "# medians of 2 runs; cycles are guest TSC cycles per operation, ratio = cycles / raw exit cycles of the same VMM"
-	echo "# VMM     operation           cycles   ratio  exits/op  SINT irqs/op"
-	for vmm in hvhost qemu; do
-		raw=$(median_of $vmm raw_exit 3)
-		for p in raw_exit null_hypercall signal_event message_round_trip; do
-			c=$(median_of $vmm $p 3)
-			awk -v vmm=$vmm -v p=$p -v c="$c" -v raw="$raw" -v ex="$(median_of $vmm $p 4)" -v irq="$(median_of $vmm $p 5)" \
-				'BEGIN { printf "# %-7s %-19s %7d  %5.2f  %8.2f  %12.2f\n", vmm, p, c, raw ? c / raw : 0, ex, irq }'
-		done
 	done
 	if [ -n "$failed" ]; then rig_not_ok "hypercalls # a run did not complete"; return 1; fi
 	rig_ok "hypercalls"

@@ -29,5 +29,5 @@ rig_bad_input() {
 	bad_case memory_zero memory --kernel /boot/bzImage --memory 0
 	bad_case cpus_zero cpus --kernel /boot/bzImage --cpus 0
 	bad_case initrd_missing /no/such/initrd --kernel /boot/bzImage --initrd /no/such/initrd
-	[ -z "$RIG_CHECK_FAILED" ]
+	[ "$KTAP_CNT_FAIL" = 0 ]
 }

@@ -19,5 +19,5 @@ rig_exit_status() {
 	echo "# reboot: status $HVHOST_STATUS ($(hvhost_status_text $HVHOST_STATUS))"
 	rig_check reboot_exits_2 [ "$HVHOST_STATUS" = 2 ]
 	rig_check reboot_reached_the_guest grep -q '^# rig: ending with reboot' /tmp/hvhost.ktap
-	[ -z "$RIG_CHECK_FAILED" ]
+	[ "$KTAP_CNT_FAIL" = 0 ]
 }

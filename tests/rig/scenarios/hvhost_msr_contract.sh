@@ -12,7 +12,7 @@
 rig_msr_contract() {
 	hvhost_run _hvhost_msr_guest --cpus 2
 	hvhost_verdict_or_bail "the guest"
-	sed -n '/^KTAP version/,$p' /tmp/hvhost.ktap
+	sed -n '/^K*TAP version/,$p' /tmp/hvhost.ktap
 	grep -E 'unchecked MSR access|WARNING:|BUG:' /tmp/hvhost.console | sed 's/^/# bad: /'
 	[ "$HVHOST_STATUS" = 0 ] && grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap &&
 		! grep -q 'not ok' /tmp/hvhost.ktap &&

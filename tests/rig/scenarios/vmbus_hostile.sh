@@ -41,7 +41,7 @@ rig_misbehaving_guest() {
 		! grep -qE 'WARNING:|BUG:|Call Trace|Oops' $c && report_is vmbus faults 1 && report_is exit errors 1
 	}
 	rig_check counters_one_error_no_guest_warnings one_error
-	[ -z "$RIG_CHECK_FAILED" ]
+	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
 guest() {

@@ -34,7 +34,7 @@ rig_vmbus_stock() {
 	rig_check no_warnings sh -c "! grep -qE '$bad' $c"
 	rig_check no_vmbus_errors hvhost_vmbus_clean
 	rig_check modifychannel_moved_the_channel report_is vmbus modifies 1
-	[ -z "$RIG_CHECK_FAILED" ]
+	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
 guest() {

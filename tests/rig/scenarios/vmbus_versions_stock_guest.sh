@@ -30,7 +30,7 @@ rig_vmbus_version() {
 	rig_check shutdown_requested_by_hvctl sh -c "echo '$HVCTL_SHUTDOWN' | grep -q '^ok delivered'"
 	rig_check guest_powered_off grep -q 'reboot: Power down' /tmp/hvhost.console
 	rig_check no_warnings_no_vmbus_errors hvhost_guest_clean
-	[ -z "$RIG_CHECK_FAILED" ]
+	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
 guest() {

@@ -12,10 +12,13 @@ suite=hv_guest_hvcall
 results=/sys/kernel/debug/kunit/$suite/results
 copy=$(mktemp)
 
+# The kernel's KTAP library for shell, as kselftest installs it.
+. "$(dirname "$0")/../kselftest/ktap_helpers.sh"
+
 fail() {
-	echo "KTAP version 1"
-	echo "1..1"
-	echo "not ok 1 $suite # $*"
+	ktap_print_header
+	ktap_set_plan 1
+	ktap_test_fail "$suite # $*"
 	rm -f "$copy"
 	exit 1
 }
