@@ -29,7 +29,10 @@ use vmbus::ring::{LocalMemory, RingConsumer, RingProducer};
 
 /// Ring size: 256 KiB holds the largest packet; `VMBUS_BENCH_RING_KIB` overrides it.
 fn ring_data() -> usize {
-    std::env::var("VMBUS_BENCH_RING_KIB").ok().and_then(|v| v.parse::<usize>().ok()).map_or(256 * 1024, |k| k * 1024)
+    std::env::var("VMBUS_BENCH_RING_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(256 * 1024, |k| k * 1024)
 }
 /// Time per measurement and pass; each of the three rates is measured in
 /// `PASSES` interleaved passes and the best kept, so that a burst of load
@@ -95,13 +98,24 @@ fn main() {
     let mut dst = Pages::new(64 * 1024 + 64);
     let dst = dst.get(64 * 1024 + 64);
 
-    println!("VMBus ring copy rate: payload bytes per second as ratios, {} KiB ring (LocalMemory)", ring_data() / 1024);
-    println!("  ring       = write_inband + read_packet into the caller's buffer + commit, per packet");
+    println!(
+        "VMBus ring copy rate: payload bytes per second as ratios, {} KiB ring (LocalMemory)",
+        ring_data() / 1024
+    );
+    println!(
+        "  ring       = write_inband + read_packet into the caller's buffer + commit, per packet"
+    );
     println!("  memcpy     = one copy_from_slice of the payload (baseline)");
     println!("  copy floor = the ring's two payload copies alone (in at the packet's position, out to the caller)");
-    println!("{:>8}  {:>12}  {:>16}  {:>18}", "size", "ring/memcpy", "ring/copy floor", "copy floor/memcpy");
+    println!(
+        "{:>8}  {:>12}  {:>16}  {:>18}",
+        "size", "ring/memcpy", "ring/copy floor", "copy floor/memcpy"
+    );
     let mut at_4k = None;
-    for size in [64usize, 256, 1024, 4096, 16 * 1024, 64 * 1024].into_iter().filter(|&s| s + 64 < ring_data()) {
+    for size in [64usize, 256, 1024, 4096, 16 * 1024, 64 * 1024]
+        .into_iter()
+        .filter(|&s| s + 64 < ring_data())
+    {
         let payload = &src[..size];
         let mut id = 0u64;
         // The packet's payload sits after its descriptor, and packets
@@ -113,7 +127,9 @@ fn main() {
         for _ in 0..PASSES {
             ring = ring.max(measure(size, || {
                 id += 1;
-                let signal = p.write_inband(id, PacketFlags::NONE, black_box(payload)).expect("fits");
+                let signal = p
+                    .write_inband(id, PacketFlags::NONE, black_box(payload))
+                    .expect("fits");
                 black_box(signal);
                 let pk = c.read_packet(dst).expect("valid").expect("a packet");
                 black_box(pk.data()[0]);
@@ -130,12 +146,17 @@ fn main() {
                 let at = pos + DESCRIPTOR_SIZE;
                 area[at..at + size].copy_from_slice(black_box(payload));
                 black_box(&area[at]);
-                dst[DESCRIPTOR_SIZE..DESCRIPTOR_SIZE + size].copy_from_slice(black_box(&area[at..at + size]));
+                dst[DESCRIPTOR_SIZE..DESCRIPTOR_SIZE + size]
+                    .copy_from_slice(black_box(&area[at..at + size]));
                 black_box(&dst[DESCRIPTOR_SIZE]);
                 pos += stride;
             }));
         }
-        let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{} B", size) };
+        let label = if size >= 1024 {
+            format!("{} KiB", size / 1024)
+        } else {
+            format!("{} B", size)
+        };
         println!(
             "{:>8}  {:>11.0}%  {:>15.0}%  {:>17.0}%",
             label,

@@ -147,6 +147,15 @@ pub const VSS: Guid = Guid::from_fields(
     [0x96, 0xae, 0x3a, 0x6e, 0xba, 0xcb, 0xa4, 0x40],
 );
 
+/// SCSI controller (`HV_SCSI_GUID`): the storage protocol of
+/// [`super::vstor`].
+pub const SCSI: Guid = Guid::from_fields(
+    0xba6163d9,
+    0x04a1,
+    0x4d29,
+    [0xb6, 0x05, 0x72, 0xe2, 0xff, 0xb1, 0xdc, 0x7f],
+);
+
 /// hvhost's packet sink for benchmarks (`hvhost --vmbus-perf`), a class of
 /// this project's own, not Hyper-V's: `8f3f6b2e-0457-449d-95ee-b14c60dc90c7`
 /// (a random version-4 GUID made once for it). The guest streams in-band
@@ -186,6 +195,11 @@ pub const VSS_CLASS: Class = Class {
     guid: VSS,
     name: c"vss",
 };
+/// The SCSI controller class and its name.
+pub const SCSI_CLASS: Class = Class {
+    guid: SCSI,
+    name: c"scsi",
+};
 /// hvhost's benchmark sink and its name.
 pub const HVHOST_PERF_CLASS: Class = Class {
     guid: HVHOST_PERF,
@@ -199,6 +213,7 @@ pub const KNOWN_CLASSES: &[Class] = &[
     TIMESYNC_CLASS,
     KVP_CLASS,
     VSS_CLASS,
+    SCSI_CLASS,
     HVHOST_PERF_CLASS,
 ];
 

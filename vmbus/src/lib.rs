@@ -13,6 +13,8 @@
 //! - [`packet`]: ring packets: descriptor, types, GPA-direct ranges.
 //! - [`ring`]: the ring buffer, producer and consumer, over [`ring::RingMemory`].
 //! - [`perf`]: the wire protocol of hvhost's benchmark sink device.
+//! - [`vstor`]: the storage protocol (storvsc's VSTOR packets);
+//!   [`scsi`]: the SCSI commands and data it carries.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -25,4 +27,6 @@ pub mod packet;
 pub mod parse;
 pub mod perf;
 pub mod ring;
+pub mod scsi;
 pub mod version;
+pub mod vstor;

@@ -13,12 +13,16 @@ use vmbus::ring::{HeaderField, LocalMemory, RingConsumer, RingProducer};
 
 fn message_bytes() -> impl Strategy<Value = Vec<u8>> {
     // Bias the type toward real ones so that the bodies get exercised.
-    (0u32..30, prop::collection::vec(any::<u8>(), 0..MAX_MESSAGE_SIZE + 8)).prop_map(|(t, mut v)| {
-        if v.len() >= 4 {
-            v[..4].copy_from_slice(&t.to_le_bytes());
-        }
-        v
-    })
+    (
+        0u32..30,
+        prop::collection::vec(any::<u8>(), 0..MAX_MESSAGE_SIZE + 8),
+    )
+        .prop_map(|(t, mut v)| {
+            if v.len() >= 4 {
+                v[..4].copy_from_slice(&t.to_le_bytes());
+            }
+            v
+        })
 }
 
 proptest! {

@@ -26,7 +26,13 @@ impl LoomMemory {
     fn new(len: usize) -> Self {
         Self {
             data: (0..len).map(|_| UnsafeCell::new(0)).collect(),
-            fields: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
+            fields: [
+                AtomicU32::new(0),
+                AtomicU32::new(0),
+                AtomicU32::new(0),
+                AtomicU32::new(0),
+                AtomicU32::new(0),
+            ],
         }
     }
 
@@ -79,7 +85,10 @@ struct Event {
 
 impl Event {
     fn new() -> Self {
-        Self { set: Mutex::new(false), cv: Condvar::new() }
+        Self {
+            set: Mutex::new(false),
+            cv: Condvar::new(),
+        }
     }
     fn signal(&self) {
         *self.set.lock().expect("lock") = true;
@@ -100,7 +109,8 @@ fn producer_consumer(data_len: usize, packets: u64, payload: usize) {
     let to_producer = Arc::new(Event::new());
 
     let producer = {
-        let (mem, to_consumer, to_producer) = (mem.clone(), to_consumer.clone(), to_producer.clone());
+        let (mem, to_consumer, to_producer) =
+            (mem.clone(), to_consumer.clone(), to_producer.clone());
         loom::thread::spawn(move || {
             let mut p = RingProducer::new(Shared(mem)).expect("ring");
             p.enable_pending_send_size();
@@ -138,7 +148,10 @@ fn producer_consumer(data_len: usize, packets: u64, payload: usize) {
         loop {
             while let Some((pk, signal)) = c.read_and_commit(&mut buf).expect("ring") {
                 assert_eq!(pk.desc.trans_id, next, "lost or duplicated packet");
-                assert!(pk.data()[..payload].iter().all(|&b| b == next as u8 + 1), "torn packet");
+                assert!(
+                    pk.data()[..payload].iter().all(|&b| b == next as u8 + 1),
+                    "torn packet"
+                );
                 next += 1;
                 if signal {
                     to_producer.signal();

@@ -60,7 +60,10 @@ fn run(size: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mem = LocalMemory::new(&mut ring);
     let mut p = RingProducer::new(&mem).expect("ring");
     let mut c = RingConsumer::new(&mem).expect("ring");
-    let mut m = Model { size, ..Default::default() };
+    let mut m = Model {
+        size,
+        ..Default::default()
+    };
     let mut next_id = 0u64;
     let mut buf = vec![0u8; size];
     for op in ops {
