@@ -26,6 +26,7 @@ pub mod hyperv;
 pub mod loader;
 pub mod logger;
 pub mod memory;
+pub mod storage;
 pub mod vmbus;
 #[allow(unsafe_code)]
 pub mod vstate;

@@ -139,7 +139,7 @@ impl FakeMemory {
     }
 
     fn word(&self, gpa: u64) -> Result<&AtomicU32, GpaError> {
-        if gpa % 4 != 0 {
+        if !gpa.is_multiple_of(4) {
             return Err(err(gpa, 4));
         }
         usize::try_from(gpa / 4)
@@ -196,7 +196,7 @@ impl GuestPages for FakeMemory {
     }
 
     fn load_u64(&self, gpa: u64) -> Result<u64, GpaError> {
-        if gpa % 8 != 0 {
+        if !gpa.is_multiple_of(8) {
             return Err(err(gpa, 8));
         }
         let lo = self.word(gpa)?.load(Ordering::Relaxed);
@@ -205,7 +205,7 @@ impl GuestPages for FakeMemory {
     }
 
     fn store_u64(&self, gpa: u64, value: u64) -> Result<(), GpaError> {
-        if gpa % 8 != 0 {
+        if !gpa.is_multiple_of(8) {
             return Err(err(gpa, 8));
         }
         let (lo, hi) = (self.word(gpa)?, self.word(gpa + 4)?);

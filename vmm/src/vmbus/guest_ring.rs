@@ -50,7 +50,7 @@ impl GuestRing {
     /// within one page).
     fn word_gpa(&self, offset: usize) -> Option<u64> {
         let page = HV_PAGE_SIZE as usize;
-        if offset % 8 != 0 {
+        if !offset.is_multiple_of(8) {
             return None;
         }
         let gpa = self.data.get(offset / page)?;

@@ -734,7 +734,7 @@ impl Server {
         if !version.contact_names_sint() {
             let gpa = m.interrupt_page();
             let page = vmbus::message::HV_PAGE_SIZE;
-            if gpa == 0 || gpa % page != 0 || !self.guest.memory().is_ram(gpa, page) {
+            if gpa == 0 || !gpa.is_multiple_of(page) || !self.guest.memory().is_ram(gpa, page) {
                 return Err(format!(
                     "interrupt page {gpa:#x} is not a page of guest RAM"
                 ));
