@@ -5,10 +5,12 @@
 //!
 //! - [`image`]: a raw image file or block device, locked and sized;
 //! - [`disk`]: a SCSI disk over an image (SBC-3 as Linux's `sd` uses it);
+//! - [`guest_buffer`]: a request's data in guest pages, its range checked;
 //! - here: the controller (LUNs on target 0, REPORT LUNS, absent LUNs)
 //!   and the `--disk` specification.
 
 pub mod disk;
+pub mod guest_buffer;
 pub mod image;
 
 use std::path::PathBuf;
