@@ -6,12 +6,14 @@
 //! - [`image`]: a raw image file or block device, locked and sized;
 //! - [`disk`]: a SCSI disk over an image (SBC-3 as Linux's `sd` uses it);
 //! - [`guest_buffer`]: a request's data in guest pages, its range checked;
+//! - [`protocol`]: the VSP's protocol state (initialisation, sub-channels);
 //! - here: the controller (LUNs on target 0, REPORT LUNS, absent LUNs)
 //!   and the `--disk` specification.
 
 pub mod disk;
 pub mod guest_buffer;
 pub mod image;
+pub mod protocol;
 
 use std::path::PathBuf;
 use std::str::FromStr;
