@@ -354,6 +354,7 @@ fn vmbus_config(config: &VmConfig) -> VmbusConfig {
         shutdown_after: config.shutdown_after.map(std::time::Duration::from_secs),
         faults,
         perf: config.vmbus_perf,
+        disks: config.disks.clone(),
         ..VmbusConfig::default()
     }
 }

@@ -6,6 +6,7 @@
 //! valid apart from what only the files and the host can tell (does the kernel exist, is
 //! it a kernel, does KVM allow that many vCPUs).
 
+use crate::storage::DiskSpec;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -239,6 +240,11 @@ pub struct Cli {
     /// counts and drops the guest's packets, answers completion requests with its counters.
     #[arg(long)]
     pub vmbus_perf: bool,
+    /// A disk on the VMBus SCSI controller (class ba6163d9-04a1-4d29-b605-72e2ffb1dc7f):
+    /// a raw image file or block device, locked against a second writer; `readonly` makes it
+    /// write-protected, `lun=N` (0..7) places it, else the next free LUN. Repeatable.
+    #[arg(long, value_name = "PATH[,readonly][,lun=N]")]
+    pub disk: Vec<DiskSpec>,
 
     /// Logging verbosity on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
@@ -282,6 +288,8 @@ pub struct VmConfig {
     pub report: Option<PathBuf>,
     /// Offer the VMBus benchmark sink.
     pub vmbus_perf: bool,
+    /// Disks on the SCSI controller.
+    pub disks: Vec<DiskSpec>,
 }
 
 impl Cli {
@@ -305,6 +313,7 @@ impl Cli {
             api_socket: self.api_socket.clone(),
             report: self.report.clone(),
             vmbus_perf: self.vmbus_perf,
+            disks: self.disk.clone(),
         }
     }
 }
@@ -403,6 +412,20 @@ mod tests {
                 .vm_config()
                 .vmbus_perf
         );
+        let disks = parse(&[
+            "--kernel",
+            "/k",
+            "--disk",
+            "/a.img",
+            "--disk",
+            "/b.img,readonly,lun=3",
+        ])
+        .expect("valid")
+        .vm_config()
+        .disks;
+        assert_eq!(disks.len(), 2);
+        assert_eq!((disks[1].read_only, disks[1].lun), (true, Some(3)));
+        assert!(parse(&["--kernel", "/k", "--disk", "/a.img,lun=9"]).is_err());
         assert!(parse(&["--kernel", "/k", "--shutdown-after", "0"]).is_err());
         assert!(parse(&["--kernel", "/k", "--vmbus-fault", "nope"]).is_err());
     }

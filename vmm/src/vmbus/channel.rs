@@ -73,6 +73,7 @@ pub struct ChannelCounts {
 /// What a device sees of its channel while it runs.
 pub struct ChannelIo<'a> {
     outbound: &'a mut RingProducer<GuestRing>,
+    memory: &'a Arc<dyn GuestPages>,
     notify: bool,
     now: Instant,
     reference_time: u64,
@@ -103,6 +104,12 @@ impl ChannelIo<'_> {
         Ok(())
     }
 
+    /// Guest memory, for the pages a GPA-direct packet names (the device
+    /// checks them: [`GuestPages::is_ram`]).
+    pub fn memory(&self) -> &Arc<dyn GuestPages> {
+        self.memory
+    }
+
     /// The channel's event counts before this call.
     pub fn counts(&self) -> ChannelCounts {
         self.counts
@@ -130,6 +137,7 @@ pub const POLL_WINDOW: Duration = Duration::from_micros(50);
 pub struct ChannelRings {
     inbound: RingConsumer<GuestRing>,
     outbound: RingProducer<GuestRing>,
+    memory: Arc<dyn GuestPages>,
     /// One packet's worth of copy buffer (the inbound data area's size).
     buf: Vec<u8>,
     /// Signals and interrupts so far (the server counts them).
@@ -173,6 +181,7 @@ impl ChannelRings {
         let rings = Self {
             inbound,
             outbound,
+            memory: mem.clone(),
             buf,
             counts: ChannelCounts::default(),
             poll_window: POLL_WINDOW,
@@ -212,6 +221,7 @@ impl ChannelRings {
     fn io(&mut self, now: Instant, reference_time: u64) -> ChannelIo<'_> {
         ChannelIo {
             outbound: &mut self.outbound,
+            memory: &self.memory,
             notify: false,
             now,
             reference_time,
@@ -257,6 +267,7 @@ impl ChannelRings {
                 let Self {
                     inbound,
                     outbound,
+                    memory,
                     buf,
                     counts,
                     ..
@@ -273,6 +284,7 @@ impl ChannelRings {
                 read += 1;
                 let mut io = ChannelIo {
                     outbound,
+                    memory,
                     notify: false,
                     now,
                     reference_time,

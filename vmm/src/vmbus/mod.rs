@@ -26,6 +26,7 @@ pub mod ic;
 pub mod perf;
 pub mod port;
 pub mod server;
+pub mod storvsp;
 pub mod worker;
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
 
 /// The benchmark sink against the same fake guest.
 mod perf;
+mod storvsp;
 
 const RAM: usize = 0x80_0000;
 

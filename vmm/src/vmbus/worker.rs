@@ -34,6 +34,7 @@ use crate::api::{DeviceRef, Request};
 use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
 use crate::hyperv::guest_mem::GuestPages;
 use crate::hyperv::Partition;
+use crate::storage::{Controller, DiskSpec, StorageError};
 
 /// Guest messages that may wait for the worker.
 pub const MAX_QUEUED_MESSAGES: usize = 256;
@@ -91,6 +92,9 @@ pub struct VmbusConfig {
     pub faults: Faults,
     /// Also offer the benchmark sink ([`super::perf::PerfSink`]).
     pub perf: bool,
+    /// Disks on a SCSI controller ([`super::storvsp::Storvsp`]), offered
+    /// when there is any.
+    pub disks: Vec<DiskSpec>,
 }
 
 impl Default for VmbusConfig {
@@ -103,6 +107,7 @@ impl Default for VmbusConfig {
             shutdown_after: None,
             faults: Faults::default(),
             perf: false,
+            disks: Vec::new(),
         }
     }
 }
@@ -271,6 +276,9 @@ pub enum VmbusError {
     /// The thread did not start.
     #[error("cannot start the VMBus thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// A disk could not be set up.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// The running VMBus of a VM.
@@ -325,6 +333,21 @@ impl Vmbus {
         }
         if config.perf {
             server.add_device(Box::new(super::perf::PerfSink::new()));
+        }
+        if !config.disks.is_empty() {
+            let controller = Controller::new(&config.disks)?;
+            for lun in controller.luns() {
+                if let Some(d) = controller.disk(lun) {
+                    let img = d.image();
+                    log::info!(
+                        "vmbus: scsi: LUN {lun}: {} ({} bytes{})",
+                        img.path().display(),
+                        img.size(),
+                        if img.read_only() { ", read-only" } else { "" }
+                    );
+                }
+            }
+            server.add_device(Box::new(super::storvsp::Storvsp::new(controller)));
         }
         let shutdown_after = config.shutdown_after;
         let thread = std::thread::Builder::new().name("vmbus".into()).spawn({

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The SCSI controller ([`Storvsp`]) against the fake partition, driven as
+//! Linux's storvsc drives it: the init sequence, SCSI commands in-band and
+//! GPA-direct with their data in guest pages, and what a hostile guest
+//! gets (refusals with a completion, never a panic, the data untouched).
+
+use std::os::unix::fs::FileExt;
+
+use vmbus::gpadl::GpadlRange;
+use vmbus::packet::{PacketFlags, PacketType};
+use vmbus::scsi::{self, Command, Transfer};
+use vmbus::vstor::{
+    self, operation, srb, VmscsiRequest, VstorPacket, VstorVersion, VSTOR_PACKET_SIZE,
+};
+use zerocopy::IntoBytes as _;
+
+use super::super::storvsp::Storvsp;
+use super::*;
+use crate::storage::{Controller, DiskSpec};
+
+/// The controller's relid: after the three ICs.
+const SCSI: u32 = 4;
+/// Guest pages the tests put data in.
+const DATA_PFN: u64 = 0x600;
+
+struct Disk {
+    rig: Rig,
+    ch: GuestChannel,
+    image: tempfile::NamedTempFile,
+    next_id: u64,
+}
+
+fn disk_rig(read_only: bool) -> Disk {
+    let image = tempfile::NamedTempFile::new().expect("image");
+    image.as_file().set_len(1 << 20).expect("size");
+    let controller = Controller::new(&[DiskSpec {
+        path: image.path().into(),
+        read_only,
+        lun: None,
+    }])
+    .expect("controller");
+    let mut rig = rig();
+    assert_eq!(
+        rig.server.add_device(Box::new(Storvsp::new(controller))),
+        Some(SCSI)
+    );
+    rig.connect();
+    let (status, ch) = rig.open(SCSI);
+    assert_eq!(status, 0);
+    Disk {
+        rig,
+        ch,
+        image,
+        next_id: 1,
+    }
+}
+
+impl Disk {
+    /// Sends `packet` in-band and returns the completion.
+    fn request(&mut self, packet: &VstorPacket) -> VstorPacket {
+        let id = self.next_id;
+        self.next_id += 1;
+        let _ = self
+            .ch
+            .send
+            .write_inband(id, PacketFlags::COMPLETION_REQUESTED, packet.as_bytes())
+            .expect("room");
+        self.rig.server.handle_signal(SCSI, self.rig.now);
+        self.completion(id)
+    }
+
+    fn completion(&mut self, id: u64) -> VstorPacket {
+        let mut buf = vec![0u8; 4096];
+        let (p, _) = self
+            .ch
+            .recv
+            .read_and_commit(&mut buf)
+            .expect("host ring is sane")
+            .expect("a completion");
+        assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::COMP, id));
+        assert!(p.data().len() >= VSTOR_PACKET_SIZE);
+        let (v, _) =
+            <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+        assert_eq!(v.operation, operation::COMPLETE_IO);
+        v
+    }
+
+    fn init(&mut self) {
+        for p in [
+            VstorPacket::request(operation::BEGIN_INITIALIZATION),
+            VstorPacket::query_version(VstorVersion::WIN10),
+            VstorPacket::request(operation::QUERY_PROPERTIES),
+            VstorPacket::request(operation::END_INITIALIZATION),
+        ] {
+            assert_eq!(self.request(&p).status, 0, "{p:?}");
+        }
+    }
+
+    /// A SCSI command with data in guest pages `pfns` from `offset`.
+    fn command(
+        &mut self,
+        cdb: &[u8],
+        dir: u8,
+        len: u32,
+        offset: u32,
+        pfns: &[u64],
+    ) -> VmscsiRequest {
+        let srb = VmscsiRequest::command(0, cdb, dir, len);
+        let packet = VstorPacket::request(operation::EXECUTE_SRB).with_body(&srb);
+        let id = self.next_id;
+        self.next_id += 1;
+        let range = GpadlRange {
+            byte_count: len,
+            byte_offset: offset,
+            pfns,
+        };
+        let _ = self
+            .ch
+            .send
+            .write_gpa_direct(
+                id,
+                PacketFlags::COMPLETION_REQUESTED,
+                &[range],
+                packet.as_bytes(),
+            )
+            .expect("room");
+        self.rig.server.handle_signal(SCSI, self.rig.now);
+        self.completion(id).body_as().expect("srb")
+    }
+}
+
+#[test]
+fn init_then_write_and_read_through_guest_pages() {
+    let mut d = disk_rig(false);
+    d.init();
+    // Data at an offset in page DATA_PFN, spilling into DATA_PFN + 1.
+    let data: Vec<u8> = (0..4096u32).map(|i| (i * 13 % 255) as u8).collect();
+    d.rig
+        .port
+        .fake
+        .write(DATA_PFN * 4096 + 512, &data)
+        .expect("guest write");
+    let write = Command::rw16(
+        true,
+        Transfer {
+            lba: 8,
+            blocks: 8,
+            fua: false,
+        },
+    );
+    let done = d.command(
+        &write,
+        vstor::direction::WRITE,
+        4096,
+        512,
+        &[DATA_PFN, DATA_PFN + 1],
+    );
+    assert_eq!(
+        (done.srb_status, done.scsi_status, done.data_transfer_length),
+        (srb::SUCCESS, 0, 4096)
+    );
+    let mut on_disk = vec![0; 4096];
+    d.image
+        .as_file()
+        .read_exact_at(&mut on_disk, 8 * 512)
+        .expect("image");
+    assert_eq!(on_disk, data);
+    // Read it back into other pages.
+    let read = Command::rw16(
+        false,
+        Transfer {
+            lba: 8,
+            blocks: 8,
+            fua: false,
+        },
+    );
+    let done = d.command(&read, vstor::direction::READ, 4096, 0, &[DATA_PFN + 4]);
+    assert_eq!(done.srb_status, srb::SUCCESS);
+    let mut back = vec![0; 4096];
+    d.rig
+        .port
+        .fake
+        .read((DATA_PFN + 4) * 4096, &mut back)
+        .expect("guest read");
+    assert_eq!(back, data);
+    // A command without data goes in-band.
+    let tur = d.request(&VstorPacket::request(operation::EXECUTE_SRB).with_body(
+        &VmscsiRequest::command(0, &[0; 6], vstor::direction::UNKNOWN, 0),
+    ));
+    assert_eq!(
+        tur.body_as::<VmscsiRequest>().expect("srb").srb_status,
+        srb::SUCCESS
+    );
+    let report = d.rig.server.report("");
+    assert!(report.contains(" version=6.2 "), "{report}");
+    assert!(
+        report
+            .contains(" lun0_reads=1 lun0_writes=1 lun0_bytes_read=4096 lun0_bytes_written=4096 "),
+        "{report}"
+    );
+}
+
+#[test]
+fn check_conditions_carry_autosense() {
+    let mut d = disk_rig(true);
+    d.init();
+    let write = Command::rw16(
+        true,
+        Transfer {
+            lba: 0,
+            blocks: 1,
+            fua: false,
+        },
+    );
+    let done = d.command(&write, vstor::direction::WRITE, 512, 0, &[DATA_PFN]);
+    assert_eq!(done.srb_status, srb::ERROR | srb::AUTOSENSE_VALID);
+    assert_eq!(done.scsi_status, scsi::status::CHECK_CONDITION);
+    let sense = scsi::Sense::parse(done.sense()).expect("sense");
+    assert_eq!(
+        (sense.key, sense.code),
+        (scsi::sense_key::DATA_PROTECT, scsi::asc::WRITE_PROTECTED)
+    );
+    // Absent LUN: INVALID_LUN.
+    let srb = VmscsiRequest::command(3, &[0; 6], vstor::direction::UNKNOWN, 0);
+    let done = d.request(&VstorPacket::request(operation::EXECUTE_SRB).with_body(&srb));
+    assert_eq!(
+        done.body_as::<VmscsiRequest>().expect("srb").srb_status & srb::STATUS_MASK,
+        srb::INVALID_LUN
+    );
+}
+
+#[test]
+fn hostile_requests_are_refused_with_a_completion() {
+    let mut d = disk_rig(false);
+    // SCSI before init.
+    let srb = VmscsiRequest::command(0, &[0; 6], vstor::direction::UNKNOWN, 0);
+    let early = d.request(&VstorPacket::request(operation::EXECUTE_SRB).with_body(&srb));
+    assert_eq!(early.status, vstor::status::INVALID_DEVICE_STATE);
+    d.init();
+    // A short packet.
+    let id = d.next_id;
+    d.next_id += 1;
+    let _ =
+        d.ch.send
+            .write_inband(id, PacketFlags::COMPLETION_REQUESTED, &[1, 2, 3, 4])
+            .expect("room");
+    d.rig.server.handle_signal(SCSI, d.rig.now);
+    assert_eq!(d.completion(id).status, vstor::status::INVALID_PARAMETER);
+    // Data in-band (no range), a range outside RAM, a range shorter than the transfer.
+    let read = Command::rw16(
+        false,
+        Transfer {
+            lba: 0,
+            blocks: 8,
+            fua: false,
+        },
+    );
+    let inband = VmscsiRequest::command(0, &read, vstor::direction::READ, 4096);
+    let r = d.request(&VstorPacket::request(operation::EXECUTE_SRB).with_body(&inband));
+    assert_eq!(
+        r.body_as::<VmscsiRequest>().expect("srb").srb_status,
+        srb::INVALID_REQUEST
+    );
+    let outside = d.command(&read, vstor::direction::READ, 4096, 0, &[0xfff_ffff]);
+    assert_eq!(outside.srb_status, srb::INVALID_REQUEST);
+    // The guest's own range is checked against the transfer length in the SRB.
+    let srb = VmscsiRequest::command(0, &read, vstor::direction::READ, 8192);
+    let packet = VstorPacket::request(operation::EXECUTE_SRB).with_body(&srb);
+    let id = d.next_id;
+    d.next_id += 1;
+    let pfns = [DATA_PFN];
+    let range = GpadlRange {
+        byte_count: 4096,
+        byte_offset: 0,
+        pfns: &pfns,
+    };
+    let _ =
+        d.ch.send
+            .write_gpa_direct(
+                id,
+                PacketFlags::COMPLETION_REQUESTED,
+                &[range],
+                packet.as_bytes(),
+            )
+            .expect("room");
+    d.rig.server.handle_signal(SCSI, d.rig.now);
+    let short: VmscsiRequest = d.completion(id).body_as().expect("srb");
+    assert_eq!(short.srb_status, srb::INVALID_REQUEST);
+    let report = d.rig.server.report("");
+    assert!(report.contains(" invalid=4 "), "{report}");
+    // The channel is still open and serving.
+    let ok = d.command(&read, vstor::direction::READ, 4096, 0, &[DATA_PFN]);
+    assert_eq!(ok.srb_status, srb::SUCCESS);
+    // A packet type that is not data breaks the protocol: the channel closes.
+    let _ =
+        d.ch.send
+            .write_completion(&vmbus::packet::PacketDescriptor::default(), &[0; 64])
+            .expect("room");
+    d.rig.server.handle_signal(SCSI, d.rig.now);
+    assert!(!d.rig.server.is_open(SCSI));
+}
