@@ -168,14 +168,16 @@ impl Controller {
             .filter_map(|l| self.disk(l).map(|d| (l, d.counters())))
     }
 
-    /// Executes `cdb` for `target`/`lun` with `buf` as its data.
+    /// Executes `cdb` for `path`/`target`/`lun` with `buf` as its data.
     ///
-    /// Only target 0 has LUNs. INQUIRY of an absent LUN (or target) answers
+    /// Only path (channel) 0, target 0 has LUNs: Linux's storvsc scans
+    /// channels 0..7 and targets 0..1, and must find each disk once. INQUIRY of an absent LUN (or target) answers
     /// "no device" (peripheral qualifier 3), and REPORT LUNS lists the
     /// disks, as SCSI has it; any other command to an absent LUN ends with
     /// SRB status INVALID_LUN, which Linux takes as "nothing there".
     pub fn execute(
         &mut self,
+        path: u8,
         target: u8,
         lun: u8,
         cdb: &[u8],
@@ -183,7 +185,7 @@ impl Controller {
     ) -> Completion {
         let parsed = Command::parse(cdb);
         if let Ok(Command::ReportLuns { alloc, .. }) = parsed {
-            let luns: Vec<u8> = if target == 0 {
+            let luns: Vec<u8> = if path == 0 && target == 0 {
                 self.luns().collect()
             } else {
                 Vec::new()
@@ -205,7 +207,7 @@ impl Controller {
                 },
             };
         }
-        let disk = if target == 0 {
+        let disk = if path == 0 && target == 0 {
             self.disks
                 .get_mut(usize::from(lun))
                 .and_then(Option::as_mut)
@@ -367,23 +369,28 @@ mod tests {
         }])
         .expect("controller");
         let mut buf = vec![0; 64];
-        let done = c.execute(0, 0, &[0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0], &mut buf);
+        let done = c.execute(0, 0, 0, &[0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0], &mut buf);
         assert_eq!((done.srb_status, done.outcome.moved), (srb::SUCCESS, 16));
         assert_eq!(buf[9], 2);
         // INQUIRY of an absent LUN: "no device", not an error.
-        let done = c.execute(0, 5, &[0x12, 0, 0, 0, 36, 0], &mut buf);
+        let done = c.execute(0, 0, 5, &[0x12, 0, 0, 0, 36, 0], &mut buf);
         assert_eq!((done.srb_status, buf[0]), (srb::SUCCESS, scsi::NO_DEVICE));
         // Other commands to it, or to another target: INVALID_LUN.
-        let done = c.execute(0, 5, &[0, 0, 0, 0, 0, 0], &mut buf);
+        let done = c.execute(0, 0, 5, &[0, 0, 0, 0, 0, 0], &mut buf);
         assert_eq!(done.srb_status, srb::INVALID_LUN);
-        let done = c.execute(1, 2, &[0, 0, 0, 0, 0, 0], &mut buf);
+        let done = c.execute(0, 1, 2, &[0, 0, 0, 0, 0, 0], &mut buf);
         assert_eq!(done.srb_status, srb::INVALID_LUN);
-        let done = c.execute(0, 2, &[0, 0, 0, 0, 0, 0], &mut buf);
+        let done = c.execute(0, 0, 2, &[0, 0, 0, 0, 0, 0], &mut buf);
         assert_eq!(
             (done.srb_status, done.outcome.status),
             (srb::SUCCESS, status::GOOD)
         );
-        let done = c.execute(0, 2, &[0x28, 0, 0, 0, 0, 8, 0, 0, 1, 0], &mut buf);
+        // The same address on another path (SCSI channel) has nothing.
+        let done = c.execute(3, 0, 2, &[0x12, 0, 0, 0, 36, 0], &mut buf);
+        assert_eq!((done.srb_status, buf[0]), (srb::SUCCESS, scsi::NO_DEVICE));
+        let done = c.execute(3, 0, 2, &[0, 0, 0, 0, 0, 0], &mut buf);
+        assert_eq!(done.srb_status, srb::INVALID_LUN);
+        let done = c.execute(0, 0, 2, &[0x28, 0, 0, 0, 0, 8, 0, 0, 1, 0], &mut buf);
         assert_eq!(done.srb_status, srb::ERROR, "LBA 8 of an 8-block disk");
     }
 }

@@ -126,9 +126,13 @@ impl Storvsp {
         } else {
             return invalid(self, &format!("{len} bytes of data but no GPA range"));
         };
-        let done = self
-            .controller
-            .execute(request.target_id, request.lun, request.cdb(), buf);
+        let done = self.controller.execute(
+            request.path_id,
+            request.target_id,
+            request.lun,
+            request.cdb(),
+            buf,
+        );
         let sense = done.outcome.sense.map(|s| s.to_bytes());
         let reply = request.completed(
             done.srb_status,
