@@ -414,13 +414,20 @@ impl Drop for VmBus {
                     || false,
                 )
             });
+            // A key=value record (what tests read, like KUnit's KTAP in the
+            // log): the module's debugfs is gone by the time anyone looks.
             match unload {
                 Ok(()) => pr_info!(
-                    "vmbus: unloaded: {} channel(s) closed, {} GPADL(s) torn down, UNLOAD_RESPONSE received\n",
+                    "vmbus_unload channels_closed={} gpadls_torn_down={} unload_response=1\n",
                     closed,
                     torn_down
                 ),
-                Err(e) => pr_err!("vmbus: host did not answer UNLOAD: {:?}\n", e),
+                Err(e) => pr_err!(
+                    "vmbus_unload channels_closed={} gpadls_torn_down={} unload_response=0 error={:?}\n",
+                    closed,
+                    torn_down,
+                    e
+                ),
             }
         }
         bus.state.lock().phase = Phase::Unloaded;

@@ -228,7 +228,8 @@ impl Drop for LastCore {
                 );
             }
         }
-        pr_info!("unloaded\n");
+        // A key=value record, as for VMBus's unload.
+        pr_info!("module_unload complete=1\n");
     }
 }
 

@@ -7,6 +7,8 @@
 PKGS=(rustc-web rust-web-src rust-web-clippy libclang-19-dev clang-19 bc bison flex libelf-dev
       libssl-dev cpio busybox-static qemu-system-x86 acpica-tools xz-utils make
       gcc libc6-dev kmod python3 dpkg-dev seabios
+      # mke2fs and e2fsck for the storage scenarios' guests
+      e2fsprogs
       # the rig's L0 QEMU is built from Debian's source (scripts/build-l0-qemu.sh)
       patch meson ninja-build pkg-config libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev)
 

@@ -91,6 +91,26 @@ kv() {
 		have == n { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit } }' "$1"
 }
 
+# kmsg_record KIND KEY: KEY's value in hv_guest's last kernel log record
+# of KIND ("hv_guest: KIND key=value ..."; the module writes them for what
+# tests need after it is gone: vmbus_unload, module_unload); empty if none.
+kmsg_record() {
+	dmesg | sed -n "s/.*hv_guest: $1 / $1 /p" | tail -1 >/tmp/kmsg.record
+	kv /tmp/kmsg.record - "$2"
+}
+
+# rmmod_clean: unloads hv_guest, whose VMBus unload must have been
+# answered: exactly one new vmbus_unload record, with unload_response=1
+# (shown as a comment).
+rmmod_clean() {
+	local before
+	before=$(dmesg | grep -c 'hv_guest: vmbus_unload ')
+	rmmod hv_guest || return 1
+	echo "# $(dmesg | grep 'hv_guest: vmbus_unload ' | tail -1 | sed 's/.*hv_guest: //')"
+	[ "$(dmesg | grep -c 'hv_guest: vmbus_unload ')" = $((before + 1)) ] &&
+		[ "$(kmsg_record vmbus_unload unload_response)" = 1 ]
+}
+
 # rig_mark TEXT: the line "# rig: TEXT" on the debug console, outside the
 # KTAP document (which leaves only when guest() ends): what L1 waits for
 # (hvhost_term_when, hvhost_serve_guest).

@@ -48,6 +48,13 @@ install -m755 "$ROOT"/tests/selftests/hv_guest/*.sh "$l2/tests/"
 # (../kselftest/ from theirs); lib.sh uses it too.
 install -D -m644 "$tests/ktap_helpers.sh" "$l2/kselftest/ktap_helpers.sh"
 gcc -static -O2 -Wall -o "$l2/tests/pio_exit" "$ROOT/bench/pio_exit.c"
+# ext4 tools for the storage scenarios, at /usr/sbin (busybox's mke2fs,
+# earlier in PATH, makes ext2 only: scenarios call these by path).
+for tool in mke2fs e2fsck; do
+    [ -x "/usr/sbin/$tool" ] || die "/usr/sbin/$tool not found (package e2fsprogs)"
+    rm -f "$l2/usr/sbin/$tool" # not a busybox link: the real one
+    copy_with_libs "/usr/sbin/$tool" "$l2"
+done
 make_cpio "$l2" "$out/l2.cpio"
 
 l1=$stage/l1

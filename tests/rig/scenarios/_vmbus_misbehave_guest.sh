@@ -41,9 +41,7 @@ heartbeat_survives() {
 }
 
 reload_clean() {
-	rmmod hv_guest || return 1
-	dmesg | grep 'vmbus: unloaded:' | tail -1 | sed 's/^/# /'
-	dmesg | grep -q 'vmbus: unloaded: .*UNLOAD_RESPONSE received' || return 1
+	rmmod_clean || return 1
 	load
 }
 

@@ -114,9 +114,7 @@ rescind_cycles() {
 }
 
 bus_still_works() {
-	rmmod hv_guest || { echo "# rmmod failed"; return 1; }
-	dmesg | grep 'vmbus: unloaded:' | tail -1 | sed 's/^/# /'
-	dmesg | grep -q 'vmbus: unloaded: .*UNLOAD_RESPONSE received' || { echo "# no clean UNLOAD"; return 1; }
+	rmmod_clean || { echo "# no clean unload"; return 1; }
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	wait_for 60 all_open || { cat $D/channels | sed 's/^/# /'; return 1; }
 	sed 's/^/# /' $D/state

@@ -51,8 +51,7 @@ rescind_mid_stream() {
 	sed 's/^/# /' $D/state
 	[ "$(live_pages)" -lt "$pages" ] && [ "$(kv $D/state - ring_pages_leaked)" = 0 ] || return 1
 	[ "$(grep -c ' state=Open ' $D/channels)" = 3 ] || { echo "# the IC channels suffered"; return 1; }
-	rmmod hv_guest || return 1
-	dmesg | grep -q 'vmbus: unloaded: .*UNLOAD_RESPONSE received' || return 1
+	rmmod_clean || return 1
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'; then
 		return 1
 	fi

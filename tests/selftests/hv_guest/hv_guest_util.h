@@ -200,6 +200,33 @@ static inline const char *hv_kmsg_trouble(const char *log)
 	return NULL;
 }
 
+/*
+ * hv_guest's key=value records in the kernel log ("hv_guest: KIND k=v ..."),
+ * written for what a test needs after the module is gone (vmbus_unload,
+ * module_unload): how many records of KIND LOG holds, and the last one
+ * (from KIND on, to the end of its line) in OUT.
+ */
+static inline int hv_kmsg_record(const char *log, const char *kind, char *out, size_t size)
+{
+	char pat[64];
+	const char *p, *last = NULL;
+	int n = 0;
+
+	snprintf(pat, sizeof(pat), "hv_guest: %s ", kind);
+	for (p = strstr(log, pat); p; p = strstr(p + 1, pat)) {
+		last = p + strlen("hv_guest: ");
+		n++;
+	}
+	if (size)
+		out[0] = '\0';
+	if (last && size) {
+		size_t len = strcspn(last, "\n");
+
+		snprintf(out, size, "%.*s", (int)len, last);
+	}
+	return n;
+}
+
 /* Allocated irq descriptors (/sys/kernel/irq), -1 if unreadable. */
 static inline int hv_count_irqs(void)
 {

@@ -165,20 +165,18 @@ int main(void)
 		ret = hv_unload("hv_guest");
 		hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
 		{
-			/* "vmbus: unloaded: N channel(s) closed, M GPADL(s) torn down, ..." */
-			const char *u = strstr(log_text + mark, "vmbus: unloaded: ");
-			int closed = -1, torn = -1;
+			/* The module's record of this unload: one, answered, all closed. */
+			char rec[256];
+			int records = hv_kmsg_record(log_text + mark, "vmbus_unload", rec, sizeof(rec));
+			long long closed = field(rec, "channels_closed"), torn = field(rec, "gpadls_torn_down");
 
-			if (u)
-				sscanf(u, "vmbus: unloaded: %d channel(s) closed, %d GPADL(s) torn down", &closed,
-				       &torn);
 			if (unload_ok && (ret || hv_exists(HV_DEBUGFS) || hv_count_irqs() != irqs_before ||
-					  !u || !strstr(u, "UNLOAD_RESPONSE received") || closed != opened ||
-					  torn != opened)) {
+					  records != 1 || field(rec, "unload_response") != 1 ||
+					  closed != opened || torn != opened)) {
 				unload_ok = false;
 				snprintf(why_unload, sizeof(why_unload),
-					 "cycle %d: unload %d, irqs %d -> %d, %d open, %d closed, %d torn down, log: %.300s",
-					 c, ret, irqs_before, hv_count_irqs(), opened, closed, torn, log_text + mark);
+					 "cycle %d: unload %d, irqs %d -> %d, %d open, %d vmbus_unload record(s), last '%s'",
+					 c, ret, irqs_before, hv_count_irqs(), opened, records, rec);
 			}
 		}
 		if (ret)

@@ -1,0 +1,72 @@
+# storage_stock_guest_hvhost: Linux's own storvsc and sd (the reference
+# kernel) on hvhost's SCSI controller, 2 vCPUs, three disks backed by image
+# files on L1's tmpfs: LUN 0 (64 MiB), LUN 1 (16 MiB, read-only, filled
+# with a pattern), LUN 2 (16 MiB). The guest's checks (_storage_stock_guest):
+# the disks with their sizes and write protection, a raw pattern read back,
+# a discard, a refused write to the read-only disk, ext4 made, mounted,
+# checked clean and read back. Then here: the protocol version hvhost
+# agreed (6.2, Linux's first choice), the pattern's sha256 equal on the
+# guest and in LUN 2's image file, the discarded half a hole in that file
+# (its allocated size at most the pattern's half), LUN 1's image unchanged
+# and the same sha256 in the guest, per-LUN counters in hvhost's exit
+# report (reads, writes, flushes, discards; no write ever reached LUN 1),
+# no refused request, and no warning.
+# timeout: 500
+MIB=1048576
+
+storage_run() {
+	local dir=/tmp/disks
+	mkdir -p $dir
+	# tmpfs punches holes (ramfs, the initramfs' own, does not).
+	mount -t tmpfs -o size=160m tmpfs $dir || return 1
+	truncate -s $((64 * MIB)) $dir/lun0.img
+	dd if=/dev/urandom of=$dir/lun1.img bs=$MIB count=16 2>/dev/null
+	truncate -s $((16 * MIB)) $dir/lun2.img
+	lun1_before=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
+	HVHOST_KERNEL=/boot/ref-bzImage hvhost_run _storage_stock_guest --cpus 2 \
+		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img
+	hvhost_verdict_or_bail "the reference guest"
+	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
+	hvhost_guest_ktap guest_tests
+	grep '^channel .* name=scsi ' /tmp/hvhost.report | sed 's/^/# /'
+	rig_check version_6_2 report_is name=scsi version 6.2
+	rig_check no_refused_request report_is name=scsi invalid 0 completions_dropped 0
+	pattern_in_image() {
+		local want got
+		want=$(sed -n 's/^[0-9.]* [0-9]* pattern_sha256 //p' /tmp/hvhost.marks)
+		got=$(head -c $((8 * MIB)) $dir/lun2.img | sha256sum | cut -d' ' -f1)
+		echo "# pattern: guest $want, image $got"
+		[ -n "$want" ] && [ "$want" = "$got" ]
+	}
+	rig_check pattern_sha256_in_image pattern_in_image
+	hole() {
+		local allocated
+		allocated=$(($(stat -c %b $dir/lun2.img) * 512))
+		echo "# LUN 2 image: $allocated bytes allocated of $((16 * MIB))"
+		[ "$allocated" -le $((8 * MIB)) ]
+	}
+	rig_check discard_punched_a_hole hole
+	lun1_same() {
+		local guest after
+		guest=$(sed -n 's/^[0-9.]* [0-9]* lun1_sha256 //p' /tmp/hvhost.marks)
+		after=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
+		echo "# LUN 1: before $lun1_before, guest $guest, after $after"
+		[ "$lun1_before" = "$after" ] && [ "$guest" = "$after" ]
+	}
+	rig_check read_only_image_unchanged lun1_same
+	counted() {
+		report_is name=scsi lun1_writes 0 &&
+			[ "$(kv /tmp/hvhost.report name=scsi lun0_writes)" -gt 0 ] &&
+			[ "$(kv /tmp/hvhost.report name=scsi lun0_reads)" -gt 0 ] &&
+			[ "$(kv /tmp/hvhost.report name=scsi lun0_flushes)" -gt 0 ] &&
+			[ "$(kv /tmp/hvhost.report name=scsi lun2_discards)" -gt 0 ]
+	}
+	rig_check per_lun_counters counted
+	rig_check no_guest_warnings hvhost_guest_clean
+	umount $dir
+	[ "$KTAP_CNT_FAIL" = 0 ]
+}
+
+guest() {
+	run_test storage_stock_guest_hvhost storage_run
+}
