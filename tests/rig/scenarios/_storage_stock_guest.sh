@@ -1,12 +1,13 @@
 # _storage_stock_guest: not a scenario of its own; the L2 side of
 # storage_stock_guest_hvhost, run by the reference kernel (Linux's own
-# hv_vmbus, storvsc and sd) under hvhost with three disks on its SCSI
-# controller: LUN 0 (64 MiB), LUN 1 (16 MiB, read-only, filled by L1 with
+# hv_vmbus, storvsc and sd) under hvhost (4 vCPUs: storvsc asks for 3
+# sub-channels) with three disks on its SCSI controller: LUN 0 (64 MiB), LUN 1 (16 MiB, read-only, filled by L1 with
 # a pattern) and LUN 2 (16 MiB). The disks appear with their sizes and
 # write protection; an 8 MiB random pattern written raw to LUN 2 reads
 # back the same with the page cache dropped; 8 MiB more are then
 # discarded; a write to LUN 1 fails; ext4 on LUN 0: mke2fs, mount, a file
-# written, unmounted, e2fsck clean, mounted again and the file intact.
+# written, unmounted, e2fsck clean, mounted again and the file intact;
+# direct reads from every CPU (each CPU's requests go on its channel).
 # The guest sends the pattern's and LUN 1's sha256 to L1 as marks, for
 # L1 to compare with the image files.
 # helper
@@ -96,6 +97,17 @@ ext4() {
 	umount /mnt/disk
 }
 
+# Direct reads from each CPU in turn: storvsc sends a request on the
+# channel of the CPU that submits it, so every channel gets some.
+every_cpu_reads() {
+	local d c
+	d=$(sd_of 2)
+	for c in $(seq 0 $(($(nproc) - 1))); do
+		taskset -c $c dd if=/dev/$d of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null ||
+			{ echo "# direct read on CPU $c failed"; return 1; }
+	done
+}
+
 no_kernel_warnings() {
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|I/O error'; then
 		return 1
@@ -109,5 +121,6 @@ guest() {
 	run_test raw_pattern_and_discard pattern
 	run_test read_only_disk_refuses_writes read_only_refuses
 	run_test ext4_mkfs_mount_fsck ext4
+	run_test every_cpu_reads every_cpu_reads
 	run_test no_kernel_warnings no_kernel_warnings
 }

@@ -1,11 +1,13 @@
 # storage_stock_guest_hvhost: Linux's own storvsc and sd (the reference
-# kernel) on hvhost's SCSI controller, 2 vCPUs, three disks backed by image
+# kernel) on hvhost's SCSI controller, 4 vCPUs, three disks backed by image
 # files on L1's tmpfs: LUN 0 (64 MiB), LUN 1 (16 MiB, read-only, filled
 # with a pattern), LUN 2 (16 MiB). The guest's checks (_storage_stock_guest):
 # the disks with their sizes and write protection, a raw pattern read back,
 # a discard, a refused write to the read-only disk, ext4 made, mounted,
 # checked clean and read back. Then here: the protocol version hvhost
-# agreed (6.2, Linux's first choice), the pattern's sha256 equal on the
+# agreed (6.2, Linux's first choice), the 3 sub-channels Linux asked for,
+# each of the 4 channels with commands of its own, the pattern's sha256
+# equal on the
 # guest and in LUN 2's image file, the discarded half a hole in that file
 # (its allocated size at most the pattern's half), LUN 1's image unchanged
 # and the same sha256 in the guest, per-LUN counters in hvhost's exit
@@ -23,7 +25,7 @@ storage_run() {
 	dd if=/dev/urandom of=$dir/lun1.img bs=$MIB count=16 2>/dev/null
 	truncate -s $((16 * MIB)) $dir/lun2.img
 	lun1_before=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
-	HVHOST_KERNEL=/boot/ref-bzImage hvhost_run _storage_stock_guest --cpus 2 \
+	HVHOST_KERNEL=/boot/ref-bzImage hvhost_run _storage_stock_guest --cpus 4 \
 		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img
 	hvhost_verdict_or_bail "the reference guest"
 	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
@@ -31,6 +33,17 @@ storage_run() {
 	grep '^channel .* name=scsi ' /tmp/hvhost.report | sed 's/^/# /'
 	rig_check version_6_2 report_is name=scsi version 6.2
 	rig_check no_refused_request report_is name=scsi invalid 0 completions_dropped 0
+	rig_check three_sub_channels report_is vmbus sub_channels 3
+	every_channel() {
+		local n=0 idle=0 c
+		for c in $(grep '^channel .* name=scsi ' /tmp/hvhost.report | sed 's/.* channel_commands=\([0-9]*\).*/\1/'); do
+			n=$((n + 1))
+			[ "$c" -gt 0 ] || idle=$((idle + 1))
+		done
+		echo "# $n SCSI channels, $idle without a command"
+		[ "$n" = 4 ] && [ "$idle" = 0 ]
+	}
+	rig_check io_on_every_channel every_channel
 	pattern_in_image() {
 		local want got
 		want=$(sed -n 's/^[0-9.]* [0-9]* pattern_sha256 //p' /tmp/hvhost.marks)

@@ -74,6 +74,7 @@ pub struct ChannelCounts {
 pub struct ChannelIo<'a> {
     outbound: &'a mut RingProducer<GuestRing>,
     memory: &'a Arc<dyn GuestPages>,
+    sub_channels: &'a mut Vec<Box<dyn VmbusDevice>>,
     notify: bool,
     now: Instant,
     reference_time: u64,
@@ -102,6 +103,13 @@ impl ChannelIo<'_> {
             self.notify = true;
         }
         Ok(())
+    }
+
+    /// Asks the server to offer `device` as the next sub-channel of this
+    /// channel (same class and instance, `sub_channel_index` 1, 2, ...),
+    /// once this call returns. Sub-channels go when this channel closes.
+    pub fn offer_sub_channel(&mut self, device: Box<dyn VmbusDevice>) {
+        self.sub_channels.push(device);
     }
 
     /// Guest memory, for the pages a GPA-direct packet names (the device
@@ -138,6 +146,8 @@ pub struct ChannelRings {
     inbound: RingConsumer<GuestRing>,
     outbound: RingProducer<GuestRing>,
     memory: Arc<dyn GuestPages>,
+    /// Sub-channels the device asked for, for the server to offer.
+    pub sub_channels: Vec<Box<dyn VmbusDevice>>,
     /// One packet's worth of copy buffer (the inbound data area's size).
     buf: Vec<u8>,
     /// Signals and interrupts so far (the server counts them).
@@ -182,6 +192,7 @@ impl ChannelRings {
             inbound,
             outbound,
             memory: mem.clone(),
+            sub_channels: Vec::new(),
             buf,
             counts: ChannelCounts::default(),
             poll_window: POLL_WINDOW,
@@ -222,6 +233,7 @@ impl ChannelRings {
         ChannelIo {
             outbound: &mut self.outbound,
             memory: &self.memory,
+            sub_channels: &mut self.sub_channels,
             notify: false,
             now,
             reference_time,
@@ -268,6 +280,7 @@ impl ChannelRings {
                     inbound,
                     outbound,
                     memory,
+                    sub_channels,
                     buf,
                     counts,
                     ..
@@ -285,6 +298,7 @@ impl ChannelRings {
                 let mut io = ChannelIo {
                     outbound,
                     memory,
+                    sub_channels,
                     notify: false,
                     now,
                     reference_time,

@@ -132,6 +132,8 @@ struct Channel {
     device: Box<dyn VmbusDevice>,
     phase: Phase,
     open: Option<OpenState>,
+    /// For a sub-channel: its primary's relid and its index (1..).
+    sub_channel: Option<(u32, u16)>,
 }
 
 impl Phase {
@@ -195,6 +197,8 @@ pub struct Stats {
     /// UNLOADs, and those that found no channel open and no GPADL left.
     pub unloads: u64,
     pub unloads_clean: u64,
+    /// Sub-channels offered at a device's request.
+    pub sub_channels: u64,
 }
 
 impl Stats {
@@ -204,7 +208,7 @@ impl Stats {
             "messages={} dropped={} signals={} notifications={} faults={} contacts={} \
              contacts_refused={} offers={} opens={} opens_refused={} closes={} gpadls={} \
              gpadls_refused={} gpadls_torn_down={} modifies={} modifies_refused={} rescinds={} \
-             releases={} unloads={} unloads_clean={}",
+             releases={} unloads={} unloads_clean={} sub_channels={}",
             self.messages,
             self.dropped,
             self.signals,
@@ -224,7 +228,8 @@ impl Stats {
             self.rescinds,
             self.releases,
             self.unloads,
-            self.unloads_clean
+            self.unloads_clean,
+            self.sub_channels
         )
     }
 }
@@ -373,9 +378,10 @@ impl Server {
             }
             let device = c.device.counters();
             out.push_str(&format!(
-                "channel relid={relid} name={} state={} opens={} closes={} faults={} \
+                "channel relid={relid} name={} sub_channel={} state={} opens={} closes={} faults={} \
                  guest_signals={signals} guest_interrupts={interrupts}{}{device}\n",
                 c.device.name(),
+                c.sub_channel.map_or(0, |(_, index)| index),
                 c.phase.name(),
                 c.stats.opens,
                 c.stats.closes,
@@ -399,6 +405,18 @@ impl Server {
     /// Adds a device and returns its relid; offered at once if the guest is
     /// connected. `None` when relids are exhausted.
     pub fn add_device(&mut self, device: Box<dyn VmbusDevice>) -> Option<u32> {
+        let relid = self.insert_channel(device, None)?;
+        if self.is_connected() {
+            self.offer(relid);
+        }
+        Some(relid)
+    }
+
+    fn insert_channel(
+        &mut self,
+        device: Box<dyn VmbusDevice>,
+        sub_channel: Option<(u32, u16)>,
+    ) -> Option<u32> {
         if self.next_relid > MAX_RELID {
             log::error!("vmbus: no relid left for device {}", device.name());
             return None;
@@ -421,12 +439,55 @@ impl Server {
                 device,
                 phase: Phase::Idle,
                 open: None,
+                sub_channel,
             },
         );
-        if self.is_connected() {
+        Some(relid)
+    }
+
+    /// Offers the sub-channels the device of `primary` asked for (numbered
+    /// on from its existing ones), while the primary is open and the guest
+    /// connected; a sub-channel that finds no relid is logged and dropped.
+    fn add_sub_channels(&mut self, primary: u32, devices: Vec<Box<dyn VmbusDevice>>) {
+        for device in devices {
+            if !self.is_connected() || !self.is_open(primary) {
+                log::warn!("vmbus: sub-channel of relid {primary} asked for while it is closed");
+                return;
+            }
+            let index = self
+                .channels
+                .values()
+                .filter_map(|c| c.sub_channel)
+                .filter(|(p, _)| *p == primary)
+                .map(|(_, i)| i)
+                .max()
+                .unwrap_or(0)
+                .saturating_add(1);
+            let Some(relid) = self.insert_channel(device, Some((primary, index))) else {
+                continue;
+            };
+            self.stats.sub_channels += 1;
+            log::info!("vmbus: relid {relid} is sub-channel {index} of relid {primary}");
             self.offer(relid);
         }
-        Some(relid)
+    }
+
+    /// Rescinds (or, if never offered, removes) every sub-channel of
+    /// `primary`: they live as long as the primary is open.
+    fn drop_sub_channels(&mut self, primary: u32) {
+        let subs: Vec<u32> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| {
+                c.sub_channel.is_some_and(|(p, _)| p == primary) && c.phase != Phase::Rescinded
+            })
+            .map(|(&r, _)| r)
+            .collect();
+        for relid in subs {
+            if let Err(e) = self.remove_device(relid) {
+                log::warn!("vmbus: sub-channel {relid} of {primary}: {e}");
+            }
+        }
     }
 
     /// Removes a device: closes its channel and, if the guest knows it,
@@ -785,7 +846,7 @@ impl Server {
                 chn_flags: OfferFlags(0),
                 mmio_megabytes: 0,
                 user_def: [0; MAX_USER_DEFINED_BYTES],
-                sub_channel_index: 0,
+                sub_channel_index: c.sub_channel.map_or(0, |(_, index)| index),
                 reserved3: 0,
             },
             child_relid: relid,
@@ -1006,6 +1067,7 @@ impl Server {
             c.phase = Phase::Offered;
         }
         c.device.close();
+        let is_primary = c.sub_channel.is_none();
         let (name, conn) = (c.device.name(), c.connection_id);
         if !c.shared {
             self.guest.unregister_channel_event(conn);
@@ -1025,6 +1087,9 @@ impl Server {
             counts.guest_signals,
             counts.guest_interrupts
         );
+        if is_primary && self.is_connected() {
+            self.drop_sub_channels(relid);
+        }
     }
 
     fn modify_channel(&mut self, vp: u32, relid: u32, target_vp: u32) {
@@ -1083,7 +1148,10 @@ impl Server {
         for relid in relids {
             self.close_channel(relid, "VMBus disconnected");
         }
-        self.channels.retain(|_, c| c.phase != Phase::Rescinded);
+        // Rescinded devices and sub-channels (made for one open of their
+        // primary) are gone for good.
+        self.channels
+            .retain(|_, c| c.phase != Phase::Rescinded && c.sub_channel.is_none());
         for c in self.channels.values_mut() {
             c.phase = Phase::Idle;
         }
@@ -1201,6 +1269,7 @@ impl Server {
                     more: false,
                 }),
         };
+        let subs = std::mem::take(&mut o.rings.sub_channels);
         match result {
             Ok(out) => {
                 o.next_poll = out.next_poll;
@@ -1222,6 +1291,9 @@ impl Server {
                 );
                 self.close_channel(relid, "the guest broke its ring");
             }
+        }
+        if !subs.is_empty() {
+            self.add_sub_channels(relid, subs);
         }
     }
 

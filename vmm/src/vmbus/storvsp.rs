@@ -13,12 +13,18 @@
 //! only a packet that is not data at all (another VMBus packet type, or
 //! unknown flags) breaks the protocol and closes the channel.
 //!
+//! On CREATE_SUB_CHANNELS the primary asks the server for sub-channels
+//! ([`StorvspSubChannel`], same class and instance), which serve SCSI
+//! commands on the same disks once the primary is ready, and go when it
+//! closes.
+//!
 //! Commands run on the VMBus thread, one at a time, against the image
 //! (positional reads and writes; an image on a slow medium delays the
 //! other channels). A completion that does not fit the guest's receive
 //! ring is dropped and counted: Linux sizes its ring for every request it
 //! can have in flight, so only a guest that stops reading loses one.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use vmbus::guid::{Guid, SCSI};
@@ -47,23 +53,76 @@ pub struct StorvspCounters {
     pub completions_dropped: u64,
 }
 
-/// The SCSI controller device.
-pub struct Storvsp {
+/// What the primary channel and its sub-channels share: the disks, the
+/// protocol state (sub-channels serve SCSI only once the primary is
+/// ready) and the counters.
+struct Shared {
     controller: Controller,
     protocol: Protocol,
     counters: StorvspCounters,
 }
 
+/// The shared state, locked by whichever channel runs (all on the VMBus
+/// thread, so never contended today).
+#[derive(Clone)]
+struct Service(Arc<Mutex<Shared>>);
+
+impl Service {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The SCSI controller device (its primary channel).
+pub struct Storvsp {
+    service: Service,
+    max_sub_channels: u16,
+    /// SCSI commands on this channel.
+    channel_commands: u64,
+}
+
+/// One sub-channel of the controller: SCSI commands only.
+pub struct StorvspSubChannel {
+    service: Service,
+    channel_commands: u64,
+}
+
 impl Storvsp {
-    /// A controller device serving `controller`'s disks.
-    pub fn new(controller: Controller) -> Self {
+    /// A controller device serving `controller`'s disks, offering up to
+    /// `max_sub_channels` sub-channels (one per vCPU beyond the first, as
+    /// Linux asks for).
+    pub fn new(controller: Controller, max_sub_channels: u16) -> Self {
         Self {
-            controller,
-            protocol: Protocol::new(0, MAX_TRANSFER_BYTES),
-            counters: StorvspCounters::default(),
+            service: Service(Arc::new(Mutex::new(Shared {
+                controller,
+                protocol: Protocol::new(max_sub_channels, MAX_TRANSFER_BYTES),
+                counters: StorvspCounters::default(),
+            }))),
+            max_sub_channels,
+            channel_commands: 0,
         }
     }
+}
 
+/// Checks a packet's type and flags: only data is VSTOR.
+fn check_packet(packet: &Packet<'_>) -> Result<(), DeviceError> {
+    let desc = &packet.desc;
+    if desc.ty != PacketType::DATA_INBAND && desc.ty != PacketType::DATA_USING_GPA_DIRECT {
+        return Err(DeviceError::Protocol(format!(
+            "scsi: packet of type {:?}: only in-band and GPA-direct data are VSTOR",
+            desc.ty
+        )));
+    }
+    if desc.flags.0 & !PacketFlags::COMPLETION_REQUESTED.0 != 0 {
+        return Err(DeviceError::Protocol(format!(
+            "scsi: unknown packet flags {:#x}",
+            desc.flags.0
+        )));
+    }
+    Ok(())
+}
+
+impl Shared {
     fn complete(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>, reply: &VstorPacket) {
         if !packet
             .desc
@@ -86,7 +145,29 @@ impl Storvsp {
         }
     }
 
-    /// Executes the SCSI command `srb` of `packet`; its completion.
+    /// Parses `packet`; a malformed one is answered INVALID_PARAMETER here
+    /// (`None`).
+    fn parse(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Option<VstorRequest> {
+        self.counters.requests += 1;
+        match parse_request(packet.data()) {
+            Ok((_, r)) => Some(r),
+            Err(e) => {
+                self.counters.invalid += 1;
+                log::warn!(
+                    "vmbus: scsi: request {:#x} refused: {e}",
+                    packet.desc.trans_id
+                );
+                self.complete(
+                    io,
+                    packet,
+                    &VstorPacket::completion(status::INVALID_PARAMETER),
+                );
+                None
+            }
+        }
+    }
+
+    /// Executes the SCSI command `request` of `packet`; its completion.
     fn execute(
         &mut self,
         io: &ChannelIo<'_>,
@@ -154,50 +235,38 @@ impl VmbusDevice for Storvsp {
     }
 
     fn instance_id(&self) -> Guid {
-        super::ic::instance_guid(0x20)
+        INSTANCE
     }
 
     fn open(&mut self, _io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
-        self.protocol = Protocol::new(0, MAX_TRANSFER_BYTES);
+        self.service.lock().protocol = Protocol::new(self.max_sub_channels, MAX_TRANSFER_BYTES);
         Ok(())
     }
 
     fn packet(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Result<(), DeviceError> {
-        let desc = &packet.desc;
-        if desc.ty != PacketType::DATA_INBAND && desc.ty != PacketType::DATA_USING_GPA_DIRECT {
-            return Err(DeviceError::Protocol(format!(
-                "scsi: packet of type {:?}: only in-band and GPA-direct data are VSTOR",
-                desc.ty
-            )));
-        }
-        if desc.flags.0 & !PacketFlags::COMPLETION_REQUESTED.0 != 0 {
-            return Err(DeviceError::Protocol(format!(
-                "scsi: unknown packet flags {:#x}",
-                desc.flags.0
-            )));
-        }
-        self.counters.requests += 1;
-        let request = match parse_request(packet.data()) {
-            Ok((_, r)) => r,
-            Err(e) => {
-                self.counters.invalid += 1;
-                log::warn!("vmbus: scsi: request {:#x} refused: {e}", desc.trans_id);
-                self.complete(
-                    io,
-                    packet,
-                    &VstorPacket::completion(status::INVALID_PARAMETER),
-                );
-                return Ok(());
-            }
+        check_packet(packet)?;
+        let mut shared = self.service.lock();
+        let Some(request) = shared.parse(io, packet) else {
+            return Ok(());
         };
-        let before = self.protocol.phase();
-        let reply = match self.protocol.handle(&request) {
+        let before = shared.protocol.phase();
+        let reply = match shared.protocol.handle(&request) {
             Action::Complete(reply) => reply,
-            // No sub-channels are offered (properties say 0), so the
-            // protocol never asks for them.
-            Action::CreateSubChannels(_, _) => VstorPacket::completion(status::INVALID_PARAMETER),
+            Action::CreateSubChannels(n, reply) => {
+                for _ in 0..n {
+                    io.offer_sub_channel(Box::new(StorvspSubChannel {
+                        service: self.service.clone(),
+                        channel_commands: 0,
+                    }));
+                }
+                log::info!("vmbus: scsi: the guest asked for {n} sub-channel(s)");
+                reply
+            }
             Action::Execute => match request {
-                VstorRequest::ExecuteSrb(srb) => self.execute(io, packet, &srb),
+                VstorRequest::ExecuteSrb(srb) => {
+                    self.channel_commands += 1;
+                    shared.execute(io, packet, &srb)
+                }
                 _ => VstorPacket::completion(status::INVALID_DEVICE_STATE),
             },
         };
@@ -205,13 +274,13 @@ impl VmbusDevice for Storvsp {
             log::info!(
                 "vmbus: scsi: {request:?} answered {:#x} ({:?})",
                 reply.status,
-                self.protocol.phase()
+                shared.protocol.phase()
             );
         }
-        if self.protocol.phase() != before {
-            log::debug!("vmbus: scsi: {:?} -> {:?}", before, self.protocol.phase());
+        if shared.protocol.phase() != before {
+            log::debug!("vmbus: scsi: {:?} -> {:?}", before, shared.protocol.phase());
         }
-        self.complete(io, packet, &reply);
+        shared.complete(io, packet, &reply);
         Ok(())
     }
 
@@ -220,14 +289,17 @@ impl VmbusDevice for Storvsp {
     }
 
     fn close(&mut self) {
-        self.protocol = Protocol::new(0, MAX_TRANSFER_BYTES);
+        self.service.lock().protocol = Protocol::new(self.max_sub_channels, MAX_TRANSFER_BYTES);
     }
 
     fn counters(&self) -> String {
-        let c = &self.counters;
+        let shared = self.service.lock();
+        let c = &shared.counters;
         let mut out = format!(
-            "version={} requests={} commands={} invalid={} completions_dropped={}",
-            self.protocol
+            "version={} requests={} commands={} invalid={} completions_dropped={} \
+             channel_commands={}",
+            shared
+                .protocol
                 .version()
                 .map_or("none".to_string(), |v| format!(
                     "{}.{}",
@@ -237,9 +309,10 @@ impl VmbusDevice for Storvsp {
             c.requests,
             c.commands,
             c.invalid,
-            c.completions_dropped
+            c.completions_dropped,
+            self.channel_commands
         );
-        for (lun, d) in self.controller.counters() {
+        for (lun, d) in shared.controller.counters() {
             out.push_str(&format!(
                 " lun{lun}_reads={} lun{lun}_writes={} lun{lun}_bytes_read={} \
                  lun{lun}_bytes_written={} lun{lun}_flushes={} lun{lun}_discards={} lun{lun}_errors={}",
@@ -249,3 +322,58 @@ impl VmbusDevice for Storvsp {
         out
     }
 }
+
+impl VmbusDevice for StorvspSubChannel {
+    fn name(&self) -> &'static str {
+        "scsi"
+    }
+
+    fn class_id(&self) -> Guid {
+        SCSI
+    }
+
+    fn instance_id(&self) -> Guid {
+        INSTANCE
+    }
+
+    fn open(&mut self, _io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
+        Ok(())
+    }
+
+    fn packet(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Result<(), DeviceError> {
+        check_packet(packet)?;
+        let mut shared = self.service.lock();
+        let Some(request) = shared.parse(io, packet) else {
+            return Ok(());
+        };
+        let reply = match (shared.protocol.on_sub_channel(&request), request) {
+            (Action::Execute, VstorRequest::ExecuteSrb(srb)) => {
+                self.channel_commands += 1;
+                shared.execute(io, packet, &srb)
+            }
+            (Action::Complete(reply), _) => {
+                log::info!(
+                    "vmbus: scsi: {request:?} on a sub-channel answered {:#x}",
+                    reply.status
+                );
+                reply
+            }
+            _ => VstorPacket::completion(status::INVALID_DEVICE_STATE),
+        };
+        shared.complete(io, packet, &reply);
+        Ok(())
+    }
+
+    fn poll(&mut self, _io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
+        Ok(None)
+    }
+
+    fn close(&mut self) {}
+
+    fn counters(&self) -> String {
+        format!("channel_commands={}", self.channel_commands)
+    }
+}
+
+/// The controller's instance GUID (one controller per VM).
+const INSTANCE: Guid = super::ic::instance_guid(0x20);

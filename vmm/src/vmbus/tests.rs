@@ -721,10 +721,10 @@ fn heartbeat_channel_open_negotiate_beat_close() {
     assert!(lines[0].ends_with(" heartbeats=3"), "{report}");
     assert_eq!(
         lines[1],
-        "channel relid=1 name=heartbeat state=open opens=2 closes=1 faults=0 guest_signals=4 \
+        "channel relid=1 name=heartbeat sub_channel=0 state=open opens=2 closes=1 faults=0 guest_signals=4 \
          guest_interrupts=6 beats=3"
     );
-    assert!(lines[2].starts_with("channel relid=2 name=shutdown state=offered opens=0 "));
+    assert!(lines[2].starts_with("channel relid=2 name=shutdown sub_channel=0 state=offered opens=0 "));
     assert!(lines[2].ends_with(" accepted=0 refused=0"), "{report}");
     for line in &lines {
         let fields: Vec<&str> = line.split(' ').skip(1).collect();

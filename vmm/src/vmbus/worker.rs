@@ -347,7 +347,15 @@ impl Vmbus {
                     );
                 }
             }
-            server.add_device(Box::new(super::storvsp::Storvsp::new(controller)));
+            // One channel per vCPU at most: Linux asks for one fewer
+            // sub-channels than it has CPUs.
+            let max_sub_channels = u16::try_from(partition.vp_count().saturating_sub(1))
+                .unwrap_or(u16::MAX)
+                .min(64);
+            server.add_device(Box::new(super::storvsp::Storvsp::new(
+                controller,
+                max_sub_channels,
+            )));
         }
         let shutdown_after = config.shutdown_after;
         let thread = std::thread::Builder::new().name("vmbus".into()).spawn({

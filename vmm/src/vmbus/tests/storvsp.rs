@@ -32,6 +32,10 @@ struct Disk {
 }
 
 fn disk_rig(read_only: bool) -> Disk {
+    disk_rig_with(read_only, 0)
+}
+
+fn disk_rig_with(read_only: bool, max_sub_channels: u16) -> Disk {
     let image = tempfile::NamedTempFile::new().expect("image");
     image.as_file().set_len(1 << 20).expect("size");
     let controller = Controller::new(&[DiskSpec {
@@ -42,7 +46,8 @@ fn disk_rig(read_only: bool) -> Disk {
     .expect("controller");
     let mut rig = rig();
     assert_eq!(
-        rig.server.add_device(Box::new(Storvsp::new(controller))),
+        rig.server
+            .add_device(Box::new(Storvsp::new(controller, max_sub_channels))),
         Some(SCSI)
     );
     rig.connect();
@@ -56,11 +61,30 @@ fn disk_rig(read_only: bool) -> Disk {
     }
 }
 
+/// Reads the completion of request `id` from `ch`.
+fn completion_on(ch: &mut GuestChannel, id: u64) -> VstorPacket {
+    let mut buf = vec![0u8; 4096];
+    let (p, _) = ch
+        .recv
+        .read_and_commit(&mut buf)
+        .expect("host ring is sane")
+        .expect("a completion");
+    assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::COMP, id));
+    assert!(p.data().len() >= VSTOR_PACKET_SIZE);
+    let (v, _) = <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+    assert_eq!(v.operation, operation::COMPLETE_IO);
+    v
+}
+
 impl Disk {
+    fn next(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
     /// Sends `packet` in-band and returns the completion.
     fn request(&mut self, packet: &VstorPacket) -> VstorPacket {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next();
         let _ = self
             .ch
             .send
@@ -71,19 +95,7 @@ impl Disk {
     }
 
     fn completion(&mut self, id: u64) -> VstorPacket {
-        let mut buf = vec![0u8; 4096];
-        let (p, _) = self
-            .ch
-            .recv
-            .read_and_commit(&mut buf)
-            .expect("host ring is sane")
-            .expect("a completion");
-        assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::COMP, id));
-        assert!(p.data().len() >= VSTOR_PACKET_SIZE);
-        let (v, _) =
-            <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
-        assert_eq!(v.operation, operation::COMPLETE_IO);
-        v
+        completion_on(&mut self.ch, id)
     }
 
     fn init(&mut self) {
@@ -106,28 +118,40 @@ impl Disk {
         offset: u32,
         pfns: &[u64],
     ) -> VmscsiRequest {
-        let srb = VmscsiRequest::command(0, cdb, dir, len);
-        let packet = VstorPacket::request(operation::EXECUTE_SRB).with_body(&srb);
-        let id = self.next_id;
-        self.next_id += 1;
-        let range = GpadlRange {
-            byte_count: len,
-            byte_offset: offset,
-            pfns,
-        };
-        let _ = self
-            .ch
-            .send
-            .write_gpa_direct(
-                id,
-                PacketFlags::COMPLETION_REQUESTED,
-                &[range],
-                packet.as_bytes(),
-            )
-            .expect("room");
+        let id = self.next();
+        send_command(&mut self.ch, id, cdb, dir, len, offset, pfns);
         self.rig.server.handle_signal(SCSI, self.rig.now);
         self.completion(id).body_as().expect("srb")
     }
+}
+
+/// Writes a SCSI command with data in guest pages `pfns` from `offset`
+/// into `ch`'s send ring, as request `id`.
+fn send_command(
+    ch: &mut GuestChannel,
+    id: u64,
+    cdb: &[u8],
+    dir: u8,
+    len: u32,
+    offset: u32,
+    pfns: &[u64],
+) {
+    let srb = VmscsiRequest::command(0, cdb, dir, len);
+    let packet = VstorPacket::request(operation::EXECUTE_SRB).with_body(&srb);
+    let range = GpadlRange {
+        byte_count: len,
+        byte_offset: offset,
+        pfns,
+    };
+    let _ = ch
+        .send
+        .write_gpa_direct(
+            id,
+            PacketFlags::COMPLETION_REQUESTED,
+            &[range],
+            packet.as_bytes(),
+        )
+        .expect("room");
 }
 
 #[test]
@@ -299,4 +323,106 @@ fn hostile_requests_are_refused_with_a_completion() {
             .expect("room");
     d.rig.server.handle_signal(SCSI, d.rig.now);
     assert!(!d.rig.server.is_open(SCSI));
+}
+
+#[test]
+fn sub_channels_are_offered_serve_io_and_go_with_the_primary() {
+    let mut d = disk_rig_with(false, 2);
+    for p in [
+        VstorPacket::request(operation::BEGIN_INITIALIZATION),
+        VstorPacket::query_version(VstorVersion::WIN10),
+    ] {
+        assert_eq!(d.request(&p).status, 0);
+    }
+    let props: vstor::ChannelProperties = d
+        .request(&VstorPacket::request(operation::QUERY_PROPERTIES))
+        .body_as()
+        .expect("properties");
+    assert_eq!(
+        (props.max_channel_cnt, props.flags),
+        (2, vstor::PROPERTY_MULTI_CHANNEL)
+    );
+    assert_eq!(
+        d.request(&VstorPacket::request(operation::END_INITIALIZATION))
+            .status,
+        0
+    );
+    let _ = d.rig.replies();
+    // Linux asks after END_INITIALIZATION.
+    assert_eq!(d.request(&VstorPacket::create_sub_channels(2)).status, 0);
+    let offers: Vec<_> = d
+        .rig
+        .replies()
+        .iter()
+        .filter_map(|(_, b)| match parse(b) {
+            Ok(Message::OfferChannel(o)) => Some(o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers.len(), 2);
+    for (i, o) in offers.iter().enumerate() {
+        assert_eq!(o.offer.sub_channel_index, i as u16 + 1);
+        assert_eq!(o.offer.if_type, vmbus::guid::SCSI);
+        assert_ne!(o.child_relid, SCSI);
+    }
+    // A second request is refused; the offers stay two.
+    assert_eq!(
+        d.request(&VstorPacket::create_sub_channels(1)).status,
+        vstor::status::INVALID_PARAMETER
+    );
+    // I/O on a sub-channel reaches the same disk.
+    let sub = offers[1].child_relid;
+    let (status, mut ch) = d.rig.open(sub);
+    assert_eq!(status, 0);
+    d.rig
+        .port
+        .fake
+        .write(DATA_PFN * 4096, &[0x42; 512])
+        .expect("guest write");
+    let write = Command::rw16(
+        true,
+        Transfer {
+            lba: 3,
+            blocks: 1,
+            fua: true,
+        },
+    );
+    send_command(
+        &mut ch,
+        77,
+        &write,
+        vstor::direction::WRITE,
+        512,
+        0,
+        &[DATA_PFN],
+    );
+    d.rig.server.handle_signal(sub, d.rig.now);
+    let done: VmscsiRequest = completion_on(&mut ch, 77).body_as().expect("srb");
+    assert_eq!(done.srb_status, srb::SUCCESS);
+    let mut on_disk = [0u8; 512];
+    d.image
+        .as_file()
+        .read_exact_at(&mut on_disk, 3 * 512)
+        .expect("image");
+    assert_eq!(on_disk, [0x42; 512]);
+    let report = d.rig.server.report("");
+    assert!(
+        report.contains(&format!("channel relid={sub} name=scsi sub_channel=2 ")),
+        "{report}"
+    );
+    assert!(report.contains(" sub_channels=2"), "{report}");
+    assert!(report.contains(" channel_commands=1\n"), "{report}");
+    // Closing the primary rescinds both sub-channels.
+    d.rig.send(&msg(&CloseChannel { child_relid: SCSI }));
+    let rescinded: Vec<u32> = d
+        .rig
+        .replies()
+        .iter()
+        .filter_map(|(_, b)| match parse(b) {
+            Ok(Message::RescindChannelOffer(r)) => Some(r.child_relid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rescinded.len(), 2, "{rescinded:?}");
+    assert!(!d.rig.server.is_open(sub));
 }
