@@ -32,7 +32,7 @@ storage_run() {
 	hvhost_guest_ktap guest_tests
 	grep '^channel .* name=scsi ' /tmp/hvhost.report | sed 's/^/# /'
 	rig_check version_6_2 report_is name=scsi version 6.2
-	rig_check no_refused_request report_is name=scsi invalid 0 completions_dropped 0
+	rig_check no_refused_request report_is name=scsi invalid 0 busy 0 completions_dropped 0
 	rig_check three_sub_channels report_is vmbus sub_channels 3
 	every_channel() {
 		local n=0 idle=0 c

@@ -30,6 +30,7 @@ use vmbus::ring::{RingConsumer, RingError, RingProducer};
 
 use super::device::{DeviceError, VmbusDevice};
 use super::guest_ring::GuestRing;
+use super::port::GuestPort;
 use crate::hyperv::guest_mem::GuestPages;
 
 /// Why an open channel must close.
@@ -70,11 +71,32 @@ pub struct ChannelCounts {
     pub guest_interrupts: u64,
 }
 
+/// A handle any thread can use to have the server poll a channel's device
+/// (a device's I/O thread, when work it handed over completes).
+#[derive(Clone)]
+pub struct ChannelWaker {
+    port: Arc<dyn GuestPort>,
+    relid: u32,
+}
+
+impl ChannelWaker {
+    /// The waker of channel `relid`, through `port`.
+    pub fn new(port: Arc<dyn GuestPort>, relid: u32) -> Self {
+        Self { port, relid }
+    }
+
+    /// Asks for a poll of the channel's device on the server's thread.
+    pub fn wake(&self) {
+        self.port.wake_channel(self.relid);
+    }
+}
+
 /// What a device sees of its channel while it runs.
 pub struct ChannelIo<'a> {
     outbound: &'a mut RingProducer<GuestRing>,
     memory: &'a Arc<dyn GuestPages>,
     sub_channels: &'a mut Vec<Box<dyn VmbusDevice>>,
+    waker: &'a ChannelWaker,
     notify: bool,
     now: Instant,
     reference_time: u64,
@@ -110,6 +132,31 @@ impl ChannelIo<'_> {
     /// once this call returns. Sub-channels go when this channel closes.
     pub fn offer_sub_channel(&mut self, device: Box<dyn VmbusDevice>) {
         self.sub_channels.push(device);
+    }
+
+    /// A waker for this channel, for the device's own threads.
+    pub fn waker(&self) -> ChannelWaker {
+        self.waker.clone()
+    }
+
+    /// Bytes free now in the ring the device writes to (to the guest).
+    pub fn outbound_free(&self) -> Result<usize, RingError> {
+        Ok(self.outbound.free_bytes()? as usize)
+    }
+
+    /// Asks the guest to signal the channel once more than `bytes` are
+    /// free in the ring the device writes to (`pending_send_sz`; the
+    /// signal polls the device). Returns whether that much is free already
+    /// (then no signal comes: write now).
+    pub fn wait_for_room(&mut self, bytes: usize) -> Result<bool, RingError> {
+        self.outbound.enable_pending_send_size();
+        self.outbound
+            .set_pending_send_size(u32::try_from(bytes).unwrap_or(u32::MAX))
+    }
+
+    /// Withdraws [`Self::wait_for_room`].
+    pub fn room_is_enough(&mut self) {
+        self.outbound.clear_pending_send_size();
     }
 
     /// Guest memory, for the pages a GPA-direct packet names (the device
@@ -148,6 +195,7 @@ pub struct ChannelRings {
     memory: Arc<dyn GuestPages>,
     /// Sub-channels the device asked for, for the server to offer.
     pub sub_channels: Vec<Box<dyn VmbusDevice>>,
+    waker: ChannelWaker,
     /// One packet's worth of copy buffer (the inbound data area's size).
     buf: Vec<u8>,
     /// Signals and interrupts so far (the server counts them).
@@ -173,6 +221,7 @@ impl ChannelRings {
         mem: &Arc<dyn GuestPages>,
         pfns: &[u64],
         downstream_offset: u32,
+        waker: ChannelWaker,
     ) -> Result<Self, ChannelFault> {
         let off = downstream_offset as usize;
         let bad = ChannelFault::BadRingLayout {
@@ -193,6 +242,7 @@ impl ChannelRings {
             outbound,
             memory: mem.clone(),
             sub_channels: Vec::new(),
+            waker,
             buf,
             counts: ChannelCounts::default(),
             poll_window: POLL_WINDOW,
@@ -234,6 +284,7 @@ impl ChannelRings {
             outbound: &mut self.outbound,
             memory: &self.memory,
             sub_channels: &mut self.sub_channels,
+            waker: &self.waker,
             notify: false,
             now,
             reference_time,
@@ -281,6 +332,7 @@ impl ChannelRings {
                     outbound,
                     memory,
                     sub_channels,
+                    waker,
                     buf,
                     counts,
                     ..
@@ -299,6 +351,7 @@ impl ChannelRings {
                     outbound,
                     memory,
                     sub_channels,
+                    waker,
                     notify: false,
                     now,
                     reference_time,

@@ -32,6 +32,9 @@ pub trait GuestPort: Send + Sync {
     fn unregister_channel_event(&self, connection_id: u32);
     /// The partition reference time (TIME_REF_COUNT) now.
     fn reference_time(&self) -> u64;
+    /// Asks the server's thread to poll channel `relid`'s device soon; any
+    /// thread may call it (a device's I/O thread, when work completes).
+    fn wake_channel(&self, relid: u32);
 }
 
 /// Deliberate protocol violations for testing a guest's defences

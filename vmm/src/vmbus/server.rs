@@ -51,7 +51,7 @@ use vmbus::message::{
 use vmbus::parse::{parse, Message};
 use vmbus::version::Version;
 
-use super::channel::{ChannelFault, ChannelRings, Outcome};
+use super::channel::{ChannelFault, ChannelRings, ChannelWaker, Outcome};
 use super::device::{CommandState, DeviceCommand, VmbusDevice};
 use super::gpadl::{GpadlTable, Progress};
 pub use super::port::{Faults, GuestPort};
@@ -1025,6 +1025,7 @@ impl Server {
             self.guest.memory(),
             &range.pfns,
             m.downstream_ringbuffer_pageoffset,
+            ChannelWaker::new(self.guest.clone(), relid),
         )
         .map_err(|e| e.to_string())?;
         let (connection_id, shared) = (c.connection_id, c.shared);
@@ -1241,6 +1242,12 @@ impl Server {
             .filter_map(|c| c.open.as_ref())
             .filter_map(|o| if o.more { Some(now) } else { o.next_poll })
             .min()
+    }
+
+    /// Polls channel `relid`'s device (if open): what a device's own
+    /// thread asks for through its [`super::channel::ChannelWaker`].
+    pub fn poll_channel(&mut self, relid: u32, now: Instant) {
+        self.run_channel(relid, now, Step::Poll);
     }
 
     /// Runs `step` on channel `relid` (if open); a fault closes it.

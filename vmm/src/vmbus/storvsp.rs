@@ -18,23 +18,43 @@
 //! commands on the same disks once the primary is ready, and go when it
 //! closes.
 //!
-//! Commands run on the VMBus thread, one at a time, against the image
-//! (positional reads and writes; an image on a slow medium delays the
-//! other channels). A completion that does not fit the guest's receive
-//! ring is dropped and counted: Linux sizes its ring for every request it
-//! can have in flight, so only a guest that stops reading loses one.
+//! SCSI commands run on the controller's I/O thread, never on the VMBus
+//! thread (a device must not block it): the channel checks a command and
+//! hands it over; the I/O thread executes it against the image and leaves
+//! the completion in the channel's [`Sink`], then wakes the channel, whose
+//! next poll writes every completion waiting there at once (one interrupt
+//! for many). Ring space for a command's completion is reserved before
+//! the command is taken: the guest's receive ring must hold the
+//! completions of everything in flight plus this one, or the command is
+//! answered BUSY. An answer that cannot be written without taking room
+//! reserved for completions waits in a short queue (at most
+//! [`MAX_DEFERRED`]; beyond that it is dropped and counted) until the
+//! guest frees ring space, which it signals (`pending_send_sz`). So a
+//! completion never waits for ring space and nothing queues without bound.
+//! Linux's storvsc never gets there: it sizes its queue to the ring.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use vmbus::guid::{Guid, SCSI};
-use vmbus::packet::{Packet, PacketFlags, PacketType};
+use vmbus::message::GpaRange;
+use vmbus::packet::{
+    Packet, PacketDescriptor, PacketFlags, PacketType, DESCRIPTOR_SIZE, TRAILER_SIZE,
+};
 use vmbus::ring::RingError;
-use vmbus::vstor::{parse_request, srb, status, VmscsiRequest, VstorPacket, VstorRequest};
+use vmbus::scsi;
+use vmbus::vstor::{
+    parse_request, srb, status, VmscsiRequest, VstorPacket, VstorRequest, VSTOR_PACKET_SIZE,
+};
 use zerocopy::IntoBytes as _;
 
-use super::channel::ChannelIo;
+use super::channel::{ChannelIo, ChannelWaker};
 use super::device::{DeviceError, VmbusDevice};
+use crate::hyperv::guest_mem::GuestPages;
 use crate::storage::disk::{DataBuffer, MAX_TRANSFER_BYTES};
 use crate::storage::guest_buffer::GuestBuffer;
 use crate::storage::protocol::{Action, Protocol};
@@ -45,62 +65,386 @@ use crate::storage::Controller;
 pub struct StorvspCounters {
     /// VSTOR requests taken.
     pub requests: u64,
-    /// SCSI commands executed.
+    /// SCSI commands handed to the I/O thread.
     pub commands: u64,
     /// Requests refused as malformed (bad packet, bad range, data in-band).
     pub invalid: u64,
+    /// Commands answered BUSY because the channel had its most in flight.
+    pub busy: u64,
     /// Completions that did not fit the guest's receive ring.
     pub completions_dropped: u64,
+    /// Most commands in flight on one channel at once.
+    pub in_flight_high: u64,
 }
 
-/// What the primary channel and its sub-channels share: the disks, the
-/// protocol state (sub-channels serve SCSI only once the primary is
-/// ready) and the counters.
-struct Shared {
-    controller: Controller,
-    protocol: Protocol,
-    counters: StorvspCounters,
+/// Where the I/O thread leaves one channel's completions.
+struct Sink {
+    done: Mutex<Vec<(PacketDescriptor, VstorPacket)>>,
+    waker: ChannelWaker,
+    /// A wake is on its way: the I/O thread sends one per batch.
+    woken: AtomicBool,
 }
 
-/// The shared state, locked by whichever channel runs (all on the VMBus
-/// thread, so never contended today).
-#[derive(Clone)]
-struct Service(Arc<Mutex<Shared>>);
+impl Sink {
+    fn new(waker: ChannelWaker) -> Arc<Self> {
+        Arc::new(Self {
+            done: Mutex::new(Vec::new()),
+            waker,
+            woken: AtomicBool::new(false),
+        })
+    }
 
-impl Service {
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn push(&self, desc: PacketDescriptor, reply: VstorPacket) {
+        self.done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((desc, reply));
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    fn take(&self) -> Vec<(PacketDescriptor, VstorPacket)> {
+        self.woken.store(false, Ordering::Release);
+        std::mem::take(&mut *self.done.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
-/// The SCSI controller device (its primary channel).
-pub struct Storvsp {
-    service: Service,
-    max_sub_channels: u16,
-    /// SCSI commands on this channel.
-    channel_commands: u64,
+/// A checked SCSI command for the I/O thread.
+struct Job {
+    desc: PacketDescriptor,
+    request: VmscsiRequest,
+    /// The data's range and its PFNs (little-endian bytes), if it has data.
+    range: Option<(GpaRange, Vec<u8>)>,
+    sink: Arc<Sink>,
 }
 
-/// One sub-channel of the controller: SCSI commands only.
-pub struct StorvspSubChannel {
-    service: Service,
-    channel_commands: u64,
+/// The controller's I/O thread.
+struct IoThread {
+    tx: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-impl Storvsp {
-    /// A controller device serving `controller`'s disks, offering up to
-    /// `max_sub_channels` sub-channels (one per vCPU beyond the first, as
-    /// Linux asks for).
-    pub fn new(controller: Controller, max_sub_channels: u16) -> Self {
-        Self {
-            service: Service(Arc::new(Mutex::new(Shared {
-                controller,
-                protocol: Protocol::new(max_sub_channels, MAX_TRANSFER_BYTES),
-                counters: StorvspCounters::default(),
-            }))),
-            max_sub_channels,
-            channel_commands: 0,
+impl IoThread {
+    fn start(
+        controller: Arc<Mutex<Controller>>,
+        memory: Arc<dyn GuestPages>,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("scsi-io".into())
+            .spawn(move || io_thread(&controller, memory.as_ref(), &rx))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for IoThread {
+    fn drop(&mut self) {
+        // The thread finishes what it has, then sees the channel closed.
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("vmbus: scsi: the I/O thread panicked");
+            }
         }
+    }
+}
+
+fn io_thread(controller: &Mutex<Controller>, memory: &dyn GuestPages, rx: &Receiver<Job>) {
+    for job in rx {
+        let reply = execute(controller, memory, &job);
+        job.sink.push(job.desc, reply);
+    }
+}
+
+/// Executes a job's command; its completion.
+fn execute(controller: &Mutex<Controller>, memory: &dyn GuestPages, job: &Job) -> VstorPacket {
+    let request = &job.request;
+    let mut empty = Vec::new();
+    let mut guest;
+    let buf: &mut dyn DataBuffer = match &job.range {
+        Some((range, pfns)) => {
+            // Checked when the command was taken; checked again here, as
+            // cheap as it is.
+            guest = match GuestBuffer::new(
+                memory,
+                std::iter::once((*range, pfns.as_slice())),
+                request.data_transfer_length,
+            ) {
+                Ok(b) => b,
+                Err(_) => {
+                    return VstorPacket::completion(status::INVALID_PARAMETER)
+                        .with_body(&request.completed(srb::INVALID_REQUEST, 0, 0, &[]))
+                }
+            };
+            &mut guest
+        }
+        None => &mut empty,
+    };
+    let done = controller
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .execute(
+            request.path_id,
+            request.target_id,
+            request.lun,
+            request.cdb(),
+            buf,
+        );
+    let sense = done.outcome.sense.map(|s| s.to_bytes());
+    let reply = request.completed(
+        done.srb_status,
+        done.outcome.status,
+        done.outcome.moved,
+        sense.as_ref().map_or(&[][..], |s| &s[..]),
+    );
+    VstorPacket::completion(status::SUCCESS).with_body(&reply)
+}
+
+/// What the primary channel and its sub-channels share: the protocol
+/// state (sub-channels serve SCSI only once the primary is ready), the
+/// counters and the I/O thread.
+struct Shared {
+    protocol: Protocol,
+    counters: StorvspCounters,
+    io: Option<IoThread>,
+}
+
+/// The disks (locked by the I/O thread while it executes, and by reports)
+/// and the shared state (locked on the VMBus thread).
+#[derive(Clone)]
+struct Service {
+    controller: Arc<Mutex<Controller>>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Service {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Ring bytes one completion takes: descriptor, packet, trailer.
+const COMPLETION_BYTES: usize = DESCRIPTOR_SIZE + VSTOR_PACKET_SIZE + TRAILER_SIZE;
+
+/// Most answers that wait for ring space on one channel.
+pub const MAX_DEFERRED: usize = 256;
+
+/// One channel's command flow: its sink, what it has in flight, and the
+/// answers waiting for ring space.
+struct Flow {
+    sink: Option<Arc<Sink>>,
+    in_flight: usize,
+    commands: u64,
+    deferred: VecDeque<(PacketDescriptor, VstorPacket)>,
+}
+
+impl Flow {
+    fn new() -> Self {
+        Self {
+            sink: None,
+            in_flight: 0,
+            commands: 0,
+            deferred: VecDeque::new(),
+        }
+    }
+
+    /// A fresh sink for a new open; commands of an earlier open complete
+    /// into the old one, which nobody reads.
+    fn open(&mut self, io: &ChannelIo<'_>) {
+        self.sink = Some(Sink::new(io.waker()));
+        self.in_flight = 0;
+        self.deferred.clear();
+    }
+
+    /// Answers `desc` now if that leaves room for what is in flight, else
+    /// queues the answer (bounded) until the guest frees space.
+    fn answer(
+        &mut self,
+        io: &mut ChannelIo<'_>,
+        counters: &mut StorvspCounters,
+        desc: &PacketDescriptor,
+        reply: VstorPacket,
+    ) {
+        if !desc.flags.contains(PacketFlags::COMPLETION_REQUESTED) {
+            return;
+        }
+        if self.deferred.is_empty() && room(io, self.in_flight + 1) {
+            return send(io, counters, desc, &reply);
+        }
+        if self.deferred.len() >= MAX_DEFERRED {
+            counters.completions_dropped += 1;
+            log::warn!(
+                "vmbus: scsi: {MAX_DEFERRED} answers wait for ring space already: the answer \
+                 to request {:#x} is dropped",
+                desc.trans_id
+            );
+            return;
+        }
+        self.deferred.push_back((*desc, reply));
+        self.wait(io);
+    }
+
+    /// Asks the guest for a signal when the waiting answers fit.
+    fn wait(&self, io: &mut ChannelIo<'_>) {
+        if self.deferred.is_empty() {
+            io.room_is_enough();
+            return;
+        }
+        let need = (self.in_flight + self.deferred.len()) * COMPLETION_BYTES;
+        // Already there (the guest read meanwhile): the next poll writes.
+        if io.wait_for_room(need).unwrap_or(false) {
+            if let Some(sink) = &self.sink {
+                sink.waker.wake();
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.sink = None;
+        self.in_flight = 0;
+    }
+
+    /// Writes the completions the I/O thread left.
+    fn drain(&mut self, io: &mut ChannelIo<'_>, service: &Service) {
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        let done = sink.take();
+        if done.is_empty() {
+            return;
+        }
+        let mut shared = service.lock();
+        for (desc, reply) in done {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            send(io, &mut shared.counters, &desc, &reply);
+        }
+    }
+
+    /// Writes the answers that waited for ring space, as far as they fit
+    /// beside what is in flight.
+    fn flush_deferred(&mut self, io: &mut ChannelIo<'_>, service: &Service) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let mut shared = service.lock();
+        while room(io, self.in_flight + 1) {
+            let Some((desc, reply)) = self.deferred.pop_front() else {
+                break;
+            };
+            send(io, &mut shared.counters, &desc, &reply);
+        }
+        drop(shared);
+        self.wait(io);
+    }
+
+    /// Takes SCSI command `request` of `packet`: checks its data and hands
+    /// it to the I/O thread, or answers at once.
+    fn submit(
+        &mut self,
+        io: &mut ChannelIo<'_>,
+        shared: &mut Shared,
+        packet: &Packet<'_>,
+        request: &VmscsiRequest,
+    ) {
+        let desc = &packet.desc;
+        let len = request.data_transfer_length;
+        let range = if desc.ty == PacketType::DATA_USING_GPA_DIRECT {
+            match packet.gpa_ranges() {
+                Err(e) => Err(format!("GPA ranges: {e:?}")),
+                Ok(ranges) => match GuestBuffer::new(io.memory().as_ref(), ranges.clone(), len) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(_) => Ok(ranges
+                        .into_iter()
+                        .next()
+                        .map(|(r, pfns)| (r, pfns.to_vec()))),
+                },
+            }
+        } else if len == 0 {
+            Ok(None)
+        } else {
+            Err(format!("{len} bytes of data but no GPA range"))
+        };
+        let range = match range {
+            Ok(r) => r,
+            Err(why) => {
+                shared.counters.invalid += 1;
+                log::warn!(
+                    "vmbus: scsi: request {:#x} (opcode {:#04x}) refused: {why}",
+                    desc.trans_id,
+                    request.cdb().first().copied().unwrap_or(0)
+                );
+                let reply = VstorPacket::completion(status::INVALID_PARAMETER)
+                    .with_body(&request.completed(srb::INVALID_REQUEST, 0, 0, &[]));
+                return self.answer(io, &mut shared.counters, desc, reply);
+            }
+        };
+        let thread = shared.io.as_ref().and_then(|t| t.tx.as_ref());
+        let (Some(sink), Some(tx), true) = (&self.sink, thread, room(io, self.in_flight + 1))
+        else {
+            // No room to reserve for its completion (or no I/O thread):
+            // BUSY, which Linux retries.
+            shared.counters.busy += 1;
+            let reply = VstorPacket::completion(status::SUCCESS).with_body(&request.completed(
+                srb::ERROR,
+                scsi::status::BUSY,
+                0,
+                &[],
+            ));
+            return self.answer(io, &mut shared.counters, desc, reply);
+        };
+        let job = Job {
+            desc: *desc,
+            request: *request,
+            range,
+            sink: sink.clone(),
+        };
+        if tx.send(job).is_err() {
+            log::error!("vmbus: scsi: the I/O thread is gone");
+            shared.counters.busy += 1;
+            let reply = VstorPacket::completion(status::SUCCESS).with_body(&request.completed(
+                srb::ERROR,
+                scsi::status::BUSY,
+                0,
+                &[],
+            ));
+            return self.answer(io, &mut shared.counters, desc, reply);
+        }
+        self.in_flight += 1;
+        self.commands += 1;
+        shared.counters.commands += 1;
+        shared.counters.in_flight_high = shared.counters.in_flight_high.max(self.in_flight as u64);
+    }
+}
+
+/// Whether the guest's receive ring holds `completions` completions.
+fn room(io: &ChannelIo<'_>, completions: usize) -> bool {
+    io.outbound_free()
+        .is_ok_and(|free| free > completions * COMPLETION_BYTES)
+}
+
+/// Writes a completion for `desc`; one that does not fit is dropped and
+/// counted.
+fn send(
+    io: &mut ChannelIo<'_>,
+    counters: &mut StorvspCounters,
+    desc: &PacketDescriptor,
+    reply: &VstorPacket,
+) {
+    match io.send_completion(desc, reply.as_bytes()) {
+        Ok(()) => {}
+        Err(RingError::Full { need, free }) => {
+            counters.completions_dropped += 1;
+            log::warn!(
+                "vmbus: scsi: the guest's receive ring is full ({free} bytes free, {need} \
+                 needed): completion of request {:#x} dropped",
+                desc.trans_id
+            );
+        }
+        Err(e) => log::error!("vmbus: scsi: completion not sent: {e}"),
     }
 }
 
@@ -122,106 +466,65 @@ fn check_packet(packet: &Packet<'_>) -> Result<(), DeviceError> {
     Ok(())
 }
 
-impl Shared {
-    fn complete(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>, reply: &VstorPacket) {
-        if !packet
-            .desc
-            .flags
-            .contains(PacketFlags::COMPLETION_REQUESTED)
-        {
-            return;
-        }
-        match io.send_completion(&packet.desc, reply.as_bytes()) {
-            Ok(()) => {}
-            Err(RingError::Full { need, free }) => {
-                self.counters.completions_dropped += 1;
-                log::warn!(
-                    "vmbus: scsi: the guest's receive ring is full ({free} bytes free, {need} \
-                     needed): completion of request {:#x} dropped",
-                    packet.desc.trans_id
-                );
-            }
-            Err(e) => log::error!("vmbus: scsi: completion not sent: {e}"),
-        }
-    }
-
-    /// Parses `packet`; a malformed one is answered INVALID_PARAMETER here
-    /// (`None`).
-    fn parse(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Option<VstorRequest> {
-        self.counters.requests += 1;
-        match parse_request(packet.data()) {
-            Ok((_, r)) => Some(r),
-            Err(e) => {
-                self.counters.invalid += 1;
-                log::warn!(
-                    "vmbus: scsi: request {:#x} refused: {e}",
-                    packet.desc.trans_id
-                );
-                self.complete(
+/// Parses `packet`; a malformed one is answered INVALID_PARAMETER here
+/// (`None`).
+fn parse(io: &mut ChannelIo<'_>, shared: &mut Shared, packet: &Packet<'_>) -> Option<VstorRequest> {
+    shared.counters.requests += 1;
+    match parse_request(packet.data()) {
+        Ok((_, r)) => Some(r),
+        Err(e) => {
+            shared.counters.invalid += 1;
+            log::warn!(
+                "vmbus: scsi: request {:#x} refused: {e}",
+                packet.desc.trans_id
+            );
+            if packet
+                .desc
+                .flags
+                .contains(PacketFlags::COMPLETION_REQUESTED)
+            {
+                send(
                     io,
-                    packet,
+                    &mut shared.counters,
+                    &packet.desc,
                     &VstorPacket::completion(status::INVALID_PARAMETER),
                 );
-                None
             }
+            None
         }
     }
+}
 
-    /// Executes the SCSI command `request` of `packet`; its completion.
-    fn execute(
-        &mut self,
-        io: &ChannelIo<'_>,
-        packet: &Packet<'_>,
-        request: &VmscsiRequest,
-    ) -> VstorPacket {
-        self.counters.commands += 1;
-        let invalid = |this: &mut Self, why: &str| {
-            this.counters.invalid += 1;
-            log::warn!(
-                "vmbus: scsi: request {:#x} (opcode {:#04x}) refused: {why}",
-                packet.desc.trans_id,
-                request.cdb().first().copied().unwrap_or(0)
-            );
-            VstorPacket::completion(status::INVALID_PARAMETER).with_body(&request.completed(
-                srb::INVALID_REQUEST,
-                0,
-                0,
-                &[],
-            ))
-        };
-        let len = request.data_transfer_length;
-        let mut empty = Vec::new();
-        let mut guest;
-        let buf: &mut dyn DataBuffer = if packet.desc.ty == PacketType::DATA_USING_GPA_DIRECT {
-            let ranges = match packet.gpa_ranges() {
-                Ok(r) => r,
-                Err(e) => return invalid(self, &format!("GPA ranges: {e:?}")),
-            };
-            guest = match GuestBuffer::new(io.memory().as_ref(), ranges, len) {
-                Ok(b) => b,
-                Err(e) => return invalid(self, &e.to_string()),
-            };
-            &mut guest
-        } else if len == 0 {
-            &mut empty
-        } else {
-            return invalid(self, &format!("{len} bytes of data but no GPA range"));
-        };
-        let done = self.controller.execute(
-            request.path_id,
-            request.target_id,
-            request.lun,
-            request.cdb(),
-            buf,
-        );
-        let sense = done.outcome.sense.map(|s| s.to_bytes());
-        let reply = request.completed(
-            done.srb_status,
-            done.outcome.status,
-            done.outcome.moved,
-            sense.as_ref().map_or(&[][..], |s| &s[..]),
-        );
-        VstorPacket::completion(status::SUCCESS).with_body(&reply)
+/// The SCSI controller device (its primary channel).
+pub struct Storvsp {
+    service: Service,
+    max_sub_channels: u16,
+    flow: Flow,
+}
+
+/// One sub-channel of the controller: SCSI commands only.
+pub struct StorvspSubChannel {
+    service: Service,
+    flow: Flow,
+}
+
+impl Storvsp {
+    /// A controller device serving `controller`'s disks, offering up to
+    /// `max_sub_channels` sub-channels (one per vCPU beyond the first, as
+    /// Linux asks for).
+    pub fn new(controller: Controller, max_sub_channels: u16) -> Self {
+        Self {
+            service: Service {
+                controller: Arc::new(Mutex::new(controller)),
+                shared: Arc::new(Mutex::new(Shared {
+                    protocol: Protocol::new(max_sub_channels, MAX_TRANSFER_BYTES),
+                    counters: StorvspCounters::default(),
+                    io: None,
+                })),
+            },
+            max_sub_channels,
+            flow: Flow::new(),
+        }
     }
 }
 
@@ -238,15 +541,26 @@ impl VmbusDevice for Storvsp {
         INSTANCE
     }
 
-    fn open(&mut self, _io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
-        self.service.lock().protocol = Protocol::new(self.max_sub_channels, MAX_TRANSFER_BYTES);
+    fn open(&mut self, io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
+        let mut shared = self.service.lock();
+        shared.protocol = Protocol::new(self.max_sub_channels, MAX_TRANSFER_BYTES);
+        if shared.io.is_none() {
+            let thread = IoThread::start(self.service.controller.clone(), io.memory().clone())
+                .map_err(|e| {
+                    DeviceError::Protocol(format!("scsi: cannot start the I/O thread: {e}"))
+                })?;
+            shared.io = Some(thread);
+        }
+        drop(shared);
+        self.flow.open(io);
         Ok(())
     }
 
     fn packet(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Result<(), DeviceError> {
         check_packet(packet)?;
-        let mut shared = self.service.lock();
-        let Some(request) = shared.parse(io, packet) else {
+        let service = self.service.clone();
+        let mut shared = service.lock();
+        let Some(request) = parse(io, &mut shared, packet) else {
             return Ok(());
         };
         let before = shared.protocol.phase();
@@ -256,19 +570,18 @@ impl VmbusDevice for Storvsp {
                 for _ in 0..n {
                     io.offer_sub_channel(Box::new(StorvspSubChannel {
                         service: self.service.clone(),
-                        channel_commands: 0,
+                        flow: Flow::new(),
                     }));
                 }
                 log::info!("vmbus: scsi: the guest asked for {n} sub-channel(s)");
                 reply
             }
-            Action::Execute => match request {
-                VstorRequest::ExecuteSrb(srb) => {
-                    self.channel_commands += 1;
-                    shared.execute(io, packet, &srb)
+            Action::Execute => {
+                if let VstorRequest::ExecuteSrb(srb) = request {
+                    self.flow.submit(io, &mut shared, packet, &srb);
                 }
-                _ => VstorPacket::completion(status::INVALID_DEVICE_STATE),
-            },
+                return Ok(());
+            }
         };
         if reply.status != status::SUCCESS {
             log::info!(
@@ -280,15 +593,24 @@ impl VmbusDevice for Storvsp {
         if shared.protocol.phase() != before {
             log::debug!("vmbus: scsi: {:?} -> {:?}", before, shared.protocol.phase());
         }
-        shared.complete(io, packet, &reply);
+        if packet
+            .desc
+            .flags
+            .contains(PacketFlags::COMPLETION_REQUESTED)
+        {
+            send(io, &mut shared.counters, &packet.desc, &reply);
+        }
         Ok(())
     }
 
-    fn poll(&mut self, _io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
+    fn poll(&mut self, io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
+        self.flow.drain(io, &self.service);
+        self.flow.flush_deferred(io, &self.service);
         Ok(None)
     }
 
     fn close(&mut self) {
+        self.flow.close();
         self.service.lock().protocol = Protocol::new(self.max_sub_channels, MAX_TRANSFER_BYTES);
     }
 
@@ -296,8 +618,8 @@ impl VmbusDevice for Storvsp {
         let shared = self.service.lock();
         let c = &shared.counters;
         let mut out = format!(
-            "version={} requests={} commands={} invalid={} completions_dropped={} \
-             channel_commands={}",
+            "version={} requests={} commands={} invalid={} busy={} completions_dropped={} \
+             in_flight_high={} channel_commands={}",
             shared
                 .protocol
                 .version()
@@ -309,10 +631,18 @@ impl VmbusDevice for Storvsp {
             c.requests,
             c.commands,
             c.invalid,
+            c.busy,
             c.completions_dropped,
-            self.channel_commands
+            c.in_flight_high,
+            self.flow.commands
         );
-        for (lun, d) in shared.controller.counters() {
+        drop(shared);
+        let controller = self
+            .service
+            .controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (lun, d) in controller.counters() {
             out.push_str(&format!(
                 " lun{lun}_reads={} lun{lun}_writes={} lun{lun}_bytes_read={} \
                  lun{lun}_bytes_written={} lun{lun}_flushes={} lun{lun}_discards={} lun{lun}_errors={}",
@@ -336,42 +666,55 @@ impl VmbusDevice for StorvspSubChannel {
         INSTANCE
     }
 
-    fn open(&mut self, _io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
+    fn open(&mut self, io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
+        self.flow.open(io);
         Ok(())
     }
 
     fn packet(&mut self, io: &mut ChannelIo<'_>, packet: &Packet<'_>) -> Result<(), DeviceError> {
         check_packet(packet)?;
-        let mut shared = self.service.lock();
-        let Some(request) = shared.parse(io, packet) else {
+        let service = self.service.clone();
+        let mut shared = service.lock();
+        let Some(request) = parse(io, &mut shared, packet) else {
             return Ok(());
         };
-        let reply = match (shared.protocol.on_sub_channel(&request), request) {
+        match (shared.protocol.on_sub_channel(&request), request) {
             (Action::Execute, VstorRequest::ExecuteSrb(srb)) => {
-                self.channel_commands += 1;
-                shared.execute(io, packet, &srb)
+                self.flow.submit(io, &mut shared, packet, &srb);
             }
-            (Action::Complete(reply), _) => {
+            (action, _) => {
+                let reply = match action {
+                    Action::Complete(reply) => reply,
+                    _ => VstorPacket::completion(status::INVALID_DEVICE_STATE),
+                };
                 log::info!(
                     "vmbus: scsi: {request:?} on a sub-channel answered {:#x}",
                     reply.status
                 );
-                reply
+                if packet
+                    .desc
+                    .flags
+                    .contains(PacketFlags::COMPLETION_REQUESTED)
+                {
+                    send(io, &mut shared.counters, &packet.desc, &reply);
+                }
             }
-            _ => VstorPacket::completion(status::INVALID_DEVICE_STATE),
-        };
-        shared.complete(io, packet, &reply);
+        }
         Ok(())
     }
 
-    fn poll(&mut self, _io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
+    fn poll(&mut self, io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
+        self.flow.drain(io, &self.service);
+        self.flow.flush_deferred(io, &self.service);
         Ok(None)
     }
 
-    fn close(&mut self) {}
+    fn close(&mut self) {
+        self.flow.close();
+    }
 
     fn counters(&self) -> String {
-        format!("channel_commands={}", self.channel_commands)
+        format!("channel_commands={}", self.flow.commands)
     }
 }
 

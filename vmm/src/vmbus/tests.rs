@@ -27,7 +27,7 @@ use vmbus::ring::{HeaderField, RingConsumer, RingMemory, RingProducer};
 use vmbus::version::Version;
 use zerocopy::{FromBytes, IntoBytes};
 
-use super::channel::{ChannelIo, ChannelRings};
+use super::channel::{ChannelIo, ChannelRings, ChannelWaker};
 use super::device::{CommandState, DeviceCommand, DeviceError, VmbusDevice};
 use super::guest_ring::GuestRing;
 use super::ic::heartbeat::Heartbeat;
@@ -56,6 +56,7 @@ struct FakePort {
     signals: Mutex<Vec<(u32, u32)>>,
     events: Mutex<HashSet<u32>>,
     full: AtomicBool,
+    wakes: Mutex<Vec<u32>>,
 }
 
 impl FakePort {
@@ -69,6 +70,7 @@ impl FakePort {
             signals: Mutex::default(),
             events: Mutex::default(),
             full: AtomicBool::new(false),
+            wakes: Mutex::default(),
         })
     }
 
@@ -109,6 +111,9 @@ impl GuestPort for FakePort {
     }
     fn reference_time(&self) -> u64 {
         12345
+    }
+    fn wake_channel(&self, relid: u32) {
+        self.wakes.lock().expect("lock").push(relid);
     }
 }
 
@@ -724,7 +729,9 @@ fn heartbeat_channel_open_negotiate_beat_close() {
         "channel relid=1 name=heartbeat sub_channel=0 state=open opens=2 closes=1 faults=0 guest_signals=4 \
          guest_interrupts=6 beats=3"
     );
-    assert!(lines[2].starts_with("channel relid=2 name=shutdown sub_channel=0 state=offered opens=0 "));
+    assert!(
+        lines[2].starts_with("channel relid=2 name=shutdown sub_channel=0 state=offered opens=0 ")
+    );
     assert!(lines[2].ends_with(" accepted=0 refused=0"), "{report}");
     for line in &lines {
         let fields: Vec<&str> = line.split(' ').skip(1).collect();
@@ -1257,7 +1264,8 @@ fn poll_rings(window: Duration) -> (ChannelRings, RingProducer<GuestRing>) {
     let fake = Arc::new(FakeMemory::new(64 * 4096));
     let mem: Arc<dyn GuestPages> = fake;
     let pfns: Vec<u64> = (8..16).collect();
-    let mut rings = ChannelRings::new(&mem, &pfns, 4).expect("rings");
+    let waker = ChannelWaker::new(FakePort::new(1), 1);
+    let mut rings = ChannelRings::new(&mem, &pfns, 4, waker).expect("rings");
     rings.set_poll_window(window);
     let gpas: Vec<u64> = pfns.iter().map(|p| p * 4096).collect();
     let send = RingProducer::new(GuestRing::new(mem, gpas[0], gpas[1..4].to_vec())).expect("send");

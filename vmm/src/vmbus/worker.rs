@@ -61,6 +61,11 @@ pub enum Work {
         /// Cleared when the worker takes the signal.
         pending: Arc<AtomicBool>,
     },
+    /// A device's own thread asks for its channel to be polled.
+    Poll {
+        /// The channel.
+        relid: u32,
+    },
     /// A host request.
     Command(DeviceCommand),
     /// A control socket request, answered on `reply`.
@@ -228,6 +233,14 @@ impl GuestPort for PartitionPort {
             .synic(vp)
             .ok_or(HvStatus::INVALID_VP_INDEX)?
             .post_message(VMBUS_SINT, &msg)
+    }
+
+    fn wake_channel(&self, relid: u32) {
+        let _ = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(Work::Poll { relid });
     }
 
     fn signal_channel(&self, vp: u32, relid: u32) {
@@ -529,6 +542,7 @@ fn run(
                 pending.store(false, Ordering::SeqCst);
                 server.handle_signal(relid, now);
             }
+            Work::Poll { relid } => server.poll_channel(relid, now),
             Work::Command(cmd) => {
                 if let Err(e) = server.command(cmd, now) {
                     log::warn!("vmbus: cannot ask the guest ({cmd:?}): {e}");

@@ -61,19 +61,41 @@ fn disk_rig_with(read_only: bool, max_sub_channels: u16) -> Disk {
     }
 }
 
-/// Reads the completion of request `id` from `ch`.
-fn completion_on(ch: &mut GuestChannel, id: u64) -> VstorPacket {
+/// Reads the completion of request `id` from `ch`; if it is not there
+/// yet, waits (up to 10 s) for the I/O thread to wake the channel, and
+/// polls it as the VMBus thread would.
+fn completion_on(rig: &mut Rig, ch: &mut GuestChannel, id: u64) -> VstorPacket {
     let mut buf = vec![0u8; 4096];
-    let (p, _) = ch
-        .recv
-        .read_and_commit(&mut buf)
-        .expect("host ring is sane")
-        .expect("a completion");
-    assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::COMP, id));
-    assert!(p.data().len() >= VSTOR_PACKET_SIZE);
-    let (v, _) = <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
-    assert_eq!(v.operation, operation::COMPLETE_IO);
-    v
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((p, _)) = ch
+            .recv
+            .read_and_commit(&mut buf)
+            .expect("host ring is sane")
+        {
+            assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::COMP, id));
+            assert!(p.data().len() >= VSTOR_PACKET_SIZE);
+            let (v, _) =
+                <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+            assert_eq!(v.operation, operation::COMPLETE_IO);
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no completion of request {id}"
+        );
+        let woken = {
+            let mut wakes = rig.port.wakes.lock().expect("lock");
+            let n = wakes.len();
+            wakes.retain(|r| *r != ch.relid);
+            wakes.len() != n
+        };
+        if woken {
+            rig.server.poll_channel(ch.relid, rig.now);
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 impl Disk {
@@ -95,7 +117,7 @@ impl Disk {
     }
 
     fn completion(&mut self, id: u64) -> VstorPacket {
-        completion_on(&mut self.ch, id)
+        completion_on(&mut self.rig, &mut self.ch, id)
     }
 
     fn init(&mut self) {
@@ -397,7 +419,9 @@ fn sub_channels_are_offered_serve_io_and_go_with_the_primary() {
         &[DATA_PFN],
     );
     d.rig.server.handle_signal(sub, d.rig.now);
-    let done: VmscsiRequest = completion_on(&mut ch, 77).body_as().expect("srb");
+    let done: VmscsiRequest = completion_on(&mut d.rig, &mut ch, 77)
+        .body_as()
+        .expect("srb");
     assert_eq!(done.srb_status, srb::SUCCESS);
     let mut on_disk = [0u8; 512];
     d.image
@@ -425,4 +449,99 @@ fn sub_channels_are_offered_serve_io_and_go_with_the_primary() {
         .collect();
     assert_eq!(rescinded.len(), 2, "{rescinded:?}");
     assert!(!d.rig.server.is_open(sub));
+}
+
+/// Reads every completion waiting in `ch`'s receive ring: (id, srb status,
+/// scsi status).
+fn read_all(ch: &mut GuestChannel) -> Vec<(u64, u8, u8)> {
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::new();
+    while let Some((p, _)) = ch
+        .recv
+        .read_and_commit(&mut buf)
+        .expect("host ring is sane")
+    {
+        let (v, _) =
+            <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+        let srb: VmscsiRequest = v.body_as().expect("srb");
+        out.push((p.desc.trans_id, srb.srb_status, srb.scsi_status));
+    }
+    out
+}
+
+/// Waits (up to 10 s) until the I/O thread has woken `relid` and nothing
+/// is in flight any more, polling it each time.
+fn settle(d: &mut Disk) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let woken = std::mem::take(&mut *d.rig.port.wakes.lock().expect("lock"));
+        if woken.is_empty() {
+            return;
+        }
+        d.rig.server.poll_channel(SCSI, d.rig.now);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the I/O thread keeps waking"
+        );
+    }
+}
+
+#[test]
+fn a_guest_that_floods_and_does_not_read_gets_busy_never_lost_completions() {
+    let mut d = disk_rig(false);
+    d.init();
+    let read = Command::rw16(
+        false,
+        Transfer {
+            lba: 0,
+            blocks: 1,
+            fua: false,
+        },
+    );
+    let mut sent = Vec::new();
+    for _round in 0..2 {
+        for _ in 0..100 {
+            let id = d.next();
+            send_command(
+                &mut d.ch,
+                id,
+                &read,
+                vstor::direction::READ,
+                512,
+                0,
+                &[DATA_PFN],
+            );
+            sent.push(id);
+        }
+        d.rig.server.handle_signal(SCSI, d.rig.now);
+        settle(&mut d);
+    }
+    // The guest never read: its receive ring holds what fitted beside the
+    // room reserved for what is in flight.
+    let mut answers = read_all(&mut d.ch);
+    let first = answers.len();
+    assert!(
+        first < sent.len(),
+        "{first} answers for {} requests",
+        sent.len()
+    );
+    // It reads now and signals (as Linux does for pending_send_sz): the
+    // answers that waited come.
+    d.rig.server.handle_signal(SCSI, d.rig.now);
+    settle(&mut d);
+    answers.extend(read_all(&mut d.ch));
+    let ids: Vec<u64> = answers.iter().map(|a| a.0).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted, sent, "every request answered exactly once");
+    let busy = answers.iter().filter(|a| a.2 == scsi::status::BUSY).count();
+    let ok = answers.iter().filter(|a| a.1 == srb::SUCCESS).count();
+    assert!(busy > 0 && ok + busy == sent.len(), "{ok} ok, {busy} busy");
+    let report = d.rig.server.report("");
+    assert!(
+        report.contains(&format!(" busy={busy} completions_dropped=0 ")),
+        "{report}"
+    );
 }
