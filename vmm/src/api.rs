@@ -10,6 +10,9 @@
 //!   offered at once if the guest is connected;
 //! - `shutdown`: ask the guest to shut down (as SIGTERM does);
 //! - `stats`: the VMBus server's counters;
+//! - `disk-add PATH[,readonly][,lun=N]`: a disk on the SCSI controller
+//!   (the guest is told to rescan); `disk-remove LUN`: take one away once
+//!   the I/O queued for it is done (the guest rescans and drops it);
 //! - `debugcon TEXT`: queue the line TEXT for the guest to read on the
 //!   debug console port (printable ASCII; the test rig's answers).
 //!
@@ -58,6 +61,10 @@ pub enum Request {
     Stats,
     /// A line for the guest to read on the debug console.
     Debugcon(String),
+    /// Add a disk (its `--disk` specification).
+    DiskAdd(String),
+    /// Remove the disk at this LUN.
+    DiskRemove(u8),
 }
 
 /// Why a request was not understood.
@@ -67,7 +74,7 @@ pub enum ParseError {
     #[error("empty request")]
     Empty,
     /// An unknown verb.
-    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT)")]
+    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT, disk-add SPEC, disk-remove LUN)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{verb} takes {expected}")]
@@ -121,6 +128,15 @@ impl Request {
             "shutdown" => none("shutdown", Request::Shutdown),
             "stats" => none("stats", Request::Stats),
             "add" => one("add").map(Request::Add),
+            "disk-add" => one("disk-add").map(Request::DiskAdd),
+            "disk-remove" => one("disk-remove").and_then(|a| {
+                a.parse()
+                    .map(Request::DiskRemove)
+                    .map_err(|_| ParseError::Arguments {
+                        verb: "disk-remove",
+                        expected: "a LUN (0..255)",
+                    })
+            }),
             "remove" => one("remove").map(|a| {
                 Request::Remove(match a.parse::<u32>() {
                     Ok(relid) => DeviceRef::Relid(relid),
@@ -304,6 +320,18 @@ mod tests {
             Request::parse("add timesync"),
             Ok(Request::Add("timesync".into()))
         );
+        assert_eq!(
+            Request::parse("disk-add /tmp/d.img,readonly,lun=3"),
+            Ok(Request::DiskAdd("/tmp/d.img,readonly,lun=3".into()))
+        );
+        assert_eq!(Request::parse("disk-remove 3"), Ok(Request::DiskRemove(3)));
+        assert!(matches!(
+            Request::parse("disk-remove x"),
+            Err(ParseError::Arguments {
+                verb: "disk-remove",
+                ..
+            })
+        ));
         assert_eq!(
             Request::parse(" debugcon ack 3  ok relid 5 removed \n"),
             Ok(Request::Debugcon("ack 3  ok relid 5 removed".into()))

@@ -7,7 +7,8 @@
 # back the same with the page cache dropped; 8 MiB more are then
 # discarded; a write to LUN 1 fails; ext4 on LUN 0: mke2fs, mount, a file
 # written, unmounted, e2fsck clean, mounted again and the file intact;
-# direct reads from every CPU (each CPU's requests go on its channel).
+# direct reads from every CPU (each CPU's requests go on its channel);
+# LUN 3 hot-added and hot-removed under I/O (rig_request hvctl ...).
 # The guest sends the pattern's and LUN 1's sha256 to L1 as marks, for
 # L1 to compare with the image files.
 # helper
@@ -108,6 +109,34 @@ every_cpu_reads() {
 	done
 }
 
+three_gone() { ! sd_of 3 >/dev/null; }
+four_disks() { sd_of 3 >/dev/null; }
+
+# Hot plug: LUN 3 added at run time (hvctl disk-add, through L1), seen
+# with its size; then removed while a reader loops on it with direct
+# I/O: the disk goes, the reader ends with an error, nothing hangs.
+hot_plug() {
+	local d
+	rig_request hvctl disk-add /tmp/disks/lun3.img,lun=3 || { echo "# disk-add: $RIG_ANSWER"; return 1; }
+	wait_for 60 four_disks || { echo "# LUN 3 did not appear"; ls /sys/block | sed 's/^/# /'; return 1; }
+	d=$(sd_of 3)
+	echo "# LUN 3 appeared as $d, $(cat /sys/block/$d/size) sectors"
+	[ "$(cat /sys/block/$d/size)" = $((16 * 2048)) ] || return 1
+	rm -f /tmp/reader.done
+	(
+		while dd if=/dev/$d of=/dev/null bs=65536 count=64 iflag=direct 2>/dev/null; do :; done
+		: >/tmp/reader.done
+	) &
+	sleep 1
+	rig_request hvctl disk-remove 3 || { echo "# disk-remove: $RIG_ANSWER"; return 1; }
+	wait_for 60 three_gone || { echo "# LUN 3 still there"; return 1; }
+	wait_for 30 [ -e /tmp/reader.done ] || { echo "# the reader did not end"; return 1; }
+	echo "# LUN 3 gone; the reader ended"
+	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'; then
+		return 1
+	fi
+}
+
 no_kernel_warnings() {
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|I/O error'; then
 		return 1
@@ -123,4 +152,6 @@ guest() {
 	run_test ext4_mkfs_mount_fsck ext4
 	run_test every_cpu_reads every_cpu_reads
 	run_test no_kernel_warnings no_kernel_warnings
+	# Last: a disk removed under I/O logs I/O errors, as it should.
+	run_test hot_plug hot_plug
 }

@@ -12,7 +12,9 @@
 # (its allocated size at most the pattern's half), LUN 1's image unchanged
 # and the same sha256 in the guest, per-LUN counters in hvhost's exit
 # report (reads, writes, flushes, discards; no write ever reached LUN 1),
-# no refused request, and no warning.
+# no refused request, and no warning. LUN 3 is hot-added and hot-removed
+# by hvctl at the guest's request: both answered ok, LUN 3 gone from the
+# report.
 # timeout: 500
 MIB=1048576
 
@@ -24,9 +26,13 @@ storage_run() {
 	truncate -s $((64 * MIB)) $dir/lun0.img
 	dd if=/dev/urandom of=$dir/lun1.img bs=$MIB count=16 2>/dev/null
 	truncate -s $((16 * MIB)) $dir/lun2.img
+	dd if=/dev/urandom of=$dir/lun3.img bs=$MIB count=16 2>/dev/null
+	rm -f $HVHOST_API
 	lun1_before=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
-	HVHOST_KERNEL=/boot/ref-bzImage hvhost_run _storage_stock_guest --cpus 4 \
-		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img
+	HVHOST_KERNEL=/boot/ref-bzImage hvhost_start 400 _storage_stock_guest --cpus 4 \
+		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img \
+		--api-socket $HVHOST_API
+	hvhost_wait
 	hvhost_verdict_or_bail "the reference guest"
 	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	hvhost_guest_ktap guest_tests
@@ -75,6 +81,13 @@ storage_run() {
 			[ "$(kv /tmp/hvhost.report name=scsi lun2_discards)" -gt 0 ]
 	}
 	rig_check per_lun_counters counted
+	sed 's/^/# /' /tmp/hvhost.ctl
+	hot_plug_answered() {
+		grep -q ': hvctl disk-add .* -> ok LUN 3 added' /tmp/hvhost.ctl &&
+			grep -q ': hvctl disk-remove 3 -> ok LUN 3 removed' /tmp/hvhost.ctl &&
+			! grep -q "name=scsi .*lun3_" /tmp/hvhost.report
+	}
+	rig_check hot_plug_answered_and_lun_gone hot_plug_answered
 	rig_check no_guest_warnings hvhost_guest_clean
 	umount $dir
 	[ "$KTAP_CNT_FAIL" = 0 ]

@@ -80,4 +80,18 @@ pub trait VmbusDevice: Send {
     fn counters(&self) -> String {
         String::new()
     }
+    /// The disk hot-plug interface, if this device is a disk controller.
+    /// The server polls the device after a change (it tells the guest).
+    fn disks(&mut self) -> Option<&mut dyn DiskHotplug> {
+        None
+    }
+}
+
+/// Adding and removing disks on a running controller (`hvctl disk-add`,
+/// `disk-remove`).
+pub trait DiskHotplug {
+    /// Opens and adds a disk; its LUN, or why not.
+    fn add_disk(&mut self, spec: &crate::storage::DiskSpec) -> Result<u8, String>;
+    /// Removes the disk at `lun` once the I/O queued for it is done.
+    fn remove_disk(&mut self, lun: u8) -> Result<(), String>;
 }

@@ -52,7 +52,7 @@ use vmbus::parse::{parse, Message};
 use vmbus::version::Version;
 
 use super::channel::{ChannelFault, ChannelRings, ChannelWaker, Outcome};
-use super::device::{CommandState, DeviceCommand, VmbusDevice};
+use super::device::{CommandState, DeviceCommand, DiskHotplug, VmbusDevice};
 use super::gpadl::{GpadlTable, Progress};
 pub use super::port::{Faults, GuestPort};
 
@@ -565,6 +565,24 @@ impl Server {
             }
         }
         Err(CommandError::NoDevice)
+    }
+
+    /// Runs `f` on the disk controller's hot-plug interface, then polls
+    /// the controller's channel (which tells the guest); `None` if there is
+    /// no controller.
+    pub fn with_disks<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut dyn DiskHotplug) -> R,
+    ) -> Option<R> {
+        let relid = self.channels.iter_mut().find_map(|(r, c)| {
+            (c.sub_channel.is_none() && c.device.disks().is_some()).then_some(*r)
+        })?;
+        let r = f(self.channels.get_mut(&relid)?.device.disks()?);
+        if self.is_open(relid) {
+            self.run_channel(relid, now, Step::Poll);
+        }
+        Some(r)
     }
 
     /// Whether a version was agreed (and no UNLOAD since).

@@ -48,17 +48,18 @@ use vmbus::packet::{
 use vmbus::ring::RingError;
 use vmbus::scsi;
 use vmbus::vstor::{
-    parse_request, srb, status, VmscsiRequest, VstorPacket, VstorRequest, VSTOR_PACKET_SIZE,
+    operation, parse_request, srb, status, VmscsiRequest, VstorPacket, VstorRequest,
+    VSTOR_PACKET_SIZE,
 };
 use zerocopy::IntoBytes as _;
 
 use super::channel::{ChannelIo, ChannelWaker};
-use super::device::{DeviceError, VmbusDevice};
+use super::device::{DeviceError, DiskHotplug, VmbusDevice};
 use crate::hyperv::guest_mem::GuestPages;
 use crate::storage::disk::{DataBuffer, MAX_TRANSFER_BYTES};
 use crate::storage::guest_buffer::GuestBuffer;
-use crate::storage::protocol::{Action, Protocol};
-use crate::storage::Controller;
+use crate::storage::protocol::{Action, Phase, Protocol};
+use crate::storage::{Controller, DiskSpec};
 
 /// The controller's counters (the disks count their own commands).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,9 +120,17 @@ struct Job {
     sink: Arc<Sink>,
 }
 
+/// What the I/O thread takes, in order.
+enum IoWork {
+    /// A SCSI command.
+    Command(Job),
+    /// Everything queued before it is done: says so on the sender.
+    Barrier(Sender<()>),
+}
+
 /// The controller's I/O thread.
 struct IoThread {
-    tx: Option<Sender<Job>>,
+    tx: Option<Sender<IoWork>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -153,10 +162,17 @@ impl Drop for IoThread {
     }
 }
 
-fn io_thread(controller: &Mutex<Controller>, memory: &dyn GuestPages, rx: &Receiver<Job>) {
-    for job in rx {
-        let reply = execute(controller, memory, &job);
-        job.sink.push(job.desc, reply);
+fn io_thread(controller: &Mutex<Controller>, memory: &dyn GuestPages, rx: &Receiver<IoWork>) {
+    for work in rx {
+        match work {
+            IoWork::Command(job) => {
+                let reply = execute(controller, memory, &job);
+                job.sink.push(job.desc, reply);
+            }
+            IoWork::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -402,7 +418,7 @@ impl Flow {
             range,
             sink: sink.clone(),
         };
-        if tx.send(job).is_err() {
+        if tx.send(IoWork::Command(job)).is_err() {
             log::error!("vmbus: scsi: the I/O thread is gone");
             shared.counters.busy += 1;
             let reply = VstorPacket::completion(status::SUCCESS).with_body(&request.completed(
@@ -500,7 +516,12 @@ pub struct Storvsp {
     service: Service,
     max_sub_channels: u16,
     flow: Flow,
+    /// Disks came or went: the guest is to be told (ENUMERATE_BUS).
+    bus_changed: bool,
 }
+
+/// How long a disk's removal waits for the I/O queued before it.
+const REMOVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One sub-channel of the controller: SCSI commands only.
 pub struct StorvspSubChannel {
@@ -524,7 +545,80 @@ impl Storvsp {
             },
             max_sub_channels,
             flow: Flow::new(),
+            bus_changed: false,
         }
+    }
+
+    /// Tells the guest the LUNs changed (an unsolicited ENUMERATE_BUS, as
+    /// Hyper-V sends: storvsc tests every LUN it knows and rescans), once
+    /// the controller is initialised; kept for later if the ring is full.
+    fn tell_bus_changed(&mut self, io: &mut ChannelIo<'_>) {
+        if !self.bus_changed || !matches!(self.service.lock().protocol.phase(), Phase::Ready(_)) {
+            return;
+        }
+        let packet = VstorPacket {
+            flags: 0,
+            ..VstorPacket::request(operation::ENUMERATE_BUS)
+        };
+        match io.send_inband(0, packet.as_bytes()) {
+            Ok(()) => {
+                self.bus_changed = false;
+                log::info!("vmbus: scsi: told the guest to rescan its LUNs");
+            }
+            Err(e) => log::warn!("vmbus: scsi: rescan notice not sent yet: {e}"),
+        }
+    }
+}
+
+impl DiskHotplug for Storvsp {
+    fn add_disk(&mut self, spec: &DiskSpec) -> Result<u8, String> {
+        let lun = self
+            .service
+            .controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(spec)
+            .map_err(|e| e.to_string())?;
+        log::info!("vmbus: scsi: LUN {lun} added: {}", spec.path.display());
+        self.bus_changed = true;
+        Ok(lun)
+    }
+
+    fn remove_disk(&mut self, lun: u8) -> Result<(), String> {
+        if self
+            .service
+            .controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .disk(lun)
+            .is_none()
+        {
+            return Err(format!("no disk at LUN {lun}"));
+        }
+        // The commands already queued finish first (commands that come
+        // after find no LUN).
+        let (tx, rx) = mpsc::channel();
+        let queued = self
+            .service
+            .lock()
+            .io
+            .as_ref()
+            .and_then(|t| t.tx.as_ref())
+            .is_some_and(|t| t.send(IoWork::Barrier(tx)).is_ok());
+        if queued && rx.recv_timeout(REMOVE_TIMEOUT).is_err() {
+            return Err(format!(
+                "the I/O queued for LUN {lun} did not finish within {} s; not removed",
+                REMOVE_TIMEOUT.as_secs()
+            ));
+        }
+        self.service
+            .controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(lun);
+        log::info!("vmbus: scsi: LUN {lun} removed");
+        self.bus_changed = true;
+        Ok(())
     }
 }
 
@@ -606,7 +700,12 @@ impl VmbusDevice for Storvsp {
     fn poll(&mut self, io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
         self.flow.drain(io, &self.service);
         self.flow.flush_deferred(io, &self.service);
+        self.tell_bus_changed(io);
         Ok(None)
+    }
+
+    fn disks(&mut self) -> Option<&mut dyn DiskHotplug> {
+        Some(self)
     }
 
     fn close(&mut self) {

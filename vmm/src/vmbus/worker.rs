@@ -486,6 +486,17 @@ fn control(
             .to_string()),
         // The builder's handler serves it; it never comes here.
         Request::Debugcon(_) => Err("the VMBus worker has no debug console".into()),
+        Request::DiskAdd(spec) => {
+            let spec: DiskSpec = spec.parse()?;
+            server
+                .with_disks(now, |d| d.add_disk(&spec))
+                .ok_or("no disk controller (hvhost started without --disk)")?
+                .map(|lun| format!("LUN {lun} added; the guest is told to rescan"))
+        }
+        Request::DiskRemove(lun) => server
+            .with_disks(now, |d| d.remove_disk(lun))
+            .ok_or("no disk controller (hvhost started without --disk)")?
+            .map(|()| format!("LUN {lun} removed; the guest is told to rescan")),
     }
 }
 

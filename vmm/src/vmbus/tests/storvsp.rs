@@ -545,3 +545,101 @@ fn a_guest_that_floods_and_does_not_read_gets_busy_never_lost_completions() {
         "{report}"
     );
 }
+
+/// The next in-band packet the host wrote on `ch`, if it is an
+/// unsolicited VSTOR operation (transaction 0): its operation.
+fn unsolicited(ch: &mut GuestChannel) -> Option<u32> {
+    let mut buf = vec![0u8; 4096];
+    let (p, _) = ch
+        .recv
+        .read_and_commit(&mut buf)
+        .expect("host ring is sane")?;
+    assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::DATA_INBAND, 0));
+    let (v, _) = <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+    Some(v.operation)
+}
+
+#[test]
+fn hot_plug_tells_the_guest_and_removal_waits_for_queued_io() {
+    let mut d = disk_rig(false);
+    d.init();
+    let extra = tempfile::NamedTempFile::new().expect("image");
+    extra.as_file().set_len(1 << 20).expect("size");
+    let spec: DiskSpec = format!("{},lun=2", extra.path().display())
+        .parse()
+        .expect("spec");
+    let now = d.rig.now;
+    let lun = d
+        .rig
+        .server
+        .with_disks(now, |h| h.add_disk(&spec))
+        .expect("controller");
+    assert_eq!(lun, Ok(2));
+    assert_eq!(unsolicited(&mut d.ch), Some(operation::ENUMERATE_BUS));
+    // The same LUN again is refused, clearly.
+    let again = d
+        .rig
+        .server
+        .with_disks(now, |h| h.add_disk(&spec))
+        .expect("controller");
+    assert!(again.is_err_and(|e| e.contains("LUN 2")));
+    // REPORT LUNS lists it.
+    let report_luns = [0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0];
+    let done = d.command(&report_luns, vstor::direction::READ, 64, 0, &[DATA_PFN]);
+    assert_eq!(
+        (done.srb_status, done.data_transfer_length),
+        (srb::SUCCESS, 24)
+    );
+    // A read of LUN 2 queued, not yet completed, then the removal: the read
+    // completes as a read (the removal waited for it), and the LUN is gone.
+    let read = Command::rw16(
+        false,
+        Transfer {
+            lba: 0,
+            blocks: 8,
+            fua: false,
+        },
+    );
+    let srb = VmscsiRequest::command(2, &read, vstor::direction::READ, 4096);
+    let packet = VstorPacket::request(operation::EXECUTE_SRB).with_body(&srb);
+    let pfns = [DATA_PFN];
+    let range = GpadlRange {
+        byte_count: 4096,
+        byte_offset: 0,
+        pfns: &pfns,
+    };
+    let _ =
+        d.ch.send
+            .write_gpa_direct(
+                900,
+                PacketFlags::COMPLETION_REQUESTED,
+                &[range],
+                packet.as_bytes(),
+            )
+            .expect("room");
+    d.rig.server.handle_signal(SCSI, now);
+    let removed = d
+        .rig
+        .server
+        .with_disks(now, |h| h.remove_disk(2))
+        .expect("controller");
+    assert_eq!(removed, Ok(()));
+    // The poll after the removal wrote the read's completion, then the notice.
+    let queued: VmscsiRequest = completion_on(&mut d.rig, &mut d.ch, 900)
+        .body_as()
+        .expect("srb");
+    assert_eq!(queued.srb_status, srb::SUCCESS);
+    assert_eq!(unsolicited(&mut d.ch), Some(operation::ENUMERATE_BUS));
+    let tur = VmscsiRequest::command(2, &[0; 6], vstor::direction::UNKNOWN, 0);
+    let gone = d.request(&VstorPacket::request(operation::EXECUTE_SRB).with_body(&tur));
+    assert_eq!(
+        gone.body_as::<VmscsiRequest>().expect("srb").srb_status & srb::STATUS_MASK,
+        srb::INVALID_LUN
+    );
+    let none = d
+        .rig
+        .server
+        .with_disks(now, |h| h.remove_disk(2))
+        .expect("controller");
+    assert!(none.is_err_and(|e| e.contains("no disk at LUN 2")));
+}
