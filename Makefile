@@ -68,6 +68,7 @@ l0-qemu: setup
 	@bash scripts/build-l0-qemu.sh >$(BUILD)/l0-qemu.tmp && mv $(BUILD)/l0-qemu.tmp $(BUILD)/l0-qemu
 
 rig: module module-selftest selftests hvhost l0-qemu
+	@gcc -O2 -Wall -o $(BUILD)/tsc-khz tests/rig/tsc_khz.c
 	@echo "==> building the rig's initramfs images" >&2
 	@bash tests/rig/mkinitramfs.sh $(KDIR) $(BUILD)/module/rust $(BUILD)/module-selftest/rust $(BUILD)/selftests $(BUILD)/rig $(HVHOST) $$(cat $(BUILD)/refdir)/arch/x86/boot/bzImage
 

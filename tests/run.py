@@ -197,6 +197,30 @@ def l0_accel():
 L1_TCG_APPEND = "kvm_amd.npt=0"
 
 
+def host_tsc_khz():
+    """This machine's TSC rate in kHz (build/tsc-khz, tests/rig/tsc_khz.c),
+    measured once per run; None if the helper is not built.
+
+    Under TCG, L1's TSC is the host's. L1 is told its rate (tsc_early_khz)
+    because its own early calibration under emulation is now and then 600
+    ppm off (HPET fallback: 2598.441 MHz against 2599.98 refined). Then
+    L1's KVM, on a CPU without constant TSC, keeps the stale early rate as
+    every VM's default; kvm_set_tsc_khz finds it out of tolerance, and with
+    no TSC scaling gives up ("user requested TSC rate below hardware
+    speed") leaving the vCPU's scaling ratio at 0: KVM's view of the guest
+    TSC stands still, and an L2 guest's TSC-deadline timer fires only after
+    about L1's uptime. The reference guest hung at SMP bring-up that way
+    (README, "The rig")."""
+    if not hasattr(host_tsc_khz, "value"):
+        helper = os.path.join(BUILD, "tsc-khz")
+        host_tsc_khz.value = None
+        if os.access(helper, os.X_OK):
+            out = subprocess.run([helper], stdout=subprocess.PIPE, text=True, check=False).stdout.strip()
+            if out.isdigit():
+                host_tsc_khz.value = int(out)
+    return host_tsc_khz.value
+
+
 def l0_qemu():
     """L0's QEMU: RIG_L0_QEMU, else the build `make l0-qemu` recorded
     (Debian's QEMU with tests/rig/l0-qemu/'s fixes to TCG's nested SVM, which
@@ -302,6 +326,8 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
         append += " rig.interactive=1"
     if l0_accel() == "tcg":
         append += " " + L1_TCG_APPEND
+        if host_tsc_khz():
+            append += " tsc_early_khz=%d" % host_tsc_khz()
     if meta.get("l1") and l0_accel() == "tcg":
         # The scenario's own L1 arguments for TCG (its "# l1:" header).
         append += " " + meta["l1"]

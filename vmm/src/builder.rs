@@ -42,6 +42,7 @@ use crate::loader::{self, LoadError};
 use crate::memory::MemoryLayout;
 use crate::vmbus::server::Faults;
 use crate::vmbus::{Vmbus, VmbusConfig};
+use crate::vstate::tsc::TscRate;
 use crate::vstate::vcpu::{BootEntry, ExitStats, Vcpu, VcpuContext};
 use crate::vstate::vm::Vm;
 use crate::vstate::{self, VcpuThread, VstateError};
@@ -410,6 +411,18 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     let mut vcpu_fds = Vec::with_capacity(config.vcpus.into());
     for index in 0..config.vcpus {
         vcpu_fds.push(vm.create_vcpu(index)?);
+    }
+    match crate::vstate::tsc::check_rate(&vcpu_fds) {
+        TscRate::Sound | TscRate::Unknown => {}
+        TscRate::Repaired { stale, measured } => log::warn!(
+            "KVM's default guest TSC rate ({stale} kHz) is stale: the host's TSC runs at \
+             {measured} kHz, which the vCPUs now use (a KVM that kept its start-up rate would \
+             stop the guest's TSC-deadline timer)"
+        ),
+        TscRate::Broken { stale, measured } => log::error!(
+            "KVM refuses its own guest TSC rate ({stale} kHz) and the host's ({measured} kHz): \
+             the guest's TSC-deadline timer may never fire"
+        ),
     }
     let tsc_khz = vcpu_fds
         .first()

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The guest TSC rate KVM gives the vCPUs, checked against the host's.
+//!
+//! KVM gives every vCPU the VM's default TSC rate. On a host CPU without
+//! constant TSC that default is the `tsc_khz` the host had when KVM
+//! started; if the host refined `tsc_khz` since by more than KVM's
+//! tolerance (250 ppm) and the CPU cannot scale the TSC, `kvm_set_tsc_khz`
+//! gives up ("user requested TSC rate below hardware speed") and leaves the
+//! vCPU's TSC scaling ratio at 0. KVM's own view of the guest TSC then
+//! stands still, and a guest's TSC-deadline timer fires only after about
+//! the host's uptime: the guest hangs. (The test rig met it: a nested host
+//! whose early TSC calibration was 600 ppm off.)
+//!
+//! hvhost finds out by setting each vCPU's rate to KVM's own
+//! (`KVM_SET_TSC_KHZ` of `KVM_GET_TSC_KHZ`), which a healthy KVM accepts as
+//! a no-op; if KVM refuses, hvhost measures the host's TSC rate and sets
+//! that, which KVM accepts without scaling.
+
+use std::time::{Duration, Instant};
+
+use kvm_ioctls::VcpuFd;
+
+/// What [`check_rate`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TscRate {
+    /// KVM's rate is the host's.
+    Sound,
+    /// KVM's default was stale; the vCPUs now run at the measured rate.
+    Repaired {
+        /// KVM's stale default, kHz.
+        stale: u32,
+        /// The host's measured rate, kHz, now set.
+        measured: u32,
+    },
+    /// KVM refused its own rate and the measured one too.
+    Broken {
+        /// KVM's default, kHz.
+        stale: u32,
+        /// The host's measured rate, kHz.
+        measured: u32,
+    },
+    /// KVM does not say its rate (no KVM_CAP_GET_TSC_KHZ).
+    Unknown,
+}
+
+/// Checks, and if need be repairs, the TSC rate of `vcpus` (before they
+/// first run).
+pub fn check_rate(vcpus: &[VcpuFd]) -> TscRate {
+    let Some(stale) = vcpus
+        .first()
+        .and_then(|v| v.get_tsc_khz().ok())
+        .filter(|k| *k > 0)
+    else {
+        return TscRate::Unknown;
+    };
+    if vcpus.iter().all(|v| v.set_tsc_khz(stale).is_ok()) {
+        return TscRate::Sound;
+    }
+    let measured = host_tsc_khz();
+    if vcpus.iter().all(|v| v.set_tsc_khz(measured).is_ok()) {
+        TscRate::Repaired { stale, measured }
+    } else {
+        TscRate::Broken { stale, measured }
+    }
+}
+
+/// The host's TSC rate in kHz, measured against the monotonic clock over
+/// 100 ms.
+fn host_tsc_khz() -> u32 {
+    let t0 = Instant::now();
+    let c0 = rdtsc();
+    std::thread::sleep(Duration::from_millis(100));
+    let cycles = rdtsc().wrapping_sub(c0);
+    let elapsed = t0.elapsed().as_secs_f64();
+    (cycles as f64 / elapsed / 1000.0) as u32
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC exists on every x86-64 CPU (KVM runs on no other here)
+    // and reads a counter: no memory is touched.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_tsc_runs_at_a_plausible_rate() {
+        // Between 100 MHz and 10 GHz on any machine this runs on.
+        let khz = host_tsc_khz();
+        assert!((100_000..10_000_000).contains(&khz), "{khz} kHz");
+    }
+}
