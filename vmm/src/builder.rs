@@ -420,8 +420,9 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
              stop the guest's TSC-deadline timer)"
         ),
         TscRate::Broken { stale, measured } => log::error!(
-            "KVM refuses its own guest TSC rate ({stale} kHz) and the host's ({measured} kHz): \
-             the guest's TSC-deadline timer may never fire"
+            "KVM refuses its own guest TSC rate ({stale} kHz), and the host's rate could not be \
+             set in its place ({measured} kHz measured): the guest's TSC-deadline timer may \
+             never fire; give the host kernel its TSC rate (tsc_early_khz=)"
         ),
     }
     let tsc_khz = vcpu_fds

@@ -58,22 +58,46 @@ pub fn check_rate(vcpus: &[VcpuFd]) -> TscRate {
         return TscRate::Sound;
     }
     let measured = host_tsc_khz();
-    if vcpus.iter().all(|v| v.set_tsc_khz(measured).is_ok()) {
+    // A refined rate differs from the early one by less than 1%; outside
+    // that the measurement is wrong, and a rate above the host's would put
+    // KVM in catch-up mode with the ratio still unset.
+    let plausible = measured > stale && u64::from(measured) * 100 < u64::from(stale) * 101;
+    if plausible && vcpus.iter().all(|v| v.set_tsc_khz(measured).is_ok()) {
         TscRate::Repaired { stale, measured }
     } else {
         TscRate::Broken { stale, measured }
     }
 }
 
-/// The host's TSC rate in kHz, measured against the monotonic clock over
-/// 100 ms.
+/// The host's TSC rate in kHz: the median of seven 50 ms measurements
+/// against the monotonic clock. Each end of a measurement is a TSC read
+/// bracketed by two clock reads at most 20 µs apart (retried until so), so
+/// a preemption between the reads cannot skew it; a nested host preempts
+/// often.
 fn host_tsc_khz() -> u32 {
-    let t0 = Instant::now();
-    let c0 = rdtsc();
-    std::thread::sleep(Duration::from_millis(100));
-    let cycles = rdtsc().wrapping_sub(c0);
-    let elapsed = t0.elapsed().as_secs_f64();
-    (cycles as f64 / elapsed / 1000.0) as u32
+    let mut rates: Vec<f64> = (0..7)
+        .filter_map(|_| {
+            let (t0, c0) = bracketed()?;
+            std::thread::sleep(Duration::from_millis(50));
+            let (t1, c1) = bracketed()?;
+            let secs = t1.duration_since(t0).as_secs_f64();
+            (secs > 0.0).then(|| c1.wrapping_sub(c0) as f64 / secs / 1000.0)
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates.get(rates.len() / 2).map_or(0, |r| *r as u32)
+}
+
+/// A TSC read and the clock at its middle, from the first of up to 1000
+/// tries whose clock reads are at most 20 µs apart.
+fn bracketed() -> Option<(Instant, u64)> {
+    (0..1000).find_map(|_| {
+        let before = Instant::now();
+        let tsc = rdtsc();
+        let after = Instant::now();
+        let gap = after.duration_since(before);
+        (gap <= Duration::from_micros(20)).then(|| (before + gap / 2, tsc))
+    })
 }
 
 fn rdtsc() -> u64 {
