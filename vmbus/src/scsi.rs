@@ -40,6 +40,8 @@ pub mod opcode {
     pub const VERIFY_10: u8 = 0x2f;
     /// SYNCHRONIZE CACHE (10).
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
+    /// WRITE SAME (10).
+    pub const WRITE_SAME_10: u8 = 0x41;
     /// UNMAP.
     pub const UNMAP: u8 = 0x42;
     /// MODE SENSE (10).
@@ -206,8 +208,8 @@ pub enum Command {
         /// Parameter list length (bytes the guest sends).
         param_len: u16,
     },
-    /// WRITE SAME (16): one block of data written over the range, or the
-    /// range unmapped.
+    /// WRITE SAME (10 or 16): one block of data written over the range, or
+    /// the range unmapped.
     WriteSame {
         /// The range.
         range: Transfer,
@@ -414,6 +416,20 @@ impl Command {
                 }
                 Self::Unmap {
                     param_len: be16(cdb, 7),
+                }
+            }
+            WRITE_SAME_10 => {
+                // ANCHOR is not supported.
+                if cdb[1] & 0x10 != 0 {
+                    return Err(invalid(1));
+                }
+                Self::WriteSame {
+                    range: Transfer {
+                        fua: false,
+                        ..rw10(cdb)
+                    },
+                    unmap: cdb[1] & 0x08 != 0,
+                    ndob: false,
                 }
             }
             WRITE_SAME_16 => {
@@ -1035,6 +1051,25 @@ mod tests {
                 },
                 unmap: true,
                 ndob: false
+            })
+        );
+        assert_eq!(
+            Command::parse(&[0x41, 0x08, 0, 0, 0x01, 0, 0, 0, 16, 0]),
+            Ok(Command::WriteSame {
+                range: Transfer {
+                    lba: 0x100,
+                    blocks: 16,
+                    fua: false
+                },
+                unmap: true,
+                ndob: false
+            })
+        );
+        assert_eq!(
+            Command::parse(&[0x41, 0x10, 0, 0, 0, 0, 0, 0, 1, 0]),
+            Err(CdbError::InvalidField {
+                opcode: 0x41,
+                byte: 1
             })
         );
         assert_eq!(

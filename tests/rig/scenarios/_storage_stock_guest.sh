@@ -54,18 +54,20 @@ geometry() {
 pattern() {
 	local d sum back
 	d=$(sd_of 2)
-	dd if=/dev/urandom of=/tmp/pattern bs=$MIB count=16 2>/dev/null || return 1
-	sum=$(head -c $((8 * MIB)) /tmp/pattern | sha256sum | cut -d' ' -f1)
+	dd if=/dev/urandom of=/tmp/pattern bs=$MIB count=64 2>/dev/null || return 1
+	sum=$(sha256sum /tmp/pattern | cut -d' ' -f1)
 	dd if=/tmp/pattern of=/dev/$d bs=$MIB conv=fsync 2>/dev/null || { echo "# write to /dev/$d failed"; return 1; }
+	# 16 MiB more above it, to be discarded.
+	dd if=/dev/urandom of=/dev/$d bs=$MIB seek=64 count=16 conv=fsync 2>/dev/null || return 1
 	echo 3 >/proc/sys/vm/drop_caches
-	back=$(dd if=/dev/$d bs=$MIB count=8 2>/dev/null | sha256sum | cut -d' ' -f1)
-	echo "# pattern $sum, read back $back"
+	back=$(dd if=/dev/$d bs=$MIB count=64 2>/dev/null | sha256sum | cut -d' ' -f1)
+	echo "# 64 MiB pattern $sum, read back $back"
 	rig_mark "pattern_sha256 $sum"
 	[ "$sum" = "$back" ] || return 1
-	# The second half goes back to the host.
-	blkdiscard -o $((8 * MIB)) -l $((8 * MIB)) /dev/$d || { echo "# blkdiscard failed"; return 1; }
+	# The upper half goes back to the host.
+	blkdiscard -o $((64 * MIB)) -l $((64 * MIB)) /dev/$d || { echo "# blkdiscard failed"; return 1; }
 	echo 3 >/proc/sys/vm/drop_caches
-	back=$(dd if=/dev/$d bs=$MIB skip=8 count=8 2>/dev/null | tr -d '\000' | wc -c)
+	back=$(dd if=/dev/$d bs=$MIB skip=64 count=64 2>/dev/null | tr -d '\000' | wc -c)
 	echo "# discarded half: $back non-zero bytes"
 	[ "$back" = 0 ]
 }
@@ -87,8 +89,8 @@ ext4() {
 	/usr/sbin/mke2fs -q -F -t ext4 /dev/$d || { echo "# mke2fs failed"; return 1; }
 	mkdir -p /mnt/disk
 	mount -t ext4 /dev/$d /mnt/disk || { echo "# mount failed"; return 1; }
-	cp /tmp/pattern /mnt/disk/pattern
-	sum=$(sha256sum /tmp/pattern | cut -d' ' -f1)
+	head -c $((8 * MIB)) /tmp/pattern >/mnt/disk/pattern
+	sum=$(head -c $((8 * MIB)) /tmp/pattern | sha256sum | cut -d' ' -f1)
 	umount /mnt/disk || return 1
 	/usr/sbin/e2fsck -fn /dev/$d >/tmp/fsck.out 2>&1 || { sed 's/^/# /' /tmp/fsck.out; return 1; }
 	echo "# $(tail -1 /tmp/fsck.out)"

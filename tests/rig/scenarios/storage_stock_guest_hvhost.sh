@@ -1,20 +1,19 @@
 # storage_stock_guest_hvhost: Linux's own storvsc and sd (the reference
-# kernel) on hvhost's SCSI controller, 4 vCPUs, three disks backed by image
-# files on L1's tmpfs: LUN 0 (64 MiB), LUN 1 (16 MiB, read-only, filled
-# with a pattern), LUN 2 (16 MiB). The guest's checks (_storage_stock_guest):
-# the disks with their sizes and write protection, a raw pattern read back,
-# a discard, a refused write to the read-only disk, ext4 made, mounted,
-# checked clean and read back. Then here: the protocol version hvhost
-# agreed (6.2, Linux's first choice), the 3 sub-channels Linux asked for,
-# each of the 4 channels with commands of its own, the pattern's sha256
-# equal on the
-# guest and in LUN 2's image file, the discarded half a hole in that file
-# (its allocated size at most the pattern's half), LUN 1's image unchanged
-# and the same sha256 in the guest, per-LUN counters in hvhost's exit
-# report (reads, writes, flushes, discards; no write ever reached LUN 1),
-# no refused request, and no warning. LUN 3 is hot-added and hot-removed
-# by hvctl at the guest's request: both answered ok, LUN 3 gone from the
-# report.
+# kernel) on hvhost's SCSI controller, 4 vCPUs and 512 MiB, three disks
+# backed by image files on L1's tmpfs: LUN 0 (64 MiB), LUN 1 (16 MiB,
+# read-only, filled with a pattern), LUN 2 (128 MiB). The guest's checks
+# (_storage_stock_guest): the disks with their sizes and write protection,
+# a 64 MiB raw pattern read back, a discard, a refused write to the
+# read-only disk, ext4 made, mounted, checked clean and read back, direct
+# reads from every CPU, a fourth disk hot-added and hot-removed under I/O.
+# Then here: the protocol version hvhost agreed (6.2, Linux's first
+# choice), the 3 sub-channels Linux asked for, each of the 4 channels with
+# commands of its own, the pattern's sha256 equal in the guest and in LUN
+# 2's image file, the discarded half a hole in that file (at most 64 MiB
+# allocated), LUN 1's image unchanged and the same sha256 in the guest,
+# per-LUN counters in hvhost's exit report (reads, writes, flushes,
+# discards; no write ever reached LUN 1), no refused request, both hot-plug
+# requests answered ok and LUN 3 gone from the report, and no warning.
 # timeout: 500
 MIB=1048576
 
@@ -22,16 +21,16 @@ storage_run() {
 	local dir=/tmp/disks
 	mkdir -p $dir
 	# tmpfs punches holes (ramfs, the initramfs' own, does not).
-	mount -t tmpfs -o size=160m tmpfs $dir || return 1
+	mount -t tmpfs -o size=320m tmpfs $dir || return 1
 	truncate -s $((64 * MIB)) $dir/lun0.img
 	dd if=/dev/urandom of=$dir/lun1.img bs=$MIB count=16 2>/dev/null
-	truncate -s $((16 * MIB)) $dir/lun2.img
+	truncate -s $((128 * MIB)) $dir/lun2.img
 	dd if=/dev/urandom of=$dir/lun3.img bs=$MIB count=16 2>/dev/null
 	rm -f $HVHOST_API
 	lun1_before=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
 	HVHOST_KERNEL=/boot/ref-bzImage hvhost_start 400 _storage_stock_guest --cpus 4 \
 		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img \
-		--api-socket $HVHOST_API
+		--api-socket $HVHOST_API --memory 512
 	hvhost_wait
 	hvhost_verdict_or_bail "the reference guest"
 	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
@@ -53,7 +52,7 @@ storage_run() {
 	pattern_in_image() {
 		local want got
 		want=$(sed -n 's/^[0-9.]* [0-9]* pattern_sha256 //p' /tmp/hvhost.marks)
-		got=$(head -c $((8 * MIB)) $dir/lun2.img | sha256sum | cut -d' ' -f1)
+		got=$(head -c $((64 * MIB)) $dir/lun2.img | sha256sum | cut -d' ' -f1)
 		echo "# pattern: guest $want, image $got"
 		[ -n "$want" ] && [ "$want" = "$got" ]
 	}
@@ -61,8 +60,8 @@ storage_run() {
 	hole() {
 		local allocated
 		allocated=$(($(stat -c %b $dir/lun2.img) * 512))
-		echo "# LUN 2 image: $allocated bytes allocated of $((16 * MIB))"
-		[ "$allocated" -le $((8 * MIB)) ]
+		echo "# LUN 2 image: $allocated bytes allocated of $((128 * MIB))"
+		[ "$allocated" -le $((64 * MIB)) ]
 	}
 	rig_check discard_punched_a_hole hole
 	lun1_same() {
@@ -78,7 +77,8 @@ storage_run() {
 			[ "$(kv /tmp/hvhost.report name=scsi lun0_writes)" -gt 0 ] &&
 			[ "$(kv /tmp/hvhost.report name=scsi lun0_reads)" -gt 0 ] &&
 			[ "$(kv /tmp/hvhost.report name=scsi lun0_flushes)" -gt 0 ] &&
-			[ "$(kv /tmp/hvhost.report name=scsi lun2_discards)" -gt 0 ]
+			[ "$(kv /tmp/hvhost.report name=scsi lun2_discards)" -gt 0 ] &&
+			[ "$(kv /tmp/hvhost.report name=scsi lun2_queue_high)" -gt 0 ]
 	}
 	rig_check per_lun_counters counted
 	sed 's/^/# /' /tmp/hvhost.ctl

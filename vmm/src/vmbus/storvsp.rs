@@ -227,6 +227,9 @@ struct Shared {
     protocol: Protocol,
     counters: StorvspCounters,
     io: Option<IoThread>,
+    /// Commands in flight per LUN, and the most at once (queue depth).
+    lun_in_flight: [u32; 256],
+    lun_queue_high: [u32; 256],
 }
 
 /// The disks (locked by the I/O thread while it executes, and by reports)
@@ -336,6 +339,10 @@ impl Flow {
         let mut shared = service.lock();
         for (desc, reply) in done {
             self.in_flight = self.in_flight.saturating_sub(1);
+            if let Some(r) = reply.body_as::<VmscsiRequest>() {
+                let n = &mut shared.lun_in_flight[usize::from(r.lun)];
+                *n = n.saturating_sub(1);
+            }
             send(io, &mut shared.counters, &desc, &reply);
         }
     }
@@ -432,6 +439,9 @@ impl Flow {
         self.in_flight += 1;
         self.commands += 1;
         shared.counters.commands += 1;
+        let lun = usize::from(request.lun);
+        shared.lun_in_flight[lun] += 1;
+        shared.lun_queue_high[lun] = shared.lun_queue_high[lun].max(shared.lun_in_flight[lun]);
         shared.counters.in_flight_high = shared.counters.in_flight_high.max(self.in_flight as u64);
     }
 }
@@ -541,6 +551,8 @@ impl Storvsp {
                     protocol: Protocol::new(max_sub_channels, MAX_TRANSFER_BYTES),
                     counters: StorvspCounters::default(),
                     io: None,
+                    lun_in_flight: [0; 256],
+                    lun_queue_high: [0; 256],
                 })),
             },
             max_sub_channels,
@@ -735,6 +747,7 @@ impl VmbusDevice for Storvsp {
             c.in_flight_high,
             self.flow.commands
         );
+        let queue_high = shared.lun_queue_high;
         drop(shared);
         let controller = self
             .service
@@ -744,8 +757,16 @@ impl VmbusDevice for Storvsp {
         for (lun, d) in controller.counters() {
             out.push_str(&format!(
                 " lun{lun}_reads={} lun{lun}_writes={} lun{lun}_bytes_read={} \
-                 lun{lun}_bytes_written={} lun{lun}_flushes={} lun{lun}_discards={} lun{lun}_errors={}",
-                d.reads, d.writes, d.bytes_read, d.bytes_written, d.flushes, d.discards, d.errors
+                 lun{lun}_bytes_written={} lun{lun}_flushes={} lun{lun}_discards={} lun{lun}_errors={} \
+                 lun{lun}_queue_high={}",
+                d.reads,
+                d.writes,
+                d.bytes_read,
+                d.bytes_written,
+                d.flushes,
+                d.discards,
+                d.errors,
+                queue_high[usize::from(lun)]
             ));
         }
         out
