@@ -8,8 +8,11 @@
 //! inside its first page, it does not cover the request's transfer length,
 //! or any of its pages is not guest RAM. The buffer is then exactly the
 //! transfer length long, and every access stays inside the checked pages.
+//! It holds its own handle on guest memory, so a checked buffer can go to
+//! another thread (the controller's I/O thread) and be used there as it is.
 
 use std::io;
+use std::sync::Arc;
 
 use vmbus::message::{GpaRange, HV_PAGE_SIZE};
 
@@ -39,19 +42,19 @@ pub enum RangeError {
 }
 
 /// A checked range of guest pages.
-pub struct GuestBuffer<'a> {
-    mem: &'a dyn GuestPages,
+pub struct GuestBuffer {
+    mem: Arc<dyn GuestPages>,
     /// Offset of byte 0 in the first page.
     first_offset: usize,
     len: usize,
     pfns: Vec<u64>,
 }
 
-impl<'a> GuestBuffer<'a> {
+impl GuestBuffer {
     /// Checks `ranges` (a packet's GPA ranges) for a transfer of
     /// `transfer` bytes.
     pub fn new<'p>(
-        mem: &'a dyn GuestPages,
+        mem: Arc<dyn GuestPages>,
         ranges: impl Iterator<Item = (GpaRange, &'p [u8])>,
         transfer: u32,
     ) -> Result<Self, RangeError> {
@@ -125,7 +128,7 @@ impl<'a> GuestBuffer<'a> {
     }
 }
 
-impl DataBuffer for GuestBuffer<'_> {
+impl DataBuffer for GuestBuffer {
     fn len(&self) -> usize {
         self.len
     }
@@ -165,11 +168,11 @@ mod tests {
 
     #[test]
     fn scatters_across_pages_from_an_offset() {
-        let mem = FakeMemory::new(64 * 4096);
+        let mem = Arc::new(FakeMemory::new(64 * 4096));
         // Pages 7, 3, 20: out of order, as a guest's request may be.
         let pfns = [7u64, 3, 20];
         let mut buf = GuestBuffer::new(
-            &mem,
+            mem.clone(),
             [(range(3000, 9000), pfns.as_bytes())].into_iter(),
             9000,
         )
@@ -194,16 +197,16 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused_before_any_byte_moves() {
-        let mem = FakeMemory::new(16 * 4096);
+        let mem = Arc::new(FakeMemory::new(16 * 4096));
         let one = [1u64];
         let two = [1u64, 2];
         assert_eq!(
-            GuestBuffer::new(&mem, std::iter::empty(), 512).err(),
+            GuestBuffer::new(mem.clone(), std::iter::empty(), 512).err(),
             Some(RangeError::RangeCount(0))
         );
         assert_eq!(
             GuestBuffer::new(
-                &mem,
+                mem.clone(),
                 [
                     (range(0, 512), one.as_bytes()),
                     (range(0, 512), one.as_bytes())
@@ -215,11 +218,21 @@ mod tests {
             Some(RangeError::RangeCount(2))
         );
         assert_eq!(
-            GuestBuffer::new(&mem, [(range(4096, 512), one.as_bytes())].into_iter(), 512).err(),
+            GuestBuffer::new(
+                mem.clone(),
+                [(range(4096, 512), one.as_bytes())].into_iter(),
+                512
+            )
+            .err(),
             Some(RangeError::Offset(4096))
         );
         assert_eq!(
-            GuestBuffer::new(&mem, [(range(0, 512), one.as_bytes())].into_iter(), 1024).err(),
+            GuestBuffer::new(
+                mem.clone(),
+                [(range(0, 512), one.as_bytes())].into_iter(),
+                1024
+            )
+            .err(),
             Some(RangeError::Short {
                 range: 512,
                 transfer: 1024
@@ -228,7 +241,7 @@ mod tests {
         // Fewer PFNs than the transfer spans.
         assert_eq!(
             GuestBuffer::new(
-                &mem,
+                mem.clone(),
                 [(range(4000, 8192), one.as_bytes())].into_iter(),
                 8192
             )
@@ -241,7 +254,7 @@ mod tests {
         let outside = [1u64, 999];
         assert_eq!(
             GuestBuffer::new(
-                &mem,
+                mem.clone(),
                 [(range(0, 8192), outside.as_bytes())].into_iter(),
                 8192
             )
@@ -250,11 +263,19 @@ mod tests {
         );
         let huge = [u64::MAX];
         assert_eq!(
-            GuestBuffer::new(&mem, [(range(0, 512), huge.as_bytes())].into_iter(), 512).err(),
+            GuestBuffer::new(
+                mem.clone(),
+                [(range(0, 512), huge.as_bytes())].into_iter(),
+                512
+            )
+            .err(),
             Some(RangeError::NotRam(u64::MAX))
         );
-        assert!(
-            GuestBuffer::new(&mem, [(range(0, 8192), two.as_bytes())].into_iter(), 8192).is_ok()
-        );
+        assert!(GuestBuffer::new(
+            mem.clone(),
+            [(range(0, 8192), two.as_bytes())].into_iter(),
+            8192
+        )
+        .is_ok());
     }
 }

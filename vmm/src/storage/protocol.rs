@@ -64,6 +64,12 @@ impl Protocol {
         }
     }
 
+    /// Back to before BEGIN_INITIALIZATION, limits kept (the channel
+    /// opened or closed).
+    pub fn reset(&mut self) {
+        *self = Self::new(self.max_sub_channels, self.max_transfer);
+    }
+
     /// Where initialisation is.
     pub fn phase(&self) -> Phase {
         self.phase

@@ -41,7 +41,6 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use vmbus::guid::{Guid, SCSI};
-use vmbus::message::GpaRange;
 use vmbus::packet::{
     Packet, PacketDescriptor, PacketFlags, PacketType, DESCRIPTOR_SIZE, TRAILER_SIZE,
 };
@@ -55,7 +54,6 @@ use zerocopy::IntoBytes as _;
 
 use super::channel::{ChannelIo, ChannelWaker};
 use super::device::{DeviceError, DiskHotplug, VmbusDevice};
-use crate::hyperv::guest_mem::GuestPages;
 use crate::storage::disk::{DataBuffer, MAX_TRANSFER_BYTES};
 use crate::storage::guest_buffer::GuestBuffer;
 use crate::storage::protocol::{Action, Phase, Protocol};
@@ -115,8 +113,9 @@ impl Sink {
 struct Job {
     desc: PacketDescriptor,
     request: VmscsiRequest,
-    /// The data's range and its PFNs (little-endian bytes), if it has data.
-    range: Option<(GpaRange, Vec<u8>)>,
+    /// The data's guest pages, checked when the command was taken; none
+    /// for a command without data.
+    data: Option<GuestBuffer>,
     sink: Arc<Sink>,
 }
 
@@ -135,14 +134,11 @@ struct IoThread {
 }
 
 impl IoThread {
-    fn start(
-        controller: Arc<Mutex<Controller>>,
-        memory: Arc<dyn GuestPages>,
-    ) -> std::io::Result<Self> {
+    fn start(controller: Arc<Mutex<Controller>>) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("scsi-io".into())
-            .spawn(move || io_thread(&controller, memory.as_ref(), &rx))?;
+            .spawn(move || io_thread(&controller, &rx))?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -162,11 +158,11 @@ impl Drop for IoThread {
     }
 }
 
-fn io_thread(controller: &Mutex<Controller>, memory: &dyn GuestPages, rx: &Receiver<IoWork>) {
+fn io_thread(controller: &Mutex<Controller>, rx: &Receiver<IoWork>) {
     for work in rx {
         match work {
-            IoWork::Command(job) => {
-                let reply = execute(controller, memory, &job);
+            IoWork::Command(mut job) => {
+                let reply = execute(controller, &mut job);
                 job.sink.push(job.desc, reply);
             }
             IoWork::Barrier(done) => {
@@ -177,27 +173,11 @@ fn io_thread(controller: &Mutex<Controller>, memory: &dyn GuestPages, rx: &Recei
 }
 
 /// Executes a job's command; its completion.
-fn execute(controller: &Mutex<Controller>, memory: &dyn GuestPages, job: &Job) -> VstorPacket {
+fn execute(controller: &Mutex<Controller>, job: &mut Job) -> VstorPacket {
     let request = &job.request;
     let mut empty = Vec::new();
-    let mut guest;
-    let buf: &mut dyn DataBuffer = match &job.range {
-        Some((range, pfns)) => {
-            // Checked when the command was taken; checked again here, as
-            // cheap as it is.
-            guest = match GuestBuffer::new(
-                memory,
-                std::iter::once((*range, pfns.as_slice())),
-                request.data_transfer_length,
-            ) {
-                Ok(b) => b,
-                Err(_) => {
-                    return VstorPacket::completion(status::INVALID_PARAMETER)
-                        .with_body(&request.completed(srb::INVALID_REQUEST, 0, 0, &[]))
-                }
-            };
-            &mut guest
-        }
+    let buf: &mut dyn DataBuffer = match &mut job.data {
+        Some(guest) => guest,
         None => &mut empty,
     };
     let done = controller
@@ -375,23 +355,19 @@ impl Flow {
     ) {
         let desc = &packet.desc;
         let len = request.data_transfer_length;
-        let range = if desc.ty == PacketType::DATA_USING_GPA_DIRECT {
+        let data = if desc.ty == PacketType::DATA_USING_GPA_DIRECT {
             match packet.gpa_ranges() {
                 Err(e) => Err(format!("GPA ranges: {e:?}")),
-                Ok(ranges) => match GuestBuffer::new(io.memory().as_ref(), ranges.clone(), len) {
-                    Err(e) => Err(e.to_string()),
-                    Ok(_) => Ok(ranges
-                        .into_iter()
-                        .next()
-                        .map(|(r, pfns)| (r, pfns.to_vec()))),
-                },
+                Ok(ranges) => GuestBuffer::new(io.memory().clone(), ranges, len)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
             }
         } else if len == 0 {
             Ok(None)
         } else {
             Err(format!("{len} bytes of data but no GPA range"))
         };
-        let range = match range {
+        let data = match data {
             Ok(r) => r,
             Err(why) => {
                 shared.counters.invalid += 1;
@@ -405,28 +381,26 @@ impl Flow {
                 return self.answer(io, &mut shared.counters, desc, reply);
             }
         };
+        // Taken only with room reserved for its completion and an I/O
+        // thread that takes it; else BUSY, which Linux retries.
         let thread = shared.io.as_ref().and_then(|t| t.tx.as_ref());
-        let (Some(sink), Some(tx), true) = (&self.sink, thread, room(io, self.in_flight + 1))
-        else {
-            // No room to reserve for its completion (or no I/O thread):
-            // BUSY, which Linux retries.
-            shared.counters.busy += 1;
-            let reply = VstorPacket::completion(status::SUCCESS).with_body(&request.completed(
-                srb::ERROR,
-                scsi::status::BUSY,
-                0,
-                &[],
-            ));
-            return self.answer(io, &mut shared.counters, desc, reply);
+        let taken = match (&self.sink, thread) {
+            (Some(sink), Some(tx)) if room(io, self.in_flight + 1) => {
+                let job = Job {
+                    desc: *desc,
+                    request: *request,
+                    data,
+                    sink: sink.clone(),
+                };
+                let sent = tx.send(IoWork::Command(job)).is_ok();
+                if !sent {
+                    log::error!("vmbus: scsi: the I/O thread is gone");
+                }
+                sent
+            }
+            _ => false,
         };
-        let job = Job {
-            desc: *desc,
-            request: *request,
-            range,
-            sink: sink.clone(),
-        };
-        if tx.send(IoWork::Command(job)).is_err() {
-            log::error!("vmbus: scsi: the I/O thread is gone");
+        if !taken {
             shared.counters.busy += 1;
             let reply = VstorPacket::completion(status::SUCCESS).with_body(&request.completed(
                 srb::ERROR,
@@ -524,7 +498,6 @@ fn parse(io: &mut ChannelIo<'_>, shared: &mut Shared, packet: &Packet<'_>) -> Op
 /// The SCSI controller device (its primary channel).
 pub struct Storvsp {
     service: Service,
-    max_sub_channels: u16,
     flow: Flow,
     /// Disks came or went: the guest is to be told (ENUMERATE_BUS).
     bus_changed: bool,
@@ -555,7 +528,6 @@ impl Storvsp {
                     lun_queue_high: [0; 256],
                 })),
             },
-            max_sub_channels,
             flow: Flow::new(),
             bus_changed: false,
         }
@@ -649,12 +621,11 @@ impl VmbusDevice for Storvsp {
 
     fn open(&mut self, io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
         let mut shared = self.service.lock();
-        shared.protocol = Protocol::new(self.max_sub_channels, MAX_TRANSFER_BYTES);
+        shared.protocol.reset();
         if shared.io.is_none() {
-            let thread = IoThread::start(self.service.controller.clone(), io.memory().clone())
-                .map_err(|e| {
-                    DeviceError::Protocol(format!("scsi: cannot start the I/O thread: {e}"))
-                })?;
+            let thread = IoThread::start(self.service.controller.clone()).map_err(|e| {
+                DeviceError::Protocol(format!("scsi: cannot start the I/O thread: {e}"))
+            })?;
             shared.io = Some(thread);
         }
         drop(shared);
@@ -722,7 +693,7 @@ impl VmbusDevice for Storvsp {
 
     fn close(&mut self) {
         self.flow.close();
-        self.service.lock().protocol = Protocol::new(self.max_sub_channels, MAX_TRANSFER_BYTES);
+        self.service.lock().protocol.reset();
     }
 
     fn counters(&self) -> String {
