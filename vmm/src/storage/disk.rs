@@ -314,11 +314,6 @@ impl ScsiDisk {
             Command::Write(t) => self.write(t, buf),
             Command::Verify(t) => self.range(t).map(|_| 0),
             Command::SynchronizeCache(t) => {
-                let t = if t.blocks == 0 {
-                    Transfer { blocks: 0, ..t }
-                } else {
-                    t
-                };
                 if t.lba > self.blocks() || (t.blocks > 0 && self.range(t).is_err()) {
                     return Err(Sense::new(
                         sense_key::ILLEGAL_REQUEST,
@@ -352,13 +347,7 @@ impl ScsiDisk {
     /// The byte range of `t`, if it lies inside the disk and moves at
     /// most [`MAX_TRANSFER_BYTES`].
     fn range(&self, t: Transfer) -> Result<(u64, usize), Sense> {
-        let end = t.lba.checked_add(u64::from(t.blocks));
-        if end.is_none_or(|e| e > self.blocks()) {
-            return Err(Sense::new(
-                sense_key::ILLEGAL_REQUEST,
-                asc::LBA_OUT_OF_RANGE,
-            ));
-        }
+        self.in_disk(t.lba, t.blocks)?;
         let bytes = u64::from(t.blocks) * u64::from(BLOCK_SIZE);
         if bytes > u64::from(MAX_TRANSFER_BYTES) {
             return Err(Sense::new(
@@ -367,6 +356,18 @@ impl ScsiDisk {
             ));
         }
         Ok((t.lba * u64::from(BLOCK_SIZE), bytes as usize))
+    }
+
+    /// Whether `blocks` blocks from `lba` lie inside the disk (without
+    /// wrapping): LBA OUT OF RANGE if not.
+    fn in_disk(&self, lba: u64, blocks: u32) -> Result<(), Sense> {
+        match lba.checked_add(u64::from(blocks)) {
+            Some(end) if end <= self.blocks() => Ok(()),
+            _ => Err(Sense::new(
+                sense_key::ILLEGAL_REQUEST,
+                asc::LBA_OUT_OF_RANGE,
+            )),
+        }
     }
 
     /// The range of a data command whose buffer must hold all of it.
@@ -444,13 +445,7 @@ impl ScsiDisk {
         let list = UnmapList::parse(&params).map_err(|e| e.sense())?;
         let mut total = 0u64;
         for (lba, blocks) in list.ranges() {
-            let end = lba.checked_add(u64::from(blocks));
-            if end.is_none_or(|e| e > self.blocks()) {
-                return Err(Sense::new(
-                    sense_key::ILLEGAL_REQUEST,
-                    asc::LBA_OUT_OF_RANGE,
-                ));
-            }
+            self.in_disk(lba, blocks)?;
             total += u64::from(blocks);
         }
         if total > u64::from(MAX_UNMAP_BLOCKS) {
@@ -480,13 +475,7 @@ impl ScsiDisk {
         if self.image.read_only() {
             return Err(Sense::new(sense_key::DATA_PROTECT, asc::WRITE_PROTECTED));
         }
-        let end = range.lba.checked_add(u64::from(range.blocks));
-        if end.is_none_or(|e| e > self.blocks()) {
-            return Err(Sense::new(
-                sense_key::ILLEGAL_REQUEST,
-                asc::LBA_OUT_OF_RANGE,
-            ));
-        }
+        self.in_disk(range.lba, range.blocks)?;
         if range.blocks == 0 || range.blocks > MAX_UNMAP_BLOCKS {
             return Err(
                 Sense::new(sense_key::ILLEGAL_REQUEST, asc::INVALID_FIELD_IN_CDB)
