@@ -312,14 +312,12 @@ impl ScsiDisk {
             ),
             Command::Read(t) => self.read(t, buf),
             Command::Write(t) => self.write(t, buf),
-            Command::Verify(t) => self.range(t).map(|_| 0),
+            // VERIFY without BYTCHK and SYNCHRONIZE CACHE move no data: the
+            // transfer limit is not theirs, only the disk's bounds. A cache
+            // range of 0 blocks reaches to the end of the disk.
+            Command::Verify(t) => self.in_disk(t.lba, t.blocks).map(|()| 0),
             Command::SynchronizeCache(t) => {
-                if t.lba > self.blocks() || (t.blocks > 0 && self.range(t).is_err()) {
-                    return Err(Sense::new(
-                        sense_key::ILLEGAL_REQUEST,
-                        asc::LBA_OUT_OF_RANGE,
-                    ));
-                }
+                self.in_disk(t.lba, t.blocks)?;
                 self.image
                     .flush()
                     .map_err(|_| Sense::new(sense_key::MEDIUM_ERROR, asc::WRITE_ERROR))?;
@@ -821,6 +819,34 @@ mod tests {
             status::GOOD
         );
         assert!(r[..2048].iter().all(|b| *b == 0x3c) && r[2048..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn verify_and_sync_cache_check_bounds_not_the_transfer_limit() {
+        let (_f, mut d) = disk(4 << 20, false);
+        let mut none = Vec::new();
+        // 4 MiB of blocks: over the 1 MiB transfer limit, inside the disk.
+        let mut sync = [0u8; 16];
+        sync[0] = 0x91;
+        sync[10..14].copy_from_slice(&8192u32.to_be_bytes());
+        assert_eq!(d.execute(&sync, &mut none).status, status::GOOD);
+        let verify = [0x2f, 0, 0, 0, 0, 0, 0, 0x20, 0, 0];
+        assert_eq!(d.execute(&verify, &mut none).status, status::GOOD);
+        // Past the end, still refused.
+        sync[10..14].copy_from_slice(&8193u32.to_be_bytes());
+        assert_eq!(
+            sense_of(&d.execute(&sync, &mut none)),
+            (sense_key::ILLEGAL_REQUEST, asc::LBA_OUT_OF_RANGE)
+        );
+        let mut whole = [0u8; 10];
+        whole[0] = 0x35;
+        whole[2..6].copy_from_slice(&8193u32.to_be_bytes());
+        assert_eq!(
+            sense_of(&d.execute(&whole, &mut none)),
+            (sense_key::ILLEGAL_REQUEST, asc::LBA_OUT_OF_RANGE)
+        );
+        whole[2..6].copy_from_slice(&8192u32.to_be_bytes());
+        assert_eq!(d.execute(&whole, &mut none).status, status::GOOD);
     }
 
     #[test]
