@@ -113,7 +113,7 @@ rmmod_clean() {
 
 # rig_mark TEXT: the line "# rig: TEXT" on the debug console, outside the
 # KTAP document (which leaves only when guest() ends): what L1 waits for
-# (hvhost_term_when, hvhost_serve_guest).
+# (hvhost_term_when, hvhost_wait_mark).
 rig_mark() {
 	echo "# rig: $*" | rig-debugcon $KTAP_PORT
 }
@@ -254,10 +254,17 @@ rig_request() {
 
 # hvhost_term_when MARK SECONDS: once the guest's debug console shows the
 # line MARK (or after SECONDS, or when hvhost ended), asks hvhost to stop
-# with SIGTERM, which it passes on to the guest as a shutdown request.
+# with SIGTERM, which it passes on to the guest as a shutdown request; says
+# which of the three it was. The guest's requests are served meanwhile, as
+# always (rig_console_reader).
 hvhost_term_when() {
-	hvhost_wait_mark "$1" "$2"
-	echo "# guest ready after ${HVHOST_WAITED} s; sending SIGTERM to hvhost"
+	if hvhost_wait_mark "$1" "$2"; then
+		echo "# guest ready after $HVHOST_WAITED s; sending SIGTERM to hvhost"
+	elif ! kill -0 $HVHOST_PID 2>/dev/null; then
+		echo "# hvhost ended after $HVHOST_WAITED s before the guest was ready"
+	else
+		echo "# guest not ready after $HVHOST_WAITED s; sending SIGTERM to hvhost"
+	fi
 	kill -TERM $HVHOST_PID 2>/dev/null
 }
 
@@ -281,22 +288,10 @@ hvhost_wait_mark() {
 	grep -q "^$mark" /tmp/hvhost.ktap
 }
 
-# hvhost_serve_guest MARK SECONDS: hvhost_term_when for a guest that also
-# makes requests (rig_request; the VM started with --api-socket
-# $HVHOST_API); rig_console_reader serves them, and its log of them
-# ("request SEQ: WHAT -> ANSWER" per line) is /tmp/hvhost.ctl.
+# The control socket of a VM started with --api-socket $HVHOST_API, which
+# a guest's requests need (rig_request); rig_console_reader serves them
+# and logs each ("request SEQ: WHAT -> ANSWER") to /tmp/hvhost.ctl.
 HVHOST_API=/tmp/hvhost.api
-hvhost_serve_guest() {
-	: >>/tmp/hvhost.ctl
-	if hvhost_wait_mark "$1" "$2"; then
-		echo "# guest ready after $HVHOST_WAITED s; sending SIGTERM to hvhost"
-	elif ! kill -0 $HVHOST_PID 2>/dev/null; then
-		echo "# hvhost ended after $HVHOST_WAITED s before the guest was ready"
-	else
-		echo "# guest not ready after $HVHOST_WAITED s; sending SIGTERM to hvhost"
-	fi
-	kill -TERM $HVHOST_PID 2>/dev/null
-}
 
 # hvhost_stats_then_shutdown MARK SECONDS: for a guest started with
 # --api-socket $HVHOST_API: once it shows MARK, asks hvhost for its `stats`

@@ -24,7 +24,7 @@ rescind_boot() {
 	shift 3
 	rm -f $HVHOST_API
 	HVHOST_KERNEL=$kernel hvhost_start 400 "$scen" --cpus 2 --api-socket $HVHOST_API "$@"
-	hvhost_serve_guest '# rig: vmbus ready' 360
+	hvhost_term_when '# rig: vmbus ready' 360
 	hvhost_wait
 	c=/tmp/hvhost.console e=/tmp/hvhost.err
 	hvhost_verdict_or_bail "$what"
