@@ -19,7 +19,6 @@
 //! Layouts and values as Linux 7.3's `drivers/scsi/storvsc_drv.c` has them
 //! (the sizes are asserted below).
 
-use zerocopy::FromBytes as _;
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// A VSTOR protocol version, `major << 8 | minor`.
@@ -268,7 +267,13 @@ impl VstorPacket {
 
     /// The body read as a `T` (which fits: all of the body's users do).
     pub fn body_as<T: zerocopy::FromBytes>(&self) -> Option<T> {
-        T::read_from_prefix(&self.body).ok().map(|(v, _)| v)
+        super::message::read_prefix(&self.body)
+    }
+
+    /// Reads a packet from a ring packet's data (which may be longer);
+    /// `None` if it is too short.
+    pub fn from_data(data: &[u8]) -> Option<Self> {
+        super::message::read_prefix(data)
     }
 
     /// A QUERY_PROTOCOL_VERSION request for `version`.
@@ -337,8 +342,7 @@ impl core::fmt::Display for VstorError {
 /// (Linux pads nothing today, but older guests sent longer init packets);
 /// only the first [`VSTOR_PACKET_SIZE`] bytes count.
 pub fn parse_request(data: &[u8]) -> Result<(VstorPacket, VstorRequest), VstorError> {
-    let (packet, _) =
-        VstorPacket::read_from_prefix(data).map_err(|_| VstorError::Short(data.len()))?;
+    let packet = VstorPacket::from_data(data).ok_or(VstorError::Short(data.len()))?;
     let u16_at = |i: usize| u16::from_le_bytes([packet.body[i], packet.body[i + 1]]);
     let request = match packet.operation {
         operation::BEGIN_INITIALIZATION => VstorRequest::BeginInitialization,

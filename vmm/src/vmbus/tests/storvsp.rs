@@ -75,8 +75,7 @@ fn completion_on(rig: &mut Rig, ch: &mut GuestChannel, id: u64) -> VstorPacket {
         {
             assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::COMP, id));
             assert!(p.data().len() >= VSTOR_PACKET_SIZE);
-            let (v, _) =
-                <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+            let v = VstorPacket::from_data(p.data()).expect("packet");
             assert_eq!(v.operation, operation::COMPLETE_IO);
             return v;
         }
@@ -461,8 +460,7 @@ fn read_all(ch: &mut GuestChannel) -> Vec<(u64, u8, u8)> {
         .read_and_commit(&mut buf)
         .expect("host ring is sane")
     {
-        let (v, _) =
-            <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+        let v = VstorPacket::from_data(p.data()).expect("packet");
         let srb: VmscsiRequest = v.body_as().expect("srb");
         out.push((p.desc.trans_id, srb.srb_status, srb.scsi_status));
     }
@@ -555,7 +553,7 @@ fn unsolicited(ch: &mut GuestChannel) -> Option<u32> {
         .read_and_commit(&mut buf)
         .expect("host ring is sane")?;
     assert_eq!((p.desc.ty, p.desc.trans_id), (PacketType::DATA_INBAND, 0));
-    let (v, _) = <VstorPacket as zerocopy::FromBytes>::read_from_prefix(p.data()).expect("packet");
+    let v = VstorPacket::from_data(p.data()).expect("packet");
     Some(v.operation)
 }
 
