@@ -454,6 +454,115 @@ impl Command {
         })
     }
 
+    /// The CDB of this command, in the form a guest sends: the 16-byte
+    /// forms of the data commands (their 64-bit LBA and 32-bit length),
+    /// MODE SENSE in the form `ten` says, UNMAP and READ CAPACITY (10) in
+    /// their only forms. [`Command::parse`] reads back the same command.
+    /// `None` for a field the form cannot carry (a READ (6) range is never
+    /// built: it is sent as READ (16)).
+    pub fn cdb(&self) -> Option<Cdb> {
+        use opcode::*;
+        let mut c = [0u8; 16];
+        let len = match *self {
+            Self::TestUnitReady => 6,
+            Self::RequestSense { alloc } => {
+                c[0] = REQUEST_SENSE;
+                c[4] = alloc;
+                6
+            }
+            Self::Inquiry { evpd, page, alloc } => {
+                if !evpd && page != 0 {
+                    return None;
+                }
+                c[0] = INQUIRY;
+                c[1] = u8::from(evpd);
+                c[2] = page;
+                c[3..5].copy_from_slice(&alloc.to_be_bytes());
+                6
+            }
+            Self::ModeSense {
+                ten,
+                dbd,
+                pc,
+                page,
+                subpage,
+                alloc,
+            } => {
+                if pc > 3 || page > 0x3f {
+                    return None;
+                }
+                c[1] = if dbd { 0x08 } else { 0 };
+                c[2] = pc << 6 | page;
+                c[3] = subpage;
+                if ten {
+                    c[0] = MODE_SENSE_10;
+                    c[7..9].copy_from_slice(&alloc.to_be_bytes());
+                    10
+                } else {
+                    c[0] = MODE_SENSE_6;
+                    c[4] = u8::try_from(alloc).ok()?;
+                    6
+                }
+            }
+            Self::NoOp(op) => {
+                if op != START_STOP_UNIT && op != PREVENT_ALLOW_MEDIUM_REMOVAL {
+                    return None;
+                }
+                c[0] = op;
+                6
+            }
+            Self::ReadCapacity10 => {
+                c[0] = READ_CAPACITY_10;
+                10
+            }
+            Self::ReadCapacity16 { alloc } => {
+                c[0] = SERVICE_ACTION_IN_16;
+                c[1] = SA_READ_CAPACITY_16;
+                c[10..14].copy_from_slice(&alloc.to_be_bytes());
+                16
+            }
+            Self::Read(t) | Self::Write(t) => {
+                c = Self::rw16(matches!(self, Self::Write(_)), t);
+                16
+            }
+            Self::Verify(t) | Self::SynchronizeCache(t) => {
+                if t.fua {
+                    return None;
+                }
+                c[0] = if matches!(self, Self::Verify(_)) {
+                    VERIFY_16
+                } else {
+                    SYNCHRONIZE_CACHE_16
+                };
+                c[2..10].copy_from_slice(&t.lba.to_be_bytes());
+                c[10..14].copy_from_slice(&t.blocks.to_be_bytes());
+                16
+            }
+            Self::Unmap { param_len } => {
+                c[0] = UNMAP;
+                c[7..9].copy_from_slice(&param_len.to_be_bytes());
+                10
+            }
+            Self::WriteSame { range, unmap, ndob } => {
+                if range.fua {
+                    return None;
+                }
+                c[0] = WRITE_SAME_16;
+                c[1] = if unmap { 0x08 } else { 0 } | u8::from(ndob);
+                c[2..10].copy_from_slice(&range.lba.to_be_bytes());
+                c[10..14].copy_from_slice(&range.blocks.to_be_bytes());
+                16
+            }
+            Self::ReportLuns { select, alloc } => {
+                c[0] = REPORT_LUNS;
+                c[2] = select;
+                c[6..10].copy_from_slice(&alloc.to_be_bytes());
+                12
+            }
+        };
+        Some(Cdb { bytes: c, len })
+    }
+
     /// A READ or WRITE (16) CDB for `t`.
     pub fn rw16(write: bool, t: Transfer) -> [u8; 16] {
         let mut c = [0; 16];
@@ -466,6 +575,20 @@ impl Command {
         c[2..10].copy_from_slice(&t.lba.to_be_bytes());
         c[10..14].copy_from_slice(&t.blocks.to_be_bytes());
         c
+    }
+}
+
+/// A CDB as [`Command::cdb`] builds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cdb {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Cdb {
+    /// The command's bytes (6, 10, 12 or 16).
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -869,6 +992,57 @@ pub fn report_luns(luns: &[u8]) -> Data<REPORT_LUNS_MAX> {
         d.bytes[8 + 8 * i + 1] = *lun;
     }
     d
+}
+
+/// What standard INQUIRY data says of a LUN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InquiryInfo {
+    /// Peripheral qualifier: 0 a device is connected, 1 none now but one
+    /// can be, 3 none can be.
+    pub qualifier: u8,
+    /// Peripheral device type ([`TYPE_DISK`] for a disk).
+    pub device_type: u8,
+}
+
+impl InquiryInfo {
+    /// A disk is connected at this LUN.
+    pub fn is_disk(&self) -> bool {
+        self.qualifier == 0 && self.device_type == TYPE_DISK
+    }
+}
+
+/// Reads standard INQUIRY data (its first byte is all a disk driver needs;
+/// a device that returned fewer than 5 bytes is broken).
+pub fn parse_inquiry(b: &[u8]) -> Result<InquiryInfo, DataError> {
+    if b.len() < 5 {
+        return Err(DataError::Short(b.len(), 5));
+    }
+    Ok(InquiryInfo {
+        qualifier: b[0] >> 5,
+        device_type: b[0] & 0x1f,
+    })
+}
+
+/// Reads REPORT LUNS data: the LUNs listed, in order, as far as `b` holds
+/// them. A LUN that is not in single-level peripheral addressing (first
+/// byte 0, the LUN in the second, the rest zero), the only form a VSTOR
+/// request can address, is an error, as is a list length that is not a
+/// multiple of 8.
+pub fn parse_report_luns(b: &[u8]) -> Result<impl Iterator<Item = u8> + '_, DataError> {
+    if b.len() < 8 {
+        return Err(DataError::Short(b.len(), 8));
+    }
+    let listed = be32(b, 0) as usize;
+    if listed % 8 != 0 {
+        return Err(DataError::Invalid(0));
+    }
+    let entries = b[8..].chunks_exact(8).take(listed / 8);
+    for (i, e) in entries.clone().enumerate() {
+        if e[0] != 0 || e[2..].iter().any(|&x| x != 0) {
+            return Err(DataError::Invalid(8 + 8 * i));
+        }
+    }
+    Ok(entries.map(|e| e[1]))
 }
 
 /// Size of an UNMAP block descriptor.
@@ -1283,6 +1457,128 @@ mod tests {
         assert_eq!(unmap_list(&[(0, 1)], &mut [0; 23]), None);
     }
 
+    #[test]
+    fn report_luns_and_inquiry_parse_back() {
+        let d = report_luns(&[0, 1, 5]);
+        let luns: Vec<u8> = parse_report_luns(d.as_slice()).expect("valid").collect();
+        assert_eq!(luns, vec![0, 1, 5]);
+        // A list longer than the buffer yields what is there.
+        let luns: Vec<u8> = parse_report_luns(&d.as_slice()[..16])
+            .expect("valid")
+            .collect();
+        assert_eq!(luns, vec![0]);
+        let mut flat = d;
+        flat.bytes[8] = 0x40;
+        assert_eq!(
+            parse_report_luns(flat.as_slice()).err(),
+            Some(DataError::Invalid(8))
+        );
+        let mut odd = d;
+        odd.bytes[3] = 7;
+        assert_eq!(
+            parse_report_luns(odd.as_slice()).err(),
+            Some(DataError::Invalid(0))
+        );
+        assert_eq!(
+            parse_report_luns(&[0; 7]).err(),
+            Some(DataError::Short(7, 8))
+        );
+
+        let disk = parse_inquiry(&inquiry(&ID, true)).expect("valid");
+        assert!(disk.is_disk());
+        let none = parse_inquiry(&inquiry(&ID, false)).expect("valid");
+        assert_eq!((none.qualifier, none.device_type), (3, 0x1f));
+        assert!(!none.is_disk());
+        assert_eq!(parse_inquiry(&[0; 4]), Err(DataError::Short(4, 5)));
+    }
+
+    #[test]
+    fn built_cdbs_have_their_forms() {
+        let t = Transfer {
+            lba: 7,
+            blocks: 8,
+            fua: false,
+        };
+        let sync = Command::SynchronizeCache(t).cdb().expect("builds");
+        assert_eq!(sync.as_slice()[0], opcode::SYNCHRONIZE_CACHE_16);
+        let unmap = Command::Unmap { param_len: 24 }.cdb().expect("builds");
+        assert_eq!(unmap.as_slice().len(), 10);
+        // Fields a form cannot carry are refused, not truncated.
+        let big = Command::ModeSense {
+            ten: false,
+            dbd: true,
+            pc: 0,
+            page: 8,
+            subpage: 0,
+            alloc: 300,
+        };
+        assert_eq!(big.cdb(), None);
+        assert_eq!(
+            Command::Inquiry {
+                evpd: false,
+                page: 0x80,
+                alloc: 64
+            }
+            .cdb(),
+            None
+        );
+        assert_eq!(
+            Command::SynchronizeCache(Transfer { fua: true, ..t }).cdb(),
+            None
+        );
+    }
+
+    fn transfer() -> impl Strategy<Value = Transfer> + Clone {
+        (any::<u64>(), any::<u32>(), any::<bool>()).prop_map(|(lba, blocks, fua)| Transfer {
+            lba,
+            blocks,
+            fua,
+        })
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        let no_fua = transfer().prop_map(|t| Transfer { fua: false, ..t });
+        prop_oneof![
+            Just(Command::TestUnitReady),
+            any::<u8>().prop_map(|alloc| Command::RequestSense { alloc }),
+            (any::<bool>(), any::<u8>(), any::<u16>()).prop_map(|(evpd, page, alloc)| {
+                Command::Inquiry {
+                    evpd,
+                    page: if evpd { page } else { 0 },
+                    alloc,
+                }
+            }),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                0u8..4,
+                0u8..0x40,
+                any::<u8>(),
+                any::<u16>()
+            )
+                .prop_map(|(ten, dbd, pc, page, subpage, alloc)| Command::ModeSense {
+                    ten,
+                    dbd,
+                    pc,
+                    page,
+                    subpage,
+                    alloc: if ten { alloc } else { alloc & 0xff },
+                }),
+            Just(Command::NoOp(opcode::START_STOP_UNIT)),
+            Just(Command::ReadCapacity10),
+            any::<u32>().prop_map(|alloc| Command::ReadCapacity16 { alloc }),
+            transfer().prop_map(Command::Read),
+            transfer().prop_map(Command::Write),
+            no_fua.clone().prop_map(Command::Verify),
+            no_fua.clone().prop_map(Command::SynchronizeCache),
+            any::<u16>().prop_map(|param_len| Command::Unmap { param_len }),
+            (no_fua, any::<bool>(), any::<bool>())
+                .prop_map(|(range, unmap, ndob)| Command::WriteSame { range, unmap, ndob }),
+            (any::<u8>(), any::<u32>())
+                .prop_map(|(select, alloc)| Command::ReportLuns { select, alloc }),
+        ]
+    }
+
     proptest! {
         #[test]
         fn any_cdb_parses_or_fails_cleanly(cdb in proptest::collection::vec(any::<u8>(), 0..20)) {
@@ -1301,6 +1597,23 @@ mod tests {
             let t = Transfer { lba, blocks, fua };
             let want = if write { Command::Write(t) } else { Command::Read(t) };
             prop_assert_eq!(Command::parse(&Command::rw16(write, t)), Ok(want));
+        }
+
+        #[test]
+        fn built_cdbs_parse_back(c in command()) {
+            let cdb = c.cdb().expect("a command of a buildable form");
+            prop_assert_eq!(cdb.as_slice().len(), cdb_length(cdb.as_slice()[0]).expect("fixed length"));
+            prop_assert_eq!(Command::parse(cdb.as_slice()), Ok(c));
+        }
+
+        #[test]
+        fn any_luns_data_parses_or_fails_cleanly(data in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok(luns) = parse_report_luns(&data) {
+                prop_assert!(luns.count() * 8 + 8 <= data.len());
+            }
+            if let Ok(i) = parse_inquiry(&data) {
+                prop_assert!(i.qualifier < 8 && i.device_type < 32);
+            }
         }
 
         #[test]

@@ -434,8 +434,118 @@ impl VmscsiRequest {
     }
 }
 
+/// What a completed SCSI request means to a block driver: the classes of
+/// block error Linux's SCSI layer maps sense data to (`scsi_check_sense`,
+/// `scsi_result_to_blk_status`), so a disk driven here fails a request as
+/// the same disk behind storvsc would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, every byte moved.
+    Done,
+    /// An error a retry or another path will not fix but the device can
+    /// say no more of (`BLK_STS_IOERR`).
+    IoError,
+    /// The target refused the command itself: invalid opcode, field or
+    /// LBA out of range (`BLK_STS_TARGET`).
+    Target,
+    /// A thin-provisioned device ran out of space (`BLK_STS_NOSPC`).
+    NoSpace,
+    /// The medium could not be read or written (`BLK_STS_MEDIUM`).
+    Medium,
+}
+
+impl VmscsiRequest {
+    /// The outcome of this completion of a request that was to move
+    /// `expected` bytes. A request the host reports done but with fewer
+    /// bytes moved is an I/O error: a disk transfers whole requests.
+    /// Sense data counts only with `CHECK CONDITION` and the autosense
+    /// bit, and only as many bytes as both sides allow.
+    pub fn outcome(&self, expected: u32) -> Outcome {
+        use crate::scsi::{asc, sense_key, status, Sense};
+        let srb = self.srb_status & srb::STATUS_MASK;
+        if srb == srb::SUCCESS && self.scsi_status == status::GOOD {
+            return if self.data_transfer_length == expected {
+                Outcome::Done
+            } else {
+                Outcome::IoError
+            };
+        }
+        if self.scsi_status != status::CHECK_CONDITION
+            || self.srb_status & srb::AUTOSENSE_VALID == 0
+        {
+            return Outcome::IoError;
+        }
+        let n = usize::from(self.sense_info_length).min(SENSE_BUFFER_SIZE);
+        let Some(sense) = Sense::parse(&self.payload[..n]) else {
+            return Outcome::IoError;
+        };
+        let (code, _) = sense.code;
+        match sense.key {
+            sense_key::MEDIUM_ERROR if matches!(code, 0x11 | 0x13 | 0x14) => Outcome::Medium,
+            sense_key::DATA_PROTECT if sense.code == asc::SPACE_ALLOCATION_FAILED => {
+                Outcome::NoSpace
+            }
+            sense_key::ILLEGAL_REQUEST
+                if matches!(code, 0x20 | 0x21 | 0x22 | 0x24 | 0x26 | 0x27) =>
+            {
+                Outcome::Target
+            }
+            _ => Outcome::IoError,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn completions_map_to_block_outcomes() {
+        use crate::scsi::{asc, sense_key, status, Sense};
+        let req = VmscsiRequest::command(0, &[0x88; 16], direction::READ, 4096);
+        let done = req.completed(srb::SUCCESS, status::GOOD, 4096, &[]);
+        assert_eq!(done.outcome(4096), Outcome::Done);
+        // Short: the disk did not move the whole request.
+        assert_eq!(done.outcome(8192), Outcome::IoError);
+        let with = |key, code| {
+            let sense = Sense::new(key, code).to_bytes();
+            req.completed(srb::ERROR, status::CHECK_CONDITION, 0, &sense)
+        };
+        assert_eq!(
+            with(sense_key::MEDIUM_ERROR, asc::UNRECOVERED_READ_ERROR).outcome(4096),
+            Outcome::Medium
+        );
+        assert_eq!(
+            with(sense_key::DATA_PROTECT, asc::SPACE_ALLOCATION_FAILED).outcome(4096),
+            Outcome::NoSpace
+        );
+        assert_eq!(
+            with(sense_key::DATA_PROTECT, asc::WRITE_PROTECTED).outcome(4096),
+            Outcome::IoError
+        );
+        assert_eq!(
+            with(sense_key::ILLEGAL_REQUEST, asc::LBA_OUT_OF_RANGE).outcome(4096),
+            Outcome::Target
+        );
+        assert_eq!(
+            with(sense_key::HARDWARE_ERROR, asc::INTERNAL_TARGET_FAILURE).outcome(4096),
+            Outcome::IoError
+        );
+        // Sense without the autosense bit, or without CHECK CONDITION, is
+        // not read.
+        let mut no_auto = with(sense_key::MEDIUM_ERROR, asc::UNRECOVERED_READ_ERROR);
+        no_auto.srb_status &= !srb::AUTOSENSE_VALID;
+        assert_eq!(no_auto.outcome(4096), Outcome::IoError);
+        let mut busy = no_auto;
+        busy.scsi_status = status::BUSY;
+        assert_eq!(busy.outcome(4096), Outcome::IoError);
+        // A sense length past the buffer is clamped, garbage sense is an
+        // I/O error.
+        let mut long = with(sense_key::MEDIUM_ERROR, asc::UNRECOVERED_READ_ERROR);
+        long.sense_info_length = 0xff;
+        assert_eq!(long.outcome(4096), Outcome::Medium);
+        let garbage = req.completed(srb::ERROR, status::CHECK_CONDITION, 0, &[0x12; 20]);
+        assert_eq!(garbage.outcome(4096), Outcome::IoError);
+    }
+
     use super::*;
     use proptest::prelude::*;
     use zerocopy::IntoBytes as _;
