@@ -7,10 +7,11 @@
 //! the device it binds ([`crate::bus::device`]).
 //!
 //! [`Drivers`] registers all of them, in one place: the utility drivers
-//! ([`ic`]) and, in the selftest build only, the driver of hvhost's
+//! ([`ic`]), the disk driver ([`storage`]) and, in the selftest build only, the driver of hvhost's
 //! benchmark sink (`perf`).
 
 pub(crate) mod ic;
+pub(crate) mod storage;
 #[cfg(hv_guest_selftest)]
 pub(crate) mod perf;
 
@@ -30,6 +31,8 @@ pub(crate) struct Drivers {
     shutdown: driver::Registration<auxiliary::Adapter<IcDriver<Shutdown>>>,
     #[pin]
     timesync: driver::Registration<auxiliary::Adapter<IcDriver<Timesync>>>,
+    #[pin]
+    storage: driver::Registration<auxiliary::Adapter<storage::StorageDriver>>,
     #[cfg(hv_guest_selftest)]
     #[pin]
     perf: driver::Registration<auxiliary::Adapter<perf::PerfDriver>>,
@@ -45,6 +48,7 @@ impl Drivers {
             heartbeat <- driver::Registration::new(c"hv_guest_heartbeat", module),
             shutdown <- driver::Registration::new(c"hv_guest_shutdown", module),
             timesync <- driver::Registration::new(c"hv_guest_timesync", module),
+            storage <- driver::Registration::new(c"hv_guest_storage", module),
             #[cfg(hv_guest_selftest)]
             perf <- driver::Registration::new(c"hv_guest_hvhost_perf", module),
         })

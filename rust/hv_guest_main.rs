@@ -44,7 +44,9 @@ mod vmbus {
     pub(crate) mod parse;
     pub(crate) mod perf;
     pub(crate) mod ring;
+    pub(crate) mod scsi;
     pub(crate) mod version;
+    pub(crate) mod vstor;
 }
 
 // The layers, each using only those above it in this list (and the
@@ -52,6 +54,7 @@ mod vmbus {
 // the SynIC, the VMBus client, the drivers of its devices, the debugfs
 // views, and in the selftest build the tests that drive all of them.
 mod shim;
+mod block;
 mod control;
 mod cpu;
 mod fmt;

@@ -23,6 +23,8 @@
  *   hvg_smp_processor_id,          macros/inlines (irq flags, the current
  *   hvg_local_irq_save/_restore    CPU under disabled interrupts)
  *   hvg_cpu_online                 cpu_online is a macro (selftest build)
+ *   hvg_num_online_cpus            num_online_cpus is an inline (how many
+ *                                  queues a multi-channel device gets)
  *   hvg_linux_version_code         LINUX_VERSION_CODE, a macro (the guest
  *                                  OS ID carries it)
  *   hvg_orderly_poweroff/_reboot   not in the 7.3 bindings
@@ -287,4 +289,9 @@ void hvg_orderly_reboot(void)
 void hvg_copy_shared(void *dst, const void *src, size_t n)
 {
 	memcpy(dst, src, n);
+}
+
+unsigned int hvg_num_online_cpus(void)
+{
+	return num_online_cpus();
 }

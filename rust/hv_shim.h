@@ -31,9 +31,53 @@ unsigned int hvg_smp_processor_id(void);
 unsigned long hvg_local_irq_save(void);
 void hvg_local_irq_restore(unsigned long flags);
 bool hvg_cpu_online(unsigned int cpu);
+unsigned int hvg_num_online_cpus(void);
 u32 hvg_linux_version_code(void);
 void hvg_orderly_poweroff(void);
 void hvg_orderly_reboot(void);
 void hvg_copy_shared(void *dst, const void *src, size_t n);
+
+
+/* Block helpers (hv_shim_blk.c). */
+struct request;
+struct gendisk;
+struct blk_mq_tag_set;
+
+enum hvg_op {
+	HVG_OP_READ = 0,
+	HVG_OP_WRITE = 1,
+	HVG_OP_FLUSH = 2,
+	HVG_OP_DISCARD = 3,
+	HVG_OP_OTHER = 4,
+};
+
+struct hvg_rq {
+	u64 sector;
+	u32 bytes;
+	u32 unique_tag;
+	u8 op;
+	bool fua;
+};
+
+struct hvg_disk_params {
+	const char *name;
+	u64 capacity_sectors;
+	u32 logical_block_size;
+	u32 physical_block_size;
+	u32 max_hw_sectors;
+	u32 max_discard_sectors;
+	u32 discard_granularity;
+	u16 max_segments;
+	bool write_cache;
+	bool fua;
+	bool read_only;
+};
+
+void hvg_rq_describe(struct request *rq, struct hvg_rq *out);
+int hvg_rq_pfns(struct request *rq, u64 *pfns, unsigned int max, u32 *offset);
+void hvg_rq_end(struct request *rq, int err);
+struct gendisk *hvg_disk_add(struct blk_mq_tag_set *set,
+			     const struct hvg_disk_params *p, void *queuedata);
+void hvg_disk_del(struct gendisk *disk);
 
 #endif /* HV_GUEST_SHIM_H */

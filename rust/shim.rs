@@ -63,6 +63,7 @@ mod ffi {
         pub(super) fn hvg_linux_version_code() -> u32;
         pub(super) fn hvg_orderly_poweroff();
         pub(super) fn hvg_orderly_reboot();
+        pub(super) fn hvg_num_online_cpus() -> c_uint;
         pub(super) fn hvg_copy_shared(dst: *mut c_void, src: *const c_void, n: usize);
     }
 }
@@ -467,6 +468,29 @@ pub(crate) fn flush_work<T: ?Sized, const ID: u64>(work: &kernel::workqueue::Wor
     // SAFETY: a `Work` exists only initialized, and the borrow keeps it
     // alive for the call; flushing needs no other guarantee.
     unsafe { bindings::flush_work(kernel::workqueue::Work::raw_get(work)) };
+}
+
+/// Runs `dwork` now if it is pending and waits until it is idle
+/// (`flush_delayed_work`). Process context; the caller must not hold
+/// anything the work takes. A work that re-arms itself is pending again
+/// afterwards: callers that need it idle stop that first.
+pub(crate) fn flush_delayed_work<T: ?Sized, const ID: u64>(
+    dwork: &kernel::workqueue::DelayedWork<T, ID>,
+) {
+    // `DelayedWork` is `#[repr(transparent)]` over
+    // `Opaque<bindings::delayed_work>`.
+    let raw = core::ptr::from_ref(dwork)
+        .cast::<bindings::delayed_work>()
+        .cast_mut();
+    // SAFETY: `raw` is an initialized delayed work, alive for the call
+    // (the borrow); flushing needs no other guarantee.
+    unsafe { bindings::flush_delayed_work(raw) };
+}
+
+/// How many CPUs are online now.
+pub(crate) fn num_online_cpus() -> u32 {
+    // SAFETY: reads a counter; any context.
+    unsafe { ffi::hvg_num_online_cpus() }
 }
 
 /// The wall clock (CLOCK_REALTIME), in nanoseconds since the epoch.

@@ -41,7 +41,7 @@
 
 use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::sync::{new_condvar, new_mutex, new_spinlock, Arc, CondVar, Mutex, SpinLock};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use super::device::ChannelDevice;
@@ -89,6 +89,11 @@ pub(crate) trait ChannelHandler: Send + Sync {
     /// [`Channel::request`] on the same channel.
     fn on_packet(&self, ch: &Arc<Channel>, pkt: &Packet<'_>);
 }
+
+/// The first transaction ID of [`Channel::request`]: the IDs below it are
+/// the driver's own (a block driver numbers its packets by tag), so a
+/// completion for one is never taken for a request's.
+pub(crate) const REQUEST_ID_BASE: u64 = 1 << 63;
 
 /// Largest completion payload [`Channel::request`] returns.
 const MAX_COMPLETION: usize = 4096;
@@ -170,9 +175,11 @@ pub(crate) struct Channel {
     info: OfferInfo,
     #[pin]
     ctl: Mutex<Control>,
-    /// The send ring while open; `None` otherwise (taken by close).
+    /// The send ring while open; `None` otherwise (taken by close). A
+    /// spinlock: block drivers send from `queue_rq`, which may not sleep,
+    /// and a send only copies into the ring.
     #[pin]
-    tx: Mutex<Option<RingProducer<RingView>>>,
+    tx: SpinLock<Option<RingProducer<RingView>>>,
     /// Senders waiting for send ring space sleep here, with `tx`; it is
     /// notified with `tx` held (work, rescind) or after `tx` was emptied
     /// (close).
@@ -248,7 +255,7 @@ impl Channel {
                     pages: None,
                     target_vp: 0,
                 }, "hv_guest_channel_ctl"),
-                tx <- new_mutex!(None, "hv_guest_channel_tx"),
+                tx <- new_spinlock!(None, "hv_guest_channel_tx"),
                 space <- new_condvar!("hv_guest_channel_space"),
                 rx <- new_mutex!(None, "hv_guest_channel_rx"),
                 handler <- new_mutex!(None, "hv_guest_channel_handler"),
@@ -257,7 +264,7 @@ impl Channel {
                 work <- new_work!("hv_guest_channel_work"),
                 rescinded: Atomic::new(false),
                 broken: Atomic::new(false),
-                next_trans_id: Atomic::new(1),
+                next_trans_id: Atomic::new(REQUEST_ID_BASE),
                 counters: ChannelCounters::new(),
             }),
             GFP_KERNEL,
@@ -430,6 +437,50 @@ impl Channel {
         drop(dev);
         self.close();
         self.ctl.lock().last_close.take()
+    }
+
+    /// Replaces the handler of an open channel (a driver that opens its
+    /// channels before it has the object that handles their packets).
+    /// `ENOTCONN` if the channel is not open.
+    pub(crate) fn set_handler(&self, handler: Arc<dyn ChannelHandler>) -> Result {
+        let mut h = self.handler.lock();
+        if h.is_none() {
+            return Err(ENOTCONN);
+        }
+        *h = Some(handler);
+        Ok(())
+    }
+
+    /// The open sub-channels' siblings: the channels offered with this
+    /// (primary) channel's class and instance and a sub-channel index,
+    /// not rescinded, in index order.
+    pub(crate) fn sub_channels(&self) -> KVec<Arc<Channel>> {
+        let mut out: KVec<Arc<Channel>> = KVec::new();
+        for ch in self.bus.channels().into_iter() {
+            if self.is_sub_channel(&ch) && out.push(ch, GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+        out.sort_unstable_by_key(|c| c.info.sub_channel_index);
+        out
+    }
+
+    /// Whether `other` is a sub-channel of this (primary) channel.
+    fn is_sub_channel(&self, other: &Channel) -> bool {
+        other.info.sub_channel_index != 0
+            && other.info.class == self.info.class
+            && other.info.instance == self.info.instance
+            && !other.is_rescinded()
+    }
+
+    /// Waits until `count` sub-channels of this primary channel are
+    /// offered, at most `timeout_ms`; returns those there are then (the
+    /// host may offer fewer than asked for).
+    pub(crate) fn wait_sub_channels(&self, count: usize, timeout_ms: u32) -> KVec<Arc<Channel>> {
+        self.bus.wait_channels(timeout_ms, |chans| {
+            self.is_rescinded() || chans.iter().filter(|c| self.is_sub_channel(c)).count() >= count
+        });
+        self.sub_channels()
     }
 
     /// Names the driver bound to this channel (debugfs).

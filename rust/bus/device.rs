@@ -34,8 +34,6 @@ pub(crate) const MODULE_NAME: &CStr = c"hv_guest";
 /// driver made in it are gone).
 pub(crate) struct ChannelRef {
     channel: Arc<Channel>,
-    // Only the selftest build's driver has files to put in it so far.
-    #[cfg_attr(not(hv_guest_selftest), expect(dead_code))]
     debugfs: Dir,
 }
 
@@ -108,7 +106,6 @@ pub(crate) fn channel_of(adev: &auxiliary::Device<Bound>) -> Result<Arc<Channel>
     Ok(data.channel.clone())
 }
 
-#[cfg(hv_guest_selftest)]
 /// The debugfs directory of an auxiliary device this module created, for
 /// its driver's files; `ENODEV` for any other device.
 pub(crate) fn debugfs_of(adev: &auxiliary::Device<Bound>) -> Result<Dir> {

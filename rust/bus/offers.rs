@@ -67,6 +67,8 @@ impl Bus {
                 return;
             }
         }
+        // A driver may be waiting for its sub-channels.
+        self.cond.notify_all();
         if let Some(slot) = self.relids.lock().get_mut(relid as usize) {
             *slot = Some(ch.clone());
         }
@@ -94,6 +96,30 @@ impl Bus {
         self.cond.notify_all();
         if !self.closing.load(Acquire) {
             let _ = workqueue::system().enqueue::<Arc<Bus>, 2>(self.self_arc());
+        }
+    }
+
+    /// Waits until `done` holds of the channel table (checked under its
+    /// lock, again after every offer, rescind or reply), at most
+    /// `timeout_ms` or until a signal; returns whether it held.
+    pub(super) fn wait_channels(
+        &self,
+        timeout_ms: u32,
+        done: impl Fn(&[Arc<Channel>]) -> bool,
+    ) -> bool {
+        let mut left = kernel::time::msecs_to_jiffies(timeout_ms);
+        let mut st = self.state.lock();
+        loop {
+            if done(&st.channels) {
+                return true;
+            }
+            if left == 0 {
+                return false;
+            }
+            left = match self.cond.wait_interruptible_timeout(&mut st, left) {
+                kernel::sync::CondVarTimeoutResult::Woken { jiffies } => jiffies,
+                _ => 0,
+            };
         }
     }
 

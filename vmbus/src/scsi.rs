@@ -625,7 +625,7 @@ impl Sense {
     }
 
     /// The fixed-format bytes.
-    pub fn to_bytes(&self) -> [u8; FIXED_SENSE_LEN] {
+    pub fn to_bytes(self) -> [u8; FIXED_SENSE_LEN] {
         let mut b = [0; FIXED_SENSE_LEN];
         b[0] = 0x70;
         b[2] = self.key & 0x0f;

@@ -461,7 +461,7 @@ impl VmscsiRequest {
     /// Sense data counts only with `CHECK CONDITION` and the autosense
     /// bit, and only as many bytes as both sides allow.
     pub fn outcome(&self, expected: u32) -> Outcome {
-        use crate::scsi::{asc, sense_key, status, Sense};
+        use super::scsi::{asc, sense_key, status, Sense};
         let srb = self.srb_status & srb::STATUS_MASK;
         if srb == srb::SUCCESS && self.scsi_status == status::GOOD {
             return if self.data_transfer_length == expected {

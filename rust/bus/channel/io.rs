@@ -153,7 +153,6 @@ impl Channel {
     }
 
     /// Sends a packet that refers to guest pages (GPA direct).
-    #[allow(dead_code)]
     pub(crate) fn send_with_pages(
         &self,
         trans_id: u64,
@@ -166,8 +165,19 @@ impl Channel {
 
     /// Sends `data` asking for a completion, waits for it and copies its
     /// data into `reply`; returns the bytes copied.
-    #[allow(dead_code)]
     pub(crate) fn request(&self, data: &[u8], reply: &mut [u8], timeout_ms: u32) -> Result<usize> {
+        self.request_with_pages(&[], data, reply, timeout_ms)
+    }
+
+    /// [`Channel::request`] with a packet that refers to guest pages
+    /// (`ranges`; in-band if there are none).
+    pub(crate) fn request_with_pages(
+        &self,
+        ranges: &[GpadlRange<'_>],
+        data: &[u8],
+        reply: &mut [u8],
+        timeout_ms: u32,
+    ) -> Result<usize> {
         let trans_id = self.next_trans_id.fetch_add(1, Relaxed);
         self.pending.lock().push(
             Pending {
@@ -177,7 +187,11 @@ impl Channel {
             },
             GFP_KERNEL,
         )?;
-        let sent = self.send_inband(trans_id, PacketFlags::COMPLETION_REQUESTED, data);
+        let sent = if ranges.is_empty() {
+            self.send_inband(trans_id, PacketFlags::COMPLETION_REQUESTED, data)
+        } else {
+            self.send_with_pages(trans_id, PacketFlags::COMPLETION_REQUESTED, ranges, data)
+        };
         let mut left = msecs_to_jiffies(timeout_ms);
         let mut pending = self.pending.lock();
         let result = loop {

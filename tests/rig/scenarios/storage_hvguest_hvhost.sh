@@ -1,0 +1,99 @@
+# storage_hvguest_hvhost: hv_guest's own disk driver (production build, on
+# the rig kernel) on hvhost's SCSI controller, 4 vCPUs and 512 MiB, the
+# disks of storage_stock_guest_hvhost: LUN 0 (64 MiB), LUN 1 (16 MiB,
+# read-only, a pattern), LUN 2 (128 MiB). The guest's checks
+# (_storage_hvguest_guest): 6.2 and a channel per CPU, the disks with their
+# sizes, write protection, discard, write cache and FUA; a 64 MiB raw
+# pattern, a discard, a refused write, ext4, requests on every queue, a
+# partition, 20 reloads each finding the block of the cycle before, hot
+# plug under I/O, and the controller rescinded under I/O. Then here: the
+# pattern's sha256 in LUN 2's image, the discarded half a hole, LUN 1's
+# image unchanged, I/O on every channel in hvhost's report, no refused
+# request, no write to LUN 1.
+# A second VM then checks what a crash keeps: the guest writes 4 MiB with
+# a flush (conv=fsync) and says so; hvhost is killed with SIGKILL at once,
+# and the image holds the data.
+# timeout: 900
+MIB=1048576
+
+storage_hvguest_run() {
+	local dir=/tmp/disks
+	mkdir -p $dir
+	mount -t tmpfs -o size=320m tmpfs $dir || return 1
+	truncate -s $((64 * MIB)) $dir/lun0.img
+	dd if=/dev/urandom of=$dir/lun1.img bs=$MIB count=16 2>/dev/null
+	truncate -s $((128 * MIB)) $dir/lun2.img
+	dd if=/dev/urandom of=$dir/lun3.img bs=$MIB count=16 2>/dev/null
+	rm -f $HVHOST_API
+	lun1_before=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
+	hvhost_start 800 _storage_hvguest_guest --cpus 4 \
+		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img \
+		--api-socket $HVHOST_API --memory 512
+	hvhost_wait
+	hvhost_verdict_or_bail "hv_guest"
+	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
+	hvhost_guest_ktap guest_tests
+	grep '^channel .* name=scsi ' /tmp/hvhost.report | sed 's/^/# /'
+	rig_check version_6_2 report_is name=scsi version 6.2
+	rig_check no_refused_request report_is name=scsi invalid 0 busy 0 completions_dropped 0
+	rig_check three_sub_channels report_is vmbus sub_channels 3
+	every_channel() {
+		local n=0 idle=0 c
+		for c in $(grep '^channel .* name=scsi ' /tmp/hvhost.report | sed 's/.* channel_commands=\([0-9]*\).*/\1/'); do
+			n=$((n + 1))
+			[ "$c" -gt 0 ] || idle=$((idle + 1))
+		done
+		echo "# $n SCSI channels, $idle without a command"
+		[ "$n" = 4 ] && [ "$idle" = 0 ]
+	}
+	rig_check io_on_every_channel every_channel
+	pattern_in_image() {
+		local want got
+		want=$(sed -n 's/^[0-9.]* [0-9]* pattern_sha256 //p' /tmp/hvhost.marks)
+		got=$(head -c $((64 * MIB)) $dir/lun2.img | sha256sum | cut -d' ' -f1)
+		echo "# pattern: guest $want, image $got"
+		[ -n "$want" ] && [ "$want" = "$got" ]
+	}
+	rig_check pattern_sha256_in_image pattern_in_image
+	hole() {
+		local allocated
+		allocated=$(($(stat -c %b $dir/lun2.img) * 512))
+		echo "# LUN 2 image: $allocated bytes allocated of $((128 * MIB))"
+		[ "$allocated" -le $((65 * MIB)) ]
+	}
+	rig_check discard_punched_a_hole hole
+	lun1_same() {
+		local guest after
+		guest=$(sed -n 's/^[0-9.]* [0-9]* lun1_sha256 //p' /tmp/hvhost.marks)
+		after=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
+		echo "# LUN 1: before $lun1_before, guest $guest, after $after"
+		[ "$lun1_before" = "$after" ] && [ "$guest" = "$after" ]
+	}
+	rig_check read_only_image_unchanged lun1_same
+	rig_check no_write_reached_lun1 report_is name=scsi lun1_writes 0
+	sed 's/^/# /' /tmp/hvhost.ctl
+	rig_check no_guest_warnings hvhost_guest_clean
+	crash_keeps_flushed_data
+	umount $dir
+	[ "$KTAP_CNT_FAIL" = 0 ]
+}
+
+# The second VM: SIGKILL right after the guest's flush.
+crash_keeps_flushed_data() {
+	local dir=/tmp/disks want got
+	truncate -s 0 $dir/lun0.img
+	truncate -s $((64 * MIB)) $dir/lun0.img
+	hvhost_start 300 _storage_hvguest_flush_guest --cpus 2 --disk $dir/lun0.img --memory 256
+	if hvhost_wait_mark '# rig: flushed' 240; then
+		kill -KILL $HVHOST_PID
+	fi
+	hvhost_wait
+	want=$(sed -n 's/^[0-9.]* [0-9]* flushed //p' /tmp/hvhost.marks)
+	got=$(dd if=$dir/lun0.img bs=$MIB skip=8 count=4 2>/dev/null | sha256sum | cut -d' ' -f1)
+	echo "# flushed: guest $want, image after SIGKILL $got"
+	rig_check sigkill_after_flush_keeps_data sh -c "[ -n '$want' ] && [ '$want' = '$got' ]"
+}
+
+guest() {
+	run_test storage_hvguest_hvhost storage_hvguest_run
+}
