@@ -9,6 +9,8 @@ PKGS=(rustc-web rust-web-src rust-web-clippy libclang-19-dev clang-19 bc bison f
       gcc libc6-dev kmod python3 dpkg-dev seabios
       # mke2fs and e2fsck for the storage scenarios' guests
       e2fsprogs
+      # fio for the guests, built static from Debian's source (scripts/build-fio.sh)
+      libaio-dev
       # the rig's L0 QEMU is built from Debian's source (scripts/build-l0-qemu.sh)
       patch meson ninja-build pkg-config libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev)
 

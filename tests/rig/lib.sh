@@ -191,8 +191,11 @@ hvhost_start() {
 #    (fd 8) that hvhost_wait_mark reads;
 #  - a request, "# rig: request SEQ hvctl ARGS" (rig_request), is run as
 #    "hvctl $HVHOST_API ARGS" and answered on the console's input with
-#    "ack SEQ ANSWER" (hvctl's answer on one line); a request of another
-#    kind is answered "ack SEQ error: unknown request".
+#    "ack SEQ ANSWER" (hvctl's answer on one line); "# rig: request SEQ
+#    stats" saves hvhost's `stats` records to /tmp/hvctl.stats (for checks
+#    of what the exit report no longer has, such as a rescinded device's
+#    counters: stats_is); a request of
+#    another kind is answered "ack SEQ error: unknown request".
 # The end of the console is the event "eof".
 rig_console_reader() {
 	local line seq what answer
@@ -210,6 +213,13 @@ rig_console_reader() {
 			seq=${seq%% *}
 			case $what in
 			"hvctl "*) answer=$(hvctl $HVHOST_API ${what#hvctl } 2>&1 | tr -s '\n' ' ' | tr -cd ' -~') ;;
+			stats)
+				if hvctl $HVHOST_API stats >/tmp/hvctl.stats 2>&1; then
+					answer="ok $(wc -l </tmp/hvctl.stats) records saved"
+				else
+					answer="error: $(head -1 /tmp/hvctl.stats)"
+				fi
+				;;
 			*) answer="error: unknown request" ;;
 			esac
 			answer=${answer% }
@@ -371,16 +381,24 @@ hvhost_guest_ktap() {
 	rig_check "$1" sh -c "grep -q '^1\.\.[1-9]' /tmp/hvhost.ktap && ! grep -q '^not ok' /tmp/hvhost.ktap"
 }
 
-# report_is RECORD_SELECTOR KEY VALUE...: in hvhost's exit report, each
-# KEY of the record is VALUE (pairs after the selector); says which is not.
+# report_is RECORD_SELECTOR KEY VALUE...: in hvhost's exit report (or the
+# file RIG_REPORT), each KEY of the record is VALUE (pairs after the
+# selector); says which is not.
 report_is() {
 	local sel=$1 v
 	shift
 	while [ $# -ge 2 ]; do
-		v=$(kv /tmp/hvhost.report "$sel" "$1")
+		v=$(kv "${RIG_REPORT:-/tmp/hvhost.report}" "$sel" "$1")
 		[ "$v" = "$2" ] || { echo "# report: $sel: $1=${v:-(none)}, want $2"; return 1; }
 		shift 2
 	done
+}
+
+# stats_is RECORD_SELECTOR KEY VALUE...: report_is on the stats a guest had
+# L1 save (rig_request stats).
+stats_is() {
+	local RIG_REPORT=/tmp/hvctl.stats
+	report_is "$@"
 }
 
 # hvhost_vmbus_clean: hvhost's exit report (its vmbus record shown as a

@@ -55,6 +55,10 @@ for tool in mke2fs e2fsck; do
     rm -f "$l2/usr/sbin/$tool" # not a busybox link: the real one
     copy_with_libs "/usr/sbin/$tool" "$l2"
 done
+# fio for the storage benchmark and the I/O under rescind: a static build
+# of Debian's source (scripts/build-fio.sh, cached).
+fio=$(bash "$ROOT/scripts/build-fio.sh") || die "fio not built"
+install -m755 "$fio" "$l2/usr/bin/fio"
 make_cpio "$l2" "$out/l2.cpio"
 
 l1=$stage/l1

@@ -78,6 +78,8 @@ impl Drop for NameIndex {
 struct LunCounters {
     reads: Atomic<u64>,
     writes: Atomic<u64>,
+    /// Writes through the device's cache (FUA).
+    fua_writes: Atomic<u64>,
     flushes: Atomic<u64>,
     discards: Atomic<u64>,
     /// Requests refused before they were sent (read-only, unsupported,
@@ -90,6 +92,7 @@ impl LunCounters {
         Self {
             reads: Atomic::new(0),
             writes: Atomic::new(0),
+            fua_writes: Atomic::new(0),
             flushes: Atomic::new(0),
             discards: Atomic::new(0),
             refused: Atomic::new(0),
@@ -137,6 +140,9 @@ impl Lun {
             Op::Write if self.read_only => return refuse(EIO),
             Op::Write => {
                 self.counters.writes.add(1, Relaxed);
+                if t.fua {
+                    self.counters.fua_writes.add(1, Relaxed);
+                }
                 Io::Write(t)
             }
             Op::Flush => {
@@ -237,7 +243,7 @@ impl LunDisk {
         let c = &self.lun.counters;
         writeln!(
             f,
-            "disk name={} lun={} sectors={} logical_block_size={} physical_block_size={} max_sectors={} max_segments={} read_only={} write_cache={} fua={} discard_max_sectors={} reads={} writes={} flushes={} discards={} refused={}",
+            "disk name={} lun={} sectors={} logical_block_size={} physical_block_size={} max_sectors={} max_segments={} read_only={} write_cache={} fua={} discard_max_sectors={} reads={} writes={} fua_writes={} flushes={} discards={} refused={}",
             p.name.to_str().unwrap_or("?"),
             self.lun.lun,
             p.capacity_sectors,
@@ -251,6 +257,7 @@ impl LunDisk {
             p.max_discard_sectors,
             c.reads.load(Relaxed),
             c.writes.load(Relaxed),
+            c.fua_writes.load(Relaxed),
             c.flushes.load(Relaxed),
             c.discards.load(Relaxed),
             c.refused.load(Relaxed),

@@ -11,8 +11,8 @@
 # partition table written to LUN 0 shows as hvdX1 after a reload; 20
 # unload/reload cycles, each verifying a block written in the cycle
 # before; LUN 3 hot-added and hot-removed under I/O; and last, the
-# controller rescinded (rig_request hvctl remove) while a reader runs: the
-# reader gets errors, the disks go, nothing hangs or leaks.
+# controller rescinded (rig_request hvctl remove) while fio runs: fio gets
+# errors, the disks go, nothing hangs, no ring page is leaked.
 # The guest sends the pattern's and LUN 1's sha256 to L1 as marks.
 # helper
 
@@ -122,8 +122,9 @@ ext4() {
 	mount -t ext4 -o ro /dev/$d /mnt/disk || return 1
 	[ "$(sha256sum /mnt/disk/pattern | cut -d' ' -f1)" = "$sum" ] || { echo "# file changed"; umount /mnt/disk; return 1; }
 	umount /mnt/disk
-	echo "# flushes=$(kv "$(storage_file)" "lun=0" flushes)"
-	[ "$(kv "$(storage_file)" "lun=0" flushes)" -gt 0 ]
+	echo "# flushes=$(kv "$(storage_file)" "lun=0" flushes) fua_writes=$(kv "$(storage_file)" "lun=0" fua_writes)"
+	# The journal commits: flushes, and writes with FUA.
+	[ "$(kv "$(storage_file)" "lun=0" flushes)" -gt 0 ] && [ "$(kv "$(storage_file)" "lun=0" fua_writes)" -gt 0 ]
 }
 
 # Direct reads from each CPU: blk-mq maps each CPU to its own hardware
@@ -154,21 +155,22 @@ write_partition_table() {
 	dd if=/tmp/mbr of=/dev/$d bs=512 count=1 oflag=direct 2>/dev/null
 }
 
-# One 4 KiB block per cycle, at offset 1 MiB + 4 KiB * cycle of LUN 2.
+# One 4 KiB block per cycle, at 127 MiB + 4 KiB * cycle of LUN 2 (above
+# the pattern, in the discarded half).
 cycle_block() {
 	printf 'cycle %08d' "$1" | dd of=/tmp/block bs=4096 conv=sync 2>/dev/null
-	dd if=/tmp/block of=/dev/$(disk_of 2) bs=4096 seek=$((256 + $1)) count=1 oflag=direct,dsync 2>/dev/null
+	dd if=/tmp/block of=/dev/$(disk_of 2) bs=4096 seek=$((32512 + $1)) count=1 oflag=direct conv=fsync 2>/dev/null
 }
 
 cycle_block_is() {
 	printf 'cycle %08d' "$1" | dd of=/tmp/block bs=4096 conv=sync 2>/dev/null
-	dd if=/dev/$(disk_of 2) bs=4096 skip=$((256 + $1)) count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/block
+	dd if=/dev/$(disk_of 2) bs=4096 skip=$((32512 + $1)) count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/block
 }
 
 reload_cycles() {
 	local i d
 	write_partition_table || { echo "# writing the partition table failed"; return 1; }
-	cycle_block 0 || return 1
+	cycle_block 0 || { echo "# writing the block of cycle 0 failed"; return 1; }
 	for i in $(seq 1 20); do
 		rmmod hv_guest || { echo "# rmmod $i failed"; return 1; }
 		load || { echo "# load $i failed"; return 1; }
@@ -210,23 +212,39 @@ no_kernel_warnings() {
 
 no_disks() { ! storage_file >/dev/null && ! ls /sys/block | grep -q '^hvd'; }
 
-# Last: the controller rescinded while a reader loops on LUN 2; the reader
-# ends with an error, the disks and the device go.
-rescind_under_io() {
-	local d f relid
+# ring_pages FIELD: the VMBus client's ring page count FIELD (live, leaked).
+ring_pages() {
+	kv $D/state - "ring_pages_$1"
+}
+
+# Last: the controller rescinded while fio runs on LUN 2 (random reads
+# and writes, libaio, 32 in flight): fio ends with I/O errors, at once;
+# the disks and the device go; the controller's ring pages are freed (the
+# 4 channels' 66 pages each), none leaked; the module unloads cleanly.
+rescind_under_fio() {
+	local d f relid before after
 	d=$(disk_of 2)
 	f=$(storage_file)
 	relid=$(kv "$f" - relid)
-	rm -f /tmp/reader.done
+	before=$(ring_pages live)
+	# hvhost's counters of the controller, for L1, before it goes.
+	rig_request stats || { echo "# stats: $RIG_ANSWER"; return 1; }
+	rm -f /tmp/fio.status
 	(
-		while dd if=/dev/$d of=/dev/null bs=65536 count=64 iflag=direct 2>/dev/null; do :; done
-		: >/tmp/reader.done
+		fio --name=rescind --filename=/dev/$d --ioengine=libaio --direct=1 --rw=randrw \
+			--bs=4k --iodepth=32 --time_based --runtime=300 --thread --output=/tmp/fio.out
+		echo $? >/tmp/fio.status
 	) &
-	sleep 1
+	sleep 5
+	sed 's/^/# /' "$f" | grep -E '^# (queue|disk name=hvdc)'
 	rig_request hvctl remove "$relid" || { echo "# remove: $RIG_ANSWER"; return 1; }
 	wait_for 60 no_disks || { echo "# disks still there"; ls /sys/block | sed 's/^/# /'; return 1; }
-	wait_for 30 [ -e /tmp/reader.done ] || { echo "# the reader did not end"; return 1; }
-	echo "# controller rescinded; disks gone; the reader ended"
+	wait_for 30 [ -e /tmp/fio.status ] || { echo "# fio did not end"; return 1; }
+	echo "# fio ended with status $(cat /tmp/fio.status): $(grep -m1 -E 'err=|error' /tmp/fio.out)"
+	[ "$(cat /tmp/fio.status)" != 0 ] || { echo "# fio saw no error"; return 1; }
+	after=$(ring_pages live)
+	echo "# ring pages: $before live before, $after after, $(ring_pages leaked) leaked"
+	[ "$after" = $((before - 4 * 66)) ] && [ "$(ring_pages leaked)" = 0 ] || return 1
 	rmmod_clean || { echo "# unload after the rescind failed"; return 1; }
 	echo "# $(dmesg | grep 'hv_guest: module_unload ' | tail -1 | sed 's/.*hv_guest: //')"
 	[ "$(kmsg_record module_unload complete)" = 1 ]
@@ -244,5 +262,5 @@ guest() {
 	run_test reload_20_cycles_data_kept reload_cycles
 	run_test no_kernel_warnings no_kernel_warnings
 	run_test hot_plug hot_plug
-	run_test rescind_under_io rescind_under_io
+	run_test rescind_under_fio rescind_under_fio
 }
