@@ -10,6 +10,8 @@
 //!   offered at once if the guest is connected;
 //! - `shutdown`: ask the guest to shut down (as SIGTERM does);
 //! - `stats`: the VMBus server's counters;
+//! - `storage-fault KIND`: the SCSI controller commits fault KIND on its
+//!   next completion (`storage::fault`: a hostile host, for tests);
 //! - `disk-add PATH[,readonly][,lun=N]`: a disk on the SCSI controller
 //!   (the guest is told to rescan); `disk-remove LUN`: take one away once
 //!   the I/O queued for it is done (the guest rescans and drops it);
@@ -65,6 +67,8 @@ pub enum Request {
     DiskAdd(String),
     /// Remove the disk at this LUN.
     DiskRemove(u8),
+    /// Arm a fault of the SCSI controller (a hostile host, for tests).
+    StorageFault(crate::storage::fault::Fault),
 }
 
 /// Why a request was not understood.
@@ -74,7 +78,7 @@ pub enum ParseError {
     #[error("empty request")]
     Empty,
     /// An unknown verb.
-    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT, disk-add SPEC, disk-remove LUN)")]
+    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT, disk-add SPEC, disk-remove LUN, storage-fault KIND)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{verb} takes {expected}")]
@@ -135,6 +139,14 @@ impl Request {
                     .map_err(|_| ParseError::Arguments {
                         verb: "disk-remove",
                         expected: "a LUN (0..255)",
+                    })
+            }),
+            "storage-fault" => one("storage-fault").and_then(|a| {
+                a.parse()
+                    .map(Request::StorageFault)
+                    .map_err(|_| ParseError::Arguments {
+                        verb: "storage-fault",
+                        expected: "a fault: unknown-id, short, wrong-operation, bogus-sense, phantom or drop",
                     })
             }),
             "remove" => one("remove").map(|a| {
@@ -325,6 +337,11 @@ mod tests {
             Ok(Request::DiskAdd("/tmp/d.img,readonly,lun=3".into()))
         );
         assert_eq!(Request::parse("disk-remove 3"), Ok(Request::DiskRemove(3)));
+        assert_eq!(
+            Request::parse("storage-fault phantom"),
+            Ok(Request::StorageFault(crate::storage::fault::Fault::Phantom))
+        );
+        assert!(Request::parse("storage-fault x").is_err());
         assert!(matches!(
             Request::parse("disk-remove x"),
             Err(ParseError::Arguments {

@@ -11,6 +11,7 @@
 //!   and the `--disk` specification.
 
 pub mod disk;
+pub mod fault;
 pub mod guest_buffer;
 pub mod image;
 pub mod protocol;

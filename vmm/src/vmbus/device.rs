@@ -88,10 +88,12 @@ pub trait VmbusDevice: Send {
 }
 
 /// Adding and removing disks on a running controller (`hvctl disk-add`,
-/// `disk-remove`).
+/// `disk-remove`), and arming a fault (`hvctl storage-fault`).
 pub trait DiskHotplug {
     /// Opens and adds a disk; its LUN, or why not.
     fn add_disk(&mut self, spec: &crate::storage::DiskSpec) -> Result<u8, String>;
     /// Removes the disk at `lun` once the I/O queued for it is done.
     fn remove_disk(&mut self, lun: u8) -> Result<(), String>;
+    /// Commits `fault` on the next completion of a SCSI command.
+    fn arm_fault(&mut self, fault: crate::storage::fault::Fault);
 }

@@ -55,6 +55,7 @@ use zerocopy::IntoBytes as _;
 use super::channel::{ChannelIo, ChannelWaker};
 use super::device::{DeviceError, DiskHotplug, VmbusDevice};
 use crate::storage::disk::{DataBuffer, MAX_TRANSFER_BYTES};
+use crate::storage::fault::Fault;
 use crate::storage::guest_buffer::GuestBuffer;
 use crate::storage::protocol::{Action, Phase, Protocol};
 use crate::storage::{Controller, DiskSpec};
@@ -74,6 +75,8 @@ pub struct StorvspCounters {
     pub completions_dropped: u64,
     /// Most commands in flight on one channel at once.
     pub in_flight_high: u64,
+    /// Completions broken on purpose (`hvctl storage-fault`).
+    pub faults_injected: u64,
 }
 
 /// Where the I/O thread leaves one channel's completions.
@@ -210,6 +213,8 @@ struct Shared {
     /// Commands in flight per LUN, and the most at once (queue depth).
     lun_in_flight: [u32; 256],
     lun_queue_high: [u32; 256],
+    /// A fault to commit on the next completion of a command.
+    fault: Option<Fault>,
 }
 
 /// The disks (locked by the I/O thread while it executes, and by reports)
@@ -322,6 +327,19 @@ impl Flow {
             if let Some(r) = reply.body_as::<VmscsiRequest>() {
                 let n = &mut shared.lun_in_flight[usize::from(r.lun)];
                 *n = n.saturating_sub(1);
+            }
+            if let Some(fault) = shared.fault.take() {
+                shared.counters.faults_injected += 1;
+                log::warn!(
+                    "vmbus: scsi: fault {fault} committed on the completion of request {:#x} (hvctl storage-fault)",
+                    desc.trans_id
+                );
+                for (d, bytes) in fault.apply(&desc, &reply) {
+                    if let Err(e) = io.send_completion(&d, &bytes) {
+                        log::error!("vmbus: scsi: faulty completion not sent: {e}");
+                    }
+                }
+                continue;
             }
             send(io, &mut shared.counters, &desc, &reply);
         }
@@ -526,6 +544,7 @@ impl Storvsp {
                     io: None,
                     lun_in_flight: [0; 256],
                     lun_queue_high: [0; 256],
+                    fault: None,
                 })),
             },
             flow: Flow::new(),
@@ -603,6 +622,11 @@ impl DiskHotplug for Storvsp {
         log::info!("vmbus: scsi: LUN {lun} removed");
         self.bus_changed = true;
         Ok(())
+    }
+
+    fn arm_fault(&mut self, fault: Fault) {
+        log::info!("vmbus: scsi: fault {fault} armed for the next completion");
+        self.service.lock().fault = Some(fault);
     }
 }
 
@@ -701,7 +725,7 @@ impl VmbusDevice for Storvsp {
         let c = &shared.counters;
         let mut out = format!(
             "version={} requests={} commands={} invalid={} busy={} completions_dropped={} \
-             in_flight_high={} channel_commands={}",
+             in_flight_high={} faults_injected={} channel_commands={}",
             shared
                 .protocol
                 .version()
@@ -716,6 +740,7 @@ impl VmbusDevice for Storvsp {
             c.busy,
             c.completions_dropped,
             c.in_flight_high,
+            c.faults_injected,
             self.flow.commands
         );
         let queue_high = shared.lun_queue_high;

@@ -497,6 +497,10 @@ fn control(
             .with_disks(now, |d| d.remove_disk(lun))
             .ok_or("no disk controller (hvhost started without --disk)")?
             .map(|()| format!("LUN {lun} removed; the guest is told to rescan")),
+        Request::StorageFault(fault) => server
+            .with_disks(now, |d| d.arm_fault(fault))
+            .ok_or_else(|| "no disk controller (hvhost started without --disk)".to_string())
+            .map(|()| format!("fault {fault} armed for the next completion")),
     }
 }
 
