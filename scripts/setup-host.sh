@@ -11,6 +11,8 @@ PKGS=(rustc-web rust-web-src rust-web-clippy libclang-19-dev clang-19 bc bison f
       e2fsprogs
       # fio for the guests, built static from Debian's source (scripts/build-fio.sh)
       libaio-dev
+      # the benchmark plots (make bench: bench/plot_storage.py)
+      python3-matplotlib
       # the rig's L0 QEMU is built from Debian's source (scripts/build-l0-qemu.sh)
       patch meson ninja-build pkg-config libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev)
 

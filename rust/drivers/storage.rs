@@ -33,6 +33,8 @@
 //! `timeout_ms N` sets the I/O timeout.
 
 mod lun;
+#[cfg(hv_guest_selftest)]
+mod misbehave;
 mod queue;
 
 
@@ -507,11 +509,36 @@ fn write_storage(file: &StorageFile, reader: &mut UserSliceReader) -> Result {
     }
 }
 
+/// The `misbehave` file (selftest build): the controller and the last
+/// command's report, whose lock also serializes commands.
+#[cfg(hv_guest_selftest)]
+#[pin_data]
+struct MisbehaveFile {
+    ctl: Arc<Controller>,
+    #[pin]
+    report: Mutex<KVec<u8>>,
+}
+
+#[cfg(hv_guest_selftest)]
+fn show_misbehave(file: &MisbehaveFile, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    crate::control::show_report(&file.report, f)
+}
+
+#[cfg(hv_guest_selftest)]
+fn write_misbehave(file: &MisbehaveFile, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 64];
+    let cmd = read_command(reader, &mut buf)?;
+    let mut out = file.report.lock();
+    misbehave::run(&file.ctl, cmd, &mut out)
+}
+
 /// What the driver holds while bound. Dropping it shuts the controller
-/// down (see [`Controller::shutdown`]), then removes the file and closes
+/// down (see [`Controller::shutdown`]), then removes the files and closes
 /// the primary channel (the binding).
 pub(crate) struct StorageBound {
     ctl: Arc<Controller>,
+    #[cfg(hv_guest_selftest)]
+    _misbehave: Pin<KBox<File<MisbehaveFile>>>,
     _file: Pin<KBox<File<StorageFile>>>,
     _binding: Binding,
 }
@@ -562,9 +589,34 @@ impl auxiliary::Driver for StorageDriver {
                 return Err(e);
             }
         };
+        #[cfg(hv_guest_selftest)]
+        let for_file = ctl.clone();
+        #[cfg(hv_guest_selftest)]
+        let misbehave = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"misbehave",
+                try_pin_init!(MisbehaveFile {
+                    ctl: for_file,
+                    report <- new_mutex!(KVec::new(), "hv_guest_storage_misbehave"),
+                }? Error),
+                &show_misbehave,
+                &write_misbehave,
+            ),
+            GFP_KERNEL,
+        );
+        #[cfg(hv_guest_selftest)]
+        let misbehave = match misbehave {
+            Ok(f) => f,
+            Err(e) => {
+                ctl.shutdown();
+                return Err(e);
+            }
+        };
         ctl.scan();
         Ok(StorageBound {
             ctl,
+            #[cfg(hv_guest_selftest)]
+            _misbehave: misbehave,
             _file: file,
             _binding: binding,
         })

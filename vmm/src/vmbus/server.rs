@@ -1298,7 +1298,14 @@ impl Server {
         match result {
             Ok(out) => {
                 o.next_poll = out.next_poll;
-                o.more = out.more;
+                // Only a drain knows whether the ring has more: a drain
+                // that ran out of budget left the guest's interrupts
+                // masked (no signal will come) and the rest to the next
+                // drain, which a device's poll in between must not cancel.
+                o.more = match step {
+                    Step::Drain => out.more,
+                    Step::Open | Step::Poll => o.more || out.more,
+                };
                 if out.signal_guest {
                     let vp = o.target_vp;
                     self.stats.notifications += 1;

@@ -261,3 +261,37 @@ proptest! {
         prop_assert_eq!(r.server.is_open(PERF), !broken);
     }
 }
+
+/// A drain that ran out of budget leaves the guest's ring masked (no
+/// signal will come) and the rest for the server's next poll; a device's
+/// own poll in between (its thread's waker: storvsp's I/O thread) must not
+/// forget that rest. Found by storage_hostile's flood: the guest's writes
+/// stalled with its ring full and the host no longer reading.
+#[test]
+fn a_device_poll_between_drains_keeps_the_rest_of_the_ring() {
+    let mut r = perf_rig();
+    let (_, mut ch) = r.open(PERF);
+    let n = crate::vmbus::server::DRAIN_BUDGET as u64 + 40;
+    for i in 0..n {
+        // The last asks for the sink's counters.
+        let flags = if i == n - 1 {
+            PacketFlags::COMPLETION_REQUESTED
+        } else {
+            PacketFlags::NONE
+        };
+        let _ = ch.send.write_inband(i, flags, &[1; 8]).expect("room");
+    }
+    r.server.handle_signal(PERF, r.now);
+    // The device's thread asks for a poll before the server's loop runs.
+    r.server.poll_channel(PERF, r.now);
+    // The server's loop: what is due, until nothing is. No signal comes
+    // from the guest: the host masked its interrupts for the drain.
+    while r.server.poll(r.now).is_some_and(|t| t <= r.now) {}
+    let got = completions(&mut ch);
+    assert_eq!(
+        got.len(),
+        1,
+        "the last packet was read without a new signal"
+    );
+    assert_eq!(got[0].1.packets, n);
+}

@@ -1,0 +1,124 @@
+# bench_storage: the paravirtual disks against emulated ones, all in one
+# L1 on KVM, each guest with 2 vCPUs, 512 MiB and the same 64 MiB raw
+# image on L1's tmpfs. Five configurations, interleaved, 3 rounds:
+#   ide      QEMU's PIIX IDE (ata_piix), emulated
+#   ahci     QEMU's AHCI, emulated
+#   virtio   QEMU's virtio-blk
+#   storvsc  hvhost's SCSI controller, Linux's storvsc (the reference
+#            kernel: the only one here with Linux's Hyper-V drivers)
+#   hvguest  hvhost's SCSI controller, hv_guest's disk driver
+# The rig kernel is the guest of every configuration but storvsc.
+# Workloads (fio, direct I/O, libaio; _bench_storage_guest): 4 KiB random
+# read at queue depth 1 and 32, 4 KiB random write at 32, 1 MiB sequential
+# read at 4. Per configuration and workload: IOPS, KVM exits per I/O
+# (L1's KVM debugfs counter, sampled at the guest's phase marks) and the
+# disk's interrupts per I/O; per round, IOPS as ratios to IDE and to
+# virtio-blk of the same round. run.py gives the medians; bench/plot.py
+# draws them. A benchmark (make bench), not a test: it fails only when a
+# run does not complete.
+# bench
+# timeout: 3000
+MIB=1048576
+BENCH_STORAGE_CONFIGS="ide ahci virtio storvsc hvguest"
+BENCH_STORAGE_WORKLOADS="randread_4k_qd1 randread_4k_qd32 randwrite_4k_qd32 seqread_1m_qd4"
+
+guest() {
+	run_test bench_storage bench_storage_rounds
+}
+
+# The KVM exit count of the VM started last (its debugfs directory is
+# named after the VMM's pid).
+vm_exits() {
+	local pid
+	pid=$(pgrep -P "$HVHOST_PID" | head -1)
+	cat /sys/kernel/debug/kvm/"$pid"-*/exits 2>/dev/null | head -1
+}
+
+# qemu_start LIMIT CONFIG QEMU_ARGS...: QEMU with the rig kernel running
+# _bench_storage_guest, its debug console through rig_console_reader as
+# hvhost's is (hvhost_start), so marks arrive the same way.
+qemu_start() {
+	local limit=$1 cfg=$2
+	shift 2
+	HVHOST_ARGS="qemu $cfg"
+	: >/tmp/hvhost.ktap
+	: >/tmp/hvhost.marks
+	: >/tmp/hvhost.ctl
+	: >/tmp/hvhost.console
+	rm -f /tmp/hvhost.report /tmp/hvhost.dc /tmp/hvhost.events
+	mkfifo /tmp/hvhost.dc /tmp/hvhost.events
+	exec 8<>/tmp/hvhost.events
+	rig_console_reader </tmp/hvhost.dc &
+	RIG_READER_PID=$!
+	timeout -s KILL "$limit" qemu-system-x86_64 -enable-kvm -M pc -cpu qemu64,-svm -smp 2 -m 512 \
+		-nodefaults -no-user-config -display none -no-reboot -monitor none \
+		-L /usr/share/qemu -kernel /boot/bzImage -initrd /boot/l2.cpio \
+		-append "console=ttyS0 panic=-1 no_timer_check rig.scenario=_bench_storage_guest rig.layer=2 rig.bench=$cfg" \
+		-serial file:/tmp/hvhost.console \
+		-chardev file,id=k,path=/tmp/hvhost.dc -device isa-debugcon,iobase=0xe9,chardev=k "$@" 2>/tmp/hvhost.err &
+	HVHOST_PID=$!
+}
+
+# bench_one CONFIG: one guest's run; a sample per workload, whose IOPS
+# also go to /tmp/iops.CONFIG.WORKLOAD for the round's ratios.
+bench_one() {
+	local cfg=$1 img=/tmp/disks/bench.img w e0 e1 line iops ios irqs
+	case $cfg in
+	ide) qemu_start 600 ide -drive file=$img,format=raw,if=ide,cache=writeback ;;
+	ahci) qemu_start 600 ahci -device ahci,id=ahci -drive id=d,file=$img,format=raw,if=none,cache=writeback \
+		-device ide-hd,drive=d,bus=ahci.0 ;;
+	virtio) qemu_start 600 virtio -drive file=$img,format=raw,if=virtio,cache=writeback ;;
+	storvsc) HVHOST_KERNEL=/boot/ref-bzImage HVHOST_EXTRA_CMDLINE=rig.bench=storvsc \
+		hvhost_start 600 _bench_storage_guest --cpus 2 --memory 512 --disk $img ;;
+	hvguest) HVHOST_EXTRA_CMDLINE=rig.bench=hvguest \
+		hvhost_start 600 _bench_storage_guest --cpus 2 --memory 512 --disk $img ;;
+	esac
+	: >/tmp/exits.$cfg
+	for w in $BENCH_STORAGE_WORKLOADS; do
+		hvhost_wait_mark "# rig: phase $w start" 300 || break
+		e0=$(vm_exits)
+		hvhost_wait_mark "# rig: phase $w end" 300 || break
+		e1=$(vm_exits)
+		echo "$w $((e1 - e0))" >>/tmp/exits.$cfg
+	done
+	hvhost_wait
+	grep '^# config ' /tmp/hvhost.ktap | head -1
+	for w in $BENCH_STORAGE_WORKLOADS; do
+		line=$(grep "^# bench storage config=$cfg workload=$w " /tmp/hvhost.ktap) ||
+			{ echo "# $cfg: no result for $w (run incomplete)"; return 1; }
+		iops=$(echo "$line" | sed 's/.* iops=\([0-9.]*\).*/\1/')
+		ios=$(echo "$line" | sed 's/.* ios=\([0-9]*\).*/\1/')
+		irqs=$(echo "$line" | sed 's/.* irqs=\([0-9]*\).*/\1/')
+		exits=$(awk -v w="$w" '$1 == w { print $2 }' /tmp/exits.$cfg)
+		[ -n "$exits" ] && [ "$ios" -gt 0 ] || { echo "# $cfg: no exit count for $w"; return 1; }
+		echo "$iops" >/tmp/iops.$cfg.$w
+		awk -v c="$cfg" -v w="$w" -v iops="$iops" -v ios="$ios" -v e="$exits" -v q="$irqs" 'BEGIN {
+			printf "# sample storage config=%s workload=%s iops=%s exits_per_io=%.2f irqs_per_io=%.3f\n",
+				c, w, iops, e / ios, q / ios }'
+	done
+}
+
+bench_storage_rounds() {
+	local round cfg w failed=
+	mkdir -p /tmp/disks
+	mount -t tmpfs -o size=96m tmpfs /tmp/disks || return 1
+	dd if=/dev/urandom of=/tmp/disks/bench.img bs=$MIB count=64 2>/dev/null
+	for round in 1 2 3; do
+		rm -f /tmp/iops.*
+		for cfg in $BENCH_STORAGE_CONFIGS; do
+			echo "# round $round: $cfg"
+			bench_one "$cfg" || failed=1
+		done
+		for cfg in $BENCH_STORAGE_CONFIGS; do
+			for w in $BENCH_STORAGE_WORKLOADS; do
+				[ -s /tmp/iops.$cfg.$w ] && [ -s /tmp/iops.ide.$w ] && [ -s /tmp/iops.virtio.$w ] || continue
+				awk -v c="$cfg" -v w="$w" -v x="$(cat /tmp/iops.$cfg.$w)" -v ide="$(cat /tmp/iops.ide.$w)" \
+					-v vb="$(cat /tmp/iops.virtio.$w)" 'BEGIN {
+					printf "# sample storage_ratio config=%s workload=%s vs_ide=%.3f vs_virtio=%.3f\n",
+						c, w, x / ide, x / vb }'
+			done
+		done
+	done
+	umount /tmp/disks
+	[ -z "$failed" ]
+}
