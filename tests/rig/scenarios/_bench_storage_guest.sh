@@ -64,6 +64,7 @@ bench_storage_workloads() {
 	cfg=$(bench_config)
 	disk=$(bench_disk "$cfg") || { echo "# config $cfg: no disk"; ls /sys/block | sed 's/^/# /'; return 1; }
 	echo "# config $cfg: /dev/$disk, $(cat /sys/block/$disk/size) sectors, $(fio --version), $(nproc) CPUs"
+	grep -E "$IRQ_PAT" /proc/interrupts | tr -s ' ' | sed 's/^/# irq lines: /'
 	for w in $BENCH_STORAGE_WORKLOADS; do
 		# shellcheck disable=SC2046
 		set -- $(echo "$w" | tr ':' ' ')

@@ -212,6 +212,13 @@ no_kernel_warnings() {
 
 no_disks() { ! storage_file >/dev/null && ! ls /sys/block | grep -q '^hvd'; }
 
+# lun_ios LUN: the reads and writes hv_guest sent to LUN.
+lun_ios() {
+	local f
+	f=$(storage_file)
+	echo $(($(kv "$f" "lun=$1" reads) + $(kv "$f" "lun=$1" writes)))
+}
+
 # ring_pages FIELD: the VMBus client's ring page count FIELD (live, leaked).
 ring_pages() {
 	kv $D/state - "ring_pages_$1"
@@ -230,18 +237,23 @@ rescind_under_fio() {
 	# hvhost's counters of the controller, for L1, before it goes.
 	rig_request stats || { echo "# stats: $RIG_ANSWER"; return 1; }
 	rm -f /tmp/fio.status
+	io_before=$(lun_ios 2)
 	(
 		fio --name=rescind --filename=/dev/$d --ioengine=libaio --direct=1 --rw=randrw \
-			--bs=4k --iodepth=32 --time_based --runtime=300 --thread --output=/tmp/fio.out
+			--bs=4k --iodepth=32 --time_based --runtime=300 --thread --output=/tmp/fio.out 2>/tmp/fio.err
 		echo $? >/tmp/fio.status
 	) &
 	sleep 5
-	sed 's/^/# /' "$f" | grep -E '^# (queue|disk name=hvdc)'
+	[ ! -e /tmp/fio.status ] || { echo "# fio ended early: $(head -3 /tmp/fio.err /tmp/fio.out)"; return 1; }
+	io_running=$(lun_ios 2)
+	echo "# fio running: $((io_running - io_before)) requests to LUN 2 so far"
+	[ $((io_running - io_before)) -ge 32 ] || { echo "# fio is not doing I/O"; return 1; }
 	rig_request hvctl remove "$relid" || { echo "# remove: $RIG_ANSWER"; return 1; }
 	wait_for 60 no_disks || { echo "# disks still there"; ls /sys/block | sed 's/^/# /'; return 1; }
 	wait_for 30 [ -e /tmp/fio.status ] || { echo "# fio did not end"; return 1; }
-	echo "# fio ended with status $(cat /tmp/fio.status): $(grep -m1 -E 'err=|error' /tmp/fio.out)"
-	[ "$(cat /tmp/fio.status)" != 0 ] || { echo "# fio saw no error"; return 1; }
+	echo "# fio ended with status $(cat /tmp/fio.status): $(grep -m1 -i 'error' /tmp/fio.err /tmp/fio.out)"
+	[ "$(cat /tmp/fio.status)" != 0 ] && grep -qi 'error' /tmp/fio.err /tmp/fio.out ||
+		{ echo "# fio saw no I/O error"; return 1; }
 	after=$(ring_pages live)
 	echo "# ring pages: $before live before, $after after, $(ring_pages leaked) leaked"
 	[ "$after" = $((before - 4 * 66)) ] && [ "$(ring_pages leaked)" = 0 ] || return 1

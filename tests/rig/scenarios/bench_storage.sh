@@ -20,18 +20,23 @@
 # timeout: 3000
 MIB=1048576
 BENCH_STORAGE_CONFIGS="ide ahci virtio storvsc hvguest"
+BENCH_STORAGE_ROUNDS=1
 BENCH_STORAGE_WORKLOADS="randread_4k_qd1 randread_4k_qd32 randwrite_4k_qd32 seqread_1m_qd4"
 
 guest() {
 	run_test bench_storage bench_storage_rounds
 }
 
-# The KVM exit count of the VM started last (its debugfs directory is
-# named after the VMM's pid).
+# The KVM exit count of the one VM running (KVM's debugfs directory of a
+# VM is named PID-FD; the bench runs one VM at a time).
 vm_exits() {
-	local pid
-	pid=$(pgrep -P "$HVHOST_PID" | head -1)
-	cat /sys/kernel/debug/kvm/"$pid"-*/exits 2>/dev/null | head -1
+	local d n=0 exits=
+	for d in /sys/kernel/debug/kvm/*-*; do
+		[ -e "$d/exits" ] || continue
+		n=$((n + 1))
+		exits=$(cat "$d/exits")
+	done
+	[ "$n" = 1 ] && echo "$exits"
 }
 
 # qemu_start LIMIT CONFIG QEMU_ARGS...: QEMU with the rig kernel running
@@ -82,9 +87,10 @@ bench_one() {
 		echo "$w $((e1 - e0))" >>/tmp/exits.$cfg
 	done
 	hvhost_wait
-	grep '^# config ' /tmp/hvhost.ktap | head -1
+	grep '# config \|# irq lines' /tmp/hvhost.ktap | sed 's/^ *//'
+
 	for w in $BENCH_STORAGE_WORKLOADS; do
-		line=$(grep "^# bench storage config=$cfg workload=$w " /tmp/hvhost.ktap) ||
+		line=$(grep "# bench storage config=$cfg workload=$w " /tmp/hvhost.ktap) ||
 			{ echo "# $cfg: no result for $w (run incomplete)"; return 1; }
 		iops=$(echo "$line" | sed 's/.* iops=\([0-9.]*\).*/\1/')
 		ios=$(echo "$line" | sed 's/.* ios=\([0-9]*\).*/\1/')
@@ -103,7 +109,7 @@ bench_storage_rounds() {
 	mkdir -p /tmp/disks
 	mount -t tmpfs -o size=96m tmpfs /tmp/disks || return 1
 	dd if=/dev/urandom of=/tmp/disks/bench.img bs=$MIB count=64 2>/dev/null
-	for round in 1 2 3; do
+	for round in $(seq 1 $BENCH_STORAGE_ROUNDS); do
 		rm -f /tmp/iops.*
 		for cfg in $BENCH_STORAGE_CONFIGS; do
 			echo "# round $round: $cfg"
