@@ -382,10 +382,12 @@ impl Channel {
         self.space.notify_all();
     }
 
-    /// The event flag of this relid fired (hard irq).
+    /// The event flag of this relid fired (hard irq). The channel's work
+    /// goes on the high-priority system workqueue: a completion a task
+    /// waits for (a disk request) must not queue behind that task.
     pub(super) fn on_event(&self) {
         self.counters.events.add(1, Relaxed);
-        let _ = workqueue::system().enqueue(self.self_arc());
+        let _ = workqueue::system_highpri().enqueue(self.self_arc());
     }
 
     /// Waits until the channel's work is not running or queued. Not from

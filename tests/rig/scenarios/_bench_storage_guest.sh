@@ -37,21 +37,22 @@ hv_disk() {
 	return 1
 }
 
-# The disk of the configuration, and the /proc/interrupts lines of its
-# interrupts.
+# bench_disk CONFIG: sets DISK, the disk of the configuration, and
+# IRQ_PAT, the /proc/interrupts lines of its interrupts.
 bench_disk() {
 	case $1 in
-	ide) IRQ_PAT='ata_piix'; wait_for 30 first_sd ;;
-	ahci) IRQ_PAT='ahci'; wait_for 30 first_sd ;;
-	virtio) IRQ_PAT='virtio'; wait_for 30 [ -e /sys/block/vda ] && echo vda ;;
-	storvsc) IRQ_PAT='HYP:|Hypervisor callback'; wait_for 60 first_sd ;;
+	ide) IRQ_PAT='ata_piix'; DISK=$(wait_for 30 first_sd) ;;
+	ahci) IRQ_PAT='ahci'; DISK=$(wait_for 30 first_sd) ;;
+	virtio) IRQ_PAT='virtio'; wait_for 30 [ -e /sys/block/vda ] && DISK=vda ;;
+	storvsc) IRQ_PAT='HYP:|Hypervisor callback'; DISK=$(wait_for 60 first_sd) ;;
 	hvguest)
 		IRQ_PAT='hv_guest-sint2'
 		insmod $HV_GUEST_KO >/dev/null || return 1
-		wait_for 60 hv_disk
+		DISK=$(wait_for 60 hv_disk)
 		;;
 	*) return 1 ;;
 	esac
+	[ -n "$DISK" ]
 }
 
 disk_irqs() {
@@ -62,7 +63,8 @@ disk_irqs() {
 bench_storage_workloads() {
 	local cfg disk w name rw bs qd i0 i1 terse iops kb ios
 	cfg=$(bench_config)
-	disk=$(bench_disk "$cfg") || { echo "# config $cfg: no disk"; ls /sys/block | sed 's/^/# /'; return 1; }
+	bench_disk "$cfg" || { echo "# config $cfg: no disk"; ls /sys/block | sed 's/^/# /'; return 1; }
+	disk=$DISK
 	echo "# config $cfg: /dev/$disk, $(cat /sys/block/$disk/size) sectors, $(fio --version), $(nproc) CPUs"
 	grep -E "$IRQ_PAT" /proc/interrupts | tr -s ' ' | sed 's/^/# irq lines: /'
 	for w in $BENCH_STORAGE_WORKLOADS; do
