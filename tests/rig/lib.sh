@@ -174,8 +174,18 @@ hvhost_start() {
 	exec 8<>/tmp/hvhost.events
 	rig_console_reader </tmp/hvhost.dc &
 	RIG_READER_PID=$!
+	# The rig kernel under hvhost has nothing to calibrate its TSC against
+	# (no PIT, HPET or ACPI PM timer) and no Hyper-V clock (no
+	# CONFIG_HYPERV; hv_guest provides none): without its rate it falls
+	# back to a jiffies clock with the APIC timer disabled. It gets L1's
+	# rate (KVM passes the TSC through; run.py gives L1 its own). The
+	# reference kernel has Hyper-V's clock and is left alone.
+	local clock=
+	if [ -z "$HVHOST_KERNEL" ]; then
+		clock=$(sed -n 's/.*\(tsc_early_khz=[0-9]*\).*/ \1/p' /proc/cmdline)
+	fi
 	timeout -s KILL "$limit" hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
-		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2${HVHOST_EXTRA_CMDLINE:+ $HVHOST_EXTRA_CMDLINE}" \
+		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2$clock${HVHOST_EXTRA_CMDLINE:+ $HVHOST_EXTRA_CMDLINE}" \
 		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.dc \
 		--report /tmp/hvhost.report "$@" 2>/tmp/hvhost.err &
 	HVHOST_PID=$!

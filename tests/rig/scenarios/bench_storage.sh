@@ -39,11 +39,6 @@ vm_exits() {
 	[ "$n" = 1 ] && echo "$exits"
 }
 
-# L1's TSC rate in kHz (run.py gives it to L1 as tsc_early_khz).
-l1_tsc_khz() {
-	sed -n 's/.*tsc_early_khz=\([0-9]*\).*/\1/p' /proc/cmdline
-}
-
 # qemu_start LIMIT CONFIG QEMU_ARGS...: QEMU with the rig kernel running
 # _bench_storage_guest, its debug console through rig_console_reader as
 # hvhost's is (hvhost_start), so marks arrive the same way.
@@ -80,12 +75,8 @@ bench_one() {
 	virtio) qemu_start 600 virtio -drive file=$img,format=raw,if=virtio,cache=writeback ;;
 	storvsc) HVHOST_KERNEL=/boot/ref-bzImage HVHOST_EXTRA_CMDLINE=rig.bench=storvsc \
 		hvhost_start 600 _bench_storage_guest --cpus 2 --memory 512 --disk $img ;;
-	# The rig kernel under hvhost has no timer to calibrate its TSC
-	# against (no PIT, HPET or ACPI PM timer) and no Hyper-V clock (no
-	# CONFIG_HYPERV; hv_guest provides none): it would fall back to a
-	# jiffies clock with its APIC timer disabled, and fio's time would be
-	# wrong. It is told the TSC's rate, L1's (KVM passes the TSC through).
-	hvguest) HVHOST_EXTRA_CMDLINE="rig.bench=hvguest tsc_early_khz=$(l1_tsc_khz)" \
+	# (hvhost_start gives the rig kernel its TSC rate: a clock fio can use.)
+	hvguest) HVHOST_EXTRA_CMDLINE=rig.bench=hvguest \
 		hvhost_start 600 _bench_storage_guest --cpus 2 --memory 512 --disk $img ;;
 	esac
 	: >/tmp/exits.$cfg
