@@ -224,20 +224,21 @@ ring_pages() {
 	kv $D/state - "ring_pages_$1"
 }
 
-# Last: the controller rescinded while fio runs on LUN 2 (random reads
-# and writes, libaio, 32 in flight): fio ends with I/O errors, at once;
+# Last: the controller rescinded while fio runs on LUN 0 (random reads
+# and writes, libaio, 32 in flight; LUN 0's data is checked no more,
+# LUN 2 holds the pattern L1 compares with its image): fio ends with I/O errors, at once;
 # the disks and the device go; the controller's ring pages are freed (the
 # 4 channels' 66 pages each), none leaked; the module unloads cleanly.
 rescind_under_fio() {
 	local d f relid before after
-	d=$(disk_of 2)
+	d=$(disk_of 0)
 	f=$(storage_file)
 	relid=$(kv "$f" - relid)
 	before=$(ring_pages live)
 	# hvhost's counters of the controller, for L1, before it goes.
 	rig_request stats || { echo "# stats: $RIG_ANSWER"; return 1; }
 	rm -f /tmp/fio.status
-	io_before=$(lun_ios 2)
+	io_before=$(lun_ios 0)
 	(
 		fio --name=rescind --filename=/dev/$d --ioengine=libaio --direct=1 --rw=randrw \
 			--bs=4k --iodepth=32 --time_based --runtime=300 --thread --output=/tmp/fio.out 2>/tmp/fio.err
@@ -245,8 +246,8 @@ rescind_under_fio() {
 	) &
 	sleep 5
 	[ ! -e /tmp/fio.status ] || { echo "# fio ended early: $(head -3 /tmp/fio.err /tmp/fio.out)"; return 1; }
-	io_running=$(lun_ios 2)
-	echo "# fio running: $((io_running - io_before)) requests to LUN 2 so far"
+	io_running=$(lun_ios 0)
+	echo "# fio running: $((io_running - io_before)) requests to LUN 0 so far"
 	[ $((io_running - io_before)) -ge 32 ] || { echo "# fio is not doing I/O"; return 1; }
 	rig_request hvctl remove "$relid" || { echo "# remove: $RIG_ANSWER"; return 1; }
 	wait_for 60 no_disks || { echo "# disks still there"; ls /sys/block | sed 's/^/# /'; return 1; }
