@@ -236,7 +236,8 @@ pub(crate) struct DiskParams {
 pub(crate) struct Disk<T: Operations> {
     gendisk: NonNull<c_void>,
     queuedata: *mut c_void,
-    tagset: SharedTagSet<T>,
+    // Kept until the disk is deleted (fields drop after `drop`).
+    _tagset: SharedTagSet<T>,
 }
 
 // SAFETY: the disk is an owned pointer, deleted once; the queue data is
@@ -277,7 +278,7 @@ impl<T: Operations> Disk<T> {
         Ok(Self {
             gendisk,
             queuedata,
-            tagset,
+            _tagset: tagset,
         })
     }
 }
@@ -289,7 +290,5 @@ impl<T: Operations> Drop for Disk<T> {
         unsafe { ffi::hvg_disk_del(self.gendisk.as_ptr()) };
         // SAFETY: from `into_foreign` (invariant); the queue is gone.
         drop(unsafe { T::QueueData::from_foreign(self.queuedata) });
-        // The tag set goes with the last disk and its owner.
-        let _ = &self.tagset;
     }
 }
