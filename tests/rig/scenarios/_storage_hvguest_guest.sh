@@ -235,7 +235,10 @@ rescind_under_fio() {
 	f=$(storage_file)
 	relid=$(kv "$f" - relid)
 	before=$(ring_pages live)
-	# hvhost's counters of the controller, for L1, before it goes.
+	# hvhost's counters of the controller, for L1, before it goes: its
+	# channels were opened by this load, so a read from each CPU first
+	# gives every one of them commands to count.
+	every_cpu_reads >/dev/null || { echo "# per-CPU reads failed"; return 1; }
 	rig_request stats || { echo "# stats: $RIG_ANSWER"; return 1; }
 	rm -f /tmp/fio.status
 	io_before=$(lun_ios 0)
