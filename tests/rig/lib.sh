@@ -154,15 +154,10 @@ hvhost_run() {
 	hvhost_wait
 }
 
-# hvhost_start LIMIT GUEST_SCENARIO [HVHOST_ARGS...]: hvhost_run's VM in the
-# background (HVHOST_PID), killed after LIMIT seconds. hvhost's exit report
-# (key=value records: vcpu, vmbus, channel, hyperv, exit) goes to
-# /tmp/hvhost.report; checks read it with kv. L2's debug console goes
-# through rig_console_reader (below) to /tmp/hvhost.ktap.
-hvhost_start() {
-	limit=$1 scen=$2
-	shift 2
-	HVHOST_ARGS="$*"
+# vm_console_start: fresh result files for the next L2 (whichever VMM runs
+# it: hvhost, or QEMU in a benchmark) and the reader of its debug console,
+# /tmp/hvhost.dc, which that VMM is to write (rig_console_reader).
+vm_console_start() {
 	: >/tmp/hvhost.ktap
 	: >/tmp/hvhost.marks
 	: >/tmp/hvhost.ctl
@@ -174,6 +169,18 @@ hvhost_start() {
 	exec 8<>/tmp/hvhost.events
 	rig_console_reader </tmp/hvhost.dc &
 	RIG_READER_PID=$!
+}
+
+# hvhost_start LIMIT GUEST_SCENARIO [HVHOST_ARGS...]: hvhost_run's VM in the
+# background (HVHOST_PID), killed after LIMIT seconds. hvhost's exit report
+# (key=value records: vcpu, vmbus, channel, hyperv, exit) goes to
+# /tmp/hvhost.report; checks read it with kv. L2's debug console goes
+# through rig_console_reader (below) to /tmp/hvhost.ktap.
+hvhost_start() {
+	limit=$1 scen=$2
+	shift 2
+	HVHOST_ARGS="$*"
+	vm_console_start
 	# The rig kernel under hvhost has nothing to calibrate its TSC against
 	# (no PIT, HPET or ACPI PM timer) and no Hyper-V clock (no
 	# CONFIG_HYPERV; hv_guest provides none): without its rate it falls

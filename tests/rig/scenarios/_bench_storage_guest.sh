@@ -18,21 +18,14 @@ guest() {
 BENCH_STORAGE_WORKLOADS="randread_4k_qd1:randread:4k:1 randread_4k_qd32:randread:4k:32 randwrite_4k_qd32:randwrite:4k:32 seqread_1m_qd4:read:1m:4"
 BENCH_STORAGE_SECONDS=8
 
+. /rig/scenarios/_storage_lib.sh
+
 bench_config() { sed -n 's/.*rig\.bench=\([a-z]*\).*/\1/p' /proc/cmdline; }
 
 first_sd() {
 	local d
 	for d in /sys/block/sd*; do
 		[ -e "$d" ] && { basename "$d"; return 0; }
-	done
-	return 1
-}
-
-hv_disk() {
-	local f
-	for f in /sys/kernel/debug/hv_guest/vmbus/devices/scsi.*/storage; do
-		[ -e "$f" ] && kv "$f" "lun=0" name | grep .
-		return
 	done
 	return 1
 }
@@ -48,7 +41,7 @@ bench_disk() {
 	hvguest)
 		IRQ_PAT='hv_guest-sint2'
 		insmod $HV_GUEST_KO >/dev/null || return 1
-		DISK=$(wait_for 60 hv_disk)
+		DISK=$(wait_for 60 hv_disk_of 0)
 		;;
 	*) return 1 ;;
 	esac
@@ -60,8 +53,14 @@ disk_irqs() {
 		awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }'
 }
 
+# The guest's busy CPU time so far, all CPUs (user, nice, system, irq,
+# softirq: /proc/stat's first line), in clock ticks.
+cpu_busy() {
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
 bench_storage_workloads() {
-	local cfg disk w name rw bs qd i0 i1 terse iops kb ios
+	local cfg disk w name rw bs qd i0 i1 c0 c1 terse iops kb ios
 	cfg=$(bench_config)
 	bench_disk "$cfg" || { echo "# config $cfg: no disk"; ls /sys/block | sed 's/^/# /'; return 1; }
 	disk=$DISK
@@ -74,10 +73,12 @@ bench_storage_workloads() {
 		rig_mark "phase $name start"
 		sleep 1
 		i0=$(disk_irqs)
+		c0=$(cpu_busy)
 		terse=$(fio --name="$name" --filename=/dev/$disk --direct=1 --ioengine=libaio --rw="$rw" \
 			--bs="$bs" --iodepth="$qd" --runtime=$BENCH_STORAGE_SECONDS --time_based --size=48m \
 			--thread --minimal 2>/tmp/fio.err) || { echo "# $name: fio failed: $(head -1 /tmp/fio.err)"; return 1; }
 		i1=$(disk_irqs)
+		c1=$(cpu_busy)
 		rig_mark "phase $name end"
 		# Terse v3: read KiB, IOPS at fields 6 and 8, write at 47 and 49.
 		case $rw in
@@ -88,7 +89,7 @@ bench_storage_workloads() {
 		4k) ios=$((kb / 4)) ;;
 		1m) ios=$((kb / 1024)) ;;
 		esac
-		echo "# bench storage config=$cfg workload=$name iops=$iops ios=$ios irqs=$((i1 - i0))"
+		echo "# bench storage config=$cfg workload=$name iops=$iops ios=$ios irqs=$((i1 - i0)) cpu_ticks=$((c1 - c0))"
 		[ "$ios" -gt 0 ] || return 1
 	done
 }

@@ -15,29 +15,22 @@
 # ring page leaked.
 # helper
 
+. /rig/scenarios/_storage_lib.sh
 D=/sys/kernel/debug/hv_guest/vmbus
 
-storage_file() {
-	local f
-	for f in $D/devices/scsi.*/storage; do
-		[ -e "$f" ] && { echo "$f"; return 0; }
-	done
-	return 1
-}
-
-has_disk() { storage_file >/dev/null && grep -q '^disk .* lun=0 ' "$(storage_file)"; }
+has_disk() { hv_storage_file >/dev/null && grep -q '^disk .* lun=0 ' "$(hv_storage_file)"; }
 
 # queue_sum KEY: KEY summed over the controller's queues.
 queue_sum() {
-	grep '^queue ' "$(storage_file)" | tr ' ' '\n' | sed -n "s/^$1=//p" | awk '{ s += $1 } END { print s + 0 }'
+	grep '^queue ' "$(hv_storage_file)" | tr ' ' '\n' | sed -n "s/^$1=//p" | awk '{ s += $1 } END { print s + 0 }'
 }
 
 load() {
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	wait_for 60 has_disk || { echo "# no disk"; return 1; }
-	DISK=$(kv "$(storage_file)" "lun=0" name)
-	echo "timeout_ms 3000" >"$(storage_file)" || return 1
-	echo "# disk $DISK, I/O timeout $(kv "$(storage_file)" - timeout_ms) ms"
+	DISK=$(kv "$(hv_storage_file)" "lun=0" name)
+	echo "timeout_ms 3000" >"$(hv_storage_file)" || return 1
+	echo "# disk $DISK, I/O timeout $(kv "$(hv_storage_file)" - timeout_ms) ms"
 }
 
 read_one() {
@@ -69,7 +62,7 @@ still_works() {
 	dd if=/dev/urandom of=/tmp/pattern bs=65536 count=64 2>/dev/null
 	dd if=/tmp/pattern of=/dev/$DISK bs=65536 oflag=direct 2>/dev/null || return 1
 	dd if=/dev/$DISK bs=65536 count=64 iflag=direct 2>/dev/null | cmp -s - /tmp/pattern || { echo "# pattern differs"; return 1; }
-	grep '^queue ' "$(storage_file)" | sed 's/^/# /'
+	grep '^queue ' "$(hv_storage_file)" | sed 's/^/# /'
 }
 
 # No ring page leaked (every GPADL torn down as the host confirmed), then

@@ -5,14 +5,14 @@
 # the image. The guest waits to be killed.
 # helper
 
-MIB=1048576
+. /rig/scenarios/_storage_lib.sh
 
 flush_then_wait() {
 	local f d sum
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
-	wait_for 60 sh -c "grep -q '^disk ' /sys/kernel/debug/hv_guest/vmbus/devices/scsi.*/storage" || return 1
-	f=$(ls /sys/kernel/debug/hv_guest/vmbus/devices/scsi.*/storage)
-	d=$(kv "$f" "lun=0" name)
+	wait_for 60 hv_disk_of 0 >/dev/null || return 1
+	f=$(hv_storage_file)
+	d=$(hv_disk_of 0)
 	dd if=/dev/urandom of=/tmp/data bs=$MIB count=4 2>/dev/null
 	sum=$(sha256sum /tmp/data | cut -d' ' -f1)
 	dd if=/tmp/data of=/dev/$d bs=$MIB seek=8 conv=fsync 2>/dev/null || { echo "# write failed"; return 1; }

@@ -16,48 +16,33 @@
 # The guest sends the pattern's and LUN 1's sha256 to L1 as marks.
 # helper
 
-MIB=1048576
+. /rig/scenarios/_storage_lib.sh
+DISK_OF=hv_disk_of
 D=/sys/kernel/debug/hv_guest/vmbus
 
-# The driver's debugfs file (one controller).
-storage_file() {
-	local f
-	for f in $D/devices/scsi.*/storage; do
-		[ -e "$f" ] && { echo "$f"; return 0; }
-	done
-	return 1
-}
-
-# disk_of LUN: the disk name of LUN.
-disk_of() {
-	local f
-	f=$(storage_file) || return 1
-	kv "$f" "lun=$1" name | grep .
-}
-
 three_disks() {
-	disk_of 0 >/dev/null && disk_of 1 >/dev/null && disk_of 2 >/dev/null &&
-		[ -e /dev/$(disk_of 0) ] && [ -e /dev/$(disk_of 2) ]
+	hv_disk_of 0 >/dev/null && hv_disk_of 1 >/dev/null && hv_disk_of 2 >/dev/null &&
+		[ -e /dev/$(hv_disk_of 0) ] && [ -e /dev/$(hv_disk_of 2) ]
 }
 
 load() {
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
-	wait_for 60 three_disks || { echo "# disks did not appear"; storage_file && sed 's/^/# /' "$(storage_file)"; return 1; }
+	wait_for 60 three_disks || { echo "# disks did not appear"; hv_storage_file && sed 's/^/# /' "$(hv_storage_file)"; return 1; }
 }
 
 disks_appear() {
 	local l d
 	load || return 1
-	sed 's/^/# /' "$(storage_file)"
+	sed 's/^/# /' "$(hv_storage_file)"
 	for l in 0 1 2; do
-		d=$(disk_of $l)
+		d=$(hv_disk_of $l)
 		echo "# LUN $l: $d, $(cat /sys/block/$d/size) sectors, ro=$(cat /sys/block/$d/ro), discard_max_bytes=$(cat /sys/block/$d/queue/discard_max_bytes), write_cache=$(cat /sys/block/$d/queue/write_cache), max_sectors_kb=$(cat /sys/block/$d/queue/max_hw_sectors_kb)"
 	done
 }
 
 controller() {
 	local f
-	f=$(storage_file)
+	f=$(hv_storage_file)
 	rig_check version_6_2 [ "$(kv $f - version)" = 6.2 ]
 	rig_check channel_per_cpu [ "$(kv $f - channels)" = "$(nproc)" ]
 	rig_check max_transfer_1_mib [ "$(kv $f - max_transfer)" = $MIB ]
@@ -66,7 +51,7 @@ controller() {
 
 geometry() {
 	local d0 d1 d2
-	d0=$(disk_of 0) d1=$(disk_of 1) d2=$(disk_of 2)
+	d0=$(hv_disk_of 0) d1=$(hv_disk_of 1) d2=$(hv_disk_of 2)
 	rig_check lun0_64_mib [ "$(cat /sys/block/$d0/size)" = $((64 * 2048)) ]
 	ro16() { [ "$(cat /sys/block/$d1/size)" = $((16 * 2048)) ] && [ "$(cat /sys/block/$d1/ro)" = 1 ]; }
 	rig_check lun1_16_mib_read_only ro16
@@ -77,66 +62,26 @@ geometry() {
 	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
+# The pattern and the discard, which the driver counted.
 pattern() {
-	local d sum back
-	d=$(disk_of 2)
-	dd if=/dev/urandom of=/tmp/pattern bs=$MIB count=64 2>/dev/null || return 1
-	sum=$(sha256sum /tmp/pattern | cut -d' ' -f1)
-	dd if=/tmp/pattern of=/dev/$d bs=$MIB conv=fsync 2>/dev/null || { echo "# write to /dev/$d failed"; return 1; }
-	dd if=/dev/urandom of=/dev/$d bs=$MIB seek=64 count=16 conv=fsync 2>/dev/null || return 1
-	echo 3 >/proc/sys/vm/drop_caches
-	back=$(dd if=/dev/$d bs=$MIB count=64 2>/dev/null | sha256sum | cut -d' ' -f1)
-	echo "# 64 MiB pattern $sum, read back $back"
-	rig_mark "pattern_sha256 $sum"
-	[ "$sum" = "$back" ] || return 1
-	blkdiscard -o $((64 * MIB)) -l $((64 * MIB)) /dev/$d || { echo "# blkdiscard failed"; return 1; }
-	echo 3 >/proc/sys/vm/drop_caches
-	back=$(dd if=/dev/$d bs=$MIB skip=64 count=64 2>/dev/null | tr -d '\000' | wc -c)
-	echo "# discarded half: $back non-zero bytes; discards=$(kv "$(storage_file)" "lun=2" discards)"
-	[ "$back" = 0 ] && [ "$(kv "$(storage_file)" "lun=2" discards)" -gt 0 ]
-}
-
-read_only_refuses() {
-	local d
-	d=$(disk_of 1)
-	rig_mark "lun1_sha256 $(dd if=/dev/$d bs=$MIB 2>/dev/null | sha256sum | cut -d' ' -f1)"
-	if dd if=/dev/zero of=/dev/$d bs=512 count=1 oflag=direct 2>/tmp/ro.err; then
-		echo "# a write to the read-only /dev/$d succeeded"
-		return 1
-	fi
-	echo "# write refused: $(head -1 /tmp/ro.err)"
+	storage_pattern || return 1
+	echo "# discards=$(kv "$(hv_storage_file)" "lun=2" discards)"
+	[ "$(kv "$(hv_storage_file)" "lun=2" discards)" -gt 0 ]
 }
 
 ext4() {
-	local d sum
-	d=$(disk_of 0)
-	/usr/sbin/mke2fs -q -F -t ext4 /dev/$d || { echo "# mke2fs failed"; return 1; }
-	mkdir -p /mnt/disk
-	mount -t ext4 /dev/$d /mnt/disk || { echo "# mount failed"; return 1; }
-	head -c $((8 * MIB)) /tmp/pattern >/mnt/disk/pattern
-	sum=$(head -c $((8 * MIB)) /tmp/pattern | sha256sum | cut -d' ' -f1)
-	umount /mnt/disk || return 1
-	/usr/sbin/e2fsck -fn /dev/$d >/tmp/fsck.out 2>&1 || { sed 's/^/# /' /tmp/fsck.out; return 1; }
-	echo "# $(tail -1 /tmp/fsck.out)"
-	echo 3 >/proc/sys/vm/drop_caches
-	mount -t ext4 -o ro /dev/$d /mnt/disk || return 1
-	[ "$(sha256sum /mnt/disk/pattern | cut -d' ' -f1)" = "$sum" ] || { echo "# file changed"; umount /mnt/disk; return 1; }
-	umount /mnt/disk
-	echo "# flushes=$(kv "$(storage_file)" "lun=0" flushes) fua_writes=$(kv "$(storage_file)" "lun=0" fua_writes)"
+	storage_ext4 || return 1
+	echo "# flushes=$(kv "$(hv_storage_file)" "lun=0" flushes) fua_writes=$(kv "$(hv_storage_file)" "lun=0" fua_writes)"
 	# The journal commits: flushes, and writes with FUA.
-	[ "$(kv "$(storage_file)" "lun=0" flushes)" -gt 0 ] && [ "$(kv "$(storage_file)" "lun=0" fua_writes)" -gt 0 ]
+	[ "$(kv "$(hv_storage_file)" "lun=0" flushes)" -gt 0 ] && [ "$(kv "$(hv_storage_file)" "lun=0" fua_writes)" -gt 0 ]
 }
 
 # Direct reads from each CPU: blk-mq maps each CPU to its own hardware
 # queue, one per channel, so every queue sends some.
 every_cpu_reads() {
-	local d c f idle
-	d=$(disk_of 2)
-	for c in $(seq 0 $(($(nproc) - 1))); do
-		taskset -c $c dd if=/dev/$d of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null ||
-			{ echo "# direct read on CPU $c failed"; return 1; }
-	done
-	f=$(storage_file)
+	local f idle
+	storage_every_cpu_reads || return 1
+	f=$(hv_storage_file)
 	grep '^queue ' "$f" | sed 's/^/# /'
 	idle=$(grep '^queue ' "$f" | grep -c ' submitted=0 ')
 	[ "$idle" = 0 ] && [ "$(grep -c '^queue ' "$f")" = "$(nproc)" ]
@@ -146,7 +91,7 @@ every_cpu_reads() {
 # seen as hvdX1 once the disk is added again (the next load).
 write_partition_table() {
 	local d
-	d=$(disk_of 0)
+	d=$(hv_disk_of 0)
 	dd if=/dev/zero of=/tmp/mbr bs=512 count=1 2>/dev/null
 	# Entry 1 at 446: status, CHS, type 0x83, CHS, LBA 2048, 63488 sectors.
 	printf '\000\000\000\000\203\000\000\000\000\010\000\000\000\370\000\000' |
@@ -159,12 +104,12 @@ write_partition_table() {
 # the pattern, in the discarded half).
 cycle_block() {
 	printf 'cycle %08d' "$1" | dd of=/tmp/block bs=4096 conv=sync 2>/dev/null
-	dd if=/tmp/block of=/dev/$(disk_of 2) bs=4096 seek=$((32512 + $1)) count=1 oflag=direct conv=fsync 2>/dev/null
+	dd if=/tmp/block of=/dev/$(hv_disk_of 2) bs=4096 seek=$((32512 + $1)) count=1 oflag=direct conv=fsync 2>/dev/null
 }
 
 cycle_block_is() {
 	printf 'cycle %08d' "$1" | dd of=/tmp/block bs=4096 conv=sync 2>/dev/null
-	dd if=/dev/$(disk_of 2) bs=4096 skip=$((32512 + $1)) count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/block
+	dd if=/dev/$(hv_disk_of 2) bs=4096 skip=$((32512 + $1)) count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/block
 }
 
 reload_cycles() {
@@ -177,31 +122,9 @@ reload_cycles() {
 		cycle_block_is $((i - 1)) || { echo "# cycle $i: block of cycle $((i - 1)) lost"; return 1; }
 		cycle_block $i || { echo "# cycle $i: write failed"; return 1; }
 	done
-	d=$(disk_of 0)
+	d=$(hv_disk_of 0)
 	echo "# 20 reloads, every block read back; $d partitions: $(ls /sys/block/$d | grep "^$d" | tr '\n' ' ')"
 	[ -e /sys/block/$d/${d}1 ] && [ "$(cat /sys/block/$d/${d}1/size)" = 63488 ]
-}
-
-four_disks() { disk_of 3 >/dev/null && [ -e /dev/$(disk_of 3) ]; }
-three_left() { ! disk_of 3 >/dev/null; }
-
-hot_plug() {
-	local d
-	rig_request hvctl disk-add /tmp/disks/lun3.img,lun=3 || { echo "# disk-add: $RIG_ANSWER"; return 1; }
-	wait_for 60 four_disks || { echo "# LUN 3 did not appear"; sed 's/^/# /' "$(storage_file)"; return 1; }
-	d=$(disk_of 3)
-	echo "# LUN 3 appeared as $d, $(cat /sys/block/$d/size) sectors"
-	[ "$(cat /sys/block/$d/size)" = $((16 * 2048)) ] || return 1
-	rm -f /tmp/reader.done
-	(
-		while dd if=/dev/$d of=/dev/null bs=65536 count=64 iflag=direct 2>/dev/null; do :; done
-		: >/tmp/reader.done
-	) &
-	sleep 1
-	rig_request hvctl disk-remove 3 || { echo "# disk-remove: $RIG_ANSWER"; return 1; }
-	wait_for 60 three_left || { echo "# LUN 3 still there"; return 1; }
-	wait_for 30 [ -e /tmp/reader.done ] || { echo "# the reader did not end"; return 1; }
-	echo "# LUN 3 gone; the reader ended"
 }
 
 no_kernel_warnings() {
@@ -210,12 +133,12 @@ no_kernel_warnings() {
 	fi
 }
 
-no_disks() { ! storage_file >/dev/null && ! ls /sys/block | grep -q '^hvd'; }
+no_disks() { ! hv_storage_file >/dev/null && ! ls /sys/block | grep -q '^hvd'; }
 
 # lun_ios LUN: the reads and writes hv_guest sent to LUN.
 lun_ios() {
 	local f
-	f=$(storage_file)
+	f=$(hv_storage_file)
 	echo $(($(kv "$f" "lun=$1" reads) + $(kv "$f" "lun=$1" writes)))
 }
 
@@ -231,8 +154,8 @@ ring_pages() {
 # 4 channels' 66 pages each), none leaked; the module unloads cleanly.
 rescind_under_fio() {
 	local d f relid before after
-	d=$(disk_of 0)
-	f=$(storage_file)
+	d=$(hv_disk_of 0)
+	f=$(hv_storage_file)
 	relid=$(kv "$f" - relid)
 	before=$(ring_pages live)
 	# hvhost's counters of the controller, for L1, before it goes: its
@@ -272,11 +195,11 @@ guest() {
 	run_test controller_6_2_channel_per_cpu controller
 	run_test geometry geometry
 	run_test raw_pattern_and_discard pattern
-	run_test read_only_disk_refuses_writes read_only_refuses
+	run_test read_only_disk_refuses_writes storage_read_only_refuses
 	run_test ext4_mkfs_mount_fsck ext4
 	run_test every_cpu_reads_on_its_queue every_cpu_reads
 	run_test reload_20_cycles_data_kept reload_cycles
 	run_test no_kernel_warnings no_kernel_warnings
-	run_test hot_plug hot_plug
+	run_test hot_plug storage_hot_plug
 	run_test rescind_under_fio rescind_under_fio
 }

@@ -11,8 +11,11 @@
 # Workloads (fio, direct I/O, libaio; _bench_storage_guest): 4 KiB random
 # read at queue depth 1 and 32, 4 KiB random write at 32, 1 MiB sequential
 # read at 4. Per configuration and workload: IOPS, KVM exits per I/O
-# (L1's KVM debugfs counter, sampled at the guest's phase marks) and the
-# disk's interrupts per I/O; per round, IOPS as ratios to IDE and to
+# (L1's KVM debugfs counter, sampled at the guest's phase marks), the
+# disk's interrupts per I/O, the guest's CPU time per I/O (its /proc/stat),
+# and how busy the VMM's threads were in L1 (vcpu_busy, the vCPUs summed;
+# other_busy, the busiest other thread: hvhost's I/O thread, QEMU's main
+# loop; 1.0 is one L1 CPU); per round, IOPS as ratios to IDE and to
 # virtio-blk of the same round. run.py gives the medians; bench/plot.py
 # draws them. A benchmark (make bench), not a test: it fails only when a
 # run does not complete.
@@ -39,6 +42,45 @@ vm_exits() {
 	[ "$n" = 1 ] && echo "$exits"
 }
 
+# vmm_pid: the VMM's process (HVHOST_PID is the `timeout` around it).
+vmm_pid() {
+	local s
+	for s in /proc/[0-9]*/stat; do
+		awk -v p="$HVHOST_PID" '{ sub(/^.*\) /, ""); if ($2 == p) { split(FILENAME, f, "/"); print f[3] } }' "$s" 2>/dev/null
+	done | head -1
+}
+
+# thread_ticks PID: "NAME TICKS" per thread of PID, TICKS its user and
+# system time so far (clock ticks), NAME its comm with blanks as _; then
+# "uptime TICKS", L1's clock.
+thread_ticks() {
+	local t
+	for t in /proc/$1/task/*/stat; do
+		awk '{ n = $0; sub(/^[0-9]+ \(/, "", n); sub(/\) .*/, "", n); gsub(/ /, "_", n)
+			r = $0; sub(/^.*\) /, "", r); split(r, f, " "); print n, f[12] + f[13] }' "$t" 2>/dev/null
+	done
+	awk '{ printf "uptime %d\n", $1 * 100 }' /proc/uptime
+}
+
+# busy BEFORE AFTER: from two thread_ticks samples, how busy the VMM's
+# threads were over the phase (1.0 = one L1 CPU all the time): vcpu_busy,
+# the vCPU threads summed (hvhost's vcpuN, QEMU's CPU_N/KVM), and
+# other_busy with other_thread, the busiest of the rest (hvhost's I/O
+# thread scsi-io, QEMU's main loop).
+busy() {
+	awk 'FNR == NR { b[$1] += $2; next } { a[$1] += $2 }
+		END {
+			t = a["uptime"] - b["uptime"]; if (t <= 0) t = 1
+			for (n in a) {
+				if (n == "uptime") continue
+				d = (a[n] - b[n]) / t
+				if (n ~ /^vcpu[0-9]+$/ || n ~ /^CPU_[0-9]+\/KVM$/) v += d
+				else if (d >= o) { o = d; on = n }
+			}
+			printf "vcpu_busy=%.2f other_busy=%.2f other_thread=%s\n", v, o, on
+		}' "$1" "$2"
+}
+
 # qemu_start LIMIT CONFIG QEMU_ARGS...: QEMU with the rig kernel running
 # _bench_storage_guest, its debug console through rig_console_reader as
 # hvhost's is (hvhost_start), so marks arrive the same way.
@@ -46,15 +88,7 @@ qemu_start() {
 	local limit=$1 cfg=$2
 	shift 2
 	HVHOST_ARGS="qemu $cfg"
-	: >/tmp/hvhost.ktap
-	: >/tmp/hvhost.marks
-	: >/tmp/hvhost.ctl
-	: >/tmp/hvhost.console
-	rm -f /tmp/hvhost.report /tmp/hvhost.dc /tmp/hvhost.events
-	mkfifo /tmp/hvhost.dc /tmp/hvhost.events
-	exec 8<>/tmp/hvhost.events
-	rig_console_reader </tmp/hvhost.dc &
-	RIG_READER_PID=$!
+	vm_console_start
 	timeout -s KILL "$limit" qemu-system-x86_64 -enable-kvm -M pc -cpu qemu64,-svm -smp 2 -m 512 \
 		-nodefaults -no-user-config -display none -no-reboot -monitor none \
 		-L /usr/share/qemu -kernel /boot/bzImage -initrd /boot/l2.cpio \
@@ -67,7 +101,7 @@ qemu_start() {
 # bench_one CONFIG: one guest's run; a sample per workload, whose IOPS
 # also go to /tmp/iops.CONFIG.WORKLOAD for the round's ratios.
 bench_one() {
-	local cfg=$1 img=/tmp/disks/bench.img w e0 e1 line iops ios irqs
+	local cfg=$1 img=/tmp/disks/bench.img w e0 e1 line iops ios irqs ticks pid threads
 	case $cfg in
 	ide) qemu_start 600 ide -drive file=$img,format=raw,if=ide,cache=writeback ;;
 	ahci) qemu_start 600 ahci -device ahci,id=ahci -drive id=d,file=$img,format=raw,if=none,cache=writeback \
@@ -80,12 +114,15 @@ bench_one() {
 		hvhost_start 600 _bench_storage_guest --cpus 2 --memory 512 --disk $img ;;
 	esac
 	: >/tmp/exits.$cfg
+	pid=$(wait_for 10 vmm_pid)
 	for w in $BENCH_STORAGE_WORKLOADS; do
 		hvhost_wait_mark "# rig: phase $w start" 300 || break
 		e0=$(vm_exits)
+		thread_ticks "$pid" >/tmp/ticks.before
 		hvhost_wait_mark "# rig: phase $w end" 300 || break
 		e1=$(vm_exits)
-		echo "$w $((e1 - e0))" >>/tmp/exits.$cfg
+		thread_ticks "$pid" >/tmp/ticks.after
+		echo "$w $((e1 - e0)) $(busy /tmp/ticks.before /tmp/ticks.after)" >>/tmp/exits.$cfg
 	done
 	hvhost_wait
 	grep '# config \|# irq lines' /tmp/hvhost.ktap | sed 's/^ *//'
@@ -96,7 +133,11 @@ bench_one() {
 		iops=$(echo "$line" | sed 's/.* iops=\([0-9.]*\).*/\1/')
 		ios=$(echo "$line" | sed 's/.* ios=\([0-9]*\).*/\1/')
 		irqs=$(echo "$line" | sed 's/.* irqs=\([0-9]*\).*/\1/')
+		ticks=$(echo "$line" | sed 's/.* cpu_ticks=\([0-9]*\).*/\1/')
 		exits=$(awk -v w="$w" '$1 == w { print $2 }' /tmp/exits.$cfg)
+		# (The thread's name is not a sample field: it would split the row.)
+		threads=$(awk -v w="$w" '$1 == w { print $3, $4 }' /tmp/exits.$cfg)
+		echo "# $cfg $w: the busiest thread beside the vCPUs: $(awk -v w="$w" '$1 == w { print $5 }' /tmp/exits.$cfg)"
 		[ -n "$exits" ] && [ "$ios" -gt 0 ] || { echo "# $cfg: no exit count for $w"; return 1; }
 		# The phase as L1's clock saw it (the marks' arrival stamps): fio
 		# runs 8 s of the guest's time (_bench_storage_guest) after a 1 s
@@ -105,9 +146,10 @@ bench_one() {
 			{ t = $3; for (i = 4; i <= NF; i++) t = t " " $i }
 			t == a { s = $1 } t == b { e = $1 } END { printf "%.1f", e - s }' /tmp/hvhost.marks)
 		echo "$iops" >/tmp/iops.$cfg.$w
-		awk -v c="$cfg" -v w="$w" -v iops="$iops" -v ios="$ios" -v e="$exits" -v q="$irqs" -v l1="$l1_s" 'BEGIN {
-			printf "# sample storage config=%s workload=%s iops=%s exits_per_io=%.2f irqs_per_io=%.3f phase_l1_s=%s\n",
-				c, w, iops, e / ios, q / ios, l1 }'
+		awk -v c="$cfg" -v w="$w" -v iops="$iops" -v ios="$ios" -v e="$exits" -v q="$irqs" -v k="$ticks" -v l1="$l1_s" 'BEGIN {
+			printf "# sample storage config=%s workload=%s iops=%s exits_per_io=%.2f irqs_per_io=%.3f guest_cpu_us_per_io=%.1f phase_l1_s=%s",
+				c, w, iops, e / ios, q / ios, k * 10000 / ios, l1 }'
+		echo " $threads"
 	done
 }
 

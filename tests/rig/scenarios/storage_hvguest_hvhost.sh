@@ -14,21 +14,14 @@
 # a flush (conv=fsync) and says so; hvhost is killed with SIGKILL at once,
 # and the image holds the data.
 # timeout: 900
-MIB=1048576
+. /rig/scenarios/_storage_lib.sh
 
 storage_hvguest_run() {
-	local dir=/tmp/disks
-	mkdir -p $dir
-	mount -t tmpfs -o size=320m tmpfs $dir || return 1
-	truncate -s $((64 * MIB)) $dir/lun0.img
-	dd if=/dev/urandom of=$dir/lun1.img bs=$MIB count=16 2>/dev/null
-	truncate -s $((128 * MIB)) $dir/lun2.img
-	dd if=/dev/urandom of=$dir/lun3.img bs=$MIB count=16 2>/dev/null
+	storage_images || return 1
 	rm -f $HVHOST_API
-	lun1_before=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
 	: >/tmp/hvctl.stats
 	hvhost_start 800 _storage_hvguest_guest --cpus 4 \
-		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img \
+		$(storage_disk_args) \
 		--api-socket $HVHOST_API --memory 512
 	hvhost_wait
 	hvhost_verdict_or_bail "hv_guest"
@@ -44,50 +37,21 @@ storage_hvguest_run() {
 	loads=$(kv /tmp/hvhost.report vmbus contacts)
 	echo "# $loads loads, $subs sub-channels offered"
 	rig_check three_sub_channels_per_load [ "$subs" = $((3 * loads)) ]
-	every_channel() {
-		local n=0 idle=0 c
-		for c in $(grep '^channel .* name=scsi ' /tmp/hvctl.stats | sed 's/.* channel_commands=\([0-9]*\).*/\1/'); do
-			n=$((n + 1))
-			[ "$c" -gt 0 ] || idle=$((idle + 1))
-		done
-		echo "# $n SCSI channels, $idle without a command"
-		[ "$n" = 4 ] && [ "$idle" = 0 ]
-	}
-	rig_check io_on_every_channel every_channel
-	pattern_in_image() {
-		local want got
-		want=$(sed -n 's/^[0-9.]* [0-9]* pattern_sha256 //p' /tmp/hvhost.marks)
-		got=$(head -c $((64 * MIB)) $dir/lun2.img | sha256sum | cut -d' ' -f1)
-		echo "# pattern: guest $want, image $got"
-		[ -n "$want" ] && [ "$want" = "$got" ]
-	}
-	rig_check pattern_sha256_in_image pattern_in_image
-	hole() {
-		local allocated
-		allocated=$(($(stat -c %b $dir/lun2.img) * 512))
-		echo "# LUN 2 image: $allocated bytes allocated of $((128 * MIB))"
-		[ "$allocated" -le $((65 * MIB)) ]
-	}
-	rig_check discard_punched_a_hole hole
-	lun1_same() {
-		local guest after
-		guest=$(sed -n 's/^[0-9.]* [0-9]* lun1_sha256 //p' /tmp/hvhost.marks)
-		after=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
-		echo "# LUN 1: before $lun1_before, guest $guest, after $after"
-		[ "$lun1_before" = "$after" ] && [ "$guest" = "$after" ]
-	}
-	rig_check read_only_image_unchanged lun1_same
+	rig_check io_on_every_channel check_every_channel /tmp/hvctl.stats
+	rig_check pattern_sha256_in_image check_pattern_in_image
+	rig_check discard_punched_a_hole check_hole 65
+	rig_check read_only_image_unchanged check_lun1_same
 	rig_check no_write_reached_lun1 stats_is name=scsi lun1_writes 0
 	sed 's/^/# /' /tmp/hvhost.ctl
 	rig_check no_guest_warnings hvhost_guest_clean
 	crash_keeps_flushed_data
-	umount $dir
+	umount $STORAGE_DIR
 	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
 # The second VM: SIGKILL right after the guest's flush.
 crash_keeps_flushed_data() {
-	local dir=/tmp/disks want got
+	local dir=$STORAGE_DIR want got
 	truncate -s 0 $dir/lun0.img
 	truncate -s $((64 * MIB)) $dir/lun0.img
 	hvhost_start 300 _storage_hvguest_flush_guest --cpus 2 --disk $dir/lun0.img --memory 256

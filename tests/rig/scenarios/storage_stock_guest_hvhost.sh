@@ -15,21 +15,13 @@
 # discards; no write ever reached LUN 1), no refused request, both hot-plug
 # requests answered ok and LUN 3 gone from the report, and no warning.
 # timeout: 500
-MIB=1048576
+. /rig/scenarios/_storage_lib.sh
 
 storage_run() {
-	local dir=/tmp/disks
-	mkdir -p $dir
-	# tmpfs punches holes (ramfs, the initramfs' own, does not).
-	mount -t tmpfs -o size=320m tmpfs $dir || return 1
-	truncate -s $((64 * MIB)) $dir/lun0.img
-	dd if=/dev/urandom of=$dir/lun1.img bs=$MIB count=16 2>/dev/null
-	truncate -s $((128 * MIB)) $dir/lun2.img
-	dd if=/dev/urandom of=$dir/lun3.img bs=$MIB count=16 2>/dev/null
+	storage_images || return 1
 	rm -f $HVHOST_API
-	lun1_before=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
 	HVHOST_KERNEL=/boot/ref-bzImage hvhost_start 400 _storage_stock_guest --cpus 4 \
-		--disk $dir/lun0.img --disk $dir/lun1.img,readonly --disk $dir/lun2.img \
+		$(storage_disk_args) \
 		--api-socket $HVHOST_API --memory 512
 	hvhost_wait
 	hvhost_verdict_or_bail "the reference guest"
@@ -39,39 +31,10 @@ storage_run() {
 	rig_check version_6_2 report_is name=scsi version 6.2
 	rig_check no_refused_request report_is name=scsi invalid 0 busy 0 completions_dropped 0
 	rig_check three_sub_channels report_is vmbus sub_channels 3
-	every_channel() {
-		local n=0 idle=0 c
-		for c in $(grep '^channel .* name=scsi ' /tmp/hvhost.report | sed 's/.* channel_commands=\([0-9]*\).*/\1/'); do
-			n=$((n + 1))
-			[ "$c" -gt 0 ] || idle=$((idle + 1))
-		done
-		echo "# $n SCSI channels, $idle without a command"
-		[ "$n" = 4 ] && [ "$idle" = 0 ]
-	}
-	rig_check io_on_every_channel every_channel
-	pattern_in_image() {
-		local want got
-		want=$(sed -n 's/^[0-9.]* [0-9]* pattern_sha256 //p' /tmp/hvhost.marks)
-		got=$(head -c $((64 * MIB)) $dir/lun2.img | sha256sum | cut -d' ' -f1)
-		echo "# pattern: guest $want, image $got"
-		[ -n "$want" ] && [ "$want" = "$got" ]
-	}
-	rig_check pattern_sha256_in_image pattern_in_image
-	hole() {
-		local allocated
-		allocated=$(($(stat -c %b $dir/lun2.img) * 512))
-		echo "# LUN 2 image: $allocated bytes allocated of $((128 * MIB))"
-		[ "$allocated" -le $((64 * MIB)) ]
-	}
-	rig_check discard_punched_a_hole hole
-	lun1_same() {
-		local guest after
-		guest=$(sed -n 's/^[0-9.]* [0-9]* lun1_sha256 //p' /tmp/hvhost.marks)
-		after=$(sha256sum $dir/lun1.img | cut -d' ' -f1)
-		echo "# LUN 1: before $lun1_before, guest $guest, after $after"
-		[ "$lun1_before" = "$after" ] && [ "$guest" = "$after" ]
-	}
-	rig_check read_only_image_unchanged lun1_same
+	rig_check io_on_every_channel check_every_channel /tmp/hvhost.report
+	rig_check pattern_sha256_in_image check_pattern_in_image
+	rig_check discard_punched_a_hole check_hole 64
+	rig_check read_only_image_unchanged check_lun1_same
 	counted() {
 		report_is name=scsi lun1_writes 0 &&
 			[ "$(kv /tmp/hvhost.report name=scsi lun0_writes)" -gt 0 ] &&
@@ -89,7 +52,7 @@ storage_run() {
 	}
 	rig_check hot_plug_answered_and_lun_gone hot_plug_answered
 	rig_check no_guest_warnings hvhost_guest_clean
-	umount $dir
+	umount $STORAGE_DIR
 	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
