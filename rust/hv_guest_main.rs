@@ -38,6 +38,7 @@ mod hvcall {
 mod vmbus {
     pub(crate) mod gpadl;
     pub(crate) mod guid;
+    pub(crate) mod hvsock;
     pub(crate) mod ic;
     pub(crate) mod message;
     pub(crate) mod packet;

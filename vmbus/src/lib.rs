@@ -13,6 +13,7 @@
 //! - [`packet`]: ring packets: descriptor, types, GPA-direct ranges.
 //! - [`ring`]: the ring buffer, producer and consumer, over [`ring::RingMemory`].
 //! - [`perf`]: the wire protocol of hvhost's benchmark sink device.
+//! - [`hvsock`]: Hyper-V sockets: port GUIDs, the offer, the stream packets.
 //! - [`vstor`]: the storage protocol (storvsc's VSTOR packets);
 //!   [`scsi`]: the SCSI commands and data it carries.
 
@@ -21,6 +22,7 @@
 
 pub mod gpadl;
 pub mod guid;
+pub mod hvsock;
 pub mod ic;
 pub mod message;
 pub mod packet;
