@@ -42,12 +42,20 @@ vm_exits() {
 	[ "$n" = 1 ] && echo "$exits"
 }
 
-# vmm_pid: the VMM's process (HVHOST_PID is the `timeout` around it).
+# vmm_pid: the VMM's process. HVHOST_PID is the `timeout` started with
+# it: BusyBox's timeout becomes the command itself (a child of its own
+# waits to kill it), coreutils' runs it as a child. Fails until the VMM
+# runs.
 vmm_pid() {
 	local s
+	case $(cat /proc/$HVHOST_PID/comm 2>/dev/null) in
+	"") return 1 ;;
+	timeout) ;;
+	*) echo "$HVHOST_PID"; return 0 ;;
+	esac
 	for s in /proc/[0-9]*/stat; do
 		awk -v p="$HVHOST_PID" '{ sub(/^.*\) /, ""); if ($2 == p) { split(FILENAME, f, "/"); print f[3] } }' "$s" 2>/dev/null
-	done | head -1
+	done | head -1 | grep .
 }
 
 # thread_ticks PID: "NAME TICKS" per thread of PID, TICKS its user and
@@ -89,7 +97,7 @@ qemu_start() {
 	shift 2
 	HVHOST_ARGS="qemu $cfg"
 	vm_console_start
-	timeout -s KILL "$limit" qemu-system-x86_64 -enable-kvm -M pc -cpu qemu64,-svm -smp 2 -m 512 \
+	timeout -s KILL "$limit" qemu-system-x86_64 -enable-kvm -M pc -cpu qemu64,-svm -smp 2 -m 512 -name bench,debug-threads=on \
 		-nodefaults -no-user-config -display none -no-reboot -monitor none \
 		-L /usr/share/qemu -kernel /boot/bzImage -initrd /boot/l2.cpio \
 		-append "console=ttyS0 panic=-1 no_timer_check rig.scenario=_bench_storage_guest rig.layer=2 rig.bench=$cfg" \
@@ -114,7 +122,7 @@ bench_one() {
 		hvhost_start 600 _bench_storage_guest --cpus 2 --memory 512 --disk $img ;;
 	esac
 	: >/tmp/exits.$cfg
-	pid=$(wait_for 10 vmm_pid)
+	pid=$(wait_for 10 vmm_pid) || echo "# $cfg: the VMM's process not found (no thread samples)"
 	for w in $BENCH_STORAGE_WORKLOADS; do
 		hvhost_wait_mark "# rig: phase $w start" 300 || break
 		e0=$(vm_exits)
