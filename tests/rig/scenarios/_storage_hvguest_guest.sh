@@ -11,8 +11,9 @@
 # partition table written to LUN 0 shows as hvdX1 after a reload; 20
 # unload/reload cycles, each verifying a block written in the cycle
 # before; LUN 3 hot-added and hot-removed under I/O; and last, the
-# controller rescinded (rig_request hvctl remove) while fio runs: fio gets
-# errors, the disks go, nothing hangs, no ring page is leaked.
+# controller rescinded (rig_request hvctl remove) while fio runs on a file
+# of LUN 0's mounted ext4: fio gets errors, the disks go although one is
+# mounted, it unmounts, nothing hangs, no ring page is leaked.
 # The guest sends the pattern's and LUN 1's sha256 to L1 as marks.
 # helper
 
@@ -147,11 +148,13 @@ ring_pages() {
 	kv $D/state - "ring_pages_$1"
 }
 
-# Last: the controller rescinded while fio runs on LUN 0 (random reads
-# and writes, libaio, 32 in flight; LUN 0's data is checked no more,
-# LUN 2 holds the pattern L1 compares with its image): fio ends with I/O errors, at once;
-# the disks and the device go; the controller's ring pages are freed (the
-# 4 channels' 66 pages each), none leaked; the module unloads cleanly.
+# Last: the controller rescinded while fio runs on a file of the ext4
+# mounted from LUN 0 (random reads and writes, libaio, direct, 32 in
+# flight; LUN 0's data is checked no more, LUN 2 holds the pattern L1
+# compares with its image): fio ends with I/O errors, at once; the disks
+# and the device go although one is mounted; the dead file system unmounts
+# without a hang; the controller's ring pages are freed (the 4 channels'
+# 66 pages each), none leaked; the module unloads cleanly.
 rescind_under_fio() {
 	local d f relid before after
 	d=$(hv_disk_of 0)
@@ -163,11 +166,15 @@ rescind_under_fio() {
 	# gives every one of them commands to count.
 	every_cpu_reads >/dev/null || { echo "# per-CPU reads failed"; return 1; }
 	rig_request stats || { echo "# stats: $RIG_ANSWER"; return 1; }
-	rm -f /tmp/fio.status
+	/usr/sbin/mke2fs -q -F -t ext4 /dev/$d || { echo "# mke2fs failed"; return 1; }
+	mkdir -p /mnt/disk
+	mount -t ext4 /dev/$d /mnt/disk || { echo "# mount failed"; return 1; }
+	rm -f /tmp/fio.status /tmp/umount.status
 	io_before=$(lun_ios 0)
 	(
-		fio --name=rescind --filename=/dev/$d --ioengine=libaio --direct=1 --rw=randrw \
-			--bs=4k --iodepth=32 --time_based --runtime=300 --thread --output=/tmp/fio.out 2>/tmp/fio.err
+		fio --name=rescind --filename=/mnt/disk/fio.dat --size=16m --ioengine=libaio --direct=1 \
+			--rw=randrw --bs=4k --iodepth=32 --time_based --runtime=300 --thread \
+			--output=/tmp/fio.out 2>/tmp/fio.err
 		echo $? >/tmp/fio.status
 	) &
 	sleep 5
@@ -181,6 +188,14 @@ rescind_under_fio() {
 	echo "# fio ended with status $(cat /tmp/fio.status): $(grep -m1 -i 'error' /tmp/fio.err /tmp/fio.out)"
 	[ "$(cat /tmp/fio.status)" != 0 ] && grep -qi 'error' /tmp/fio.err /tmp/fio.out ||
 		{ echo "# fio saw no I/O error"; return 1; }
+	# The file system whose disk is gone: unmounting it must not hang.
+	(
+		umount /mnt/disk
+		echo $? >/tmp/umount.status
+	) &
+	wait_for 30 [ -e /tmp/umount.status ] || { echo "# umount of the dead file system hung"; return 1; }
+	echo "# umount after the rescind: status $(cat /tmp/umount.status)"
+	! grep -q ' /mnt/disk ' /proc/mounts || { echo "# /mnt/disk still mounted"; return 1; }
 	after=$(ring_pages live)
 	echo "# ring pages: $before live before, $after after, $(ring_pages leaked) leaked"
 	[ "$after" = $((before - 4 * 66)) ] && [ "$(ring_pages leaked)" = 0 ] || return 1
