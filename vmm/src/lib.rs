@@ -28,6 +28,7 @@ pub mod logger;
 pub mod memory;
 pub mod storage;
 pub mod vmbus;
+pub mod vsock;
 #[allow(unsafe_code)]
 pub mod vstate;
 
