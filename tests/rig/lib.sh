@@ -91,6 +91,20 @@ kv() {
 		have == n { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit } }' "$1"
 }
 
+# hv_state KEY: KEY of hv_guest's VMBus client state (debugfs
+# hv_guest/vmbus/state: ring_pages_live, ring_pages_leaked, releases, ...).
+hv_state() {
+	kv /sys/kernel/debug/hv_guest/vmbus/state - "$1"
+}
+
+# dmesg_clean [ERE]: the guest's kernel log has no warning, BUG, oops or
+# call trace (nor anything ERE matches); the offending lines are shown.
+dmesg_clean() {
+	local bad="WARNING:|BUG:|Oops|Call Trace${1:+|$1}"
+	dmesg | grep -E "$bad" | sed 's/^/# bad: /'
+	! dmesg | grep -qE "$bad"
+}
+
 # kmsg_record KIND KEY: KEY's value in hv_guest's last kernel log record
 # of KIND ("hv_guest: KIND key=value ..."; the module writes them for what
 # tests need after it is gone: vmbus_unload, module_unload); empty if none.

@@ -16,9 +16,6 @@
 # helper
 
 . /rig/scenarios/_storage_lib.sh
-D=/sys/kernel/debug/hv_guest/vmbus
-
-has_disk() { hv_storage_file >/dev/null && grep -q '^disk .* lun=0 ' "$(hv_storage_file)"; }
 
 # queue_sum KEY: KEY summed over the controller's queues.
 queue_sum() {
@@ -27,8 +24,8 @@ queue_sum() {
 
 load() {
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
-	wait_for 60 has_disk || { echo "# no disk"; return 1; }
-	DISK=$(kv "$(hv_storage_file)" "lun=0" name)
+	wait_for 60 hv_disk_of 0 >/dev/null || { echo "# no disk"; return 1; }
+	DISK=$(hv_disk_of 0)
 	echo "timeout_ms 3000" >"$(hv_storage_file)" || return 1
 	echo "# disk $DISK, I/O timeout $(kv "$(hv_storage_file)" - timeout_ms) ms"
 }
@@ -58,24 +55,13 @@ fault() {
 	[ "$(queue_sum in_flight)" = 0 ] || { echo "# requests left in flight"; return 1; }
 }
 
-still_works() {
-	dd if=/dev/urandom of=/tmp/pattern bs=65536 count=64 2>/dev/null
-	dd if=/tmp/pattern of=/dev/$DISK bs=65536 oflag=direct 2>/dev/null || return 1
-	dd if=/dev/$DISK bs=65536 count=64 iflag=direct 2>/dev/null | cmp -s - /tmp/pattern || { echo "# pattern differs"; return 1; }
-	grep '^queue ' "$(hv_storage_file)" | sed 's/^/# /'
-}
-
 # No ring page leaked (every GPADL torn down as the host confirmed), then
 # an unload whose VMBus UNLOAD was answered.
 unload_clean() {
 	local leaked
-	leaked=$(kv $D/state - ring_pages_leaked)
+	leaked=$(hv_state ring_pages_leaked)
 	echo "# ring pages leaked: $leaked"
 	[ "$leaked" = 0 ] && rmmod_clean
-}
-
-no_kernel_warnings() {
-	! dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'
 }
 
 guest() {
@@ -86,7 +72,7 @@ guest() {
 	run_test bogus_sense_is_an_io_error fault bogus-sense 0 errors
 	run_test phantom_completion_counted fault phantom 1 unknown_id
 	run_test dropped_completion_times_out fault drop 0 timeouts
-	run_test disk_still_works still_works
-	run_test no_kernel_warnings no_kernel_warnings
+	run_test disk_still_works hv_still_works 64
+	run_test no_kernel_warnings dmesg_clean
 	run_test unload_clean unload_clean
 }

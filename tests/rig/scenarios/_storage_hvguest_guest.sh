@@ -19,7 +19,6 @@
 
 . /rig/scenarios/_storage_lib.sh
 DISK_OF=hv_disk_of
-D=/sys/kernel/debug/hv_guest/vmbus
 
 three_disks() {
 	hv_disk_of 0 >/dev/null && hv_disk_of 1 >/dev/null && hv_disk_of 2 >/dev/null &&
@@ -128,12 +127,6 @@ reload_cycles() {
 	[ -e /sys/block/$d/${d}1 ] && [ "$(cat /sys/block/$d/${d}1/size)" = 63488 ]
 }
 
-no_kernel_warnings() {
-	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'; then
-		return 1
-	fi
-}
-
 no_disks() { ! hv_storage_file >/dev/null && ! ls /sys/block | grep -q '^hvd'; }
 
 # lun_ios LUN: the reads and writes hv_guest sent to LUN.
@@ -145,7 +138,7 @@ lun_ios() {
 
 # ring_pages FIELD: the VMBus client's ring page count FIELD (live, leaked).
 ring_pages() {
-	kv $D/state - "ring_pages_$1"
+	hv_state "ring_pages_$1"
 }
 
 # Last: the controller rescinded while fio runs on a file of the ext4
@@ -214,7 +207,7 @@ guest() {
 	run_test ext4_mkfs_mount_fsck ext4
 	run_test every_cpu_reads_on_its_queue every_cpu_reads
 	run_test reload_20_cycles_data_kept reload_cycles
-	run_test no_kernel_warnings no_kernel_warnings
+	run_test no_kernel_warnings dmesg_clean
 	run_test hot_plug storage_hot_plug
 	run_test rescind_under_fio rescind_under_fio
 }

@@ -42,6 +42,15 @@ hv_disk_of() {
 
 disk() { "$DISK_OF" "$@"; }
 
+# hv_still_works BLOCKS: BLOCKS random 64 KiB blocks written to hv_guest's
+# disk $DISK with direct I/O read back the same; the queues are shown.
+hv_still_works() {
+	dd if=/dev/urandom of=/tmp/pattern bs=65536 count="$1" 2>/dev/null
+	dd if=/tmp/pattern of=/dev/$DISK bs=65536 oflag=direct 2>/dev/null || return 1
+	dd if=/dev/$DISK bs=65536 count="$1" iflag=direct 2>/dev/null | cmp -s - /tmp/pattern || { echo "# pattern differs"; return 1; }
+	grep '^queue ' "$(hv_storage_file)" | sed 's/^/# /'
+}
+
 # 64 MiB of random data written raw to LUN 2 read back the same with the
 # page cache dropped (its sha256 goes to L1 as the mark pattern_sha256);
 # then the 64 MiB above it, written first, are discarded and read as zeroes.

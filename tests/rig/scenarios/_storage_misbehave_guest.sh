@@ -9,34 +9,24 @@
 # works and the module unloads cleanly.
 # helper
 
-D=/sys/kernel/debug/hv_guest/vmbus
+. /rig/scenarios/_storage_lib.sh
 
+# The controller's debugfs directory (its storage and misbehave files).
 dev_dir() {
-	local d
-	for d in $D/devices/scsi.*; do
-		[ -e "$d/misbehave" ] && { echo "$d"; return 0; }
-	done
-	return 1
+	local f
+	f=$(hv_storage_file) || return 1
+	dirname "$f"
 }
-
-has_disk() { dev_dir >/dev/null && grep -q '^disk .* lun=0 ' "$(dev_dir)/storage"; }
 
 load() {
 	insmod $HV_GUEST_SELFTEST_KO || { echo "# insmod failed"; return 1; }
-	wait_for 60 has_disk || { echo "# no disk"; return 1; }
-	DISK=$(kv "$(dev_dir)/storage" "lun=0" name)
+	wait_for 60 hv_disk_of 0 >/dev/null || { echo "# no disk"; return 1; }
+	DISK=$(hv_disk_of 0)
 }
 
 misbehave() {
 	echo "$*" >"$(dev_dir)/misbehave" || { echo "# misbehave $*: the host's answer was wrong"; return 1; }
 	echo "# $(cat "$(dev_dir)/misbehave")"
-}
-
-still_works() {
-	dd if=/dev/urandom of=/tmp/pattern bs=65536 count=16 2>/dev/null
-	dd if=/tmp/pattern of=/dev/$DISK bs=65536 oflag=direct 2>/dev/null || return 1
-	dd if=/dev/$DISK bs=65536 count=16 iflag=direct 2>/dev/null | cmp -s - /tmp/pattern || { echo "# pattern differs"; return 1; }
-	grep '^queue ' "$(dev_dir)/storage" | sed 's/^/# /'
 }
 
 guest() {
@@ -48,6 +38,6 @@ guest() {
 	run_test foreign_range_refused misbehave foreign-range
 	run_test data_without_range_refused misbehave data-in-band
 	run_test flood_survived misbehave flood 3000
-	run_test disk_still_works still_works
+	run_test disk_still_works hv_still_works 16
 	run_test unload_clean rmmod_clean
 }

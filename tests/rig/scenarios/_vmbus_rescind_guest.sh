@@ -34,21 +34,17 @@ beats_past() {
 	[ "$(beats)" -gt "$1" ]
 }
 
-state_field() {
-	kv $D/state - "$1"
-}
-
 # released N: the bus has sent N RELID_RELEASED.
 released() {
-	[ "$(state_field releases)" = "$1" ]
+	[ "$(hv_state releases)" = "$1" ]
 }
 
 live_pages() {
-	state_field ring_pages_live
+	hv_state ring_pages_live
 }
 
 leaked_pages() {
-	state_field ring_pages_leaked
+	hv_state ring_pages_leaked
 }
 
 all_open() {
@@ -64,8 +60,8 @@ rescind_cycles() {
 	pages=$(live_pages)
 	hb_pages="$(kv $D/channels driver=heartbeat ring_send) $(kv $D/channels driver=heartbeat ring_recv)"
 	echo "# ring pages live $pages; heartbeat rings (bytes) $hb_pages"
-	before_rescinds=$(state_field rescinds)
-	before_releases=$(state_field releases)
+	before_rescinds=$(hv_state rescinds)
+	before_releases=$(hv_state releases)
 	for i in $(seq 1 $CYCLES); do
 		relid=$(kv $D/channels driver=heartbeat relid)
 		rig_request hvctl remove heartbeat ||
@@ -77,7 +73,7 @@ rescind_cycles() {
 		fi
 		# The channel leaves the table just before RELID_RELEASED is sent.
 		wait_for 10 released "$((before_releases + i))" ||
-			{ echo "# cycle $i: relid $relid not released (releases=$(state_field releases))"; return 1; }
+			{ echo "# cycle $i: relid $relid not released (releases=$(hv_state releases))"; return 1; }
 		[ ! -e /sys/bus/auxiliary/devices/hv_guest.heartbeat.$relid ] ||
 			{ echo "# cycle $i: auxiliary device hv_guest.heartbeat.$relid left behind"; return 1; }
 		if [ "$(live_pages)" -ge "$pages" ]; then
@@ -104,9 +100,9 @@ rescind_cycles() {
 			{ echo "# cycle $i: ring pages live $(live_pages), was $pages"; return 1; }
 	done
 	sed 's/^/# /' $D/state
-	[ "$(($(state_field rescinds) - before_rescinds))" = $CYCLES ] ||
+	[ "$(($(hv_state rescinds) - before_rescinds))" = $CYCLES ] ||
 		{ echo "# expected $CYCLES rescinds"; return 1; }
-	[ "$(state_field rejected)" = 0 ] || { echo "# messages rejected"; return 1; }
+	[ "$(hv_state rejected)" = 0 ] || { echo "# messages rejected"; return 1; }
 	[ "$(leaked_pages)" = 0 ] || { echo "# ring pages leaked"; return 1; }
 	if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace'; then
 		return 1

@@ -42,20 +42,14 @@ vm_exits() {
 	[ "$n" = 1 ] && echo "$exits"
 }
 
-# vmm_pid: the VMM's process. HVHOST_PID is the `timeout` started with
-# it: BusyBox's timeout becomes the command itself (a child of its own
-# waits to kill it), coreutils' runs it as a child. Fails until the VMM
-# runs.
+# vmm_pid: the VMM's process: HVHOST_PID, the `timeout` started with it,
+# once it has become the VMM (L1's BusyBox timeout execs the command and
+# leaves the waiting to a child of its own). Fails until then.
 vmm_pid() {
-	local s
 	case $(cat /proc/$HVHOST_PID/comm 2>/dev/null) in
-	"") return 1 ;;
-	timeout) ;;
-	*) echo "$HVHOST_PID"; return 0 ;;
+	"" | timeout) return 1 ;;
 	esac
-	for s in /proc/[0-9]*/stat; do
-		awk -v p="$HVHOST_PID" '{ sub(/^.*\) /, ""); if ($2 == p) { split(FILENAME, f, "/"); print f[3] } }' "$s" 2>/dev/null
-	done | head -1 | grep .
+	echo "$HVHOST_PID"
 }
 
 # thread_ticks PID: "NAME TICKS" per thread of PID, TICKS its user and
