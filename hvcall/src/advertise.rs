@@ -51,7 +51,13 @@ pub const RECOMMENDATIONS: Recommendations = Recommendations::DEPRECATING_AEOI;
 pub const SPIN_RETRIES: u32 = 0xffff_ffff;
 
 /// The version hvhost reports: 10.0 build 14393 (what QEMU reports too).
-pub const VERSION: VersionLeaf = VersionLeaf { build: 14393, minor: 0, major: 10, service_pack: 0, service: 0 };
+pub const VERSION: VersionLeaf = VersionLeaf {
+    build: 14393,
+    minor: 0,
+    major: 10,
+    service_pack: 0,
+    service: 0,
+};
 
 /// Which MSRs and hypercalls implement each advertised privilege.
 pub const PRIVILEGE_IMPLS: &[(Privileges, &[u32], &[CallCode])] = &[
@@ -84,19 +90,37 @@ pub const PRIVILEGE_IMPLS: &[(Privileges, &[u32], &[CallCode])] = &[
         ],
         &[],
     ),
-    (Privileges::SYNTIMER, &[msr::STIMER0_CONFIG, msr::STIMER0_COUNT], &[]),
-    (Privileges::HYPERCALL, &[msr::GUEST_OS_ID, msr::HYPERCALL], &[CallCode::NOTIFY_LONG_SPIN_WAIT]),
+    (
+        Privileges::SYNTIMER,
+        &[msr::STIMER0_CONFIG, msr::STIMER0_COUNT],
+        &[],
+    ),
+    (
+        Privileges::HYPERCALL,
+        &[msr::GUEST_OS_ID, msr::HYPERCALL],
+        &[CallCode::NOTIFY_LONG_SPIN_WAIT],
+    ),
     (Privileges::VP_INDEX, &[msr::VP_INDEX], &[]),
     (Privileges::REFERENCE_TSC, &[msr::REFERENCE_TSC], &[]),
-    (Privileges::FREQUENCY_MSRS, &[msr::TSC_FREQUENCY, msr::APIC_FREQUENCY], &[]),
+    (
+        Privileges::FREQUENCY_MSRS,
+        &[msr::TSC_FREQUENCY, msr::APIC_FREQUENCY],
+        &[],
+    ),
     (Privileges::POST_MESSAGES, &[], &[CallCode::POST_MESSAGE]),
     (Privileges::SIGNAL_EVENTS, &[], &[CallCode::SIGNAL_EVENT]),
 ];
 
 /// Which MSRs implement each advertised feature.
 pub const FEATURE_IMPLS: &[(Features, &[u32])] = &[
-    (Features::FREQUENCY_MSRS, &[msr::TSC_FREQUENCY, msr::APIC_FREQUENCY]),
-    (Features::STIMER_DIRECT_MODE, &[msr::STIMER0_CONFIG, msr::STIMER0_COUNT]),
+    (
+        Features::FREQUENCY_MSRS,
+        &[msr::TSC_FREQUENCY, msr::APIC_FREQUENCY],
+    ),
+    (
+        Features::STIMER_DIRECT_MODE,
+        &[msr::STIMER0_CONFIG, msr::STIMER0_COUNT],
+    ),
 ];
 
 /// Every MSR hvhost implements, in no particular order: the union of the
@@ -114,8 +138,22 @@ pub fn implemented_msrs() -> impl Iterator<Item = u32> {
 pub fn leaves(vcpus: u32) -> [(u32, CpuidRegs); 12] {
     let zero = CpuidRegs::default();
     let mut out = [(0, zero); 12];
-    out[0] = (0x4000_0000, VendorLeaf { max_leaf: MAX_LEAF, vendor: VENDOR }.into());
-    out[1] = (0x4000_0001, InterfaceLeaf { signature: INTERFACE_HV1, reserved: [0; 3] }.into());
+    out[0] = (
+        0x4000_0000,
+        VendorLeaf {
+            max_leaf: MAX_LEAF,
+            vendor: VENDOR,
+        }
+        .into(),
+    );
+    out[1] = (
+        0x4000_0001,
+        InterfaceLeaf {
+            signature: INTERFACE_HV1,
+            reserved: [0; 3],
+        }
+        .into(),
+    );
     out[2] = (0x4000_0002, VERSION.into());
     out[3] = (
         0x4000_0003,
@@ -129,10 +167,23 @@ pub fn leaves(vcpus: u32) -> [(u32, CpuidRegs); 12] {
     );
     out[4] = (
         0x4000_0004,
-        EnlightenmentLeaf { recommendations: RECOMMENDATIONS.bits(), spin_retries: SPIN_RETRIES, reserved: [0; 2] }
-            .into(),
+        EnlightenmentLeaf {
+            recommendations: RECOMMENDATIONS.bits(),
+            spin_retries: SPIN_RETRIES,
+            reserved: [0; 2],
+        }
+        .into(),
     );
-    out[5] = (0x4000_0005, LimitsLeaf { max_vps: vcpus, max_lps: vcpus, max_int_vectors: 0, reserved: 0 }.into());
+    out[5] = (
+        0x4000_0005,
+        LimitsLeaf {
+            max_vps: vcpus,
+            max_lps: vcpus,
+            max_int_vectors: 0,
+            reserved: 0,
+        }
+        .into(),
+    );
     for (leaf, entry) in (0x4000_0006..).zip(out.iter_mut().take(11).skip(6)) {
         *entry = (leaf, zero);
     }
@@ -150,9 +201,16 @@ mod tests {
     impl Cpuid for Table {
         fn cpuid(&self, leaf: u32, _subleaf: u32) -> CpuidRegs {
             if leaf == 1 {
-                return CpuidRegs { ecx: 1 << 31, ..CpuidRegs::default() };
+                return CpuidRegs {
+                    ecx: 1 << 31,
+                    ..CpuidRegs::default()
+                };
             }
-            self.0.iter().find(|(l, _)| *l == leaf).map(|(_, r)| *r).unwrap_or_default()
+            self.0
+                .iter()
+                .find(|(l, _)| *l == leaf)
+                .map(|(_, r)| *r)
+                .unwrap_or_default()
         }
     }
 
@@ -163,7 +221,9 @@ mod tests {
         assert!(info.privileges.contains(REQUIRED_PRIVILEGES));
         assert_eq!(info.privileges, PRIVILEGES);
         assert_eq!(info.limits.max_vps, 2);
-        assert!(info.recommendations.contains(Recommendations::DEPRECATING_AEOI));
+        assert!(info
+            .recommendations
+            .contains(Recommendations::DEPRECATING_AEOI));
     }
 
     #[test]
@@ -171,17 +231,26 @@ mod tests {
         for (bit, name) in Privileges::NAMED {
             if PRIVILEGES.contains(*bit) {
                 let entry = PRIVILEGE_IMPLS.iter().find(|(p, _, _)| p == bit);
-                let (_, msrs, calls) = entry.unwrap_or_else(|| panic!("privilege {name} has no implementation entry"));
-                assert!(!msrs.is_empty() || !calls.is_empty(), "{name} lists nothing");
+                let (_, msrs, calls) =
+                    entry.unwrap_or_else(|| panic!("privilege {name} has no implementation entry"));
+                assert!(
+                    !msrs.is_empty() || !calls.is_empty(),
+                    "{name} lists nothing"
+                );
             }
         }
         for (bit, name) in Features::NAMED {
             if FEATURES.contains(*bit) {
-                assert!(FEATURE_IMPLS.iter().any(|(f, m)| f == bit && !m.is_empty()), "feature {name}");
+                assert!(
+                    FEATURE_IMPLS.iter().any(|(f, m)| f == bit && !m.is_empty()),
+                    "feature {name}"
+                );
             }
         }
         // The implementation tables list only what is advertised.
-        assert!(PRIVILEGE_IMPLS.iter().all(|(p, _, _)| PRIVILEGES.contains(*p)));
+        assert!(PRIVILEGE_IMPLS
+            .iter()
+            .all(|(p, _, _)| PRIVILEGES.contains(*p)));
         assert!(FEATURE_IMPLS.iter().all(|(f, _)| FEATURES.contains(*f)));
     }
 

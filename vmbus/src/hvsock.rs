@@ -60,6 +60,10 @@ pub const OFFER_FLAGS: OfferFlags = OfferFlags(
         | OfferFlags::ENUMERATE_DEVICE_INTERFACE.0,
 );
 
+/// TL_CONNECT_RESULT's status for a connection the host refused
+/// (`STATUS_CONNECTION_REFUSED`).
+pub const CONNECT_REFUSED: u32 = 0xc000_0236;
+
 /// Pipe mode of a byte stream (`VMBUS_PIPE_TYPE_BYTE`).
 pub const PIPE_TYPE_BYTE: u32 = 0;
 /// Pipe mode of a message pipe (`VMBUS_PIPE_TYPE_MESSAGE`), not used here.

@@ -95,6 +95,13 @@ impl Version {
         self.0 >= Self::V4_1.0
     }
 
+    /// Whether the host tells the guest that a socket connection it asked
+    /// for was refused (TL_CONNECT_RESULT, as Hyper-V does from Windows 10
+    /// RS3): from 4.1. Linux's `hv_sock` ignores it and times out instead.
+    pub const fn has_tl_connect_result(self) -> bool {
+        self.0 >= Self::V4_1.0
+    }
+
     /// Whether the host answers MODIFYCHANNEL with MODIFYCHANNEL_RESPONSE:
     /// from 5.3.
     pub const fn modify_channel_answered(self) -> bool {
@@ -161,6 +168,7 @@ mod tests {
             !Version::V5_2.modify_channel_answered() && Version::V5_3.modify_channel_answered()
         );
         assert!(!Version::V5_3.has_feature_flags() && Version::V6_0.has_feature_flags());
+        assert!(!Version::WIN10.has_tl_connect_result() && Version::V4_1.has_tl_connect_result());
     }
 
     #[test]

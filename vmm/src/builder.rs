@@ -356,6 +356,7 @@ fn vmbus_config(config: &VmConfig) -> VmbusConfig {
         faults,
         perf: config.vmbus_perf,
         disks: config.disks.clone(),
+        vsock: config.vsock.clone(),
         ..VmbusConfig::default()
     }
 }

@@ -245,6 +245,15 @@ pub struct Cli {
     /// write-protected, `lun=N` (0..7) places it, else the next free LUN. Repeatable.
     #[arg(long, value_name = "PATH[,readonly][,lun=N]")]
     pub disk: Vec<DiskSpec>,
+    /// Hyper-V sockets, relayed to Unix sockets as Firecracker and Cloud Hypervisor do: a guest
+    /// program's connection to port N goes to PATH_N; a host program connects to PATH, writes
+    /// "CONNECT N\n" and reads "OK <host-port>\n" once the guest program listening on N accepted.
+    #[arg(long, value_name = "PATH")]
+    pub vsock: Option<PathBuf>,
+    /// Most Hyper-V socket connections at once (both ways); more are refused.
+    #[arg(long, value_name = "N", default_value_t = crate::vsock::service::DEFAULT_MAX_CONNS,
+          value_parser = clap::value_parser!(usize))]
+    pub vsock_max_conns: usize,
 
     /// Logging verbosity on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
@@ -290,6 +299,8 @@ pub struct VmConfig {
     pub vmbus_perf: bool,
     /// Disks on the SCSI controller.
     pub disks: Vec<DiskSpec>,
+    /// Hyper-V sockets.
+    pub vsock: Option<crate::vsock::service::VsockConfig>,
 }
 
 impl Cli {
@@ -314,6 +325,13 @@ impl Cli {
             report: self.report.clone(),
             vmbus_perf: self.vmbus_perf,
             disks: self.disk.clone(),
+            vsock: self
+                .vsock
+                .as_ref()
+                .map(|path| crate::vsock::service::VsockConfig {
+                    path: path.clone(),
+                    max_conns: self.vsock_max_conns,
+                }),
         }
     }
 }

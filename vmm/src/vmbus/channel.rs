@@ -96,6 +96,7 @@ pub struct ChannelIo<'a> {
     outbound: &'a mut RingProducer<GuestRing>,
     memory: &'a Arc<dyn GuestPages>,
     sub_channels: &'a mut Vec<Box<dyn VmbusDevice>>,
+    rescind: &'a mut bool,
     waker: &'a ChannelWaker,
     notify: bool,
     now: Instant,
@@ -132,6 +133,12 @@ impl ChannelIo<'_> {
     /// once this call returns. Sub-channels go when this channel closes.
     pub fn offer_sub_channel(&mut self, device: Box<dyn VmbusDevice>) {
         self.sub_channels.push(device);
+    }
+
+    /// Asks the server to close and rescind this channel once this call
+    /// returns (a socket connection that is over).
+    pub fn rescind(&mut self) {
+        *self.rescind = true;
     }
 
     /// A waker for this channel, for the device's own threads.
@@ -195,6 +202,8 @@ pub struct ChannelRings {
     memory: Arc<dyn GuestPages>,
     /// Sub-channels the device asked for, for the server to offer.
     pub sub_channels: Vec<Box<dyn VmbusDevice>>,
+    /// The device asked for the channel to be rescinded.
+    pub rescind: bool,
     waker: ChannelWaker,
     /// One packet's worth of copy buffer (the inbound data area's size).
     buf: Vec<u8>,
@@ -213,6 +222,10 @@ pub struct Outcome {
     pub next_poll: Option<Instant>,
     /// The drain stopped at its budget with packets left: drain again soon.
     pub more: bool,
+    /// The drain stopped because the device takes no more packets for now
+    /// ([`VmbusDevice::takes_packets`]); the guest's signals stay masked
+    /// and the device's wake-up drains again.
+    pub stalled: bool,
 }
 
 impl ChannelRings {
@@ -242,6 +255,7 @@ impl ChannelRings {
             outbound,
             memory: mem.clone(),
             sub_channels: Vec::new(),
+            rescind: false,
             waker,
             buf,
             counts: ChannelCounts::default(),
@@ -284,6 +298,7 @@ impl ChannelRings {
             outbound: &mut self.outbound,
             memory: &self.memory,
             sub_channels: &mut self.sub_channels,
+            rescind: &mut self.rescind,
             waker: &self.waker,
             notify: false,
             now,
@@ -326,12 +341,22 @@ impl ChannelRings {
                     out.more = true;
                     break 'drain;
                 }
+                if self.rescind {
+                    // The device is done with the channel: what is left
+                    // goes with it.
+                    break 'drain;
+                }
+                if !device.takes_packets() {
+                    out.stalled = true;
+                    break 'drain;
+                }
                 left -= 1;
                 let Self {
                     inbound,
                     outbound,
                     memory,
                     sub_channels,
+                    rescind,
                     waker,
                     buf,
                     counts,
@@ -351,6 +376,7 @@ impl ChannelRings {
                     outbound,
                     memory,
                     sub_channels,
+                    rescind,
                     waker,
                     notify: false,
                     now,

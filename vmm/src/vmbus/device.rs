@@ -7,6 +7,8 @@
 
 use std::time::Instant;
 
+use vmbus::message::{OfferFlags, MAX_USER_DEFINED_BYTES};
+
 use vmbus::guid::Guid;
 use vmbus::packet::Packet;
 use vmbus::ring::RingError;
@@ -85,6 +87,56 @@ pub trait VmbusDevice: Send {
     fn disks(&mut self) -> Option<&mut dyn DiskHotplug> {
         None
     }
+    /// Whether the device takes another packet now. A device that cannot
+    /// hand on what the guest sends (its peer is slow) says no: the server
+    /// leaves the rest in the guest's ring, which holds the guest back,
+    /// until the device wakes its channel ([`super::channel::ChannelWaker`]).
+    fn takes_packets(&self) -> bool {
+        true
+    }
+    /// If this device is one Hyper-V socket connection, how it is offered.
+    /// Such a channel lives for one connection: the server rescinds it
+    /// when it is done ([`super::channel::ChannelIo::rescind`]), when the
+    /// guest closes it or breaks its ring, or when the guest has not
+    /// opened it by [`SocketOffer::open_by`]; it is not offered again
+    /// after the guest unloads VMBus.
+    fn socket(&self) -> Option<SocketOffer> {
+        None
+    }
+}
+
+/// The offer of a Hyper-V socket channel ([`VmbusDevice::socket`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketOffer {
+    /// A host program connects to a listening guest (else the guest asked
+    /// for the connection).
+    pub for_guest_accept: bool,
+    /// The guest opens the channel by then, or the offer is withdrawn.
+    pub open_by: Instant,
+}
+
+impl SocketOffer {
+    /// The offer's `chn_flags`.
+    pub fn flags(&self) -> OfferFlags {
+        vmbus::hvsock::OFFER_FLAGS
+    }
+
+    /// The offer's user-defined area.
+    pub fn user_defined(&self) -> [u8; MAX_USER_DEFINED_BYTES] {
+        vmbus::hvsock::user_defined(self.for_guest_accept)
+    }
+}
+
+/// Where the server takes the guest's requests for Hyper-V socket
+/// connections (TL_CONNECT_REQUEST).
+pub trait SocketService: Send {
+    /// The guest's endpoint `endpoint` asks for host service `service`: the
+    /// device of the connection, to be offered, or why there is none.
+    fn guest_connect(
+        &mut self,
+        endpoint: Guid,
+        service: Guid,
+    ) -> Result<Box<dyn VmbusDevice>, String>;
 }
 
 /// Adding and removing disks on a running controller (`hvctl disk-add`,

@@ -45,14 +45,14 @@ use std::time::Instant;
 use vmbus::message::{
     encode, encode_empty, ChannelMessage, ConnectionState, GpadlCreated, GpadlTorndown,
     InitiateContact, MessageType, ModifyChannelResponse, Offer, OfferChannel, OfferFlags,
-    OpenChannel, OpenResult, RescindChannelOffer, VersionResponse, MAX_MESSAGE_SIZE,
-    MAX_USER_DEFINED_BYTES, MESSAGE_CONNECTION_ID,
+    OpenChannel, OpenResult, RescindChannelOffer, TlConnectRequest, TlConnectResult,
+    VersionResponse, MAX_MESSAGE_SIZE, MAX_USER_DEFINED_BYTES, MESSAGE_CONNECTION_ID,
 };
 use vmbus::parse::{parse, Message};
 use vmbus::version::Version;
 
 use super::channel::{ChannelFault, ChannelRings, ChannelWaker, Outcome};
-use super::device::{CommandState, DeviceCommand, DiskHotplug, VmbusDevice};
+use super::device::{CommandState, DeviceCommand, DiskHotplug, SocketService, VmbusDevice};
 use super::gpadl::{GpadlTable, Progress};
 pub use super::port::{Faults, GuestPort};
 
@@ -105,6 +105,9 @@ struct OpenState {
     next_poll: Option<Instant>,
     /// The last drain stopped at its budget: drain again.
     more: bool,
+    /// The last drain stopped because the device took no more packets:
+    /// the device's wake-up drains again.
+    stalled: bool,
 }
 
 #[derive(PartialEq, Eq, Debug, Clone, Copy)]
@@ -199,6 +202,13 @@ pub struct Stats {
     pub unloads_clean: u64,
     /// Sub-channels offered at a device's request.
     pub sub_channels: u64,
+    /// Hyper-V socket connections the guest asked for (TL_CONNECT_REQUEST),
+    /// and those refused (no service, no listener, the limit).
+    pub socket_requests: u64,
+    pub socket_refusals: u64,
+    /// Socket offers withdrawn because the guest did not open them in time
+    /// (no guest program listens on the port).
+    pub socket_offers_expired: u64,
 }
 
 impl Stats {
@@ -208,7 +218,8 @@ impl Stats {
             "messages={} dropped={} signals={} notifications={} faults={} contacts={} \
              contacts_refused={} offers={} opens={} opens_refused={} closes={} gpadls={} \
              gpadls_refused={} gpadls_torn_down={} modifies={} modifies_refused={} rescinds={} \
-             releases={} unloads={} unloads_clean={} sub_channels={}",
+             releases={} unloads={} unloads_clean={} sub_channels={} socket_requests={} \
+             socket_refusals={} socket_offers_expired={}",
             self.messages,
             self.dropped,
             self.signals,
@@ -229,7 +240,10 @@ impl Stats {
             self.releases,
             self.unloads,
             self.unloads_clean,
-            self.sub_channels
+            self.sub_channels,
+            self.socket_requests,
+            self.socket_refusals,
+            self.socket_offers_expired
         )
     }
 }
@@ -305,6 +319,8 @@ pub struct Server {
     shared_interrupts: bool,
     /// Open channels that signal on [`SHARED_EVENT_CONNECTION`].
     shared_open: u32,
+    /// Where guest socket connections go (`--vsock`), if anywhere.
+    sockets: Option<Box<dyn SocketService>>,
 }
 
 /// Packets one channel may take per drain before others get a turn.
@@ -325,7 +341,13 @@ impl Server {
             stats: Stats::default(),
             shared_interrupts: false,
             shared_open: 0,
+            sockets: None,
         }
+    }
+
+    /// Serves the guest's Hyper-V socket connections with `service`.
+    pub fn set_socket_service(&mut self, service: Box<dyn SocketService>) {
+        self.sockets = Some(service);
     }
 
     /// Offer channels without a dedicated interrupt to a guest connected
@@ -410,6 +432,57 @@ impl Server {
             self.offer(relid);
         }
         Some(relid)
+    }
+
+    /// Adds and offers the device of a Hyper-V socket connection (a host
+    /// program connecting to a guest listener); its relid, or why not.
+    pub fn add_socket(&mut self, device: Box<dyn VmbusDevice>) -> Result<u32, String> {
+        if device.socket().is_none() {
+            return Err(format!("{} is not a socket", device.name()));
+        }
+        if !self.is_connected() {
+            return Err("the guest has no VMBus connection".into());
+        }
+        self.add_device(device)
+            .ok_or_else(|| "no relid left".into())
+    }
+
+    /// TL_CONNECT_REQUEST: a guest program connects to a host service.
+    /// The service makes the connection's device, which is offered; a
+    /// refusal is logged and, where the version has it, answered with
+    /// TL_CONNECT_RESULT (Linux's `hv_sock` waits for an offer and times
+    /// out either way).
+    fn socket_request(&mut self, m: &TlConnectRequest) {
+        self.stats.socket_requests += 1;
+        let (endpoint, service) = (m.guest_endpoint_id, m.host_service_id);
+        let result = match self.sockets.as_mut() {
+            None => Err("no socket service (hvhost runs without --vsock)".to_string()),
+            Some(s) => s.guest_connect(endpoint, service),
+        }
+        .and_then(|device| {
+            self.add_device(device)
+                .ok_or_else(|| "no relid left".into())
+        });
+        match result {
+            Ok(relid) => log::info!(
+                "vmbus: socket: guest endpoint {endpoint} connects to service {service}: relid \
+                 {relid}"
+            ),
+            Err(why) => {
+                self.stats.socket_refusals += 1;
+                log::warn!(
+                    "vmbus: socket: guest endpoint {endpoint} connects to service {service}: \
+                     refused: {why}"
+                );
+                if self.version().is_some_and(Version::has_tl_connect_result) {
+                    self.send(&TlConnectResult {
+                        guest_endpoint_id: endpoint,
+                        host_service_id: service,
+                        status: vmbus::hvsock::CONNECT_REFUSED,
+                    });
+                }
+            }
+        }
     }
 
     fn insert_channel(
@@ -683,6 +756,7 @@ impl Server {
                     .is_some_and(|c| std::mem::take(&mut c.closed_by_host));
                 if self.is_open(m.child_relid) {
                     self.close_channel(m.child_relid, "the guest closed it");
+                    self.rescind_socket(m.child_relid, "the guest closed its channel");
                 } else if host_closed {
                     log::debug!(
                         "vmbus: CLOSECHANNEL of relid {}, closed by hvhost after a fault",
@@ -715,10 +789,7 @@ impl Server {
                 self.disconnect();
                 self.send_empty(MessageType::UNLOAD_RESPONSE);
             }
-            Message::TlConnectRequest(_) => self.drop_message(
-                vp,
-                format_args!("TL_CONNECT_REQUEST: no Hyper-V sockets here"),
-            ),
+            Message::TlConnectRequest(m) => self.socket_request(&m),
             other => self.drop_message(
                 vp,
                 format_args!("{} is not a guest-to-host message", other.msgtype()),
@@ -856,14 +927,15 @@ impl Server {
         } else {
             CHANNEL_CONNECTION_BASE + relid
         };
+        let socket = c.device.socket();
         let msg = OfferChannel {
             offer: Offer {
                 if_type: c.device.class_id(),
                 if_instance: c.device.instance_id(),
                 reserved: [0; 16],
-                chn_flags: OfferFlags(0),
+                chn_flags: socket.map_or(OfferFlags(0), |s| s.flags()),
                 mmio_megabytes: 0,
-                user_def: [0; MAX_USER_DEFINED_BYTES],
+                user_def: socket.map_or([0; MAX_USER_DEFINED_BYTES], |s| s.user_defined()),
                 sub_channel_index: c.sub_channel.map_or(0, |(_, index)| index),
                 reserved3: 0,
             },
@@ -1069,6 +1141,7 @@ impl Server {
             rings,
             next_poll: None,
             more: false,
+            stalled: false,
         });
         Ok(())
     }
@@ -1169,8 +1242,10 @@ impl Server {
         }
         // Rescinded devices and sub-channels (made for one open of their
         // primary) are gone for good.
-        self.channels
-            .retain(|_, c| c.phase != Phase::Rescinded && c.sub_channel.is_none());
+        // So are socket connections.
+        self.channels.retain(|_, c| {
+            c.phase != Phase::Rescinded && c.sub_channel.is_none() && c.device.socket().is_none()
+        });
         for c in self.channels.values_mut() {
             c.phase = Phase::Idle;
         }
@@ -1243,6 +1318,17 @@ impl Server {
     /// Runs device timers that are due and unfinished drains; returns the
     /// next deadline.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        let expired: Vec<u32> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Offered && c.open.is_none())
+            .filter(|(_, c)| c.device.socket().is_some_and(|s| s.open_by <= now))
+            .map(|(&r, _)| r)
+            .collect();
+        for relid in expired {
+            self.stats.socket_offers_expired += 1;
+            self.rescind_socket(relid, "the guest did not open it in time");
+        }
         let due: Vec<(u32, Step)> = self
             .channels
             .iter()
@@ -1255,11 +1341,32 @@ impl Server {
         for (relid, step) in due {
             self.run_channel(relid, now, step);
         }
+        let offers = self
+            .channels
+            .values()
+            .filter(|c| c.phase == Phase::Offered)
+            .filter_map(|c| c.device.socket().map(|s| s.open_by));
         self.channels
             .values()
             .filter_map(|c| c.open.as_ref())
             .filter_map(|o| if o.more { Some(now) } else { o.next_poll })
+            .chain(offers)
             .min()
+    }
+
+    /// Rescinds channel `relid` if it is a socket connection that is not
+    /// rescinded yet (a socket channel is good for one connection).
+    fn rescind_socket(&mut self, relid: u32, why: &str) {
+        let live = self
+            .channels
+            .get(&relid)
+            .is_some_and(|c| c.device.socket().is_some() && c.phase != Phase::Rescinded);
+        if live {
+            log::info!("vmbus: socket channel {relid}: {why}; rescinding it");
+            if let Err(e) = self.remove_device(relid) {
+                log::warn!("vmbus: socket channel {relid}: {e}");
+            }
+        }
     }
 
     /// Polls channel `relid`'s device (if open): what a device's own
@@ -1277,6 +1384,13 @@ impl Server {
         let Some(o) = c.open.as_mut() else {
             return;
         };
+        // A device that stalled the drain wakes its channel when it takes
+        // packets again: that wake-up drains.
+        let step = if step == Step::Poll && o.stalled {
+            Step::Drain
+        } else {
+            step
+        };
         let device = c.device.as_mut();
         let result: Result<Outcome, ChannelFault> = match step {
             Step::Drain => o.rings.drain(device, now, reference_time, DRAIN_BUDGET),
@@ -1292,9 +1406,11 @@ impl Server {
                     signal_guest,
                     next_poll,
                     more: false,
+                    stalled: false,
                 }),
         };
         let subs = std::mem::take(&mut o.rings.sub_channels);
+        let rescind = std::mem::take(&mut o.rings.rescind);
         match result {
             Ok(out) => {
                 o.next_poll = out.next_poll;
@@ -1306,6 +1422,9 @@ impl Server {
                     Step::Drain => out.more,
                     Step::Open | Step::Poll => o.more || out.more,
                 };
+                if step == Step::Drain {
+                    o.stalled = out.stalled;
+                }
                 if out.signal_guest {
                     let vp = o.target_vp;
                     self.stats.notifications += 1;
@@ -1322,10 +1441,14 @@ impl Server {
                     c.device.name()
                 );
                 self.close_channel(relid, "the guest broke its ring");
+                self.rescind_socket(relid, "its ring broke");
             }
         }
         if !subs.is_empty() {
             self.add_sub_channels(relid, subs);
+        }
+        if rescind {
+            self.rescind_socket(relid, "the connection is over");
         }
     }
 

@@ -41,6 +41,7 @@ use super::server::{
 use crate::hyperv::connections::ConnectionError;
 use crate::hyperv::guest_mem::{FakeMemory, GuestPages};
 
+mod hvsock;
 /// The benchmark sink against the same fake guest.
 mod perf;
 mod storvsp;

@@ -35,6 +35,7 @@ use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
 use crate::hyperv::guest_mem::GuestPages;
 use crate::hyperv::Partition;
 use crate::storage::{Controller, DiskSpec, StorageError};
+use crate::vsock::service::{Sockets, VsockConfig, VsockError};
 
 /// Guest messages that may wait for the worker.
 pub const MAX_QUEUED_MESSAGES: usize = 256;
@@ -68,6 +69,8 @@ pub enum Work {
     },
     /// A host request.
     Command(DeviceCommand),
+    /// A host program's socket connection, to be offered.
+    AddSocket(Box<dyn VmbusDevice>),
     /// A control socket request, answered on `reply`.
     Control {
         /// The request.
@@ -100,6 +103,8 @@ pub struct VmbusConfig {
     /// Disks on a SCSI controller ([`super::storvsp::Storvsp`]), offered
     /// when there is any.
     pub disks: Vec<DiskSpec>,
+    /// Hyper-V sockets (`--vsock`).
+    pub vsock: Option<VsockConfig>,
 }
 
 impl Default for VmbusConfig {
@@ -113,6 +118,7 @@ impl Default for VmbusConfig {
             faults: Faults::default(),
             perf: false,
             disks: Vec::new(),
+            vsock: None,
         }
     }
 }
@@ -292,6 +298,9 @@ pub enum VmbusError {
     /// A disk could not be set up.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Sockets could not be set up.
+    #[error(transparent)]
+    Vsock(#[from] VsockError),
 }
 
 /// The running VMBus of a VM.
@@ -369,6 +378,16 @@ impl Vmbus {
                 controller,
                 max_sub_channels,
             )));
+        }
+        if let Some(vsock) = &config.vsock {
+            let tx = Mutex::new(tx.clone());
+            let offer = Box::new(move |device| {
+                let _ = tx
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .send(Work::AddSocket(device));
+            });
+            server.set_socket_service(Box::new(Sockets::start(vsock, offer)?));
         }
         let shutdown_after = config.shutdown_after;
         let thread = std::thread::Builder::new().name("vmbus".into()).spawn({
@@ -561,6 +580,11 @@ fn run(
             Work::Command(cmd) => {
                 if let Err(e) = server.command(cmd, now) {
                     log::warn!("vmbus: cannot ask the guest ({cmd:?}): {e}");
+                }
+            }
+            Work::AddSocket(device) => {
+                if let Err(why) = server.add_socket(device) {
+                    log::warn!("vsock: host connection refused: {why}");
                 }
             }
             Work::Control { request, reply } => {

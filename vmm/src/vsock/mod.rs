@@ -4,9 +4,17 @@
 //! Unix sockets.
 //!
 //! - [`hybrid`]: the host programs' side, the hybrid-vsock convention of
-//!   Firecracker and Cloud Hypervisor (`PATH_N`, `CONNECT N`, `OK PORT`).
+//!   Firecracker and Cloud Hypervisor (`PATH_N`, `CONNECT N`, `OK PORT`);
+//! - [`service`]: `--vsock PATH`, the server's [`SocketService`]: guest
+//!   connects go to `PATH_N`, host programs' connects come from `PATH`;
+//! - [`relay`]: one connection, a VMBus device of its own relaying the
+//!   stream packets of [`::vmbus::hvsock`] to a Unix stream;
+//! - [`poller`]: the thread that wakes a connection when its stream can
+//!   move bytes.
 //!
-//! The VMBus side (TL_CONNECT_REQUEST, one offer per connection, the
-//! stream packets of [`::vmbus::hvsock`]) is still to come.
+//! [`SocketService`]: crate::vmbus::device::SocketService
 
 pub mod hybrid;
+pub mod poller;
+pub mod relay;
+pub mod service;
