@@ -85,7 +85,7 @@ shell: rig
 
 # Benchmarks (not tests): ratios and counts measured in one rig run.
 bench: rig
-	@$(RUN_PY) --no-host bench_exits bench_hypercalls bench_vmbus bench_storage
+	@$(RUN_PY) --no-host bench_exits bench_hypercalls bench_vmbus bench_storage bench_stream
 	@/usr/bin/python3 bench/plot_storage.py $(BUILD)/bench bench/storage.png
 
 list:

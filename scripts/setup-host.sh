@@ -9,6 +9,8 @@ PKGS=(rustc-web rust-web-src rust-web-clippy libclang-19-dev clang-19 bc bison f
       gcc libc6-dev kmod python3 dpkg-dev seabios
       # mke2fs and e2fsck for the storage scenarios' guests
       e2fsprogs
+      # socat for the socket scenarios (guests and L1 run Debian's, with its libraries)
+      socat
       # fio for the guests, built static from Debian's source (scripts/build-fio.sh)
       libaio-dev
       # the benchmark plots (make bench: bench/plot_storage.py)

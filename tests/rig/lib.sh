@@ -225,7 +225,9 @@ hvhost_start() {
 #    "ack SEQ ANSWER" (hvctl's answer on one line); "# rig: request SEQ
 #    stats" saves hvhost's `stats` records to /tmp/hvctl.stats (for checks
 #    of what the exit report no longer has, such as a rescinded device's
-#    counters: stats_is); a request of
+#    counters: stats_is), "# rig: request SEQ stats NAME" to
+#    /tmp/hvctl.stats.NAME (both end with hvhost's "process open_fds=N"
+#    record); a request of
 #    another kind is answered "ack SEQ error: unknown request".
 # The end of the console is the event "eof".
 rig_console_reader() {
@@ -244,11 +246,13 @@ rig_console_reader() {
 			seq=${seq%% *}
 			case $what in
 			"hvctl "*) answer=$(hvctl $HVHOST_API ${what#hvctl } 2>&1 | tr -s '\n' ' ' | tr -cd ' -~') ;;
-			stats)
-				if hvctl $HVHOST_API stats >/tmp/hvctl.stats 2>&1; then
-					answer="ok $(wc -l </tmp/hvctl.stats) records saved"
+			stats | "stats "*)
+				local saved=/tmp/hvctl.stats
+				[ "$what" = stats ] || saved=/tmp/hvctl.stats.${what#stats }
+				if hvctl $HVHOST_API stats >"$saved" 2>&1; then
+					answer="ok $(wc -l <"$saved") records saved"
 				else
-					answer="error: $(head -1 /tmp/hvctl.stats)"
+					answer="error: $(head -1 "$saved")"
 				fi
 				;;
 			*) answer="error: unknown request" ;;

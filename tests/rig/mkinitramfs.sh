@@ -48,6 +48,8 @@ install -m755 "$ROOT"/tests/selftests/hv_guest/*.sh "$l2/tests/"
 # (../kselftest/ from theirs); lib.sh uses it too.
 install -D -m644 "$tests/ktap_helpers.sh" "$l2/kselftest/ktap_helpers.sh"
 gcc -static -O2 -Wall -o "$l2/tests/pio_exit" "$ROOT/bench/pio_exit.c"
+# bench_stream's two ends (the guest's client, L1's server).
+gcc -static -O2 -Wall -o "$l2/usr/bin/hvstream" "$ROOT/bench/hvstream.c"
 # ext4 tools for the storage scenarios, at /usr/sbin (busybox's mke2fs,
 # earlier in PATH, makes ext2 only: scenarios call these by path).
 for tool in mke2fs e2fsck; do
@@ -55,6 +57,10 @@ for tool in mke2fs e2fsck; do
     rm -f "$l2/usr/sbin/$tool" # not a busybox link: the real one
     copy_with_libs "/usr/sbin/$tool" "$l2"
 done
+# socat for the socket scenarios: AF_VSOCK in the guests, Unix sockets in
+# L1 (hvhost's --vsock), as host programs use them.
+[ -x /usr/bin/socat ] || die "/usr/bin/socat not found (package socat)"
+copy_with_libs /usr/bin/socat "$l2"
 # fio for the storage benchmark and the I/O under rescind: a static build
 # of Debian's source (scripts/build-fio.sh, cached).
 fio=$(bash "$ROOT/scripts/build-fio.sh") || die "fio not built"

@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -32,10 +33,11 @@ use crate::devices::debugcon::{DebugConsole, DebugconInput, DEBUGCON_PORT};
 use crate::devices::hv_testdev::{HvTestDev, HV_TESTDEV_PORT};
 use crate::devices::i8042::{I8042Reset, I8042_COMMAND_PORT};
 use crate::devices::serial::{
-    IrqLine, RxDrained, SerialDevice, SerialOutput, COM1_BASE, COM1_GSI, COM1_LEN,
+    IrqLine, RxDrained, SerialDevice, SerialOutput, COM1_BASE, COM1_GSI, COM1_LEN, COM2_BASE,
+    COM2_GSI,
 };
 use crate::devices::{MmioBus, PioBus};
-use crate::event_loop::{self, SerialInput};
+use crate::event_loop::{self, InputSource, SerialInput};
 use crate::hyperv::msrs::VpHv;
 use crate::hyperv::{Partition, TrampolinePort, HYPERCALL_PORT};
 use crate::loader::{self, LoadError};
@@ -240,6 +242,8 @@ struct Devices {
     mmio: MmioBus,
     serial: Arc<Mutex<SerialDevice>>,
     rx_drained: EventFd,
+    /// COM2 (`--serial2`), its FIFO-drained event and its socket.
+    com2: Option<(Arc<Mutex<SerialDevice>>, EventFd, UnixStream)>,
     /// The debug console's input, which the control socket fills.
     debugcon: Option<DebugconInput>,
 }
@@ -280,6 +284,14 @@ fn create_devices(
         serial_out,
     )));
     pio.insert(COM1_BASE, COM1_LEN, serial.clone())?;
+    let com2 = match &config.serial2 {
+        Some(path) => {
+            let com2 = create_com2(vm, path)?;
+            pio.insert(COM2_BASE, COM1_LEN, com2.0.clone())?;
+            Some(com2)
+        }
+        None => None,
+    };
     pio.insert(
         ACPI_PM_BASE,
         ACPI_PM_LEN,
@@ -319,8 +331,46 @@ fn create_devices(
         mmio: MmioBus::new(),
         serial,
         rx_drained,
+        com2,
         debugcon,
     })
+}
+
+/// How long a vCPU may wait to hand COM2's output to a host program that
+/// does not read; then the bytes are lost (and that is logged once).
+const COM2_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// COM2 joined to the Unix socket at `path` (a host program's listener).
+fn create_com2(
+    vm: &Vm,
+    path: &std::path::Path,
+) -> Result<(Arc<Mutex<SerialDevice>>, EventFd, UnixStream)> {
+    let stream = UnixStream::connect(path).map_err(|source| Error::OutputFile {
+        what: "COM2 (--serial2)",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let out = stream
+        .try_clone()
+        .map_err(|e| Error::os("clone COM2's socket", e))?;
+    out.set_write_timeout(Some(COM2_WRITE_TIMEOUT))
+        .map_err(|e| Error::os("set COM2's write timeout", e))?;
+    let irq = eventfd("create the COM2 interrupt eventfd")?;
+    vm.register_irqfd(&irq, COM2_GSI)?;
+    let rx_drained = eventfd("create the COM2 input eventfd")?;
+    let rx_signal = rx_drained
+        .try_clone()
+        .map_err(|e| Error::os("clone the COM2 input eventfd", e))?;
+    let serial = Arc::new(Mutex::new(SerialDevice::new(
+        IrqLine::new(irq),
+        RxDrained::new(rx_signal),
+        Box::new(out),
+    )));
+    log::info!(
+        "COM2 ({COM2_BASE:#x}, GSI {COM2_GSI}) is joined to {}",
+        path.display()
+    );
+    Ok((serial, rx_drained, stream))
 }
 
 /// What the control socket does with a request: a line for the debug
@@ -510,13 +560,24 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         }
     }
 
-    let input = stdin_input.then(|| SerialInput {
-        serial: devices.serial.clone(),
-        rx_drained: devices.rx_drained,
-    });
+    let mut inputs = Vec::new();
+    if stdin_input {
+        inputs.push(SerialInput {
+            serial: devices.serial.clone(),
+            rx_drained: devices.rx_drained,
+            source: InputSource::Stdin,
+        });
+    }
+    if let Some((serial, rx_drained, stream)) = devices.com2 {
+        inputs.push(SerialInput {
+            serial,
+            rx_drained,
+            source: InputSource::Stream(stream),
+        });
+    }
     let ask_guest = || vmbus.as_ref().is_some_and(|v| v.request_shutdown());
     let graceful: Option<event_loop::GracefulShutdown<'_>> = Some(&ask_guest);
-    let reason = event_loop::run(&control, &signals, input, graceful);
+    let reason = event_loop::run(&control, &signals, inputs, graceful);
 
     // The exit report (--report): records, one per line, `key=value`
     // fields, for scripts; the log says the same for people.

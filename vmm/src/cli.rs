@@ -84,6 +84,13 @@ fn parse_serial(s: &str) -> Result<SerialTarget, String> {
     }
 }
 
+fn parse_serial2(s: &str) -> Result<PathBuf, String> {
+    match s.strip_prefix("unix:") {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err(format!("expected unix:PATH, got {s:?}")),
+    }
+}
+
 /// `--vmbus-versions`: a comma-separated list of versions (`5.3`, `0x50003`)
 /// and inclusive ranges (`4.0..5.2`), each within 4.0..6.0; sorted, no
 /// duplicates.
@@ -245,6 +252,11 @@ pub struct Cli {
     /// write-protected, `lun=N` (0..7) places it, else the next free LUN. Repeatable.
     #[arg(long, value_name = "PATH[,readonly][,lun=N]")]
     pub disk: Vec<DiskSpec>,
+    /// A second 16550 UART (COM2: ports 0x2f8, IRQ 3) joined to the Unix socket PATH, which a
+    /// host program listens on before hvhost starts: what the guest writes to ttyS1 goes to
+    /// it, what it writes is the guest's input (the emulated stream of bench_stream).
+    #[arg(long, value_name = "unix:PATH", value_parser = parse_serial2)]
+    pub serial2: Option<PathBuf>,
     /// Hyper-V sockets, relayed to Unix sockets as Firecracker and Cloud Hypervisor do: a guest
     /// program's connection to port N goes to PATH_N; a host program connects to PATH, writes
     /// "CONNECT N\n" and reads "OK <host-port>\n" once the guest program listening on N accepted.
@@ -301,6 +313,8 @@ pub struct VmConfig {
     pub disks: Vec<DiskSpec>,
     /// Hyper-V sockets.
     pub vsock: Option<crate::vsock::service::VsockConfig>,
+    /// COM2's Unix socket.
+    pub serial2: Option<PathBuf>,
 }
 
 impl Cli {
@@ -325,6 +339,7 @@ impl Cli {
             report: self.report.clone(),
             vmbus_perf: self.vmbus_perf,
             disks: self.disk.clone(),
+            serial2: self.serial2.clone(),
             vsock: self
                 .vsock
                 .as_ref()
@@ -444,6 +459,21 @@ mod tests {
         assert_eq!(disks.len(), 2);
         assert_eq!((disks[1].read_only, disks[1].lun), (true, Some(3)));
         assert!(parse(&["--kernel", "/k", "--disk", "/a.img,lun=9"]).is_err());
+        let c = parse(&[
+            "--kernel",
+            "/k",
+            "--serial2",
+            "unix:/tmp/com2",
+            "--vsock",
+            "/tmp/v",
+        ])
+        .expect("valid")
+        .vm_config();
+        assert_eq!(c.serial2, Some(PathBuf::from("/tmp/com2")));
+        let v = c.vsock.expect("vsock");
+        assert_eq!((v.path, v.max_conns), (PathBuf::from("/tmp/v"), 256));
+        assert!(parse(&["--kernel", "/k", "--serial2", "/tmp/com2"]).is_err());
+        assert!(parse(&["--kernel", "/k", "--vsock", "/v", "--vsock-max-conns", "x"]).is_err());
         assert!(parse(&["--kernel", "/k", "--shutdown-after", "0"]).is_err());
         assert!(parse(&["--kernel", "/k", "--vmbus-fault", "nope"]).is_err());
     }

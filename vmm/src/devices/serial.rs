@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! COM1: a 16550A UART (vm-superio's `Serial`) on ports 0x3f8..0x3ff, IRQ 4.
+//! COM1: a 16550A UART (vm-superio's `Serial`) on ports 0x3f8..0x3ff, IRQ 4; COM2, the
+//! same on 0x2f8..0x2ff, IRQ 3 (`--serial2`).
 //!
 //! The interrupt line is an `EventFd` that the builder registers with KVM_IRQFD on GSI 4,
 //! so raising it never takes a lock in KVM's path. Input from the host terminal is queued
@@ -26,6 +27,10 @@ pub const COM1_BASE: u16 = 0x3f8;
 pub const COM1_LEN: u16 = 8;
 /// ISA IRQ (and GSI, with identity routing) of COM1.
 pub const COM1_GSI: u32 = 4;
+/// First port of COM2 (8 ports, as COM1).
+pub const COM2_BASE: u16 = 0x2f8;
+/// ISA IRQ (and GSI) of COM2.
+pub const COM2_GSI: u32 = 3;
 
 /// Line status register offset (for tests and documentation).
 pub const LSR_OFFSET: u16 = 5;

@@ -490,12 +490,16 @@ impl Server {
         device: Box<dyn VmbusDevice>,
         sub_channel: Option<(u32, u16)>,
     ) -> Option<u32> {
-        if self.next_relid > MAX_RELID {
+        // Relids go up and wrap: one the guest released is free again (a
+        // socket connection takes one each), but not at once.
+        let Some(relid) = (0..MAX_RELID)
+            .map(|i| (self.next_relid - 1 + i) % MAX_RELID + 1)
+            .find(|r| !self.channels.contains_key(r))
+        else {
             log::error!("vmbus: no relid left for device {}", device.name());
             return None;
-        }
-        let relid = self.next_relid;
-        self.next_relid += 1;
+        };
+        self.next_relid = relid % MAX_RELID + 1;
         log::debug!(
             "vmbus: device {} (class {}, instance {}) is relid {relid}",
             device.name(),

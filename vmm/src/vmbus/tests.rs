@@ -1329,3 +1329,30 @@ fn drain_does_not_poll_when_the_guest_waits_for_a_signal() {
         .write_inband(2, PacketFlags::NONE, &[2; 64])
         .expect("room"));
 }
+
+#[test]
+fn relids_wrap_skipping_those_in_use() {
+    use super::server::MAX_RELID;
+    let mut r = rig();
+    let beat = |r: &Rig| -> Box<dyn VmbusDevice> {
+        Box::new(IcDevice::new(Heartbeat::new(
+            Duration::from_secs(1),
+            r.heartbeats.clone(),
+        )))
+    };
+    // Socket connections come and go for the VM's life: far more than
+    // there are relids. The three ICs keep 1 to 3.
+    let mut seen = HashSet::new();
+    for _ in 0..3 * MAX_RELID {
+        let relid = r.server.add_device(beat(&r)).expect("a relid");
+        assert!((4..=MAX_RELID).contains(&relid), "{relid}");
+        seen.insert(relid);
+        assert_eq!(r.server.remove_device(relid), Ok(Removal::Removed));
+    }
+    assert_eq!(seen.len(), MAX_RELID as usize - 3);
+    // All in use: none left, said so.
+    for _ in 3..MAX_RELID {
+        r.server.add_device(beat(&r)).expect("a relid");
+    }
+    assert!(r.server.add_device(beat(&r)).is_none());
+}

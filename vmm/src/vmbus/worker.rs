@@ -499,10 +499,11 @@ fn control(
             }
             Err(e) => Err(format!("impossible: {e}")),
         },
-        Request::Stats => Ok(server
-            .report(&format!("heartbeats={}", heartbeats.load(Ordering::Relaxed)))
-            .trim_end()
-            .to_string()),
+        Request::Stats => Ok(format!(
+            "{}process open_fds={}",
+            server.report(&format!("heartbeats={}", heartbeats.load(Ordering::Relaxed))),
+            open_fds().map_or("unknown".into(), |n| n.to_string())
+        )),
         // The builder's handler serves it; it never comes here.
         Request::Debugcon(_) => Err("the VMBus worker has no debug console".into()),
         Request::DiskAdd(spec) => {
@@ -521,6 +522,12 @@ fn control(
             .ok_or_else(|| "no disk controller (hvhost started without --disk)".to_string())
             .map(|()| format!("fault {fault} armed for the next completion")),
     }
+}
+
+/// The descriptors hvhost has open (each Unix stream of a socket
+/// connection is one): what a test compares before and after.
+fn open_fds() -> std::io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count())
 }
 
 fn run(

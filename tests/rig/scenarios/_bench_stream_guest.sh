@@ -1,0 +1,51 @@
+# _bench_stream_guest: not a scenario of its own; the guest side of
+# bench_stream. The kernel command line names the configuration
+# (rig.bench=uart_hvhost|hvsock|virtio_vsock|uart_qemu): the guest finds
+# its stream (ttyS1, or AF_VSOCK to the host's port), measures the raw
+# port-I/O exit once (bench/pio_exit.c: the floor the round trip is
+# compared with), and runs the three phases against L1's hvstream server
+# (bench/hvstream.c): guest to host, host to guest, one-byte round trips,
+# announcing each on the debug console as it starts and ends (L1 samples
+# KVM's exit counter at those marks and times the phase on its clock).
+# Per phase it reports "# bench stream config=C phase=P bytes=N irqs=N"
+# (the stream's own interrupts meanwhile, from /proc/interrupts), and the
+# round trips' cost in TSC cycles.
+# helper
+guest() {
+	run_test bench_stream_phases bench_stream_phases
+}
+
+. /rig/scenarios/_bench_stream_lib.sh
+
+bench_config() { sed -n 's/.*rig\.bench=\([a-z_]*\).*/\1/p' /proc/cmdline; }
+
+stream_irqs() {
+	grep -E "$IRQ_PAT" /proc/interrupts |
+		awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }'
+}
+
+# One phase: OP (the server's side: sink, source, echo) with N bytes.
+bench_phase() {
+	local name=$1 op=$2 n=$3 i0 i1 out
+	rig_mark "phase $name start"
+	i0=$(stream_irqs)
+	out=$(hvstream client "$op" "$n" "$EP" 2>&1) || { echo "# $name: $out"; return 1; }
+	i1=$(stream_irqs)
+	rig_mark "phase $name end"
+	echo "# bench stream config=$CFG phase=$name bytes=$n irqs=$((i1 - i0)) $out"
+}
+
+bench_stream_phases() {
+	local pio
+	CFG=$(bench_config)
+	bench_stream_config "$CFG" || { echo "# config $CFG: unknown"; return 1; }
+	case $EP in
+	tty:*) [ -e "${EP#tty:}" ] || { echo "# no ${EP#tty:}"; return 1; } ;;
+	esac
+	pio=$($TESTS/pio_exit 5000 0xe0 | sed -n 's/.*: \([0-9]*\) cycles per exiting OUT.*/\1/p')
+	echo "# bench stream config=$CFG pio_exit_cycles=$pio endpoint=$EP $(nproc) CPUs"
+	grep -E "$IRQ_PAT" /proc/interrupts | tr -s ' ' | sed 's/^/# irq lines: /'
+	bench_phase guest_to_host sink "$BYTES" || return 1
+	bench_phase host_to_guest source "$BYTES" || return 1
+	bench_phase round_trip echo "$RTTS" || return 1
+}

@@ -1,0 +1,215 @@
+# _vsock_lib: not a scenario of its own; the socket scenarios' shared
+# steps, for both sides (sourced after lib.sh).
+#
+# Programs are Debian's socat on both ends, as users run it: AF_VSOCK in
+# the guest, Unix sockets in L1 (hvhost's --vsock $VS/v.sock). Every
+# transfer is a round trip: the client sends random bytes and shuts its
+# write half; the server reads to the end (the half-close), records the
+# sha256 of what it got, and sends it all back; the client compares what
+# came back with what it sent. The sums the servers recorded are compared
+# with the clients' across the layers, as marks ("vsock sent SHA" from the
+# guest's clients, "vsock got SHA" from the guest's server).
+# helper
+
+VS=/tmp/vs
+# The guest's port L1's clients connect to, and one nobody listens on.
+VSOCK_GUEST_PORT=5000
+VSOCK_GUEST_NO_LISTENER=5001
+# The host's port the guest's clients connect to, and one with no listener.
+VSOCK_HOST_PORT=1234
+VSOCK_HOST_NO_LISTENER=4444
+
+# vsock_handler FILE SUMS: writes the server's per-connection program:
+# reads the stream to its end, appends its sha256 to SUMS, sends it back.
+vsock_handler() {
+	mkdir -p $VS
+	cat >"$1" <<EOF
+#!/bin/sh
+f=\$(mktemp $VS/rx.XXXXXX)
+cat >"\$f"
+sha256sum <"\$f" | cut -d' ' -f1 >>$2
+cat "\$f"
+rm -f "\$f"
+EOF
+	chmod +x "$1"
+}
+
+# vsock_sha FILE: its sha256.
+vsock_sha() {
+	sha256sum <"$1" | cut -d' ' -f1
+}
+
+# vsock_round_trips_ok PREFIX N: each of the N transfers PREFIX.in.I /
+# PREFIX.out.I (rc in PREFIX.rc.I) came back whole; says which did not.
+vsock_round_trips_ok() {
+	local i bad=0
+	for i in $(seq 1 "$2"); do
+		if [ "$(cat "$1.rc.$i")" != 0 ]; then
+			echo "# transfer $i: socat exited $(cat "$1.rc.$i"): $(tail -2 "$1.err.$i" | tr '\n' ' ')"
+			bad=$((bad + 1))
+		elif [ "$(vsock_sha "$1.in.$i")" != "$(vsock_sha "$1.out.$i")" ]; then
+			echo "# transfer $i: $(wc -c <"$1.in.$i") bytes sent, $(wc -c <"$1.out.$i") came back, not the same"
+			bad=$((bad + 1))
+		fi
+	done
+	[ $bad = 0 ]
+}
+
+# --- the guest's side ---
+
+# vsock_guest_client I KIB PORT: sends KIB KiB to the host's PORT and
+# keeps what comes back ($VS/g.out.I).
+vsock_guest_client() {
+	head -c $(($2 * 1024)) /dev/urandom >$VS/g.in.$1
+	socat -t 120 -T 300 - VSOCK-CONNECT:2:$3 <$VS/g.in.$1 >$VS/g.out.$1 2>$VS/g.err.$1
+	echo $? >$VS/g.rc.$1
+}
+
+# vsock_guest_connects N KIB: N clients at once to the host's port, KIB
+# KiB each way each; every one comes back whole, and L1 gets the sums.
+vsock_guest_connects() {
+	local i t0
+	mkdir -p $VS
+	rm -f $VS/g.*
+	t0=$(date +%s)
+	local pids=
+	for i in $(seq 1 "$1"); do
+		vsock_guest_client $i "$2" $VSOCK_HOST_PORT &
+		pids="$pids $!"
+	done
+	# Only these: a listener may run in the background too.
+	wait $pids
+	echo "# $1 x $2 KiB each way: $(($(date +%s) - t0)) s"
+	for i in $(seq 1 "$1"); do
+		rig_mark "vsock sent $(vsock_sha $VS/g.in.$i)"
+	done
+	vsock_round_trips_ok $VS/g "$1"
+}
+
+# vsock_guest_no_listener: a connect to a host port nobody listens on
+# fails (Linux's hv_sock gets no offer and times out).
+vsock_guest_no_listener() {
+	! socat -T 30 - VSOCK-CONNECT:2:$VSOCK_HOST_NO_LISTENER </dev/null >/dev/null 2>$VS/g.err.refused &&
+		echo "# $(tail -1 $VS/g.err.refused)"
+}
+
+# vsock_guest_serves N: listens on the guest's port, tells L1 (the mark
+# "vsock listening"), and waits up to 300 s for N connections from host
+# programs to be served; their sums go to L1 as marks.
+vsock_guest_serves() {
+	local pid s
+	vsock_handler $VS/g.handler $VS/g.sums
+	: >$VS/g.sums
+	socat -t 120 VSOCK-LISTEN:$VSOCK_GUEST_PORT,fork EXEC:$VS/g.handler 2>$VS/g.listen.err &
+	pid=$!
+	sleep 1
+	rig_mark "vsock listening"
+	served() { [ "$(wc -l <$VS/g.sums)" -ge "$1" ]; }
+	wait_for 300 served "$1"
+	s=$?
+	kill $pid
+	for sum in $(cat $VS/g.sums); do
+		rig_mark "vsock got $sum"
+	done
+	echo "# served $(wc -l <$VS/g.sums) connections"
+	return $s
+}
+
+# vsock_guest_settled: waits up to 60 s until hvhost lists no socket
+# channel (every connection rescinded and released), then has L1 save
+# hvhost's stats as "after".
+vsock_guest_settled() {
+	local i
+	for i in $(seq 1 60); do
+		rig_request hvctl devices || return 1
+		case $RIG_ANSWER in
+		*hvsock*) sleep 1 ;;
+		*) rig_request stats after; return ;;
+		esac
+	done
+	echo "# still there: $RIG_ANSWER"
+	return 1
+}
+
+# --- L1's side ---
+
+# vsock_host_listen: the host program the guest connects to, on
+# $VS/v.sock_$VSOCK_HOST_PORT (hvhost's --vsock $VS/v.sock).
+vsock_host_listen() {
+	rm -rf $VS
+	mkdir -p $VS
+	vsock_handler $VS/h.handler $VS/h.sums
+	: >$VS/h.sums
+	socat -t 120 UNIX-LISTEN:$VS/v.sock_$VSOCK_HOST_PORT,fork,backlog=64 EXEC:$VS/h.handler 2>$VS/h.listen.err &
+	VSOCK_LISTENER=$!
+}
+
+# vsock_host_client I KIB: a host program connecting to the guest's port
+# through $VS/v.sock: CONNECT, then KIB KiB; what comes back (the OK line,
+# then the echo) in $VS/h.reply.I.
+vsock_host_client() {
+	head -c $(($2 * 1024)) /dev/urandom >$VS/h.in.$1
+	{ printf 'CONNECT %s\n' $VSOCK_GUEST_PORT; cat $VS/h.in.$1; } |
+		socat -t 120 -T 300 - UNIX-CONNECT:$VS/v.sock >$VS/h.reply.$1 2>$VS/h.err.$1
+	echo $? >$VS/h.rc.$1
+}
+
+# vsock_host_connects N KIB: N host programs at once, KIB KiB each way;
+# each got "OK <port>" with its own port from 2^30 up, then its bytes back.
+vsock_host_connects() {
+	local i line bad=0
+	local pids=
+	for i in $(seq 1 "$1"); do
+		vsock_host_client $i "$2" &
+		pids="$pids $!"
+	done
+	wait $pids
+	for i in $(seq 1 "$1"); do
+		line=$(head -1 $VS/h.reply.$i)
+		echo "# host connection $i: $line"
+		case $line in
+		"OK "*[!0-9]* | "OK ") bad=1 ;;
+		"OK "*) [ "${line#OK }" -ge 1073741824 ] || bad=1 ;;
+		*) bad=1 ;;
+		esac
+		echo "${line#OK }" >>$VS/h.ports
+		tail -c +$((${#line} + 2)) $VS/h.reply.$i >$VS/h.out.$i
+	done
+	[ "$(sort -u $VS/h.ports | wc -l)" = "$1" ] || { echo "# host ports not unique"; bad=1; }
+	vsock_round_trips_ok $VS/h "$1" && [ $bad = 0 ]
+}
+
+# vsock_host_no_listener: CONNECT to a guest port nobody listens on: the
+# stream closes without an OK (hvhost withdraws the offer after 5 s).
+vsock_host_no_listener() {
+	printf 'CONNECT %s\n' $VSOCK_GUEST_NO_LISTENER |
+		socat -t 60 -T 60 - UNIX-CONNECT:$VS/v.sock >$VS/h.refused 2>&1
+	[ ! -s $VS/h.refused ] || { echo "# got: $(head -c 100 $VS/h.refused)"; return 1; }
+}
+
+# vsock_sums_arrived WHAT SUMS: every "vsock WHAT SHA" mark's SHA is in
+# the file SUMS (what the other side's server recorded), and there is one.
+vsock_sums_arrived() {
+	local n=0 sum
+	for sum in $(awk -v w="$1" '$3 == "vsock" && $4 == w { print $5 }' /tmp/hvhost.marks); do
+		n=$((n + 1))
+		grep -qx "$sum" "$2" || { echo "# $sum ($1) not in $2"; return 1; }
+	done
+	echo "# $n sums checked"
+	[ $n -gt 0 ]
+}
+
+# vsock_nothing_left: after the guest settled, hvhost has the descriptors,
+# channels and GPADLs it had before the first connection.
+vsock_nothing_left() {
+	local b=/tmp/hvctl.stats.before a=/tmp/hvctl.stats.after k
+	for k in open_fds; do
+		echo "# $k: before $(kv $b process $k), after $(kv $a process $k)"
+		[ "$(kv $b process $k)" = "$(kv $a process $k)" ] || return 1
+	done
+	for k in channels gpadls_live; do
+		echo "# $k: before $(kv $b vmbus $k), after $(kv $a vmbus $k)"
+		[ "$(kv $b vmbus $k)" = "$(kv $a vmbus $k)" ] || return 1
+	done
+	! grep -q 'name=hvsock' $a
+}

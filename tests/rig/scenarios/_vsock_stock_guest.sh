@@ -1,0 +1,26 @@
+# _vsock_stock_guest: not a scenario of its own; the L2 side of
+# vsock_stock_guest_hvhost, run by the reference kernel (Linux's own
+# hv_vmbus and hv_sock) under hvhost with --vsock. Debian's socat over
+# AF_VSOCK: 32 connections at once to the host's port 1234, 1 MiB each
+# way each, then one of 64 MiB each way, every byte back as sent; a
+# connect to a host port nobody listens on fails; then it listens on port
+# 5000 for L1's host programs (the "vsock listening" mark) and serves 8 of
+# them. Afterwards every socket channel is rescinded and released (hvctl
+# devices lists none), and L1 saves hvhost's stats before and after for
+# its checks (descriptors, channels, GPADLs). No kernel warning.
+# helper
+
+. /rig/scenarios/_vsock_lib.sh
+
+guest() {
+	echo "# rig: nproc=$(nproc)"
+	mkdir -p $VS
+	run_test stats_before rig_request stats before
+	run_test guest_connects_32_x_1_mib vsock_guest_connects 32 1024
+	run_test guest_connects_64_mib vsock_guest_connects 1 65536
+	rm -f $VS/g.*
+	run_test connect_without_listener_fails vsock_guest_no_listener
+	run_test host_programs_connect vsock_guest_serves 8
+	run_test every_channel_released vsock_guest_settled
+	run_test no_kernel_warnings dmesg_clean
+}

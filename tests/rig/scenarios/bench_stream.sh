@@ -1,0 +1,144 @@
+# bench_stream: byte streams between a guest program and a host program,
+# paravirtual against emulated, all in one L1 on KVM, each guest with 2
+# vCPUs and 512 MiB. Configurations, interleaved, 3 rounds:
+#   uart_hvhost   hvhost's second 16550 (--serial2, a Unix socket in L1),
+#                 the rig kernel's ttyS1: the emulated stream hvhost has
+#   hvsock        hvhost --vsock, Linux's own hv_sock (the reference
+#                 kernel), the host end on the relay's Unix socket
+#   virtio_vsock  QEMU's vhost-vsock, the rig kernel's virtio-vsock, the
+#                 host end on L1's AF_VSOCK
+#   uart_qemu     QEMU's second 16550 (a Unix socket chardev)
+# (hv_guest's own transport is the fifth configuration once it exists:
+# issue 15.)
+# Phases (bench/hvstream.c at both ends; _bench_stream_guest): guest to
+# host and host to guest, 64 MiB on a socket, 256 KiB on a serial line
+# (one exit per byte: the bench compares rates, bytes per L1 second), then
+# one-byte round trips. Per configuration and phase: the rate measured by
+# L1's server on L1's clock, KVM exits and the stream's interrupts per
+# MiB; for the round trip its cost in the guest's TSC cycles, as a ratio
+# to the raw port-I/O exit measured in the same guest. Per round, the
+# rates as ratios to hvhost's 16550 and to virtio-vsock of the same round.
+# run.py gives the medians. A benchmark (make bench), not a test: it fails
+# only when a run does not complete.
+# bench
+# timeout: 3600
+. /rig/scenarios/_bench_lib.sh
+. /rig/scenarios/_bench_stream_lib.sh
+QEMU_GUEST=_bench_stream_guest
+BENCH_STREAM_CONFIGS="uart_hvhost hvsock virtio_vsock uart_qemu"
+BENCH_STREAM_ROUNDS=3
+BENCH_STREAM_PHASES="guest_to_host host_to_guest round_trip"
+BS=/tmp/bs
+
+guest() {
+	run_test bench_stream bench_stream_rounds
+}
+
+# server_start ENDPOINT: L1's hvstream server (SERVER_PID), its phase
+# lines in $BS/server.out.
+server_start() {
+	: >$BS/server.out
+	hvstream server "$1" >$BS/server.out 2>$BS/server.err &
+	SERVER_PID=$!
+	case $1 in
+	unix-listen:*) wait_for 10 [ -S "${1#unix-listen:}" ] ;;
+	*) sleep 1 ;;
+	esac
+}
+
+# bench_one CONFIG: one guest's run; a sample per phase, whose rate also
+# goes to $BS/rate.CONFIG.PHASE for the round's ratios.
+bench_one() {
+	local cfg=$1 p e0 e1 line bytes irqs ns exits rest pio
+	bench_stream_config "$cfg"
+	case $cfg in
+	uart_hvhost)
+		server_start unix-listen:$BS/com2 || return 1
+		HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
+			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --serial2 unix:$BS/com2
+		;;
+	hvsock)
+		server_start unix-listen:$BS/v.sock_$BENCH_STREAM_PORT || return 1
+		HVHOST_KERNEL=/boot/ref-bzImage HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
+			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock
+		;;
+	virtio_vsock)
+		server_start vsock-listen:$BENCH_STREAM_PORT
+		qemu_start 900 $cfg -device vhost-vsock-pci,guest-cid=3
+		;;
+	uart_qemu)
+		server_start unix-listen:$BS/com2 || return 1
+		qemu_start 900 $cfg -chardev socket,id=com2,path=$BS/com2 -serial chardev:com2
+		;;
+	esac
+	: >$BS/exits.$cfg
+	for p in $BENCH_STREAM_PHASES; do
+		hvhost_wait_mark "# rig: phase $p start" 600 || break
+		e0=$(vm_exits)
+		hvhost_wait_mark "# rig: phase $p end" 600 || break
+		e1=$(vm_exits)
+		echo "$p $((e1 - e0))" >>$BS/exits.$cfg
+	done
+	hvhost_wait
+	kill $SERVER_PID 2>/dev/null
+	wait $SERVER_PID 2>/dev/null
+	grep '# bench stream config=.* pio_exit\|# irq lines' /tmp/hvhost.ktap | sed 's/^ *//'
+	sed 's/^/# server: /' $BS/server.out
+	pio=$(sed -n "s/.*# bench stream config=$cfg pio_exit_cycles=\([0-9]*\).*/\1/p" /tmp/hvhost.ktap)
+	for p in $BENCH_STREAM_PHASES; do
+		line=$(grep "# bench stream config=$cfg phase=$p " /tmp/hvhost.ktap) ||
+			{ echo "# $cfg: no result for $p (run incomplete)"; tail -5 /tmp/hvhost.console | sed 's/^/# console: /'; return 1; }
+		bytes=$(echo "$line" | sed 's/.* bytes=\([0-9]*\).*/\1/')
+		irqs=$(echo "$line" | sed 's/.* irqs=\([0-9]*\).*/\1/')
+		exits=$(awk -v p="$p" '$1 == p { print $2 }' $BS/exits.$cfg)
+		[ -n "$exits" ] || { echo "# $cfg: no exit count for $p"; return 1; }
+		case $p in
+		round_trip)
+			rest=$(echo "$line" | sed -n 's/.* cycles_per_rtt=\([0-9]*\).*/\1/p')
+			[ -n "$rest" ] && [ -n "$pio" ] || { echo "# $cfg: no round-trip cost"; return 1; }
+			echo "$rest" >$BS/rtt.$cfg
+			awk -v c="$cfg" -v r="$rest" -v pio="$pio" -v e="$exits" -v q="$irqs" -v n="$bytes" 'BEGIN {
+				printf "# sample stream_rtt config=%s cycles_per_rtt=%d vs_pio_exit=%.2f exits_per_rtt=%.2f irqs_per_rtt=%.2f\n",
+					c, r, r / pio, e / n, q / n }'
+			;;
+		*)
+			case $p in
+			guest_to_host) ns=$(sed -n "s/^op=sink bytes=$bytes ns=\([0-9]*\)/\1/p" $BS/server.out) ;;
+			host_to_guest) ns=$(sed -n "s/^op=source bytes=$bytes ns=\([0-9]*\)/\1/p" $BS/server.out) ;;
+			esac
+			[ -n "$ns" ] || { echo "# $cfg: the server timed no $p"; return 1; }
+			awk -v b="$bytes" -v ns="$ns" 'BEGIN { printf "%.6f\n", b / 1048576 / (ns / 1e9) }' >$BS/rate.$cfg.$p
+			awk -v c="$cfg" -v p="$p" -v r="$(cat $BS/rate.$cfg.$p)" -v e="$exits" -v q="$irqs" -v b="$bytes" 'BEGIN {
+				mib = b / 1048576
+				printf "# sample stream config=%s phase=%s mib_per_s=%.4f exits_per_mib=%.1f irqs_per_mib=%.1f\n",
+					c, p, r, e / mib, q / mib }'
+			;;
+		esac
+	done
+}
+
+bench_stream_rounds() {
+	local round cfg p failed=
+	rm -rf $BS
+	mkdir -p $BS
+	for round in $(seq 1 $BENCH_STREAM_ROUNDS); do
+		rm -f $BS/rate.* $BS/rtt.*
+		for cfg in $BENCH_STREAM_CONFIGS; do
+			echo "# round $round: $cfg"
+			bench_one "$cfg" || failed=1
+		done
+		for cfg in $BENCH_STREAM_CONFIGS; do
+			for p in guest_to_host host_to_guest; do
+				[ -s $BS/rate.$cfg.$p ] && [ -s $BS/rate.uart_hvhost.$p ] && [ -s $BS/rate.virtio_vsock.$p ] || continue
+				awk -v c="$cfg" -v p="$p" -v x="$(cat $BS/rate.$cfg.$p)" -v u="$(cat $BS/rate.uart_hvhost.$p)" \
+					-v v="$(cat $BS/rate.virtio_vsock.$p)" 'BEGIN {
+					printf "# sample stream_ratio config=%s phase=%s vs_uart_hvhost=%.2f vs_virtio_vsock=%.3f\n",
+						c, p, x / u, x / v }'
+			done
+			[ -s $BS/rtt.$cfg ] && [ -s $BS/rtt.virtio_vsock ] &&
+				awk -v c="$cfg" -v x="$(cat $BS/rtt.$cfg)" -v v="$(cat $BS/rtt.virtio_vsock)" 'BEGIN {
+					printf "# sample stream_ratio config=%s phase=round_trip rtt_vs_virtio_vsock=%.3f\n", c, x / v }'
+		done
+	done
+	[ -z "$failed" ]
+}
