@@ -40,7 +40,12 @@ bench_stream_phases() {
 	CFG=$(bench_config)
 	bench_stream_config "$CFG" || { echo "# config $CFG: unknown"; return 1; }
 	case $EP in
-	tty:*) [ -e "${EP#tty:}" ] || { echo "# no ${EP#tty:}"; return 1; } ;;
+	tty:*)
+		[ -e "${EP#tty:}" ] || { echo "# no ${EP#tty:}"; return 1; }
+		# Held open for the whole run: a serial port has its interrupt
+		# (and its /proc/interrupts line) only while it is open.
+		exec 7<>"${EP#tty:}"
+		;;
 	esac
 	pio=$($TESTS/pio_exit 5000 0xe0 | sed -n 's/.*: \([0-9]*\) cycles per exiting OUT.*/\1/p')
 	echo "# bench stream config=$CFG pio_exit_cycles=$pio endpoint=$EP $(nproc) CPUs"

@@ -151,6 +151,11 @@ impl ChannelIo<'_> {
         Ok(self.outbound.free_bytes()? as usize)
     }
 
+    /// Size of the data area of the ring the device writes to.
+    pub fn outbound_len(&self) -> usize {
+        self.outbound.data_len() as usize
+    }
+
     /// Asks the guest to signal the channel once more than `bytes` are
     /// free in the ring the device writes to (`pending_send_sz`; the
     /// signal polls the device). Returns whether that much is free already

@@ -1427,7 +1427,12 @@ impl Server {
                     Step::Open | Step::Poll => o.more || out.more,
                 };
                 if step == Step::Drain {
-                    o.stalled = out.stalled;
+                    // The drain's closing poll may have made room (a
+                    // device flushing to its peer): then drain on at once,
+                    // as no wake-up may come for room that is there.
+                    let takes = c.device.takes_packets();
+                    o.stalled = out.stalled && !takes;
+                    o.more |= out.stalled && takes;
                 }
                 if out.signal_guest {
                     let vp = o.target_vp;

@@ -45,9 +45,9 @@ use crate::vmbus::device::{DeviceError, SocketOffer, VmbusDevice};
 /// connection stops taking packets.
 pub const TO_HOST_LIMIT: usize = 64 * 1024;
 
-/// Host-to-guest room, in data bytes, below which the connection waits
-/// for the guest to read rather than send a small packet.
-const MIN_PACKET_ROOM: usize = 512;
+/// Guest bytes gathered before they are written to the host stream in
+/// one call (the rest is written when the drain ends).
+const FLUSH_AT: usize = 32 * 1024;
 
 /// Who opened the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,14 +325,20 @@ impl HvSock {
 
     /// Moves host bytes (the early ones, then the stream's) into packets
     /// for the guest while its ring has room, then the FIN after end of
-    /// file.
+    /// file. Packets are at most a quarter of the ring, so that the guest
+    /// reads one while the next is written; when the ring is full the
+    /// connection waits for half of it to be free, so that a wake-up
+    /// moves several packets.
     fn pump_to_guest(&mut self, io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
         if self.waiting_room {
             self.waiting_room = false;
             io.room_is_enough();
         }
+        let ring = io.outbound_len();
+        let packet_max = ((ring / 4) & !7).clamp(64, HOST_SEND_MAX);
+        let min_room = packet_max.min(ring / 8).max(8);
         while self.reset.is_none() && !self.fin_sent {
-            let room = Self::room(io)?.min(HOST_SEND_MAX);
+            let room = Self::room(io)?.min(packet_max);
             if self.host_eof {
                 if io.outbound_free()? > hvsock::ring_len(0) {
                     self.send(io, 0)?;
@@ -343,8 +349,8 @@ impl HvSock {
                 }
                 continue;
             }
-            if room < MIN_PACKET_ROOM {
-                if self.wait_for_room(io, GUEST_SEND_MAX)? {
+            if room < min_room {
+                if self.wait_for_room(io, ring / 2)? {
                     continue;
                 }
                 return Ok(());
@@ -457,7 +463,11 @@ impl VmbusDevice for HvSock {
             self.finish(io);
             return Ok(());
         }
-        self.flush_to_host();
+        // One write for many packets: the drain's closing poll writes
+        // the rest.
+        if self.to_host.len() >= FLUSH_AT || self.guest_fin {
+            self.flush_to_host();
+        }
         Ok(())
     }
 
