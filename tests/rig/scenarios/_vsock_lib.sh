@@ -93,6 +93,35 @@ vsock_guest_no_listener() {
 		echo "# $(tail -1 $VS/g.err.refused)"
 }
 
+# vsock_guest_rescinded: a 64 MiB round trip to the host's port, cut by
+# `hvctl remove hvsock` (a rescind of its channel) 2 s in: the guest's
+# socat ends by itself within 60 s (an error, not a hang), with less than
+# everything back.
+vsock_guest_rescinded() {
+	local pid n=0 rc all=$((64 * 1024 * 1024))
+	head -c $all /dev/urandom >$VS/g.cut.in
+	socat -t 120 -T 60 - VSOCK-CONNECT:2:$VSOCK_HOST_PORT <$VS/g.cut.in >$VS/g.cut.out 2>$VS/g.cut.err &
+	pid=$!
+	sleep 2
+	rig_request hvctl remove hvsock || { kill $pid; rm -f $VS/g.cut.*; return 1; }
+	while kill -0 $pid 2>/dev/null && [ $n -lt 60 ]; do
+		sleep 1
+		n=$((n + 1))
+	done
+	if kill -0 $pid 2>/dev/null; then
+		echo "# socat still runs 60 s after the rescind"
+		kill $pid
+		rm -f $VS/g.cut.*
+		return 1
+	fi
+	wait $pid
+	rc=$?
+	echo "# socat ended $n s after the rescind (status $rc), $(wc -c <$VS/g.cut.out) of $all bytes back: $(tail -1 $VS/g.cut.err)"
+	n=$(wc -c <$VS/g.cut.out)
+	rm -f $VS/g.cut.*
+	[ "$n" -lt $all ]
+}
+
 # vsock_guest_serves N: listens on the guest's port, tells L1 (the mark
 # "vsock listening"), and waits up to 300 s for N connections from host
 # programs to be served; their sums go to L1 as marks.

@@ -5,9 +5,11 @@
 # way each, then one of 64 MiB each way, every byte back as sent; a
 # connect to a host port nobody listens on fails; then it listens on port
 # 5000 for L1's host programs (the "vsock listening" mark) and serves 8 of
-# them. Afterwards every socket channel is rescinded and released (hvctl
-# devices lists none), and L1 saves hvhost's stats before and after for
-# its checks (descriptors, channels, GPADLs). No kernel warning.
+# them; a 64 MiB transfer is cut by hvctl's rescind of its channel, and
+# socat ends with an error rather than hang. Afterwards every socket
+# channel is rescinded and released (hvctl devices lists none), and L1
+# saves hvhost's stats before and after for its checks (descriptors,
+# channels, GPADLs). No kernel warning.
 # helper
 
 . /rig/scenarios/_vsock_lib.sh
@@ -21,6 +23,7 @@ guest() {
 	rm -f $VS/g.*
 	run_test connect_without_listener_fails vsock_guest_no_listener
 	run_test host_programs_connect vsock_guest_serves 8
+	run_test rescind_mid_transfer vsock_guest_rescinded
 	run_test every_channel_released vsock_guest_settled
 	run_test no_kernel_warnings dmesg_clean
 }

@@ -9,9 +9,11 @@
 # sha256 each server recorded is the one its client sent. A guest connect
 # to a port with no listener fails (refused by hvhost, counted), a host
 # CONNECT to a guest port with no listener closes without an OK (the
-# offer withdrawn, counted). Afterwards hvhost has the descriptors,
-# channels and GPADLs it had before (hvctl stats, process open_fds), no
-# error and no warning in the guest.
+# offer withdrawn, counted). `hvctl remove hvsock` in the middle of a
+# 64 MiB transfer ends the guest's program with an error, not a hang.
+# Afterwards hvhost has the descriptors, channels and GPADLs it had
+# before (hvctl stats, process open_fds), no error and no warning in the
+# guest.
 # timeout: 900
 . /rig/scenarios/_vsock_lib.sh
 
