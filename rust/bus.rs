@@ -41,7 +41,7 @@ pub(crate) mod view;
 
 use kernel::debugfs::Dir;
 use kernel::prelude::*;
-use kernel::sync::atomic::{Atomic, Relaxed, Release};
+use kernel::sync::atomic::{Atomic, Full, Relaxed, Release};
 use kernel::sync::{new_condvar, new_mutex, new_spinlock_irq, Arc, CondVar, Mutex, SpinLockIrq};
 use kernel::time::{delay::fsleep, Delta};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
@@ -221,6 +221,10 @@ pub(crate) struct Bus {
     scan_work: Work<Bus, 2>,
     /// Set when unloading starts: no more binding, no more scans.
     closing: Atomic<bool>,
+    /// CPUs (bit N: CPU N, below 64) whose message slot holds a message
+    /// the full inbox could not take; the message work takes it once it
+    /// has made room.
+    deferred_cpus: Atomic<u64>,
     /// The VP index of CPU 0, where messages and channel interrupts go.
     pub(crate) target_vp: u32,
     /// The parent of the channels' auxiliary devices.
@@ -251,6 +255,15 @@ impl WorkItem<1> for Bus {
             };
             this.handle(&m.bytes[..usize::from(m.len)]);
         }
+        // The inbox is empty: take the messages left in their slots.
+        let mut cpus = this.deferred_cpus.xchg(0, Full);
+        while cpus != 0 {
+            let cpu = cpus.trailing_zeros();
+            cpus &= cpus - 1;
+            if let Err(e) = this.core.synic.synic().poll(cpu, VMBUS_SINT) {
+                pr_err!("vmbus: cannot take the message left on CPU {}: {:?}\n", cpu, e);
+            }
+        }
     }
 }
 
@@ -270,15 +283,29 @@ impl SintConsumer for BusIrq {
         message_type == HV_MESSAGE_TYPE_VMBUS
     }
 
-    fn message(&self, _cpu: u32, msg: &HvMessage) {
+    fn message(&self, cpu: u32, msg: &HvMessage) -> bool {
         let bus = &self.0;
         let len = usize::from(msg.header.payload_size).min(HV_MESSAGE_PAYLOAD_BYTE_COUNT);
-        if bus.inbox.lock().push(&msg.payload[..len]) {
-            // Already queued (Err): it will see this message too.
-            let _ = workqueue::system().enqueue::<Arc<Bus>, 1>(bus.clone());
-        } else {
+        let taken = bus.inbox.lock().push(&msg.payload[..len]);
+        if !taken {
+            // The host sends faster than the message work reads: the
+            // message stays in the slot (holding the host's next ones
+            // back) until the work has made room and asks for it.
             bus.counters.inbox_full.add(1, Relaxed);
+            if cpu >= 64 {
+                // No bit to remember it by: taken (and lost) as before.
+                return true;
+            }
+            let bit = 1u64 << cpu;
+            let mut old = bus.deferred_cpus.load(Relaxed);
+            while let Err(now) = bus.deferred_cpus.cmpxchg(old, old | bit, Full) {
+                old = now;
+            }
         }
+        // Already queued (Err): it will see this message (or the deferral)
+        // too; queued again if it is running.
+        let _ = workqueue::system().enqueue::<Arc<Bus>, 1>(bus.clone());
+        taken
     }
 
     fn flag_count(&self) -> u32 {
@@ -346,6 +373,7 @@ impl VmBus {
                 msg_work <- new_work!("hv_guest_vmbus_msg"),
                 scan_work <- new_work!("hv_guest_vmbus_scan"),
                 closing: Atomic::new(false),
+                deferred_cpus: Atomic::new(0),
                 target_vp,
                 parent,
                 monitor,

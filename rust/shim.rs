@@ -333,7 +333,6 @@ impl<T: VectorHandler> CpuVector<T> {
         self.vector
     }
 
-    #[cfg(hv_guest_selftest)]
     /// The handler (the irq's `dev_id`).
     pub(crate) fn handler(&self) -> &T {
         &self.handler

@@ -63,8 +63,11 @@ pub(crate) trait SintConsumer: Send + Sync {
     /// others are dropped and counted as unknown.
     fn accepts(&self, message_type: u32) -> bool;
     /// A message arrived; `msg` is a private copy, already checked to have a
-    /// payload size of at most 240 bytes and an accepted type.
-    fn message(&self, cpu: u32, msg: &HvMessage);
+    /// payload size of at most 240 bytes and an accepted type. `false`:
+    /// not now (the consumer is full); the message stays in the slot, which
+    /// holds the host's next ones back, until the consumer asks for it
+    /// again ([`Synic::poll`] on `cpu`).
+    fn message(&self, cpu: u32, msg: &HvMessage) -> bool;
     /// Event flags `0..flag_count()` are this consumer's; others are dropped.
     fn flag_count(&self) -> u32 {
         0
@@ -83,6 +86,8 @@ pub(crate) struct SintCounters {
     pub(crate) dropped_unknown_type: Atomic<u64>,
     pub(crate) dropped_no_consumer: Atomic<u64>,
     pub(crate) dropped_bad_flag: Atomic<u64>,
+    /// Messages left in the slot because the consumer was full.
+    pub(crate) deferred: Atomic<u64>,
 }
 
 impl SintCounters {
@@ -96,11 +101,12 @@ impl SintCounters {
             dropped_unknown_type: Atomic::new(0),
             dropped_no_consumer: Atomic::new(0),
             dropped_bad_flag: Atomic::new(0),
+            deferred: Atomic::new(0),
         }
     }
 
     /// Name and value of every counter, for debugfs and the tests.
-    pub(crate) fn values(&self) -> [(&'static str, u64); 8] {
+    pub(crate) fn values(&self) -> [(&'static str, u64); 9] {
         [
             ("interrupts", self.interrupts.load(Relaxed)),
             ("messages", self.messages.load(Relaxed)),
@@ -116,6 +122,7 @@ impl SintCounters {
                 self.dropped_no_consumer.load(Relaxed),
             ),
             ("dropped_bad_flag", self.dropped_bad_flag.load(Relaxed)),
+            ("deferred", self.deferred.load(Relaxed)),
         ]
     }
 }
@@ -241,8 +248,12 @@ impl SintIrq {
                     c.dropped_unknown_type.add(1, Relaxed)
                 }
                 Some(consumer) => {
+                    if !consumer.message(self.cpu, &msg) {
+                        // Left in the slot: the host keeps the rest.
+                        c.deferred.add(1, Relaxed);
+                        return;
+                    }
                     c.messages.add(1, Relaxed);
-                    consumer.message(self.cpu, &msg);
                 }
             }
         }
@@ -443,7 +454,6 @@ impl Synic {
         slot_of(sint).map(|slot| &self.counters[slot])
     }
 
-    #[cfg(hv_guest_selftest)]
     /// Runs `f` with the vector and interrupt context of `sint` on `cpu`,
     /// holding the CPU table so that the CPU cannot go away meanwhile.
     fn with_sint<R>(
@@ -478,10 +488,9 @@ impl Synic {
         self.with_sint(cpu, sint, |v| Ok(v.handler().slot_type()))
     }
 
-    #[cfg(hv_guest_selftest)]
     /// Takes what `sint` has on `cpu` (flags, then the message) as the
     /// interrupt handler would, on that CPU: how a masked or polling SINT is
-    /// served.
+    /// served, and how a consumer that was full takes the message it left.
     pub(crate) fn poll(&self, cpu: u32, sint: u8) -> Result {
         self.with_sint(cpu, sint, |v| shim::on_cpu(cpu, || v.handler().take_all()))
     }

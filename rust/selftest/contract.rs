@@ -194,7 +194,7 @@ impl SintConsumer for TestConsumer {
         message_type == TEST_MSG_TYPE
     }
 
-    fn message(&self, cpu: u32, msg: &HvMessage) {
+    fn message(&self, cpu: u32, msg: &HvMessage) -> bool {
         let mut head = [0u8; 8];
         let body = msg.body();
         let n = body.len().min(8);
@@ -206,6 +206,7 @@ impl SintConsumer for TestConsumer {
             value: u32::from(msg.header.payload_size),
             head: u64::from_le_bytes(head),
         });
+        true
     }
 
     fn flag_count(&self) -> u32 {

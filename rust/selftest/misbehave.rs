@@ -18,19 +18,31 @@
 //!   signalled: the host must close that channel (no answer to the guest;
 //!   the channel stays unusable until the driver closes it) and keep the
 //!   others working.
+//! - `connect-flood PORT N`: N Hyper-V socket connect requests
+//!   (TL_CONNECT_REQUEST) to host port PORT, from N guest ports, without
+//!   waiting for anything: the host must offer at most its connection
+//!   limit, refuse the rest, and withdraw the offers nobody opens. The
+//!   offers bind no driver here; the bus releases them at the rescinds.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::bus::channel::Channel;
 use crate::bus::{Bus, Expect, Reply};
+use crate::vmbus::hvsock;
 use crate::vmbus::message::{
-    encode_empty, MessageType, OpenChannel, MAX_MESSAGE_SIZE, MAX_USER_DEFINED_BYTES,
+    encode_empty, MessageType, OpenChannel, TlConnectRequest, MAX_MESSAGE_SIZE,
+    MAX_USER_DEFINED_BYTES,
 };
 
 /// A relid the host never offers (Linux accepts relids below 2048; hvhost
 /// numbers from 1).
 const UNOFFERED_RELID: u32 = 2000;
+/// The first guest port of `connect-flood`'s endpoints.
+const FLOOD_FIRST_PORT: u32 = 0x7000_0000;
+/// Most requests one `connect-flood` sends.
+const FLOOD_MAX: u32 = 4096;
+
 /// A page frame far above the RAM of any guest the rig runs (2^40 pages:
 /// 4 PiB).
 const FOREIGN_PFN: u64 = 1 << 40;
@@ -57,6 +69,16 @@ pub(crate) fn run(bus: &Arc<Bus>, cmd: &str, out: &mut KVec<u8>) -> Result {
         ("corrupt-ring", driver) if !driver.is_empty() => {
             corrupt_ring(bus, driver)?;
             "corrupt-ring: send ring corrupted, host signalled\n"
+        }
+        ("connect-flood", args) => {
+            let (port, n) = args.split_once(' ').ok_or(EINVAL)?;
+            let port: u32 = port.trim().parse().map_err(|_| EINVAL)?;
+            let n: u32 = n.trim().parse().map_err(|_| EINVAL)?;
+            if n == 0 || n > FLOOD_MAX {
+                return Err(EINVAL);
+            }
+            connect_flood(bus, port, n)?;
+            "connect-flood: requests sent\n"
         }
         _ => return Err(EINVAL),
     };
@@ -144,4 +166,14 @@ fn corrupt_ring(bus: &Bus, driver: &str) -> Result {
         .find(|c| c.status().driver == Some(driver))
         .ok_or(ENODEV)?;
     ch.corrupt_send_ring()
+}
+
+fn connect_flood(bus: &Bus, port: u32, n: u32) -> Result {
+    for i in 0..n {
+        bus.post(&TlConnectRequest {
+            guest_endpoint_id: hvsock::service_id(FLOOD_FIRST_PORT + i),
+            host_service_id: hvsock::service_id(port),
+        })?;
+    }
+    Ok(())
 }

@@ -38,7 +38,8 @@
 //! is closed on the host side with a logged error. Nothing a guest sends
 //! stops the server or affects another channel.
 
-use std::collections::BTreeMap;
+use hvcall::hypercall::HvStatus;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -209,6 +210,13 @@ pub struct Stats {
     /// Socket offers withdrawn because the guest did not open them in time
     /// (no guest program listens on the port).
     pub socket_offers_expired: u64,
+    /// Refusals not answered with TL_CONNECT_RESULT because the guest was
+    /// behind with its messages (the answer is optional: Linux never reads
+    /// it; the guest's connect then times out).
+    pub socket_results_skipped: u64,
+    /// Messages that waited in the backlog, and messages lost past it.
+    pub backlogged: u64,
+    pub lost: u64,
 }
 
 impl Stats {
@@ -219,7 +227,8 @@ impl Stats {
              contacts_refused={} offers={} opens={} opens_refused={} closes={} gpadls={} \
              gpadls_refused={} gpadls_torn_down={} modifies={} modifies_refused={} rescinds={} \
              releases={} unloads={} unloads_clean={} sub_channels={} socket_requests={} \
-             socket_refusals={} socket_offers_expired={}",
+             socket_refusals={} socket_offers_expired={} socket_results_skipped={} backlogged={} \
+             lost={}",
             self.messages,
             self.dropped,
             self.signals,
@@ -243,7 +252,10 @@ impl Stats {
             self.sub_channels,
             self.socket_requests,
             self.socket_refusals,
-            self.socket_offers_expired
+            self.socket_offers_expired,
+            self.socket_results_skipped,
+            self.backlogged,
+            self.lost
         )
     }
 }
@@ -321,7 +333,16 @@ pub struct Server {
     shared_open: u32,
     /// Where guest socket connections go (`--vsock`), if anywhere.
     sockets: Option<Box<dyn SocketService>>,
+    /// Messages for the guest the SynIC had no room for yet, in order.
+    backlog: VecDeque<(u32, Vec<u8>, MessageType)>,
 }
+
+/// Most messages the backlog keeps for a guest that does not read them;
+/// past that they are lost (and that is an error in the log).
+pub const MAX_BACKLOG: usize = 4096;
+
+/// How soon the backlog is tried again while it is not empty.
+const BACKLOG_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Packets one channel may take per drain before others get a turn.
 pub const DRAIN_BUDGET: usize = 256;
@@ -342,6 +363,7 @@ impl Server {
             shared_interrupts: false,
             shared_open: 0,
             sockets: None,
+            backlog: VecDeque::new(),
         }
     }
 
@@ -474,7 +496,12 @@ impl Server {
                     "vmbus: socket: guest endpoint {endpoint} connects to service {service}: \
                      refused: {why}"
                 );
-                if self.version().is_some_and(Version::has_tl_connect_result) {
+                if !self.backlog.is_empty() {
+                    // A guest flooding requests is behind with its
+                    // messages: the optional answer must not crowd out
+                    // offers and rescinds.
+                    self.stats.socket_results_skipped += 1;
+                } else if self.version().is_some_and(Version::has_tl_connect_result) {
                     self.send(&TlConnectResult {
                         guest_endpoint_id: endpoint,
                         host_service_id: service,
@@ -688,9 +715,42 @@ impl Server {
         }
     }
 
+    /// Posts a message to VP `vp`. A guest that reads its messages slower
+    /// than they come fills the SynIC's queue: what does not fit waits in
+    /// the backlog and goes, in order, before anything newer (at the next
+    /// send, or from [`Self::poll`]).
     fn post(&mut self, vp: u32, bytes: &[u8], what: MessageType) {
-        if let Err(status) = self.guest.post_message(vp, bytes) {
-            log::warn!("vmbus: {what} to VP {vp} was not delivered: {status}");
+        self.flush_backlog();
+        if self.backlog.is_empty() {
+            match self.guest.post_message(vp, bytes) {
+                Ok(()) => return,
+                Err(HvStatus::INSUFFICIENT_BUFFERS) => {}
+                Err(status) => {
+                    log::warn!("vmbus: {what} to VP {vp} was not delivered: {status}");
+                    return;
+                }
+            }
+        }
+        if self.backlog.len() >= MAX_BACKLOG {
+            self.stats.lost += 1;
+            log::error!(
+                "vmbus: {what} to VP {vp} lost: the guest has not read {MAX_BACKLOG} messages"
+            );
+            return;
+        }
+        self.stats.backlogged += 1;
+        self.backlog.push_back((vp, bytes.to_vec(), what));
+    }
+
+    /// Delivers what waits in the backlog while the SynIC takes it.
+    fn flush_backlog(&mut self) {
+        while let Some((vp, bytes, what)) = self.backlog.front() {
+            match self.guest.post_message(*vp, bytes) {
+                Ok(()) => {}
+                Err(HvStatus::INSUFFICIENT_BUFFERS) => return,
+                Err(status) => log::warn!("vmbus: {what} to VP {vp} was not delivered: {status}"),
+            }
+            self.backlog.pop_front();
         }
     }
 
@@ -1254,6 +1314,8 @@ impl Server {
             c.phase = Phase::Idle;
         }
         self.gpadls.clear();
+        // What was meant for the connection that ended.
+        self.backlog.clear();
         self.conn = Connection::Disconnected;
     }
 
@@ -1322,6 +1384,7 @@ impl Server {
     /// Runs device timers that are due and unfinished drains; returns the
     /// next deadline.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        self.flush_backlog();
         let expired: Vec<u32> = self
             .channels
             .iter()
@@ -1350,11 +1413,13 @@ impl Server {
             .values()
             .filter(|c| c.phase == Phase::Offered)
             .filter_map(|c| c.device.socket().map(|s| s.open_by));
+        let backlog = (!self.backlog.is_empty()).then(|| now + BACKLOG_RETRY);
         self.channels
             .values()
             .filter_map(|c| c.open.as_ref())
             .filter_map(|o| if o.more { Some(now) } else { o.next_poll })
             .chain(offers)
+            .chain(backlog)
             .min()
     }
 

@@ -1167,14 +1167,31 @@ fn fault_injection_breaks_the_protocol_on_purpose() {
 }
 
 #[test]
-fn full_synic_queue_is_survived() {
+fn full_synic_queue_delays_messages_in_order_and_loses_none() {
     let mut r = rig();
     r.port.full.store(true, Ordering::SeqCst);
     r.send(&contact(Version::V6_0, 0));
     assert!(r.replies().is_empty());
+    // The server tries again soon.
+    let next = r.server.poll(r.now).expect("a retry is due");
+    assert!(next <= r.now + Duration::from_millis(1));
+    r.server.poll(r.now);
+    assert!(r.replies().is_empty());
     r.port.full.store(false, Ordering::SeqCst);
+    // The next send delivers the backlog first, then its own.
     r.send(&empty(MessageType::REQUESTOFFERS));
-    assert_eq!(r.types().len(), 4);
+    let t = r.types();
+    assert_eq!(t.len(), 5, "{t:?}");
+    assert_eq!(t[0], MessageType::VERSION_RESPONSE);
+    assert_eq!(t[4], MessageType::ALLOFFERS_DELIVERED);
+    // A backlog left when the guest stops reading goes from poll().
+    r.port.full.store(true, Ordering::SeqCst);
+    assert_eq!(r.server.remove_device(1), Ok(Removal::Rescinded));
+    r.port.full.store(false, Ordering::SeqCst);
+    r.server.poll(r.now);
+    assert_eq!(r.types(), vec![MessageType::RESCIND_CHANNELOFFER]);
+    let s = r.server.stats();
+    assert_eq!((s.backlogged, s.lost), (2, 0));
 }
 
 proptest! {
