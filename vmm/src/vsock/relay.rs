@@ -4,16 +4,16 @@
 //! host Unix stream.
 //!
 //! - **Guest to host:** each data packet ([`vmbus::hvsock::parse_data`],
-//!   at most [`GUEST_SEND_MAX`] bytes) is written to the stream. What the
-//!   stream does not take at once waits in a buffer of at most
-//!   [`TO_HOST_LIMIT`] bytes; past that the connection takes no more
-//!   packets ([`VmbusDevice::takes_packets`]) and the rest stays in the
-//!   guest's ring, which holds the guest program back.
-//! - **Host to guest:** the stream is read into packets of at most
-//!   [`HOST_SEND_MAX`] bytes, as much as the guest's ring has room for;
-//!   when it is full the connection asks the guest to signal once it has
-//!   read enough (`pending_send_sz`) and stops reading the stream, which
-//!   holds the host program back.
+//!   at most [`GUEST_SEND_MAX`] bytes) goes to a buffer, written to the
+//!   stream 32 KiB at a time and when the drain ends. What the stream does
+//!   not take waits there; past [`TO_HOST_LIMIT`] bytes the connection
+//!   takes no more packets ([`VmbusDevice::takes_packets`]) and the rest
+//!   stays in the guest's ring, which holds the guest program back.
+//! - **Host to guest:** the stream is read into packets of at most a
+//!   quarter of the guest's ring (and [`HOST_SEND_MAX`]), as much as the
+//!   ring has room for; when it is full the connection asks the guest to
+//!   signal once half of it is free (`pending_send_sz`) and stops reading
+//!   the stream, which holds the host program back.
 //! - **FIN both ways:** an empty packet from the guest shuts the stream's
 //!   write half once the buffer is written; end of file from the stream
 //!   sends the guest an empty packet. Either direction goes on alone
