@@ -92,6 +92,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A UART (COM1, COM2) could not be set up.
+    #[error("cannot {what} of {port}: {source}")]
+    Uart {
+        /// Which, e.g. "COM2".
+        port: &'static str,
+        /// What hvhost tried to do, as a verb phrase.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
     /// A vCPU thread could not be started.
     #[error("cannot start the thread of vCPU {vcpu}: {source}")]
     SpawnVcpu {
@@ -272,17 +284,7 @@ fn create_devices(
         )?;
     }
 
-    let irq = eventfd("create the COM1 interrupt eventfd")?;
-    vm.register_irqfd(&irq, COM1_GSI)?;
-    let rx_drained = eventfd("create the COM1 input eventfd")?;
-    let rx_signal = rx_drained
-        .try_clone()
-        .map_err(|e| Error::os("clone the COM1 input eventfd", e))?;
-    let serial = Arc::new(Mutex::new(SerialDevice::new(
-        IrqLine::new(irq),
-        RxDrained::new(rx_signal),
-        serial_out,
-    )));
+    let (serial, rx_drained) = create_uart(vm, "COM1", COM1_GSI, serial_out)?;
     pio.insert(COM1_BASE, COM1_LEN, serial.clone())?;
     let com2 = match &config.serial2 {
         Some(path) => {
@@ -340,11 +342,27 @@ fn create_devices(
 /// does not read; then the bytes are lost (and that is logged once).
 const COM2_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// COM2 joined to the Unix socket at `path` (a host program's listener).
-fn create_com2(
+/// A 16550 called `port` that interrupts on `gsi` and writes to `out`, and
+/// the eventfd it signals when the guest empties its receive FIFO.
+fn create_uart(
     vm: &Vm,
-    path: &std::path::Path,
-) -> Result<(Arc<Mutex<SerialDevice>>, EventFd, UnixStream)> {
+    port: &'static str,
+    gsi: u32,
+    out: SerialOutput,
+) -> Result<(Arc<Mutex<SerialDevice>>, EventFd)> {
+    let err = |what| move |source| Error::Uart { port, what, source };
+    let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(err("create the interrupt eventfd"))?;
+    vm.register_irqfd(&irq, gsi)?;
+    let rx_drained = EventFd::new(libc::EFD_NONBLOCK).map_err(err("create the input eventfd"))?;
+    let rx_signal = rx_drained
+        .try_clone()
+        .map_err(err("clone the input eventfd"))?;
+    let serial = SerialDevice::new(IrqLine::new(irq), RxDrained::new(rx_signal), out);
+    Ok((Arc::new(Mutex::new(serial)), rx_drained))
+}
+
+/// COM2 joined to the Unix socket at `path` (a host program's listener).
+fn create_com2(vm: &Vm, path: &Path) -> Result<(Arc<Mutex<SerialDevice>>, EventFd, UnixStream)> {
     let stream = UnixStream::connect(path).map_err(|source| Error::OutputFile {
         what: "COM2 (--serial2)",
         path: path.to_path_buf(),
@@ -355,17 +373,7 @@ fn create_com2(
         .map_err(|e| Error::os("clone COM2's socket", e))?;
     out.set_write_timeout(Some(COM2_WRITE_TIMEOUT))
         .map_err(|e| Error::os("set COM2's write timeout", e))?;
-    let irq = eventfd("create the COM2 interrupt eventfd")?;
-    vm.register_irqfd(&irq, COM2_GSI)?;
-    let rx_drained = eventfd("create the COM2 input eventfd")?;
-    let rx_signal = rx_drained
-        .try_clone()
-        .map_err(|e| Error::os("clone the COM2 input eventfd", e))?;
-    let serial = Arc::new(Mutex::new(SerialDevice::new(
-        IrqLine::new(irq),
-        RxDrained::new(rx_signal),
-        Box::new(out),
-    )));
+    let (serial, rx_drained) = create_uart(vm, "COM2", COM2_GSI, Box::new(out))?;
     log::info!(
         "COM2 ({COM2_BASE:#x}, GSI {COM2_GSI}) is joined to {}",
         path.display()

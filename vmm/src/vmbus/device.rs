@@ -7,9 +7,8 @@
 
 use std::time::Instant;
 
-use vmbus::message::{OfferFlags, MAX_USER_DEFINED_BYTES};
-
 use vmbus::guid::Guid;
+use vmbus::message::{OfferFlags, MAX_USER_DEFINED_BYTES};
 use vmbus::packet::Packet;
 use vmbus::ring::RingError;
 

@@ -38,11 +38,11 @@
 //! is closed on the host side with a logged error. Nothing a guest sends
 //! stops the server or affects another channel.
 
-use hvcall::hypercall::HvStatus;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hvcall::hypercall::HvStatus;
 use vmbus::message::{
     encode, encode_empty, ChannelMessage, ConnectionState, GpadlCreated, GpadlTorndown,
     InitiateContact, MessageType, ModifyChannelResponse, Offer, OfferChannel, OfferFlags,
@@ -1388,7 +1388,7 @@ impl Server {
         let expired: Vec<u32> = self
             .channels
             .iter()
-            .filter(|(_, c)| c.phase == Phase::Offered && c.open.is_none())
+            .filter(|(_, c)| c.phase == Phase::Offered)
             .filter(|(_, c)| c.device.socket().is_some_and(|s| s.open_by <= now))
             .map(|(&r, _)| r)
             .collect();

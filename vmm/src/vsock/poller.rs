@@ -15,7 +15,6 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -72,8 +71,8 @@ impl Drop for Registration {
 }
 
 impl Poller {
-    /// Starts the thread.
-    pub fn start() -> io::Result<(Arc<Self>, JoinHandle<()>)> {
+    /// Starts the thread; [`Self::stop`] ends it.
+    pub fn start() -> io::Result<Arc<Self>> {
         let poller = Arc::new(Self {
             epoll: Epoll::new()?,
             stop: EventFd::new(EFD_NONBLOCK)?,
@@ -85,13 +84,13 @@ impl Poller {
             poller.stop.as_raw_fd(),
             EpollEvent::new(EventSet::IN, STOP),
         )?;
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("vsock-poll".into())
             .spawn({
                 let poller = poller.clone();
                 move || poller.run()
             })?;
-        Ok((poller, thread))
+        Ok(poller)
     }
 
     /// Watches `stream` (readable, writable, hung up) for the channel of

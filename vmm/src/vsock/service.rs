@@ -95,7 +95,7 @@ impl Sockets {
         }
         let listener = UnixListener::bind(&path)
             .map_err(io_err(format!("listening on {}", path.display())))?;
-        let (poller, _) = Poller::start().map_err(io_err("starting the stream watcher"))?;
+        let poller = Poller::start().map_err(io_err("starting the stream watcher"))?;
         let shared = Shared {
             poller,
             live: Arc::new(AtomicUsize::new(0)),
@@ -117,11 +117,6 @@ impl Sockets {
             config.max_conns
         );
         Ok(Self { path, shared })
-    }
-
-    /// Connections that exist now.
-    pub fn live(&self) -> usize {
-        self.shared.live.load(Ordering::SeqCst)
     }
 }
 

@@ -47,6 +47,22 @@ fn fixture(max_conns: usize) -> Fixture {
     Fixture { rig, dir, offers }
 }
 
+impl Fixture {
+    /// A host program connecting to `PATH` with `command`: its stream and
+    /// the connection's device, as the worker gets it.
+    fn host_connects(&self, command: &[u8]) -> (UnixStream, Box<dyn VmbusDevice>) {
+        let mut host = UnixStream::connect(self.dir.path().join("v.sock")).expect("connect");
+        host.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        host.write_all(command).expect("command");
+        let device = self
+            .offers
+            .recv_timeout(Duration::from_secs(10))
+            .expect("handed over");
+        (host, device)
+    }
+}
+
 fn connect_request(port: u32, guest_port: u32) -> Vec<u8> {
     msg(&TlConnectRequest {
         guest_endpoint_id: hvsock::service_id(guest_port),
@@ -288,14 +304,7 @@ fn a_broken_stream_packet_resets_that_connection_only() {
 #[test]
 fn host_program_connects_and_gets_ok_once_the_guest_accepts() {
     let mut f = fixture(4);
-    let mut host = UnixStream::connect(f.dir.path().join("v.sock")).expect("connect");
-    host.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    host.write_all(b"connect 5000\r\nearly").expect("command");
-    let device = f
-        .offers
-        .recv_timeout(Duration::from_secs(10))
-        .expect("handed over");
+    let (mut host, device) = f.host_connects(b"connect 5000\r\nearly");
     assert_eq!(f.rig.server.add_socket(device), Ok(SOCK));
     let o = offer_of(&f.rig.replies());
     assert!(hvsock::is_for_guest_accept(&o.offer.user_def));
@@ -316,12 +325,7 @@ fn host_program_connects_and_gets_ok_once_the_guest_accepts() {
 #[test]
 fn an_offer_nobody_accepts_is_withdrawn_and_the_host_gets_no_ok() {
     let mut f = fixture(4);
-    let mut host = UnixStream::connect(f.dir.path().join("v.sock")).expect("connect");
-    host.write_all(b"CONNECT 9\n").expect("command");
-    let device = f
-        .offers
-        .recv_timeout(Duration::from_secs(10))
-        .expect("handed over");
+    let (mut host, device) = f.host_connects(b"CONNECT 9\n");
     assert_eq!(f.rig.server.add_socket(device), Ok(SOCK));
     f.rig.replies();
     // No guest program listens on 9: the guest never opens the channel.
@@ -344,12 +348,7 @@ fn an_offer_nobody_accepts_is_withdrawn_and_the_host_gets_no_ok() {
     bad.read_to_end(&mut rest).expect("closed");
     assert!(rest.is_empty());
     f.rig.send(&empty(MessageType::UNLOAD));
-    let mut late = UnixStream::connect(f.dir.path().join("v.sock")).expect("connect");
-    late.write_all(b"CONNECT 9\n").expect("command");
-    let device = f
-        .offers
-        .recv_timeout(Duration::from_secs(10))
-        .expect("handed over");
+    let (mut late, device) = f.host_connects(b"CONNECT 9\n");
     assert!(f.rig.server.add_socket(device).is_err());
     late.read_to_end(&mut rest).expect("closed");
     assert!(rest.is_empty());
