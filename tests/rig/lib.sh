@@ -97,6 +97,34 @@ hv_state() {
 	kv /sys/kernel/debug/hv_guest/vmbus/state - "$1"
 }
 
+# hv_beats: heartbeats hv_guest's heartbeat driver answered (debugfs
+# hv_guest/vmbus/ic); hv_beats_past N: more than N.
+hv_beats() {
+	kv /sys/kernel/debug/hv_guest/vmbus/ic service=heartbeat beats
+}
+hv_beats_past() {
+	[ "$(hv_beats)" -gt "$1" ]
+}
+
+# hv_heartbeat_survives: hv_guest answers another heartbeat within 30 s
+# (after whatever a test did to the bus).
+hv_heartbeat_survives() {
+	local b
+	b=$(hv_beats)
+	sleep 1
+	wait_for 30 hv_beats_past "$b" || { echo "# no heartbeat answered since $b"; return 1; }
+	echo "# heartbeats $b -> $(hv_beats)"
+}
+
+# hv_load_selftest: the selftest build of hv_guest loaded, with its three
+# IC channels open within 60 s.
+hv_load_selftest() {
+	local c=/sys/kernel/debug/hv_guest/vmbus/channels
+	ics_open() { [ "$(grep -c ' state=Open ' $c)" = 3 ]; }
+	insmod $HV_GUEST_SELFTEST_KO || return 1
+	wait_for 60 ics_open || { sed 's/^/# /' $c; return 1; }
+}
+
 # dmesg_clean [ERE]: the guest's kernel log has no warning, BUG, oops or
 # call trace (nor anything ERE matches); the offending lines are shown.
 dmesg_clean() {

@@ -10,39 +10,14 @@
 
 D=/sys/kernel/debug/hv_guest/vmbus
 
-beats() {
-	kv $D/ic service=heartbeat beats
-}
-
-beats_past() {
-	[ "$(beats)" -gt "$1" ]
-}
-
-all_open() {
-	[ "$(grep -c ' state=Open ' $D/channels)" = 3 ]
-}
-
 misbehave() {
 	echo "$1" >$D/misbehave || { echo "# '$1' failed (EPROTO: the host accepted it)"; return 1; }
 	sed 's/^/# /' $D/misbehave
 }
 
-load() {
-	insmod $HV_GUEST_SELFTEST_KO || return 1
-	wait_for 60 all_open || { sed 's/^/# /' $D/channels; return 1; }
-}
-
-heartbeat_survives() {
-	local b
-	b=$(beats)
-	sleep 1
-	wait_for 30 beats_past "$b" || { echo "# no heartbeat after the misbehaviour"; return 1; }
-	echo "# heartbeats $b -> $(beats)"
-}
-
 reload_clean() {
 	rmmod_clean || return 1
-	load
+	hv_load_selftest
 }
 
 host_shutdown_request() {
@@ -52,12 +27,12 @@ host_shutdown_request() {
 guest() {
 	rig_poweroff_hook
 	echo "# rig: nproc=$(nproc)"
-	run_test load load
+	run_test load hv_load_selftest
 	run_test garbage_messages misbehave garbage
 	run_test gpadl_outside_ram misbehave bad-gpadl
 	run_test open_unoffered_relid misbehave open-unknown
 	run_test corrupt_send_ring misbehave "corrupt-ring timesync"
-	run_test heartbeat_survives heartbeat_survives
+	run_test heartbeat_survives hv_heartbeat_survives
 	run_test reload_clean reload_clean
 	run_test host_shutdown_request host_shutdown_request
 }

@@ -26,14 +26,6 @@ gone() {
 	[ -z "$(block "$1")" ]
 }
 
-beats() {
-	kv $D/ic service=heartbeat beats
-}
-
-beats_past() {
-	[ "$(beats)" -gt "$1" ]
-}
-
 # released N: the bus has sent N RELID_RELEASED.
 released() {
 	[ "$(hv_state releases)" = "$1" ]
@@ -55,8 +47,8 @@ rescind_cycles() {
 	local i b relid new pages hb_pages before_rescinds before_releases
 	insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
 	wait_for 60 all_open || { cat $D/channels | sed 's/^/# /'; return 1; }
-	b=$(beats)
-	wait_for 30 beats_past "$b" || { echo "# no heartbeat answered"; return 1; }
+	b=$(hv_beats)
+	wait_for 30 hv_beats_past "$b" || { echo "# no heartbeat answered"; return 1; }
 	pages=$(live_pages)
 	hb_pages="$(kv $D/channels driver=heartbeat ring_send) $(kv $D/channels driver=heartbeat ring_recv)"
 	echo "# ring pages live $pages; heartbeat rings (bytes) $hb_pages"
@@ -83,7 +75,7 @@ rescind_cycles() {
 		# The other channels are untouched.
 		bound_open shutdown && bound_open timesync ||
 			{ echo "# cycle $i: another channel suffered"; return 1; }
-		b=$(beats)
+		b=$(hv_beats)
 		rig_request hvctl add heartbeat ||
 			{ echo "# cycle $i: add heartbeat: $RIG_ANSWER"; return 1; }
 		if ! wait_for 60 bound_open heartbeat; then
@@ -91,11 +83,11 @@ rescind_cycles() {
 			cat $D/channels | sed 's/^/# /'
 			return 1
 		fi
-		wait_for 30 beats_past "$b" || { echo "# cycle $i: no heartbeat after re-adding"; return 1; }
+		wait_for 30 hv_beats_past "$b" || { echo "# cycle $i: no heartbeat after re-adding"; return 1; }
 		new=$(kv $D/channels driver=heartbeat relid)
 		[ "$(basename "$(readlink /sys/bus/auxiliary/devices/hv_guest.heartbeat.$new/driver)")" = hv_guest_heartbeat.hv_guest_heartbeat ] ||
 			{ echo "# cycle $i: hv_guest.heartbeat.$new not bound on the auxiliary bus"; return 1; }
-		echo "# cycle $i: relid $relid rescinded and released; new relid $(kv $D/channels driver=heartbeat relid) beats $(beats)"
+		echo "# cycle $i: relid $relid rescinded and released; new relid $(kv $D/channels driver=heartbeat relid) beats $(hv_beats)"
 		[ "$(live_pages)" = "$pages" ] ||
 			{ echo "# cycle $i: ring pages live $(live_pages), was $pages"; return 1; }
 	done

@@ -17,15 +17,6 @@ D=/sys/kernel/debug/hv_guest/vmbus
 FLOOD=300
 LIMIT=16
 
-all_open() {
-	[ "$(grep -c ' state=Open ' $D/channels)" = 3 ]
-}
-
-load() {
-	insmod $HV_GUEST_SELFTEST_KO || return 1
-	wait_for 60 all_open || { sed 's/^/# /' $D/channels; return 1; }
-}
-
 released_since() {
 	[ "$(hv_state releases)" -ge $(($1 + LIMIT)) ]
 }
@@ -46,28 +37,14 @@ flood_round() {
 	[ "$offers" = $LIMIT ] && [ "$refused" -gt 0 ] && [ "$refused" -le $((FLOOD - LIMIT)) ]
 }
 
-beats() {
-	kv $D/ic service=heartbeat beats
-}
-
-beats_past() {
-	[ "$(beats)" -gt "$1" ]
-}
-
-heartbeat_survives() {
-	local b
-	b=$(beats)
-	wait_for 30 beats_past "$b" || { echo "# no heartbeat after the floods"; return 1; }
-}
-
 guest() {
 	echo "# rig: nproc=$(nproc)"
-	run_test load load
+	run_test load hv_load_selftest
 	run_test stats_before rig_request stats before
 	run_test flood_within_the_limit flood_round
 	run_test slots_freed_for_a_second_flood flood_round
 	run_test every_channel_released vsock_guest_settled
-	run_test heartbeat_survives heartbeat_survives
+	run_test heartbeat_survives hv_heartbeat_survives
 	run_test unload rmmod_clean
 	run_test no_kernel_warnings dmesg_clean
 }
