@@ -51,14 +51,23 @@ use crate::hvcall::synic::{HvMessage, HV_MESSAGE_PAYLOAD_BYTE_COUNT, VMBUS_SINT}
 use crate::hypercall::HvError;
 use crate::shim::SharedPage;
 use crate::synic::{ConsumerRegistration, SintConsumer};
+use crate::vmbus::guid::Guid;
 use crate::vmbus::message::{
-    encode, encode_empty, ChannelMessage, MessageType, MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID,
+    encode, encode_empty, ChannelMessage, MessageType, TlConnectRequest, TlConnectResult,
+    MAX_MESSAGE_SIZE, MESSAGE_CONNECTION_ID,
 };
 use crate::vmbus::parse::{parse, Message};
 use crate::vmbus::version::Version;
 use crate::Core;
 
 use channel::Channel;
+
+/// What the bus tells the socket transport.
+pub(crate) trait SocketEvents: Send + Sync {
+    /// The host refused a connection the guest asked for (message work,
+    /// process context).
+    fn on_connect_result(&self, r: &TlConnectResult);
+}
 pub(crate) use request::{Expect, Reply};
 
 /// Relids are event flag numbers of SINT 2 and Linux refuses any at or
@@ -176,6 +185,10 @@ pub(crate) struct BusCounters {
     pub(crate) releases: Atomic<u64>,
     pub(crate) unsolicited: Atomic<u64>,
     pub(crate) events_unknown_relid: Atomic<u64>,
+    /// TL_CONNECT_REQUEST sent (a socket connection asked for).
+    pub(crate) connect_requests: Atomic<u64>,
+    /// TL_CONNECT_RESULT received (the host refused one).
+    pub(crate) connect_results: Atomic<u64>,
 }
 
 impl BusCounters {
@@ -192,6 +205,8 @@ impl BusCounters {
             releases: Atomic::new(0),
             unsolicited: Atomic::new(0),
             events_unknown_relid: Atomic::new(0),
+            connect_requests: Atomic::new(0),
+            connect_results: Atomic::new(0),
         }
     }
 }
@@ -225,6 +240,10 @@ pub(crate) struct Bus {
     /// the full inbox could not take; the message work takes it once it
     /// has made room.
     deferred_cpus: Atomic<u64>,
+    /// Who is told of TL_CONNECT_RESULT (the socket transport, while
+    /// registered).
+    #[pin]
+    sockets: Mutex<Option<Arc<dyn SocketEvents>>>,
     /// The VP index of CPU 0, where messages and channel interrupts go.
     pub(crate) target_vp: u32,
     /// The parent of the channels' auxiliary devices.
@@ -374,6 +393,7 @@ impl VmBus {
                 scan_work <- new_work!("hv_guest_vmbus_scan"),
                 closing: Atomic::new(false),
                 deferred_cpus: Atomic::new(0),
+                sockets <- new_mutex!(None, "hv_guest_vmbus_sockets"),
                 target_vp,
                 parent,
                 monitor,
@@ -568,8 +588,12 @@ impl Bus {
             Message::OfferChannel(o) => self.on_offer(&o),
             Message::RescindChannelOffer(r) => self.on_rescind(r.child_relid),
             Message::ModifyChannelResponse(m) => self.queue_reply(Reply::Modify(m)),
-            Message::TlConnectResult(_) => {
-                self.counters.unsolicited.add(1, Relaxed);
+            Message::TlConnectResult(r) => {
+                self.counters.connect_results.add(1, Relaxed);
+                let sockets = self.sockets.lock().clone();
+                if let Some(s) = sockets {
+                    s.on_connect_result(&r);
+                }
             }
             other => {
                 self.counters.rejected_unexpected.add(1, Relaxed);
@@ -579,6 +603,37 @@ impl Bus {
                 );
             }
         }
+    }
+
+    /// Sets (or with `None` clears) who is told of TL_CONNECT_RESULT.
+    pub(crate) fn set_socket_events(&self, events: Option<Arc<dyn SocketEvents>>) {
+        *self.sockets.lock() = events;
+    }
+
+    /// Whether the negotiated version has Hyper-V sockets.
+    pub(crate) fn has_sockets(&self) -> bool {
+        self.connection().version.has_sockets()
+    }
+
+    /// Asks the host for a socket connection from the guest's `endpoint`
+    /// to the host's `service` (TL_CONNECT_REQUEST): the host answers with
+    /// an offer whose instance is `endpoint`, or from 4.1 with
+    /// TL_CONNECT_RESULT if it refuses. `EOPNOTSUPP` before 4.0,
+    /// `ENOTCONN` if the bus is not connected.
+    pub(crate) fn request_connection(&self, endpoint: Guid, service: Guid) -> Result {
+        let conn = self.connection();
+        if conn.phase != Phase::Connected {
+            return Err(ENOTCONN);
+        }
+        if !conn.version.has_sockets() {
+            return Err(EOPNOTSUPP);
+        }
+        self.post(&TlConnectRequest {
+            guest_endpoint_id: endpoint,
+            host_service_id: service,
+        })?;
+        self.counters.connect_requests.add(1, Relaxed);
+        Ok(())
     }
 
     /// An `Arc` to this bus. Every `Bus` lives in an `Arc` (only

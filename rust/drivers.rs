@@ -7,11 +7,13 @@
 //! the device it binds ([`crate::bus::device`]).
 //!
 //! [`Drivers`] registers all of them, in one place: the utility drivers
-//! ([`ic`]), the disk driver ([`storage`]) and, in the selftest build only, the driver of hvhost's
-//! benchmark sink (`perf`).
+//! ([`ic`]), the disk driver ([`storage`]), the socket connections'
+//! driver ([`vsock`], whose transport the module registers beside) and, in
+//! the selftest build only, the driver of hvhost's benchmark sink (`perf`).
 
 pub(crate) mod ic;
 pub(crate) mod storage;
+pub(crate) mod vsock;
 #[cfg(hv_guest_selftest)]
 pub(crate) mod perf;
 
@@ -33,6 +35,8 @@ pub(crate) struct Drivers {
     timesync: driver::Registration<auxiliary::Adapter<IcDriver<Timesync>>>,
     #[pin]
     storage: driver::Registration<auxiliary::Adapter<storage::StorageDriver>>,
+    #[pin]
+    hvsock: driver::Registration<auxiliary::Adapter<vsock::HvSockDriver>>,
     #[cfg(hv_guest_selftest)]
     #[pin]
     perf: driver::Registration<auxiliary::Adapter<perf::PerfDriver>>,
@@ -49,6 +53,7 @@ impl Drivers {
             shutdown <- driver::Registration::new(c"hv_guest_shutdown", module),
             timesync <- driver::Registration::new(c"hv_guest_timesync", module),
             storage <- driver::Registration::new(c"hv_guest_storage", module),
+            hvsock <- driver::Registration::new(c"hv_guest_hvsock", module),
             #[cfg(hv_guest_selftest)]
             perf <- driver::Registration::new(c"hv_guest_hvhost_perf", module),
         })

@@ -56,6 +56,7 @@ mod vmbus {
 // views, and in the selftest build the tests that drive all of them.
 mod shim;
 mod block;
+mod vsock;
 mod control;
 mod cpu;
 mod fmt;
@@ -100,6 +101,9 @@ pub(crate) struct Core {
 /// the directories, then the core.
 #[pin_data]
 struct HvGuest {
+    /// First to go: no socket can use the transport by then (each holds
+    /// a reference to this module).
+    _vsock: Option<drivers::vsock::VsockTransport>,
     _selftest: SelftestFiles,
     _files: debugfs::Files,
     _vmbus: Option<Arc<bus::VmBus>>,
@@ -125,15 +129,20 @@ impl kernel::InPlaceModule for HvGuest {
             let data = Arc::new(data, GFP_KERNEL)?;
             let selftest = selftest_files(&dirs, &data)?;
             let files = debugfs::create(&dirs, data)?;
-            Ok((selftest, files, vmbus, dirs, core))
+            let vsock = match &vmbus {
+                Some(vm) => drivers::vsock::VsockTransport::register(vm.bus(), &dirs.vmbus)?,
+                None => None,
+            };
+            Ok((vsock, selftest, files, vmbus, dirs, core))
         };
         // Each part carries the error, if any; the first field fails with it.
-        let (selftest, files, vmbus, dirs, core) = match init() {
-            Ok((s, f, v, d, c)) => (Ok(s), Ok(f), Ok(v), Ok(d), Ok(c)),
-            Err(e) => (Err(e), Err(e), Err(e), Err(e), Err(e)),
+        let (vsock, selftest, files, vmbus, dirs, core) = match init() {
+            Ok((t, s, f, v, d, c)) => (Ok(t), Ok(s), Ok(f), Ok(v), Ok(d), Ok(c)),
+            Err(e) => (Err(e), Err(e), Err(e), Err(e), Err(e), Err(e)),
         };
         // The channel devices the bus made bind as each driver registers.
         try_pin_init!(Self {
+            _vsock: vsock?,
             _selftest: selftest?,
             _files: files?,
             _vmbus: vmbus?,

@@ -80,4 +80,32 @@ struct gendisk *hvg_disk_add(struct blk_mq_tag_set *set,
 			     const struct hvg_disk_params *p, void *queuedata);
 void hvg_disk_del(struct gendisk *disk);
 
+/* hv_shim_vsock.c: the AF_VSOCK transport (rust/vsock.rs). */
+struct sock;
+struct msghdr;
+struct vsock_sock;
+
+/* What hvg_vsock_claim found: see there. */
+struct hvg_vsock_claim {
+	struct sock *parent;
+	struct sock *conn;
+	void *trans;
+};
+
+int hvg_vsock_register(void *ctx);
+void hvg_vsock_unregister(void);
+int hvg_vsock_claim(bool accept, u32 local_port, u32 remote_port,
+		    struct hvg_vsock_claim *c);
+void hvg_vsock_claim_done(struct hvg_vsock_claim *c);
+void hvg_vsock_claim_fail(struct hvg_vsock_claim *c);
+void hvg_vsock_peer_gone(struct sock *sk);
+bool hvg_vsock_refused(u32 local_port, u32 remote_port);
+void hvg_vsock_wake(struct sock *sk, bool readable, bool writable);
+void hvg_vsock_peer_fin(struct vsock_sock *vsk);
+void hvg_vsock_reset(struct vsock_sock *vsk);
+int hvg_msg_copy_to(struct msghdr *msg, const void *buf, size_t n);
+int hvg_msg_copy_from(void *buf, struct msghdr *msg, size_t n);
+void hvg_sock_hold(struct sock *sk);
+void hvg_sock_put(struct sock *sk);
+
 #endif /* HV_GUEST_SHIM_H */

@@ -51,7 +51,7 @@ mod io;
 use super::{Bus, Expect, Phase, Reply};
 use crate::vmbus::guid::Guid;
 use crate::vmbus::message::{
-    CloseChannel, ModifyChannel, OfferChannel, OpenChannel, MAX_USER_DEFINED_BYTES,
+    CloseChannel, ModifyChannel, OfferChannel, OfferFlags, OpenChannel, MAX_USER_DEFINED_BYTES,
 };
 use crate::vmbus::packet::Packet;
 use crate::vmbus::ring::{RingConsumer, RingError, RingProducer};
@@ -68,6 +68,17 @@ pub(crate) struct OfferInfo {
     pub(crate) sub_channel_index: u16,
     pub(crate) monitor_allocated: bool,
     pub(crate) dedicated_interrupt: bool,
+    /// The offer's `chn_flags` (a socket offer has the TLNPI flag).
+    pub(crate) flags: OfferFlags,
+    /// The offer's user-defined area (a socket offer's says who connects).
+    pub(crate) user_def: [u8; MAX_USER_DEFINED_BYTES],
+}
+
+impl OfferInfo {
+    /// Whether this is a Hyper-V socket connection's channel.
+    pub(crate) fn is_socket(&self) -> bool {
+        self.flags.contains(OfferFlags::TLNPI_PROVIDER_OFFER)
+    }
 }
 
 /// The life of a channel as debugfs shows it.
@@ -88,6 +99,19 @@ pub(crate) trait ChannelHandler: Send + Sync {
     /// not call [`Channel::poll`], [`Channel::close`] or wait for a
     /// [`Channel::request`] on the same channel.
     fn on_packet(&self, ch: &Arc<Channel>, pkt: &Packet<'_>);
+
+    /// Whether the driver reads the ring itself ([`Channel::read_one`]):
+    /// then the channel's work reads nothing and calls
+    /// [`ChannelHandler::on_signal`] instead, and packets wait in the ring
+    /// until the driver takes them, so a slow reader fills the ring and
+    /// holds the host back (a socket's flow control).
+    fn reads_ring(&self) -> bool {
+        false
+    }
+
+    /// The host signalled a channel whose driver reads the ring itself
+    /// (process context, the channel's work; same rules as `on_packet`).
+    fn on_signal(&self, _ch: &Arc<Channel>) {}
 }
 
 /// The first transaction ID of [`Channel::request`]: the IDs below it are
@@ -215,7 +239,10 @@ impl WorkItem for Channel {
 
     fn run(this: Arc<Channel>) {
         let handler = this.handler.lock().clone();
-        this.drain(handler.as_deref());
+        match handler.as_deref() {
+            Some(h) if h.reads_ring() => h.on_signal(&this),
+            h => this.drain(h),
+        }
         // The host may have signalled because send ring space crossed a
         // waiting sender's pending_send_sz.
         this.wake_senders();
@@ -240,6 +267,8 @@ impl Channel {
             sub_channel_index: o.offer.sub_channel_index,
             monitor_allocated: o.monitor_allocated(),
             dedicated_interrupt: o.is_dedicated_interrupt(),
+            flags: o.offer.chn_flags,
+            user_def: o.offer.user_def,
         };
         Arc::pin_init(
             pin_init!(Channel {
@@ -417,8 +446,13 @@ impl Channel {
             ctl.probed = true;
         }
         // The class's name from the contract; drivers match it by the
-        // same constant.
-        let name = self.info.class.class().map_or(c"channel", |c| c.name);
+        // same constant. A socket offer's class is the service it
+        // connects, so socket channels are named by their flag instead.
+        let name = if self.info.is_socket() {
+            crate::vmbus::hvsock::DEVICE_NAME
+        } else {
+            self.info.class.class().map_or(c"channel", |c| c.name)
+        };
         // Not under `ctl`: the probe opens the channel.
         match ChannelDevice::new(name, &self.self_arc()) {
             Ok(dev) => self.ctl.lock().device = Some(dev),

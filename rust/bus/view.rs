@@ -42,7 +42,7 @@ pub(crate) fn show_state(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::Res
     ];
     writeln!(
         f,
-        " target_vp={} channels={} ring_pages_live={} ring_pages_leaked={} messages={} inbox_full={} rejected={} rejected_malformed={} rejected_unexpected={} rejected_offer={} rejected_rescind={} offers={} rescinds={} releases={} unsolicited={} events_unknown_relid={}",
+        " target_vp={} channels={} ring_pages_live={} ring_pages_leaked={} messages={} inbox_full={} rejected={} rejected_malformed={} rejected_unexpected={} rejected_offer={} rejected_rescind={} offers={} rescinds={} releases={} unsolicited={} events_unknown_relid={} connect_requests={} connect_results={}",
         bus.target_vp,
         bus.channels().len(),
         super::ring::LIVE_PAGES.load(Relaxed),
@@ -58,7 +58,9 @@ pub(crate) fn show_state(bus: Option<&VmBus>, f: &mut Formatter<'_>) -> fmt::Res
         c.rescinds.load(Relaxed),
         c.releases.load(Relaxed),
         c.unsolicited.load(Relaxed),
-        c.events_unknown_relid.load(Relaxed)
+        c.events_unknown_relid.load(Relaxed),
+        c.connect_requests.load(Relaxed),
+        c.connect_results.load(Relaxed)
     )
 }
 

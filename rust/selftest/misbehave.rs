@@ -31,7 +31,7 @@ use crate::bus::channel::Channel;
 use crate::bus::{Bus, Expect, Reply};
 use crate::vmbus::hvsock;
 use crate::vmbus::message::{
-    encode_empty, MessageType, OpenChannel, TlConnectRequest, MAX_MESSAGE_SIZE,
+    encode_empty, MessageType, OpenChannel, MAX_MESSAGE_SIZE,
     MAX_USER_DEFINED_BYTES,
 };
 
@@ -170,10 +170,10 @@ fn corrupt_ring(bus: &Bus, driver: &str) -> Result {
 
 fn connect_flood(bus: &Bus, port: u32, n: u32) -> Result {
     for i in 0..n {
-        bus.post(&TlConnectRequest {
-            guest_endpoint_id: hvsock::service_id(FLOOD_FIRST_PORT + i),
-            host_service_id: hvsock::service_id(port),
-        })?;
+        bus.request_connection(
+            hvsock::service_id(FLOOD_FIRST_PORT + i),
+            hvsock::service_id(port),
+        )?;
     }
     Ok(())
 }

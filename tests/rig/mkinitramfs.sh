@@ -30,7 +30,7 @@ make_cpio() { # DIR OUT
 
 rm -rf "$stage"
 l2=$stage/l2
-mkdir -p "$l2"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,rig/scenarios,tests,lib/modules/hv_guest/selftest}
+mkdir -p "$l2"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,rig/scenarios,tests,lib/modules/hv_guest/selftest,lib/modules/extra}
 install -m755 /bin/busybox "$l2/bin/busybox"
 /bin/busybox --list-full | while read -r applet; do
     [ -e "$l2/$applet" ] || ln -s /bin/busybox "$l2/$applet"
@@ -41,6 +41,8 @@ install -m644 "$rig/lib.sh" "$l2/rig/lib.sh"
 install -m644 "$rig"/scenarios/*.sh "$l2/rig/scenarios/"
 install -m644 "$mods"/*.ko "$l2/lib/modules/hv_guest/"
 install -m644 "$selftest_mods/hv_guest.ko" "$l2/lib/modules/hv_guest/selftest/"
+# virtio-vsock, for the QEMU comparator's guests only (see rig.config).
+install -D -m644 "$kbuild/net/vmw_vsock/vmw_vsock_virtio_transport.ko" "$l2/lib/modules/extra/vmw_vsock_virtio_transport.ko"
 # Every selftest program that was built, and the shell ones.
 find "$tests" -maxdepth 1 -type f -perm -u+x -exec install -m755 {} "$l2/tests/" \;
 install -m755 "$ROOT"/tests/selftests/hv_guest/*.sh "$l2/tests/"

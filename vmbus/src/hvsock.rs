@@ -27,6 +27,10 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::guid::Guid;
 use super::message::{OfferFlags, MAX_USER_DEFINED_BYTES};
 
+/// The name a guest gives the device of a socket connection's channel
+/// (beside the class names of [`super::guid`]).
+pub const DEVICE_NAME: &core::ffi::CStr = c"hvsock";
+
 /// The service GUID of port 0; port `N` replaces the first field with `N`.
 pub const SERVICE_TEMPLATE: Guid = Guid::from_fields(
     0x0000_0000,
@@ -151,6 +155,20 @@ pub const fn ring_len(data: usize) -> usize {
 /// largest packet, which the host is to signal once it frees.
 pub const GUEST_PENDING_SEND: usize = ring_len(GUEST_SEND_MAX);
 const _: () = assert!(GUEST_PENDING_SEND == 4120);
+
+/// Stream bytes a sender may put in its ring when `free` bytes are free
+/// (Linux's `hvs_channel_writable_bytes`): the ring is never filled to the
+/// last byte, and room for a FIN stays, so a shutdown never waits. A
+/// multiple of 8; 0 when not even one byte fits that way.
+pub const fn writable_bytes(free: u32) -> usize {
+    let free = free as usize;
+    let keep = ring_len(1) + ring_len(0);
+    if free <= keep {
+        0
+    } else {
+        (free - keep) & !7
+    }
+}
 
 impl DataHeader {
     /// The header of a packet carrying `len` bytes (0: a FIN).
@@ -277,6 +295,27 @@ mod tests {
         assert_eq!(&accept[..4], &PIPE_TYPE_BYTE.to_le_bytes());
         assert!(accept[5..].iter().all(|b| *b == 0));
         assert_eq!(core::mem::offset_of!(UserDefined, silo_id), 10);
+    }
+
+    #[test]
+    fn writable_leaves_room_for_a_fin() {
+        assert_eq!(writable_bytes(0), 0);
+        assert_eq!(writable_bytes(72), 0);
+        assert_eq!(writable_bytes(73), 0);
+        assert_eq!(writable_bytes(80), 8);
+        assert_eq!(writable_bytes(4096), 4024);
+    }
+
+    proptest! {
+        #[test]
+        fn writable_bytes_always_fit_with_a_fin(free in 0u32..1 << 20) {
+            let n = writable_bytes(free);
+            prop_assert_eq!(n % 8, 0);
+            if n > 0 {
+                // A packet of n bytes, then a FIN, and the ring not full.
+                prop_assert!(ring_len(n) + ring_len(0) < free as usize);
+            }
+        }
     }
 
     #[test]

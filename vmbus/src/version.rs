@@ -95,6 +95,12 @@ impl Version {
         self.0 >= Self::V4_1.0
     }
 
+    /// Whether the guest may ask for Hyper-V socket connections
+    /// (TL_CONNECT_REQUEST): from 4.0 (Linux's `hv_sock` needs it).
+    pub const fn has_sockets(self) -> bool {
+        self.0 >= Self::WIN10.0
+    }
+
     /// Whether the host tells the guest that a socket connection it asked
     /// for was refused (TL_CONNECT_RESULT, as Hyper-V does from Windows 10
     /// RS3): from 4.1. Linux's `hv_sock` ignores it and times out instead.
@@ -169,6 +175,7 @@ mod tests {
         );
         assert!(!Version::V5_3.has_feature_flags() && Version::V6_0.has_feature_flags());
         assert!(!Version::WIN10.has_tl_connect_result() && Version::V4_1.has_tl_connect_result());
+        assert!(!Version(0x0003_0000).has_sockets() && Version::WIN10.has_sockets());
     }
 
     #[test]

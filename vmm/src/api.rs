@@ -12,6 +12,9 @@
 //! - `stats`: the VMBus server's counters;
 //! - `storage-fault KIND`: the SCSI controller commits fault KIND on its
 //!   next completion (`storage::fault`: a hostile host, for tests);
+//! - `vsock-fault KIND`: the socket relay commits fault KIND on its next
+//!   data packet to the guest, or makes an offer nobody asked for
+//!   (`vsock::fault`, for tests);
 //! - `disk-add PATH[,readonly][,lun=N]`: a disk on the SCSI controller
 //!   (the guest is told to rescan); `disk-remove LUN`: take one away once
 //!   the I/O queued for it is done (the guest rescans and drops it);
@@ -69,6 +72,8 @@ pub enum Request {
     DiskRemove(u8),
     /// Arm a fault of the SCSI controller (a hostile host, for tests).
     StorageFault(crate::storage::fault::Fault),
+    /// Commit a fault of the socket relay (a hostile host, for tests).
+    VsockFault(crate::vsock::fault::Fault),
 }
 
 /// Why a request was not understood.
@@ -78,7 +83,7 @@ pub enum ParseError {
     #[error("empty request")]
     Empty,
     /// An unknown verb.
-    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT, disk-add SPEC, disk-remove LUN, storage-fault KIND)")]
+    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT, disk-add SPEC, disk-remove LUN, storage-fault KIND, vsock-fault KIND)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{verb} takes {expected}")]
@@ -147,6 +152,14 @@ impl Request {
                     .map_err(|_| ParseError::Arguments {
                         verb: "storage-fault",
                         expected: "a fault: unknown-id, short, wrong-operation, bogus-sense, phantom or drop",
+                    })
+            }),
+            "vsock-fault" => one("vsock-fault").and_then(|a| {
+                a.parse()
+                    .map(Request::VsockFault)
+                    .map_err(|_| ParseError::Arguments {
+                        verb: "vsock-fault",
+                        expected: "a fault: oversize, bad-type, past-packet or unsolicited-offer",
                     })
             }),
             "remove" => one("remove").map(|a| {
@@ -342,6 +355,11 @@ mod tests {
             Ok(Request::StorageFault(crate::storage::fault::Fault::Phantom))
         );
         assert!(Request::parse("storage-fault x").is_err());
+        assert_eq!(
+            Request::parse("vsock-fault past-packet"),
+            Ok(Request::VsockFault(crate::vsock::fault::Fault::PastPacket))
+        );
+        assert!(Request::parse("vsock-fault").is_err());
         assert!(matches!(
             Request::parse("disk-remove x"),
             Err(ParseError::Arguments {

@@ -6,9 +6,10 @@
 
 use kernel::prelude::*;
 use kernel::sync::atomic::{Relaxed, Release};
+use kernel::sync::MutexGuard;
 use kernel::time::msecs_to_jiffies;
 
-use super::{ring_errno, Channel, ChannelHandler, Pending, MAX_COMPLETION};
+use super::{ring_errno, Channel, ChannelHandler, Pending, Rx, MAX_COMPLETION};
 use crate::bus::ring::RingView;
 use crate::vmbus::gpadl::GpadlRange;
 use crate::vmbus::message::INTERRUPT_PAGE_SEND_OFFSET;
@@ -294,8 +295,12 @@ impl Channel {
         let Err(e) = result else {
             return Ok(());
         };
-        // The host broke the ring: stop using it (the driver's next send
-        // fails too) and say why; the channel is closed on unbind.
+        self.stop_broken(rx_guard, e)
+    }
+
+    /// The host broke the ring: stops using it (the driver's next send
+    /// fails too) and says why; the channel is closed on unbind. `EIO`.
+    fn stop_broken(&self, mut rx_guard: MutexGuard<'_, Option<Rx>>, e: RingError) -> Result {
         self.counters.errors.add(1, Relaxed);
         pr_err!(
             "vmbus: relid {}: bad packet from the host: {}; channel stopped\n",
@@ -308,6 +313,59 @@ impl Channel {
         self.space.notify_all();
         self.broken.store(true, Release);
         Err(EIO)
+    }
+
+    /// For a driver that reads the ring itself
+    /// ([`ChannelHandler::reads_ring`]): takes the next packet from the
+    /// host, if there is one, and hands it to `f` (completions too: such
+    /// a driver sends no requests). The packet leaves the ring when `f`
+    /// returns, and the host is signalled if it waits for the space.
+    /// `ENOTCONN` if the channel is not open, `EIO` if the host broke the
+    /// ring (the channel stops).
+    pub(crate) fn read_one<R>(&self, f: impl FnOnce(&Packet<'_>) -> R) -> Result<Option<R>> {
+        let mut rx_guard = self.rx.lock();
+        let Some(rx) = Option::as_mut(&mut *rx_guard) else {
+            return Err(ENOTCONN);
+        };
+        let r = match rx.consumer.read_packet(&mut rx.buf) {
+            Ok(None) => return Ok(None),
+            Ok(Some(p)) => {
+                self.counters.rx_packets.add(1, Relaxed);
+                f(&p)
+            }
+            Err(e) => return self.stop_broken(rx_guard, e).map(|()| None),
+        };
+        match rx.consumer.commit() {
+            Ok(true) => self.signal(),
+            Ok(false) => {}
+            Err(e) => return self.stop_broken(rx_guard, e).map(|()| None),
+        }
+        Ok(Some(r))
+    }
+
+    /// Whether the host has written something not read yet (false when
+    /// the channel is not open or its ring is broken).
+    pub(crate) fn readable(&self) -> bool {
+        let rx = self.rx.lock();
+        Option::as_ref(&*rx).is_some_and(|rx| rx.consumer.bytes_available().is_ok_and(|n| n > 0))
+    }
+
+    /// Free bytes in the send ring; 0 when the channel is not open.
+    pub(crate) fn send_space(&self) -> u32 {
+        let tx = self.tx.lock();
+        Option::as_ref(&*tx).map_or(0, |p| p.free_bytes().unwrap_or(0))
+    }
+
+    /// Asks the host to signal whenever its reads leave more than `bytes`
+    /// free in the send ring (`pending_send_sz`, kept until the channel
+    /// closes): a driver that does not wait in [`Channel::send_inband_wait`]
+    /// learns so when it can write again. `ENOTCONN` if not open.
+    pub(crate) fn keep_pending_send(&self, bytes: u32) -> Result {
+        let tx = self.tx.lock();
+        let producer = Option::as_ref(&*tx).ok_or(ENOTCONN)?;
+        producer.enable_pending_send_size();
+        producer.set_pending_send_size(bytes).map_err(ring_errno)?;
+        Ok(())
     }
 
     /// If `p` completes a pending request, records it and returns true.

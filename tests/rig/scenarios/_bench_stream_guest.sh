@@ -1,6 +1,6 @@
 # _bench_stream_guest: not a scenario of its own; the guest side of
 # bench_stream. The kernel command line names the configuration
-# (rig.bench=uart_hvhost|hvsock|virtio_vsock|uart_qemu): the guest finds
+# (rig.bench=uart_hvhost|hvsock|hvguest|virtio_vsock|uart_qemu): the guest finds
 # its stream (ttyS1, or AF_VSOCK to the host's port), measures the raw
 # port-I/O exit once (bench/pio_exit.c: the floor the round trip is
 # compared with), and runs the three phases against L1's hvstream server
@@ -39,6 +39,16 @@ bench_stream_phases() {
 	local pio
 	CFG=$(bench_config)
 	bench_stream_config "$CFG" || { echo "# config $CFG: unknown"; return 1; }
+	case $CFG in
+	# hv_guest's transport, registered once the module is up.
+	hvguest)
+		insmod $HV_GUEST_KO || { echo "# insmod failed"; return 1; }
+		registered() { [ -e /sys/kernel/debug/hv_guest/vmbus/hvsock ]; }
+		wait_for 60 registered || { echo "# hv_guest registered no transport"; return 1; }
+		;;
+	# virtio-vsock is a module in the rig kernel (rig.config).
+	virtio_vsock) insmod /lib/modules/extra/vmw_vsock_virtio_transport.ko || return 1 ;;
+	esac
 	case $EP in
 	tty:*)
 		[ -e "${EP#tty:}" ] || { echo "# no ${EP#tty:}"; return 1; }

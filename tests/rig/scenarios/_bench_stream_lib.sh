@@ -13,6 +13,7 @@ bench_stream_config() {
 	case $1 in
 	uart_hvhost | uart_qemu) EP=tty:/dev/ttyS1 IRQ_PAT='^ *3:' BYTES=$((256 * 1024)) RTTS=300 ;;
 	hvsock) EP=vsock:2:$BENCH_STREAM_PORT IRQ_PAT='HYP:|Hypervisor callback' BYTES=$((64 * MIB)) RTTS=2000 ;;
+	hvguest) EP=vsock:2:$BENCH_STREAM_PORT IRQ_PAT='hv_guest' BYTES=$((64 * MIB)) RTTS=2000 ;;
 	virtio_vsock) EP=vsock:2:$BENCH_STREAM_PORT IRQ_PAT='virtio' BYTES=$((64 * MIB)) RTTS=2000 ;;
 	*) return 1 ;;
 	esac

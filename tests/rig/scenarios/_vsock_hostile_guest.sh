@@ -24,11 +24,11 @@ released_since() {
 # flood_round: one flood, its offers and refusals counted by the guest.
 flood_round() {
 	local o0 r0 u0 offers refused
-	o0=$(hv_state offers) r0=$(hv_state releases) u0=$(hv_state unsolicited)
+	o0=$(hv_state offers) r0=$(hv_state releases) u0=$(hv_state connect_results)
 	echo "connect-flood $VSOCK_HOST_PORT $FLOOD" >$D/misbehave || return 1
 	# The offers are withdrawn after hvhost's 5 s open timeout.
 	wait_for 60 released_since "$r0" || { echo "# releases: $r0 -> $(hv_state releases)"; return 1; }
-	offers=$(($(hv_state offers) - o0)) refused=$(($(hv_state unsolicited) - u0))
+	offers=$(($(hv_state offers) - o0)) refused=$(($(hv_state connect_results) - u0))
 	echo "# $FLOOD requests: $offers offers (released $(($(hv_state releases) - r0))), $refused refusals"
 	# Every offer arrives; the refusals' answers are optional, and hvhost
 	# skips them while the guest is behind with its messages: L1 compares

@@ -129,7 +129,10 @@ vsock_guest_serves() {
 	local pid s
 	vsock_handler $VS/g.handler $VS/g.sums
 	: >$VS/g.sums
-	socat -t 120 VSOCK-LISTEN:$VSOCK_GUEST_PORT,fork EXEC:$VS/g.handler 2>$VS/g.listen.err &
+	# The backlog takes the 8 connections L1 makes at once (socat's
+	# default, 5, would have the transport refuse the rest, as Linux's
+	# hv_sock does: the host withdraws an offer nobody accepts).
+	socat -t 120 VSOCK-LISTEN:$VSOCK_GUEST_PORT,fork,backlog=16 EXEC:$VS/g.handler 2>$VS/g.listen.err &
 	pid=$!
 	sleep 1
 	rig_mark "vsock listening"

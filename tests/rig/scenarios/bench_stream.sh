@@ -5,11 +5,11 @@
 #                 the rig kernel's ttyS1: the emulated stream hvhost has
 #   hvsock        hvhost --vsock, Linux's own hv_sock (the reference
 #                 kernel), the host end on the relay's Unix socket
+#   hvguest       hvhost --vsock, hv_guest's own transport (the rig
+#                 kernel with the production hv_guest.ko), same host end
 #   virtio_vsock  QEMU's vhost-vsock, the rig kernel's virtio-vsock, the
 #                 host end on L1's AF_VSOCK
 #   uart_qemu     QEMU's second 16550 (a Unix socket chardev)
-# (hv_guest's own transport is the fifth configuration once it exists:
-# issue 15.)
 # Phases (bench/hvstream.c at both ends; _bench_stream_guest): guest to
 # host and host to guest, 64 MiB on a socket, 256 KiB on a serial line
 # (one exit per byte: the bench compares rates, bytes per L1 second), then
@@ -25,7 +25,7 @@
 . /rig/scenarios/_bench_lib.sh
 . /rig/scenarios/_bench_stream_lib.sh
 QEMU_GUEST=_bench_stream_guest
-BENCH_STREAM_CONFIGS="uart_hvhost hvsock virtio_vsock uart_qemu"
+BENCH_STREAM_CONFIGS="uart_hvhost hvsock hvguest virtio_vsock uart_qemu"
 BENCH_STREAM_ROUNDS=3
 BENCH_STREAM_PHASES="guest_to_host host_to_guest round_trip"
 BS=/tmp/bs
@@ -60,6 +60,11 @@ bench_one() {
 	hvsock)
 		server_start unix-listen:$BS/v.sock_$BENCH_STREAM_PORT || return 1
 		HVHOST_KERNEL=/boot/ref-bzImage HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
+			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock
+		;;
+	hvguest)
+		server_start unix-listen:$BS/v.sock_$BENCH_STREAM_PORT || return 1
+		HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
 			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock
 		;;
 	virtio_vsock)

@@ -136,6 +136,13 @@ pub trait SocketService: Send {
         endpoint: Guid,
         service: Guid,
     ) -> Result<Box<dyn VmbusDevice>, String>;
+
+    /// Commits `fault` (`hvctl vsock-fault`): arms a packet fault, or
+    /// returns the device of an offer to make at once.
+    fn fault(
+        &mut self,
+        fault: crate::vsock::fault::Fault,
+    ) -> Result<Option<Box<dyn VmbusDevice>>, String>;
 }
 
 /// Adding and removing disks on a running controller (`hvctl disk-add`,

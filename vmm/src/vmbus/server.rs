@@ -456,6 +456,22 @@ impl Server {
         Some(relid)
     }
 
+    /// Commits a socket fault (`hvctl vsock-fault`): what was done.
+    pub fn socket_fault(&mut self, fault: crate::vsock::fault::Fault) -> Result<String, String> {
+        let service = self
+            .sockets
+            .as_mut()
+            .ok_or("no sockets (hvhost started without --vsock)")?;
+        match service.fault(fault)? {
+            None => Ok(format!("fault {fault} armed for the next data packet to the guest")),
+            Some(device) => {
+                let relid = self.add_socket(device)?;
+                log::warn!("vmbus: relid {relid}: an offer no guest program asked for (hvctl vsock-fault)");
+                Ok(format!("relid {relid} offered; no guest program asked for it"))
+            }
+        }
+    }
+
     /// Adds and offers the device of a Hyper-V socket connection (a host
     /// program connecting to a guest listener); its relid, or why not.
     pub fn add_socket(&mut self, device: Box<dyn VmbusDevice>) -> Result<u32, String> {

@@ -521,6 +521,7 @@ fn control(
             .with_disks(now, |d| d.arm_fault(fault))
             .ok_or_else(|| "no disk controller (hvhost started without --disk)".to_string())
             .map(|()| format!("fault {fault} armed for the next completion")),
+        Request::VsockFault(fault) => server.socket_fault(fault),
     }
 }
 

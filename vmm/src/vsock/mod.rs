@@ -10,10 +10,13 @@
 //! - [`relay`]: one connection, a VMBus device of its own relaying the
 //!   stream packets of [`::vmbus::hvsock`] to a Unix stream;
 //! - [`poller`]: the thread that wakes a connection when its stream can
-//!   move bytes.
+//!   move bytes;
+//! - [`fault`]: what a hostile host does to a guest's sockets, on request
+//!   (`hvctl vsock-fault`), for tests.
 //!
 //! [`SocketService`]: crate::vmbus::device::SocketService
 
+pub mod fault;
 pub mod hybrid;
 pub mod poller;
 pub mod relay;

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -36,6 +36,7 @@ use vmbus::hvsock::{self, Data, DataHeader, DATA_HEADER_SIZE, GUEST_SEND_MAX, HO
 use vmbus::packet::{Packet, PacketType};
 use zerocopy::IntoBytes;
 
+use super::fault::Fault;
 use super::hybrid::{ok_reply, HostPorts};
 use super::poller::{Poller, Registration};
 use crate::vmbus::channel::ChannelIo;
@@ -79,9 +80,28 @@ pub struct Shared {
     pub max: usize,
     /// Host ports of host-initiated connections.
     pub host_ports: Arc<Mutex<HostPorts>>,
+    /// The packet fault armed by `hvctl vsock-fault` (an index into
+    /// [`Fault::ALL`] plus one; 0: none).
+    pub fault: Arc<AtomicU8>,
 }
 
 impl Shared {
+    /// Arms `fault` for the next data packet to the guest.
+    pub fn arm(&self, fault: Fault) {
+        if let Some(i) = Fault::ALL.iter().position(|(_, f)| *f == fault) {
+            self.fault.store(i as u8 + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// The armed packet fault, disarmed.
+    fn take_fault(&self) -> Option<Fault> {
+        if self.fault.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let i = self.fault.swap(0, Ordering::SeqCst);
+        Fault::ALL.get(usize::from(i).checked_sub(1)?).map(|(_, f)| *f)
+    }
+
     /// A place for one more connection, unless `max` exist.
     pub fn reserve(&self) -> Option<Slot> {
         self.live
@@ -300,7 +320,18 @@ impl HvSock {
 
     /// Sends `len` bytes at `self.buf[DATA_HEADER_SIZE..]` (0: the FIN).
     fn send(&mut self, io: &mut ChannelIo<'_>, len: usize) -> Result<(), DeviceError> {
-        let header = DataHeader::data(len as u32);
+        let fault = if len > 0 { self.shared.take_fault() } else { None };
+        let header = match fault.and_then(|f| f.header(len)) {
+            Some(bad) => {
+                log::warn!(
+                    "vsock: {}: committing fault {} (hvctl vsock-fault)",
+                    self.describe(),
+                    fault.map_or_else(String::new, |f| f.to_string())
+                );
+                bad
+            }
+            None => DataHeader::data(len as u32),
+        };
         self.buf[..DATA_HEADER_SIZE].copy_from_slice(header.as_bytes());
         io.send_inband(0, &self.buf[..DATA_HEADER_SIZE + len])?;
         self.counters.packets_out += 1;

@@ -18,13 +18,14 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use vmbus::guid::Guid;
 use vmbus::hvsock;
 
+use super::fault::{Fault, UNSOLICITED_ENDPOINT_PORT};
 use super::hybrid::{guest_port_path, parse_connect, Command, HostPorts, MAX_COMMAND};
 use super::poller::Poller;
 use super::relay::{HvSock, Shared};
@@ -101,6 +102,7 @@ impl Sockets {
             live: Arc::new(AtomicUsize::new(0)),
             max: config.max_conns,
             host_ports: Arc::new(Mutex::new(HostPorts::new(config.max_conns))),
+            fault: Arc::new(AtomicU8::new(0)),
         };
         std::thread::Builder::new()
             .name("vsock-listen".into())
@@ -152,6 +154,32 @@ impl SocketService for Sockets {
         )
         .map_err(|e| format!("host port {port}: {e}"))?;
         Ok(Box::new(device))
+    }
+
+    fn fault(&mut self, fault: Fault) -> Result<Option<Box<dyn VmbusDevice>>, String> {
+        if fault.on_packet() {
+            self.shared.arm(fault);
+            return Ok(None);
+        }
+        // An offer as for a guest connect from an endpoint that never
+        // asked, on a stream nobody reads: the guest must refuse it, and
+        // it expires like any offer not opened.
+        let slot = self
+            .shared
+            .reserve()
+            .ok_or_else(|| format!("the connection limit ({}) is reached", self.shared.max))?;
+        let (stream, _peer) = UnixStream::pair().map_err(|e| format!("a stream pair: {e}"))?;
+        let port = 1;
+        let device = HvSock::guest_initiated(
+            stream,
+            (self.shared.clone(), slot),
+            hvsock::service_id(UNSOLICITED_ENDPOINT_PORT),
+            hvsock::service_id(port),
+            port,
+            Instant::now() + OPEN_TIMEOUT,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Some(Box::new(device)))
     }
 }
 

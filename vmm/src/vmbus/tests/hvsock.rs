@@ -405,3 +405,54 @@ impl Rig {
         self.server.report("").contains(field)
     }
 }
+
+/// `hvctl vsock-fault`: each packet fault spoils the next data packet to
+/// the guest, once, for its reason; the unsolicited offer is an offer of
+/// an endpoint that never asked, withdrawn like any offer not opened.
+#[test]
+fn socket_faults_spoil_one_packet_each_and_offer_the_unsolicited() {
+    use crate::vsock::fault::{Fault, UNSOLICITED_ENDPOINT_PORT};
+    let mut f = fixture(4);
+    assert!(f.rig.server.socket_fault(Fault::Oversize).is_ok());
+    let listener = UnixListener::bind(f.dir.path().join("v.sock_77")).expect("listen");
+    f.rig.send(&connect_request(77, 0x4000_0077));
+    offer_of(&f.rig.replies());
+    let (mut host, _) = listener.accept().expect("connected");
+    let (status, mut ch) = f.rig.open(SOCK);
+    assert_eq!(status, 0);
+    host.write_all(b"spoiled").expect("write");
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut packets = Vec::new();
+    until(&mut f.rig, SOCK, |_| {
+        while let Some((p, _)) = ch.recv.read_and_commit(&mut buf).expect("sane ring") {
+            packets.push(p.data().to_vec());
+        }
+        !packets.is_empty()
+    });
+    assert!(matches!(
+        hvsock::parse_data(&packets[0], hvsock::HOST_SEND_MAX),
+        Err(hvsock::PipeError::Oversize { .. })
+    ));
+    // Disarmed: the next packet is good.
+    host.write_all(b"good").expect("write");
+    packets.clear();
+    until(&mut f.rig, SOCK, |_| {
+        while let Some((p, _)) = ch.recv.read_and_commit(&mut buf).expect("sane ring") {
+            packets.push(p.data().to_vec());
+        }
+        !packets.is_empty()
+    });
+    assert_eq!(
+        hvsock::parse_data(&packets[0], hvsock::HOST_SEND_MAX),
+        Ok(hvsock::Data::Bytes(b"good"))
+    );
+
+    let answer = f.rig.server.socket_fault(Fault::UnsolicitedOffer).expect("offered");
+    assert!(answer.contains("no guest program asked"), "{answer}");
+    let o = offer_of(&f.rig.replies());
+    assert_eq!(o.offer.if_instance, hvsock::service_id(UNSOLICITED_ENDPOINT_PORT));
+    assert!(!hvsock::is_for_guest_accept(&o.offer.user_def));
+    f.rig.server.poll(Instant::now() + Duration::from_secs(6));
+    assert_eq!(f.rig.types(), vec![MessageType::RESCIND_CHANNELOFFER]);
+    assert_eq!(f.rig.server.stats().socket_offers_expired, 1);
+}
