@@ -98,19 +98,29 @@ static void write_all(int fd, const char *p, size_t n)
 	}
 }
 
-/* Reads exactly n bytes (into buf, over and over); false at end of file. */
+/*
+ * Reads exactly n bytes (into buf, over and over); false at end of file.
+ * A failed read ends the program with a key=value record of what it got
+ * (tests read errno= and bytes=: a transport that resets a connection
+ * must say so and hand over nothing it did not get).
+ */
 static int read_n(int fd, long long n)
 {
-	while (n > 0) {
-		ssize_t r = read(fd, buf, n < BUF ? n : BUF);
+	long long got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, buf, n - got < BUF ? n - got : BUF);
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			die("read");
+		if (r < 0) {
+			fprintf(stderr, "hvstream: read failed errno=%d bytes=%lld (%s)\n",
+				errno, got, strerror(errno));
+			exit(1);
+		}
 		if (r == 0)
 			return 0;
-		n -= r;
+		got += r;
 	}
 	return 1;
 }

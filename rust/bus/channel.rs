@@ -577,13 +577,18 @@ impl Channel {
                 return Err(EIO);
             }
         };
-        let data_len = consumer.data_len() as usize;
+        // The buffer packets are copied into for the handler; a driver
+        // that reads the ring itself brings its own.
+        let data_len = if handler.reads_ring() {
+            0
+        } else {
+            (consumer.data_len() as usize).min(65536)
+        };
         let mut buf = KVec::new();
-        if let Err(e) = buf.reserve(data_len.min(65536), GFP_KERNEL) {
+        if let Err(e) = buf.resize(data_len, 0, GFP_KERNEL) {
             self.release_gpadl(&mut ctl);
             return Err(e.into());
         }
-        buf.resize(data_len.min(65536), 0, GFP_KERNEL)?;
         *self.tx.lock() = Some(producer);
         *self.rx.lock() = Some(Rx { consumer, buf });
         *self.handler.lock() = Some(handler);

@@ -62,6 +62,11 @@ use crate::vsock::{Claim, Locked, Msg, SockRef};
 /// data each way).
 const RING_PAGES: usize = 16;
 
+/// The longest packet a socket takes from the host: its descriptor, the
+/// pipe header and [`hvsock::HOST_SEND_MAX`] bytes, with room for a
+/// descriptor that puts the data further in. Longer is a broken ring.
+const RX_PACKET_MAX: usize = hvsock::HOST_SEND_MAX + 256;
+
 /// The counters (one transport per module).
 struct Counters {
     /// Sockets of this transport that exist.
@@ -251,10 +256,13 @@ pub(crate) struct Sock {
     transport: Arc<Transport>,
     /// The connection's channel while open.
     chan: Option<Arc<Channel>>,
-    /// Bytes from the host not read yet (`rx[rx_off..]`): the rest of the
-    /// packet being read, or what the ring held at the rescind.
+    /// Bytes from the host not read yet, `rx[rx_off..rx_end]`: the rest
+    /// of the packet being read (the whole packet is copied here from the
+    /// ring, descriptor and header included), or what the ring held at
+    /// the rescind.
     rx: KVec<u8>,
     rx_off: usize,
+    rx_end: usize,
     /// The host's FIN was read.
     fin_read: bool,
     /// This side's FIN was sent (or can no longer be).
@@ -268,7 +276,8 @@ pub(crate) struct Sock {
 impl Sock {
     /// A new socket's state.
     pub(crate) fn new(transport: Arc<Transport>) -> Result<KBox<Self>> {
-        let rx = KVec::with_capacity(hvsock::HOST_SEND_MAX, GFP_KERNEL)?;
+        let mut rx = KVec::new();
+        rx.resize(RX_PACKET_MAX, 0, GFP_KERNEL)?;
         let mut tx = KVec::with_capacity(DATA_HEADER_SIZE + hvsock::GUEST_SEND_MAX, GFP_KERNEL)?;
         tx.resize(DATA_HEADER_SIZE + hvsock::GUEST_SEND_MAX, 0, GFP_KERNEL)?;
         let s = KBox::new(
@@ -277,6 +286,7 @@ impl Sock {
                 chan: None,
                 rx,
                 rx_off: 0,
+                rx_end: 0,
                 fin_read: false,
                 fin_sent: false,
                 reset: false,
@@ -330,8 +340,8 @@ impl Sock {
             pr_err!("hvsock: relid {}: {}; connection reset\n", ch.relid(), why);
             ch.close();
         }
-        self.rx.clear();
         self.rx_off = 0;
+        self.rx_end = 0;
         self.fin_sent = true;
         if !self.reset {
             self.reset = true;
@@ -342,7 +352,7 @@ impl Sock {
 
     /// Bytes read from the host and not yet by the program.
     fn buffered(&self) -> usize {
-        self.rx.len() - self.rx_off
+        self.rx_end - self.rx_off
     }
 
     /// Moves one packet from the ring to `rx` (which must be empty), or
@@ -354,14 +364,15 @@ impl Sock {
         let Some(ch) = self.chan.clone() else {
             return false;
         };
-        self.rx.clear();
         self.rx_off = 0;
-        let rx = &mut self.rx;
-        let got = ch.read_one(|p| take_packet(p, rx));
-        match got {
+        self.rx_end = 0;
+        match ch.read_one(&mut self.rx, check_packet) {
             Ok(None) => false,
-            Ok(Some(Ok(true))) => true,
-            Ok(Some(Ok(false))) => {
+            Ok(Some(Ok(Some(range)))) => {
+                (self.rx_off, self.rx_end) = (range.start, range.end);
+                true
+            }
+            Ok(Some(Ok(None))) => {
                 self.fin_read = true;
                 v.peer_fin();
                 true
@@ -461,26 +472,34 @@ impl Sock {
     pub(crate) fn peer_gone(&mut self, v: &Locked<'_>) -> bool {
         COUNTERS.rescinds.add(1, Relaxed);
         if let Some(ch) = self.chan.take() {
-            // Unread bytes first, then everything the ring holds.
-            let unread = self.buffered();
-            self.rx.copy_within(self.rx_off.., 0);
-            self.rx.truncate(unread);
-            self.rx_off = 0;
-            while !self.fin_read {
-                let rx = &mut self.rx;
-                match ch.read_one(|p| keep_packet(p, rx)) {
-                    Ok(Some(Ok(true))) => {}
-                    Ok(Some(Ok(false))) => {
+            // Unread bytes first, then every packet's the ring holds (at
+            // most the ring's size).
+            let mut kept = KVec::new();
+            let mut lost = kept
+                .extend_from_slice(&self.rx[self.rx_off..self.rx_end], GFP_KERNEL)
+                .is_err();
+            while !self.fin_read && !lost {
+                match ch.read_one(&mut self.rx, check_packet) {
+                    Ok(Some(Ok(Some(r)))) => {
+                        lost = kept.extend_from_slice(&self.rx[r], GFP_KERNEL).is_err();
+                    }
+                    Ok(Some(Ok(None))) => {
                         self.fin_read = true;
                         v.peer_fin();
                     }
                     Ok(None) => break,
-                    Ok(Some(Err(_))) | Err(_) => {
-                        self.rx.clear();
-                        break;
-                    }
+                    Ok(Some(Err(_))) | Err(_) => lost = true,
                 }
             }
+            if lost {
+                // A broken last packet, or no memory: what is kept would
+                // not be the stream; the program learns of a reset.
+                kept.clear();
+                self.fin_read = false;
+            }
+            self.rx_off = 0;
+            self.rx_end = kept.len();
+            self.rx = kept;
         }
         self.fin_sent = true;
         let reset = !self.fin_read && !self.reset;
@@ -498,24 +517,18 @@ impl Drop for Sock {
     }
 }
 
-/// A checked stream packet's bytes into `rx` (replacing what it held):
-/// `Ok(true)` for bytes, `Ok(false)` for the FIN.
-fn take_packet(p: &Packet<'_>, rx: &mut KVec<u8>) -> Result<bool, PacketError> {
-    rx.clear();
-    keep_packet(p, rx)
-}
-
-/// As [`take_packet`], appending.
-fn keep_packet(p: &Packet<'_>, rx: &mut KVec<u8>) -> Result<bool, PacketError> {
+/// Checks a stream packet (copied whole): where its bytes are in the
+/// copy, or `None` for the FIN.
+fn check_packet(p: &Packet<'_>) -> Result<Option<core::ops::Range<usize>>, PacketError> {
     if p.desc.ty != PacketType::DATA_INBAND {
         return Err(PacketError::Type(p.desc.ty.0));
     }
     match hvsock::parse_data(p.data(), hvsock::HOST_SEND_MAX) {
         Ok(Data::Bytes(b)) => {
-            rx.extend_from_slice(b, GFP_KERNEL).map_err(|_| PacketError::NoMemory)?;
-            Ok(true)
+            let start = p.desc.data_offset() + DATA_HEADER_SIZE;
+            Ok(Some(start..start + b.len()))
         }
-        Ok(Data::Fin) => Ok(false),
+        Ok(Data::Fin) => Ok(None),
         Err(e) => Err(PacketError::Pipe(e)),
     }
 }
@@ -525,7 +538,6 @@ enum PacketError {
     /// Not an in-band packet.
     Type(u16),
     Pipe(hvsock::PipeError),
-    NoMemory,
 }
 
 impl core::fmt::Display for PacketError {
@@ -533,7 +545,6 @@ impl core::fmt::Display for PacketError {
         match self {
             Self::Type(t) => write!(f, "VMBus packet type {} is not in-band data", t),
             Self::Pipe(e) => write!(f, "{}", e),
-            Self::NoMemory => write!(f, "no memory for its bytes"),
         }
     }
 }

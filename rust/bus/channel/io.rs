@@ -316,18 +316,23 @@ impl Channel {
     }
 
     /// For a driver that reads the ring itself
-    /// ([`ChannelHandler::reads_ring`]): takes the next packet from the
-    /// host, if there is one, and hands it to `f` (completions too: such
-    /// a driver sends no requests). The packet leaves the ring when `f`
-    /// returns, and the host is signalled if it waits for the space.
-    /// `ENOTCONN` if the channel is not open, `EIO` if the host broke the
-    /// ring (the channel stops).
-    pub(crate) fn read_one<R>(&self, f: impl FnOnce(&Packet<'_>) -> R) -> Result<Option<R>> {
+    /// ([`ChannelHandler::reads_ring`]): copies the next packet from the
+    /// host, if there is one, into `buf` (the packet starts at `buf[0]`)
+    /// and hands it to `f` (completions too: such a driver sends no
+    /// requests). The packet leaves the ring when `f` returns, and the
+    /// host is signalled if it waits for the space. `ENOTCONN` if the
+    /// channel is not open, `EIO` if the host broke the ring or sent a
+    /// packet longer than `buf` (the channel stops).
+    pub(crate) fn read_one<R>(
+        &self,
+        buf: &mut [u8],
+        f: impl FnOnce(&Packet<'_>) -> R,
+    ) -> Result<Option<R>> {
         let mut rx_guard = self.rx.lock();
         let Some(rx) = Option::as_mut(&mut *rx_guard) else {
             return Err(ENOTCONN);
         };
-        let r = match rx.consumer.read_packet(&mut rx.buf) {
+        let r = match rx.consumer.read_packet(buf) {
             Ok(None) => return Ok(None),
             Ok(Some(p)) => {
                 self.counters.rx_packets.add(1, Relaxed);

@@ -1,10 +1,10 @@
 # _vsock_hostile_host_guest: not a scenario of its own; the L2 side of
 # vsock_hostile's hostile host: the production hv_guest.ko as the AF_VSOCK
 # transport, and hvhost told to misbehave (hvctl vsock-fault). For each
-# packet fault (oversize, bad-type, past-packet) a guest program's round
-# trip gets the spoiled packet first: the transport drops it and resets
-# the connection, so socat fails (ECONNRESET) having been handed no byte,
-# the reset is counted, and the next connection works. An offer no guest
+# packet fault (oversize, bad-type, past-packet) the first packet of a
+# stream to a guest program is spoiled: the transport drops it and resets
+# the connection, so the program's read fails with ECONNRESET having been
+# handed no byte, the reset is counted, and the next connection works. An offer no guest
 # program asked for is refused (counted) and released once hvhost
 # withdraws it. Afterwards no socket and no socket channel is left, the
 # module unloads cleanly, and no kernel warning.
@@ -28,20 +28,26 @@ no_sockets() {
 	[ "$(hvsock sockets)" = 0 ]
 }
 
-# spoiled KIND: one round trip whose first packet back hvhost spoils.
+# SPOIL_PORT (vsock_hostile's L1 serves it): each connection gets 64 KiB
+# and the end of the stream.
+SPOIL_PORT=7000
+
+# spoiled KIND: hvhost spoils the first packet of a 64 KiB stream to the
+# guest: the guest's read fails with ECONNRESET (104) having been handed
+# no byte (hvstream's errno= and bytes= record), and the reset is
+# counted; the next connection gets its 64 KiB.
 spoiled() {
-	local r0
+	local r0 rc
 	mkdir -p $VS
 	r0=$(hvsock resets)
 	rig_request hvctl vsock-fault "$1" || return 1
-	vsock_guest_client "$1" 64 $VSOCK_HOST_PORT
-	echo "# socat exited $(cat $VS/g.rc.$1): $(tail -1 $VS/g.err.$1); $(wc -c <$VS/g.out.$1) bytes handed over; resets $r0 -> $(hvsock resets)"
-	[ "$(cat $VS/g.rc.$1)" != 0 ] && [ ! -s $VS/g.out.$1 ] &&
-		[ "$(hvsock resets)" = $((r0 + 1)) ] || return 1
-	# The next connection is served as usual.
-	vsock_guest_client "after.$1" 64 $VSOCK_HOST_PORT
-	[ "$(cat $VS/g.rc.after.$1)" = 0 ] &&
-		[ "$(vsock_sha $VS/g.in.after.$1)" = "$(vsock_sha $VS/g.out.after.$1)" ]
+	hvstream client source 65536 vsock:2:$SPOIL_PORT >/dev/null 2>$VS/spoiled.err
+	rc=$?
+	echo "# exit $rc: $(cat $VS/spoiled.err); resets $r0 -> $(hvsock resets)"
+	[ $rc != 0 ] && [ "$(kv $VS/spoiled.err - errno)" = 104 ] &&
+		[ "$(kv $VS/spoiled.err - bytes)" = 0 ] && [ "$(hvsock resets)" = $((r0 + 1)) ] || return 1
+	hvstream client source 65536 vsock:2:$SPOIL_PORT >/dev/null ||
+		{ echo "# the next connection failed"; return 1; }
 }
 
 refused_past() {

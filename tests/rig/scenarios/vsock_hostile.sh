@@ -9,11 +9,11 @@
 #   logged, exit status 0, and the guest unloads cleanly.
 # - A hostile host against hv_guest's socket transport
 #   (_vsock_hostile_host_guest, the production module): hvhost spoils the
-#   first packet back of a round trip three ways (hvctl vsock-fault
-#   oversize, bad-type, past-packet): each time the guest's program fails
-#   with no byte handed to it, and the next connection works; an offer
-#   no guest program asked for is refused. hvhost exits 0 with nothing
-#   left behind.
+#   first packet of a stream to the guest three ways (hvctl vsock-fault
+#   oversize, bad-type, past-packet): each time the guest's program's
+#   read fails with ECONNRESET with no byte handed to it, and the next
+#   connection works; an offer no guest program asked for is refused.
+#   hvhost exits 0 with nothing left behind.
 # timeout: 900
 . /rig/scenarios/_vsock_lib.sh
 
@@ -47,11 +47,15 @@ flooding_guest() {
 }
 
 hostile_host() {
+	local spoil
 	vsock_host_listen
+	# What _vsock_hostile_host_guest's streams come from.
+	socat UNIX-LISTEN:$VS/v.sock_7000,fork,backlog=16 SYSTEM:"head -c 65536 /dev/zero" 2>/dev/null &
+	spoil=$!
 	rm -f $HVHOST_API
 	hvhost_start 400 _vsock_hostile_host_guest --cpus 2 --api-socket $HVHOST_API --vsock $VS/v.sock
 	hvhost_wait
-	kill $VSOCK_LISTENER 2>/dev/null
+	kill $VSOCK_LISTENER $spoil 2>/dev/null
 	hvhost_verdict_or_bail "the guest of the hostile host"
 	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
 	hvhost_guest_ktap guest_tests
