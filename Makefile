@@ -87,6 +87,7 @@ shell: rig
 bench: rig
 	@$(RUN_PY) --no-host bench_exits bench_hypercalls bench_vmbus bench_storage bench_stream
 	@/usr/bin/python3 bench/plot_storage.py $(BUILD)/bench bench/storage.png
+	@/usr/bin/python3 bench/plot_stream.py $(BUILD)/bench bench/stream.png
 
 list:
 	@python3 tests/run.py --list
