@@ -507,7 +507,12 @@ bool hvg_vsock_refused(u32 local_port, u32 remote_port)
 	return found;
 }
 
-/* A socket's readers and writers look again (the channel's work). */
+/*
+ * A socket's readers and writers look again. Called from the channel's
+ * event interrupt: the default sk_data_ready and sk_write_space only wake
+ * the socket's wait queue (irq-safe) and send SIGIO; hv_guest's sockets
+ * have no read_skb, so sockmap cannot put its own in their place.
+ */
 void hvg_vsock_wake(struct sock *sk, bool readable, bool writable)
 {
 	if (readable)

@@ -124,7 +124,8 @@ unsafe impl Sync for SockRef {}
 
 impl SockRef {
     /// Wakes the socket's readers (if `readable`) and writers (if
-    /// `writable`): they look at the ring again.
+    /// `writable`): they look at the ring again. Any context, hard irq
+    /// included (the socket's wait queue takes its lock irq-safe).
     pub(crate) fn wake(&self, readable: bool, writable: bool) {
         // SAFETY: referenced (invariant).
         unsafe { ffi::hvg_vsock_wake(self.sk.as_ptr(), readable, writable) };

@@ -41,7 +41,10 @@
 
 use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
-use kernel::sync::{new_condvar, new_mutex, new_spinlock, Arc, CondVar, Mutex, SpinLock};
+use kernel::sync::{
+    new_condvar, new_mutex, new_spinlock, new_spinlock_irq, Arc, CondVar, Mutex, SpinLock,
+    SpinLockIrq,
+};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use super::device::ChannelDevice;
@@ -101,7 +104,7 @@ pub(crate) trait ChannelHandler: Send + Sync {
     fn on_packet(&self, ch: &Arc<Channel>, pkt: &Packet<'_>);
 
     /// Whether the driver reads the ring itself ([`Channel::read_one`]):
-    /// then the channel's work reads nothing and calls
+    /// then nothing reads for it and the host's signals call
     /// [`ChannelHandler::on_signal`] instead, and packets wait in the ring
     /// until the driver takes them, so a slow reader fills the ring and
     /// holds the host back (a socket's flow control).
@@ -109,9 +112,11 @@ pub(crate) trait ChannelHandler: Send + Sync {
         false
     }
 
-    /// The host signalled a channel whose driver reads the ring itself
-    /// (process context, the channel's work; same rules as `on_packet`).
-    fn on_signal(&self, _ch: &Arc<Channel>) {}
+    /// The host signalled a channel whose driver reads the ring itself:
+    /// it wrote, or made room. Called from the channel's event interrupt
+    /// (hard irq: must not sleep, take a mutex or read the ring), and once
+    /// from process context right after the open, for what came before.
+    fn on_signal(&self) {}
 }
 
 /// The first transaction ID of [`Channel::request`]: the IDs below it are
@@ -215,6 +220,11 @@ pub(crate) struct Channel {
     /// The driver's callback while open.
     #[pin]
     handler: Mutex<Option<Arc<dyn ChannelHandler>>>,
+    /// The callback the event interrupt calls itself, while open, for a
+    /// driver that reads the ring itself: no work item between the host's
+    /// signal and the waiting reader (a socket's round trip).
+    #[pin]
+    irq_handler: SpinLockIrq<Option<Arc<dyn ChannelHandler>>>,
     /// Requests waiting for completions.
     #[pin]
     pending: Mutex<KVec<Pending>>,
@@ -240,7 +250,7 @@ impl WorkItem for Channel {
     fn run(this: Arc<Channel>) {
         let handler = this.handler.lock().clone();
         match handler.as_deref() {
-            Some(h) if h.reads_ring() => h.on_signal(&this),
+            Some(h) if h.reads_ring() => h.on_signal(),
             h => this.drain(h),
         }
         // The host may have signalled because send ring space crossed a
@@ -288,6 +298,7 @@ impl Channel {
                 space <- new_condvar!("hv_guest_channel_space"),
                 rx <- new_mutex!(None, "hv_guest_channel_rx"),
                 handler <- new_mutex!(None, "hv_guest_channel_handler"),
+                irq_handler <- new_spinlock_irq!(None, "hv_guest_channel_irq_handler"),
                 pending <- new_mutex!(KVec::new(), "hv_guest_channel_pending"),
                 completed <- new_condvar!("hv_guest_channel_completed"),
                 work <- new_work!("hv_guest_channel_work"),
@@ -416,6 +427,15 @@ impl Channel {
     /// waits for (a disk request) must not queue behind that task.
     pub(super) fn on_event(&self) {
         self.counters.events.add(1, Relaxed);
+        {
+            // Held across the call: `take_rings` clears the slot under
+            // this lock, so the handler is not dropped while it runs.
+            let direct = self.irq_handler.lock();
+            if let Some(h) = direct.as_ref() {
+                h.on_signal();
+                return;
+            }
+        }
         let _ = workqueue::system_highpri().enqueue(self.self_arc());
     }
 
@@ -591,6 +611,9 @@ impl Channel {
         }
         *self.tx.lock() = Some(producer);
         *self.rx.lock() = Some(Rx { consumer, buf });
+        if handler.reads_ring() {
+            *self.irq_handler.lock() = Some(handler.clone());
+        }
         *self.handler.lock() = Some(handler);
         let msg = OpenChannel {
             child_relid: relid,
@@ -638,6 +661,10 @@ impl Channel {
     /// Takes rings and handler away from every driver path; waits for a
     /// running receive callback.
     fn take_rings(&self) {
+        // Not dropped under the irq lock: the handler may hold what must
+        // be released in process context.
+        let direct = self.irq_handler.lock().take();
+        drop(direct);
         *self.handler.lock() = None;
         *self.tx.lock() = None;
         // A sender waiting for space sees no ring and gives up.
