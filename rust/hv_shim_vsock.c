@@ -59,9 +59,11 @@ static struct vsock_transport hvg_transport;
 
 /* ---- called from Rust, socket locked ---- */
 
+/* @n is at most a packet's data (16 KiB): memcpy_to_msg takes an int. */
 int hvg_msg_copy_to(struct msghdr *msg, const void *buf, size_t n)
 {
-	return memcpy_to_msg(msg, buf, n);
+	/* memcpy_to_msg only reads @data; its prototype lacks the const. */
+	return memcpy_to_msg(msg, (void *)buf, n);
 }
 
 int hvg_msg_copy_from(void *buf, struct msghdr *msg, size_t n)
