@@ -26,6 +26,7 @@ pub mod hyperv;
 pub mod loader;
 pub mod logger;
 pub mod memory;
+pub mod named;
 pub mod storage;
 pub mod vmbus;
 pub mod vsock;

@@ -68,11 +68,7 @@ impl Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = Fault::ALL
-            .iter()
-            .find(|(_, k)| k == self)
-            .map_or("?", |(n, _)| n);
-        f.write_str(name)
+        f.write_str(crate::named::name_of(&Fault::ALL, self))
     }
 }
 
@@ -80,14 +76,7 @@ impl FromStr for Fault {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Fault::ALL
-            .iter()
-            .find(|(n, _)| *n == s)
-            .map(|(_, k)| *k)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Fault::ALL.iter().map(|(n, _)| *n).collect();
-                format!("unknown socket fault {s:?} (one of: {})", names.join(", "))
-            })
+        crate::named::parse_named(&Fault::ALL, s, "socket fault")
     }
 }
 
