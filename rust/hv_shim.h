@@ -100,7 +100,7 @@ void hvg_vsock_claim_done(struct hvg_vsock_claim *c);
 void hvg_vsock_claim_fail(struct hvg_vsock_claim *c);
 void hvg_vsock_peer_gone(struct sock *sk);
 bool hvg_vsock_refused(u32 local_port, u32 remote_port);
-void hvg_vsock_wake(struct sock *sk, bool readable, bool writable);
+void hvg_vsock_wake(struct sock *sk);
 void hvg_vsock_peer_fin(struct vsock_sock *vsk);
 void hvg_vsock_reset(struct vsock_sock *vsk);
 int hvg_msg_copy_to(struct msghdr *msg, const void *buf, size_t n);

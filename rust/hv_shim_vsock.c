@@ -515,12 +515,10 @@ bool hvg_vsock_refused(u32 local_port, u32 remote_port)
  * the socket's wait queue (irq-safe) and send SIGIO; hv_guest's sockets
  * have no read_skb, so sockmap cannot put its own in their place.
  */
-void hvg_vsock_wake(struct sock *sk, bool readable, bool writable)
+void hvg_vsock_wake(struct sock *sk)
 {
-	if (readable)
-		sk->sk_data_ready(sk);
-	if (writable)
-		sk->sk_write_space(sk);
+	sk->sk_data_ready(sk);
+	sk->sk_write_space(sk);
 }
 
 void hvg_sock_hold(struct sock *sk)

@@ -49,7 +49,7 @@ mod ffi {
         pub(super) fn hvg_vsock_claim_fail(c: *mut RawClaim);
         pub(super) fn hvg_vsock_peer_gone(sk: *mut c_void);
         pub(super) fn hvg_vsock_refused(local_port: u32, remote_port: u32) -> bool;
-        pub(super) fn hvg_vsock_wake(sk: *mut c_void, readable: bool, writable: bool);
+        pub(super) fn hvg_vsock_wake(sk: *mut c_void);
         pub(super) fn hvg_vsock_peer_fin(vsk: *mut c_void);
         pub(super) fn hvg_vsock_reset(vsk: *mut c_void);
         pub(super) fn hvg_msg_copy_to(msg: *mut c_void, buf: *const c_void, n: usize) -> c_int;
@@ -123,12 +123,12 @@ unsafe impl Send for SockRef {}
 unsafe impl Sync for SockRef {}
 
 impl SockRef {
-    /// Wakes the socket's readers (if `readable`) and writers (if
-    /// `writable`): they look at the ring again. Any context, hard irq
-    /// included (the socket's wait queue takes its lock irq-safe).
-    pub(crate) fn wake(&self, readable: bool, writable: bool) {
+    /// Wakes the socket's readers and writers: they look at the ring
+    /// again. Any context, hard irq included (the socket's wait queue
+    /// takes its lock irq-safe).
+    pub(crate) fn wake(&self) {
         // SAFETY: referenced (invariant).
-        unsafe { ffi::hvg_vsock_wake(self.sk.as_ptr(), readable, writable) };
+        unsafe { ffi::hvg_vsock_wake(self.sk.as_ptr()) };
     }
 
     /// The host rescinded the connection's channel: locks the socket,

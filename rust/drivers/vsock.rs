@@ -186,7 +186,6 @@ impl SocketEvents for Transport {
 /// The transport while registered: dropping it unregisters (the module
 /// is unloaded only when no socket uses it).
 pub(crate) struct VsockTransport {
-    bus: Arc<Bus>,
     transport: Arc<Transport>,
     _file: Pin<KBox<File<()>>>,
     _registration: crate::vsock::Registration,
@@ -215,7 +214,6 @@ impl VsockTransport {
         bus.set_socket_events(Some(transport.clone()));
         pr_info!("hvsock: registered as the guest-to-host vsock transport\n");
         Ok(Some(Self {
-            bus: bus.clone(),
             transport,
             _file: file,
             _registration: registration,
@@ -225,7 +223,7 @@ impl VsockTransport {
 
 impl Drop for VsockTransport {
     fn drop(&mut self) {
-        self.bus.set_socket_events(None);
+        self.transport.bus.set_socket_events(None);
         // No refusal is queued after this; none runs after the flush.
         crate::shim::flush_work(&self.transport.work);
     }
@@ -566,7 +564,7 @@ impl ChannelHandler for ConnHandler {
     /// signal is for bytes written or room made; the ring is not read
     /// here, and the one who is not concerned sleeps again).
     fn on_signal(&self) {
-        self.sk.wake(true, true);
+        self.sk.wake();
     }
 }
 
