@@ -219,6 +219,42 @@ vsock_host_no_listener() {
 	[ ! -s $VS/h.refused ] || { echo "# got: $(head -c 100 $VS/h.refused)"; return 1; }
 }
 
+# vsock_l1_run WHO REFUSALS MARK_SECS START...: L1's side of the socket
+# scenarios, one standard for every guest: the host listener; hvhost
+# started with START (hvhost_start's timeout, guest and options; the
+# control socket and --vsock added here; HVHOST_KERNEL as the caller set
+# it); L1's host programs once the guest listens (within MARK_SECS); then
+# exit status 0, the guest's KTAP, every sum across the layers, nothing
+# left behind in hvhost, REFUSALS guest connects refused and the one host
+# CONNECT to no listener withdrawn, no guest warning. WHO names the guest
+# in a bail-out.
+vsock_l1_run() {
+	local who=$1 refusals=$2 mark_secs=$3
+	shift 3
+	vsock_host_listen
+	rm -f $HVHOST_API
+	hvhost_start "$@" --api-socket $HVHOST_API --vsock $VS/v.sock
+	if hvhost_wait_mark "# rig: vsock listening" "$mark_secs"; then
+		rig_check host_programs_connect vsock_host_connects 8 1024
+		rig_check host_connect_without_listener_gets_no_ok vsock_host_no_listener
+	else
+		rig_not_ok "the guest never listened"
+	fi
+	hvhost_wait
+	kill $VSOCK_LISTENER 2>/dev/null
+	hvhost_verdict_or_bail "$who"
+	rig_check hvhost_exit_status_0 [ "$HVHOST_STATUS" = 0 ]
+	hvhost_guest_ktap guest_tests
+	rig_check host_got_what_the_guest_sent vsock_sums_arrived sent $VS/h.sums
+	for f in $VS/h.in.*; do vsock_sha $f; done >$VS/h.in.sums
+	rig_check guest_got_what_the_host_sent vsock_sums_arrived got $VS/h.in.sums
+	rig_check nothing_left_behind vsock_nothing_left
+	grep '^vmbus ' /tmp/hvctl.stats.after | tr ' ' '\n' | grep socket | sed 's/^/# /'
+	rig_check refusals_counted report_is vmbus socket_refusals "$refusals" socket_offers_expired 1
+	rig_check no_guest_warnings hvhost_guest_clean
+	[ "$KTAP_CNT_FAIL" = 0 ]
+}
+
 # vsock_sums_arrived WHAT SUMS: every "vsock WHAT SHA" mark's SHA is in
 # the file SUMS (what the other side's server recorded), and there is one.
 vsock_sums_arrived() {
