@@ -8,7 +8,6 @@ to virtio-blk's of the same run, and its KVM exits per I/O.
 
 Debian's python3-matplotlib (scripts/setup-host.sh installs it).
 """
-import csv
 import os
 import sys
 
@@ -16,6 +15,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from plot_common import grouped_bars, table, value  # noqa: E402
 
 CONFIGS = ["ide", "ahci", "virtio", "storvsc", "hvguest"]
 LABELS = {
@@ -27,12 +28,6 @@ LABELS = {
 }
 
 
-def table(path):
-    """Rows of a run.py TSV as dicts."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
 def main():
     src, out = sys.argv[1], sys.argv[2]
     ratios = table(os.path.join(src, "bench_storage.storage_ratio.tsv"))
@@ -42,29 +37,16 @@ def main():
         if r["workload"] not in workloads:
             workloads.append(r["workload"])
 
-    def value(rows, cfg, w, key):
-        for r in rows:
-            if r["config"] == cfg and r["workload"] == w and r.get(key) not in (None, "", "-"):
-                return float(r[key])
-        return 0.0
-
     panels = [
         ("IOPS / IDE's (same run)", ratios, "vs_ide", True),
         ("IOPS / virtio-blk's (same run)", ratios, "vs_virtio", False),
         ("KVM exits per I/O", samples, "exits_per_io", True),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.8))
-    width = 0.8 / len(CONFIGS)
     for ax, (title, rows, key, log) in zip(axes, panels):
-        for i, cfg in enumerate(CONFIGS):
-            xs = [j + (i - (len(CONFIGS) - 1) / 2) * width for j in range(len(workloads))]
-            ax.bar(xs, [value(rows, cfg, w, key) for w in workloads], width, label=LABELS[cfg])
-        ax.set_title(title)
-        ax.set_xticks(range(len(workloads)))
-        ax.set_xticklabels(workloads, rotation=20, fontsize=8)
-        if log:
-            ax.set_yscale("log")
-        ax.grid(axis="y", alpha=0.3)
+        grouped_bars(ax, title, CONFIGS, LABELS, workloads,
+                     lambda c, w, rows=rows, key=key: value(rows, key, config=c, workload=w),
+                     log, rotation=20)
     axes[0].legend(fontsize=8)
     fig.suptitle("bench_storage: medians of interleaved runs, one L1 (make bench)")
     fig.tight_layout()

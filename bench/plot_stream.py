@@ -9,7 +9,6 @@ MiB, and the one-byte round trip as a ratio to the raw port-I/O exit.
 
 Debian's python3-matplotlib (scripts/setup-host.sh installs it).
 """
-import csv
 import os
 import sys
 
@@ -17,6 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from plot_common import grouped_bars, table, value  # noqa: E402
 
 CONFIGS = ["uart_hvhost", "uart_qemu", "virtio_vsock", "hvsock", "hvguest"]
 LABELS = {
@@ -27,21 +28,6 @@ LABELS = {
     "hvguest": "hvhost + hv_guest",
 }
 PHASES = ["guest_to_host", "host_to_guest"]
-
-
-def table(path):
-    """Rows of a run.py TSV as dicts."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
-def value(rows, cfg, key, phase=None):
-    for r in rows:
-        if r["config"] == cfg and (phase is None or r.get("phase") == phase):
-            v = r.get(key)
-            if v not in (None, "", "-"):
-                return float(v)
-    return 0.0
 
 
 def main():
@@ -56,19 +42,11 @@ def main():
         ("KVM exits per MiB", samples, "exits_per_mib", True),
     ]
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(18, 5.2))
-    width = 0.8 / len(configs)
     for ax, (title, rows, key, log) in zip(axes, panels):
-        for i, cfg in enumerate(configs):
-            xs = [j + (i - (len(configs) - 1) / 2) * width for j in range(len(PHASES))]
-            ax.bar(xs, [value(rows, cfg, key, p) for p in PHASES], width, label=LABELS[cfg])
-        ax.set_title(title)
-        ax.set_xticks(range(len(PHASES)))
-        ax.set_xticklabels(PHASES, fontsize=8)
-        if log:
-            ax.set_yscale("log")
-        ax.grid(axis="y", alpha=0.3)
+        grouped_bars(ax, title, configs, LABELS, PHASES,
+                     lambda c, p, rows=rows, key=key: value(rows, key, config=c, phase=p), log)
     ax = axes[-1]
-    ax.bar(range(len(configs)), [value(rtts, c, "vs_pio_exit") for c in configs],
+    ax.bar(range(len(configs)), [value(rtts, "vs_pio_exit", config=c) for c in configs],
            color=[f"C{i}" for i in range(len(configs))])
     ax.set_title("1-byte round trip / raw port-I/O exit")
     ax.set_xticks(range(len(configs)))
