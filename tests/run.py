@@ -451,7 +451,9 @@ def bench_tables(name, lines):
     row (the VMM, the operation). For each TABLE, a row per distinct row
     name in the order first seen, with the median over the runs of each
     measurement and the number of runs. Written to build/bench/NAME.TABLE.tsv;
-    returned as KTAP comment lines for the scenario's output.
+    returned as KTAP comment lines for the scenario's output, followed, for a
+    table of several runs, by the same rows with each measurement's spread
+    (smallest..largest over the runs).
     """
     tables = {}
     for line in lines:
@@ -483,16 +485,40 @@ def bench_tables(name, lines):
             cells = [v for _, v in row] + [str(runs)]
             for k in t["measures"]:
                 x = statistics.median(vals[k]) if k in vals else None
-                cells.append("-" if x is None else ("%d" % x if x == int(x) and abs(x) >= 100 else "%.4g" % x))
+                cells.append("-" if x is None else cell(x))
             body.append(cells)
         with open(os.path.join(BUILD, "bench", "%s.%s.tsv" % (name, table)), "w") as f:
             for cells in [head] + body:
                 f.write("\t".join(cells) + "\n")
-        widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-        out.append("# %s: medians over runs (run.py, from the samples above)" % table)
-        for cells in [head] + body:
-            out.append("# " + "  ".join(c.rjust(w) if i >= len(keys) else c.ljust(w)
-                                         for i, (c, w) in enumerate(zip(cells, widths))))
+        out += format_table("%s: medians over runs (run.py, from the samples above)" % table,
+                            len(keys), [head] + body)
+        spread = []
+        for row in t["order"]:
+            vals = t["rows"][row]
+            runs = max((len(v) for v in vals.values()), default=0)
+            cells = [v for _, v in row] + [str(runs)]
+            for k in t["measures"]:
+                cells.append("%s..%s" % (cell(min(vals[k])), cell(max(vals[k]))) if k in vals else "-")
+            spread.append(cells)
+        if any(int(cells[len(keys)]) > 1 for cells in spread):
+            out += format_table("%s: spread over runs (smallest..largest)" % table, len(keys),
+                                [head] + spread)
+    return out
+
+
+def cell(x):
+    """A measurement as the bench tables print it."""
+    return "%d" % x if x == int(x) and abs(x) >= 100 else "%.4g" % x
+
+
+def format_table(title, keys, rows):
+    """KTAP comment lines of a table: `keys` left-aligned name columns, then
+    right-aligned numbers."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["# " + title]
+    for cells in rows:
+        out.append("# " + "  ".join(c.rjust(w) if i >= keys else c.ljust(w)
+                                     for i, (c, w) in enumerate(zip(cells, widths))))
     return out
 
 

@@ -91,6 +91,15 @@ kv() {
 		have == n { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit } }' "$1"
 }
 
+# rig_param NAME DEFAULT: the value of rig.NAME= on this kernel's command
+# line (for L1: RIG_L1_APPEND="rig.NAME=VALUE" to run.py), or DEFAULT.
+# Values are words of letters, digits, `_` and `,`.
+rig_param() {
+	local v
+	v=$(tr ' ' '\n' </proc/cmdline | sed -n "s/^rig\.$1=\([A-Za-z0-9_,]*\)\$/\1/p" | tail -1)
+	echo "${v:-$2}"
+}
+
 # hv_state KEY: KEY of hv_guest's VMBus client state (debugfs
 # hv_guest/vmbus/state: ring_pages_live, ring_pages_leaked, releases, ...).
 hv_state() {

@@ -44,6 +44,7 @@ use crate::loader::{self, LoadError};
 use crate::memory::MemoryLayout;
 use crate::vmbus::server::Faults;
 use crate::vmbus::{Vmbus, VmbusConfig};
+use crate::vstate::activity::KvmActivity;
 use crate::vstate::tsc::TscRate;
 use crate::vstate::vcpu::{BootEntry, ExitStats, Vcpu, VcpuContext};
 use crate::vstate::vm::Vm;
@@ -419,10 +420,16 @@ fn vmbus_config(config: &VmConfig) -> VmbusConfig {
     }
 }
 
-fn spawn_vcpu(vcpu: Vcpu, index: u8, control: Arc<VmControl>) -> Result<VcpuThread> {
+fn spawn_vcpu(
+    vcpu: Vcpu,
+    index: u8,
+    control: Arc<VmControl>,
+    activity: Arc<KvmActivity>,
+) -> Result<VcpuThread> {
     let handle = thread::Builder::new()
         .name(format!("vcpu{index}"))
         .spawn(move || {
+            activity.enter_vcpu_thread(index.into());
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || vcpu.run())) {
                 Ok(stats) => stats,
                 Err(_) => {
@@ -484,6 +491,7 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
              never fire; give the host kernel its TSC rate (tsc_early_khz=)"
         ),
     }
+    let activity = Arc::new(KvmActivity::new(vcpu_fds.len()));
     let tsc_khz = vcpu_fds
         .first()
         .and_then(|fd| fd.get_tsc_khz().ok())
@@ -501,7 +509,11 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         .map_err(|e| Error::os("start the synthetic timer thread", e))?;
     let devices = create_devices(config, &vm, &control, &partition, serial_out, debugcon_out)?;
     let vmbus = if config.vmbus {
-        Some(Arc::new(Vmbus::start(&partition, vmbus_config(config))?))
+        Some(Arc::new(Vmbus::start(
+            &partition,
+            vmbus_config(config),
+            Some(activity.clone()),
+        )?))
     } else {
         None
     };
@@ -556,7 +568,7 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     let mut threads = Vec::with_capacity(vcpus.len());
     let mut spawn_error = None;
     for (index, vcpu) in (0u8..).zip(vcpus) {
-        match spawn_vcpu(vcpu, index, control.clone()) {
+        match spawn_vcpu(vcpu, index, control.clone(), activity.clone()) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 spawn_error = Some(e);

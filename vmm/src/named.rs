@@ -11,10 +11,13 @@ pub fn name_of<T: PartialEq>(all: &[(&'static str, T)], value: &T) -> &'static s
 
 /// The value named `s` in `all`, or an error naming `what` and every name.
 pub fn parse_named<T: Copy>(all: &[(&'static str, T)], s: &str, what: &str) -> Result<T, String> {
-    all.iter().find(|(n, _)| *n == s).map(|(_, v)| *v).ok_or_else(|| {
-        let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-        format!("unknown {what} {s:?} (one of: {})", names.join(", "))
-    })
+    all.iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+            format!("unknown {what} {s:?} (one of: {})", names.join(", "))
+        })
 }
 
 #[cfg(test)]

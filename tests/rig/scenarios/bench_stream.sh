@@ -25,8 +25,10 @@
 . /rig/scenarios/_bench_lib.sh
 . /rig/scenarios/_bench_stream_lib.sh
 QEMU_GUEST=_bench_stream_guest
-BENCH_STREAM_CONFIGS="uart_hvhost hvsock hvguest virtio_vsock uart_qemu"
-BENCH_STREAM_ROUNDS=3
+# RIG_L1_APPEND="rig.rounds=N rig.configs=A,B" for other rounds or a
+# subset of the configurations (ratios need uart_hvhost and virtio_vsock).
+BENCH_STREAM_CONFIGS=$(rig_param configs uart_hvhost,hvsock,hvguest,virtio_vsock,uart_qemu | tr , ' ')
+BENCH_STREAM_ROUNDS=$(rig_param rounds 3)
 BENCH_STREAM_PHASES="guest_to_host host_to_guest round_trip"
 BS=/tmp/bs
 
@@ -46,6 +48,26 @@ server_start() {
 	esac
 }
 
+# vmbus_counts CONFIG: for a configuration on hvhost's VMBus, hvhost's
+# totals now (hvctl stats, the vmbus record): signals from the guest,
+# packets read from its rings and written to them, looks for the next
+# packet and those that found it, event flags to the guest. Nothing for
+# the others.
+vmbus_counts() {
+	case $1 in
+	hvsock | hvguest) ;;
+	*) return 0 ;;
+	esac
+	hvctl $HVHOST_API stats >$BS/stats 2>&1 || return 0
+	local k v out=
+	for k in signals packets_in packets_out looks looks_found notifications; do
+		v=$(kv $BS/stats vmbus $k)
+		[ -n "$v" ] || return 0
+		out="$out $v"
+	done
+	echo $out
+}
+
 # bench_one CONFIG: one guest's run; a sample per phase, whose rate also
 # goes to $BS/rate.CONFIG.PHASE for the round's ratios.
 bench_one() {
@@ -60,12 +82,14 @@ bench_one() {
 	hvsock)
 		server_start unix-listen:$BS/v.sock_$BENCH_STREAM_PORT || return 1
 		HVHOST_KERNEL=/boot/ref-bzImage HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
-			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock
+			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock \
+			--api-socket $HVHOST_API
 		;;
 	hvguest)
 		server_start unix-listen:$BS/v.sock_$BENCH_STREAM_PORT || return 1
 		HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
-			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock
+			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock \
+			--api-socket $HVHOST_API
 		;;
 	virtio_vsock)
 		server_start vsock-listen:$BENCH_STREAM_PORT
@@ -77,12 +101,16 @@ bench_one() {
 		;;
 	esac
 	: >$BS/exits.$cfg
+	: >$BS/vmbus.$cfg
 	for p in $BENCH_STREAM_PHASES; do
 		hvhost_wait_mark "# rig: phase $p start" 600 || break
 		e0=$(vm_exits)
+		v0=$(vmbus_counts $cfg)
 		hvhost_wait_mark "# rig: phase $p end" 600 || break
 		e1=$(vm_exits)
+		v1=$(vmbus_counts $cfg)
 		echo "$p $((e1 - e0))" >>$BS/exits.$cfg
+		[ -n "$v0" ] && [ -n "$v1" ] && echo "$p $v0 $v1" >>$BS/vmbus.$cfg
 	done
 	hvhost_wait
 	kill $SERVER_PID 2>/dev/null
@@ -117,6 +145,16 @@ bench_one() {
 				mib = b / 1048576
 				printf "# sample stream config=%s phase=%s mib_per_s=%.4f exits_per_mib=%.1f irqs_per_mib=%.1f\n",
 					c, p, r, e / mib, q / mib }'
+			# hvhost's VMBus counts over the phase, per packet moved
+			# either way (the data's and the few the other way): the
+			# guest's signals (notifications to the host) and hvhost's
+			# event flags (to the guest); and the share of looks for the
+			# guest's next packet that found it.
+			awk -v c="$cfg" -v p="$p" '$1 == p {
+				sig = $8 - $2; pin = $9 - $3; pout = $10 - $4; looks = $11 - $5; found = $12 - $6; irq = $13 - $7
+				n = pin + pout
+				printf "# sample stream_vmbus config=%s phase=%s packets_in=%d packets_out=%d signals_per_packet=%.4f interrupts_per_packet=%.4f looks=%d looks_found=%.3f\n",
+					c, p, pin, pout, n ? sig / n : 0, n ? irq / n : 0, looks, looks ? found / looks : 0 }' $BS/vmbus.$cfg
 			;;
 		esac
 	done

@@ -115,7 +115,8 @@ bench_vmbus_collect() {
 	[ -n "$ok" ] || return 2
 }
 
-BENCH_VMBUS_RUNS=3
+# RIG_L1_APPEND=rig.runs=N for another number of runs.
+BENCH_VMBUS_RUNS=$(rig_param runs 3)
 
 rig_bench_vmbus() {
 	local r failed= rc

@@ -12,17 +12,25 @@
 //! Draining follows `hv_begin_read`/`hv_end_read`: mask the guest's
 //! signals, read and commit every packet, unmask, and read again if
 //! something arrived in between, so that a packet published while the mask
-//! was up is never stranded. Before unmasking, a drain that found packets
-//! and owes the guest no signal keeps looking for the next one for
-//! [`POLL_WINDOW`]: a guest that
-//! streams writes it into a masked ring and needs no signal (a guest
-//! signals only when its packet lands in an empty, unmasked ring), which
-//! saves an HvSignalEvent exit and a wakeup of this thread per burst. Signals to the guest (its relid's event flag)
-//! are decided by the shared ring code: the outbound ring going non-empty,
-//! or the inbound ring freeing what the guest's `pending_send_sz` asked for.
+//! was up is never stranded.
+//!
+//! A guest signals only when its packet lands in an empty, unmasked ring.
+//! So before unmasking, a drain that found packets and owes the guest no
+//! signal keeps looking for the next packet for as long as the guest may
+//! still be writing it, judged by the guest's own progress and not by the
+//! clock ([`vp_has_had_its_chance`]): it stops once every VP either sleeps
+//! (in HLT, or blocked in hvhost: it writes nothing until woken) or has run
+//! [`POLL_BUDGET_NS`] of CPU time without publishing. A guest that streams
+//! then writes into a masked ring and needs no signal, which saves an
+//! HvSignalEvent exit and a wakeup of this thread per packet, however busy
+//! the host is: a VP the host does not schedule uses none of its budget.
+//! Without readings of the VPs ([`GuestPort::vcpu_sample`]) the drain does
+//! not look at all. Signals to the guest (its relid's event flag) are
+//! decided by the shared ring code: the outbound ring going non-empty, or
+//! the inbound ring freeing what the guest's `pending_send_sz` asked for.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use vmbus::message::HV_PAGE_SIZE;
 use vmbus::packet::{PacketDescriptor, PacketFlags};
@@ -30,7 +38,7 @@ use vmbus::ring::{RingConsumer, RingError, RingProducer};
 
 use super::device::{DeviceError, VmbusDevice};
 use super::guest_ring::GuestRing;
-use super::port::GuestPort;
+use super::port::{GuestPort, VcpuSample};
 use crate::hyperv::guest_mem::GuestPages;
 
 /// Why an open channel must close.
@@ -99,6 +107,8 @@ pub struct ChannelIo<'a> {
     rescind: &'a mut bool,
     waker: &'a ChannelWaker,
     notify: bool,
+    /// Packets written for the guest in this call.
+    sent: u64,
     now: Instant,
     reference_time: u64,
     counts: ChannelCounts,
@@ -113,6 +123,7 @@ impl ChannelIo<'_> {
         {
             self.notify = true;
         }
+        self.sent += 1;
         Ok(())
     }
 
@@ -125,6 +136,7 @@ impl ChannelIo<'_> {
         if self.outbound.write_completion(request, data)? {
             self.notify = true;
         }
+        self.sent += 1;
         Ok(())
     }
 
@@ -193,12 +205,29 @@ impl ChannelIo<'_> {
     }
 }
 
-/// How long a drain that found packets keeps looking for the next before it
-/// unmasks the guest's signals. About four times a 4 KiB packet's cost in
-/// the guest in the nested rig (0.26 raw exits there); on real hardware
-/// packets come faster and the window ends sooner. The worker thread
-/// spends at most this per burst, never per packet.
-pub const POLL_WINDOW: Duration = Duration::from_micros(50);
+/// CPU time a VP may run without publishing a packet before a drain stops
+/// looking for its next one and unmasks the guest's signals. About four
+/// times a 4 KiB packet's cost in the guest in the nested rig (0.26 raw
+/// exits there); on real hardware a packet costs far less, so a streaming
+/// guest's next packet comes well inside it. It bounds what the drain
+/// waits for a guest that computes instead of writing; a VP that sleeps
+/// ends the look at once.
+pub const POLL_BUDGET_NS: u64 = 50_000;
+
+/// Whether a drain's look for the next packet is over as far as one VP
+/// goes: it cannot be read (no reading: nothing to wait for), it sleeps
+/// (in HLT or in the VMM), or it has run `budget_ns` since the look began
+/// (`start`, its run time then).
+pub fn vp_has_had_its_chance(start: Option<u64>, now: Option<VcpuSample>, budget_ns: u64) -> bool {
+    match (start, now) {
+        (_, None) => true,
+        (_, Some(s)) if s.asleep => true,
+        // It could not be read when the look began: its budget counts
+        // from its first reading, which this is.
+        (None, Some(_)) => false,
+        (Some(t0), Some(s)) => s.run_ns.saturating_sub(t0) >= budget_ns,
+    }
+}
 
 /// The rings of an open channel.
 pub struct ChannelRings {
@@ -214,8 +243,19 @@ pub struct ChannelRings {
     buf: Vec<u8>,
     /// Signals and interrupts so far (the server counts them).
     pub counts: ChannelCounts,
-    /// See [`POLL_WINDOW`].
-    poll_window: Duration,
+    /// See [`POLL_BUDGET_NS`].
+    poll_budget_ns: u64,
+    /// Each VP's run time when the current look began.
+    poll_start: Vec<Option<u64>>,
+}
+
+/// What a [`ChannelRings::with_io`] call wrote for the guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Set the channel's event flag for the guest.
+    pub notify: bool,
+    /// Packets written.
+    pub packets: u64,
 }
 
 /// What a ring operation asks of the caller.
@@ -231,6 +271,13 @@ pub struct Outcome {
     /// ([`VmbusDevice::takes_packets`]); the guest's signals stay masked
     /// and the device's wake-up drains again.
     pub stalled: bool,
+    /// Packets read from the guest, and written for it.
+    pub packets: u64,
+    pub packets_sent: u64,
+    /// Times the drain looked for the guest's next packet with the ring
+    /// masked ([`POLL_BUDGET_NS`]), and times the packet came.
+    pub looks: u64,
+    pub looks_found: u64,
 }
 
 impl ChannelRings {
@@ -264,30 +311,45 @@ impl ChannelRings {
             waker,
             buf,
             counts: ChannelCounts::default(),
-            poll_window: POLL_WINDOW,
+            poll_budget_ns: POLL_BUDGET_NS,
+            poll_start: Vec::new(),
         };
         rings.check_memory()?;
         Ok(rings)
     }
 
-    /// Sets how long a drain looks for more before unmasking (tests).
-    pub fn set_poll_window(&mut self, window: Duration) {
-        self.poll_window = window;
+    /// Sets the CPU time a VP may run without publishing before a drain
+    /// stops looking for more (tests).
+    pub fn set_poll_budget(&mut self, ns: u64) {
+        self.poll_budget_ns = ns;
     }
 
-    /// Waits up to the poll window for the guest to publish more; whether
-    /// it did.
-    fn poll_for_more(&self) -> Result<bool, ChannelFault> {
-        let start = Instant::now();
+    /// Looks for the guest's next packet while some VP may still be
+    /// writing it ([`vp_has_had_its_chance`]); whether it came. The thread
+    /// yields between looks, so that a VP sharing its CPU runs.
+    fn poll_for_more(&mut self) -> Result<bool, ChannelFault> {
+        let port = &self.waker.port;
+        let vps = port.vp_count();
+        self.poll_start.clear();
+        self.poll_start
+            .extend((0..vps).map(|vp| port.vcpu_sample(vp).map(|s| s.run_ns)));
         loop {
             if self.inbound.bytes_available()? != 0 {
                 return Ok(true);
             }
             self.check_memory()?;
-            if start.elapsed() >= self.poll_window {
+            let over = (0..vps).zip(&mut self.poll_start).all(|(vp, start)| {
+                let now = port.vcpu_sample(vp);
+                let done = vp_has_had_its_chance(*start, now, self.poll_budget_ns);
+                if start.is_none() {
+                    *start = now.map(|s| s.run_ns);
+                }
+                done
+            });
+            if over {
                 return Ok(false);
             }
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 
@@ -306,24 +368,29 @@ impl ChannelRings {
             rescind: &mut self.rescind,
             waker: &self.waker,
             notify: false,
+            sent: 0,
             now,
             reference_time,
             counts: self.counts,
         }
     }
 
-    /// Runs `f` with the channel's I/O; collects whether to signal.
+    /// Runs `f` with the channel's I/O; collects whether to signal and
+    /// how many packets it wrote.
     pub fn with_io<T>(
         &mut self,
         now: Instant,
         reference_time: u64,
         f: impl FnOnce(&mut ChannelIo<'_>) -> Result<T, DeviceError>,
-    ) -> Result<(T, bool), ChannelFault> {
+    ) -> Result<(T, Sent), ChannelFault> {
         let mut io = self.io(now, reference_time);
         let r = f(&mut io)?;
-        let notify = io.notify;
+        let sent = Sent {
+            notify: io.notify,
+            packets: io.sent,
+        };
         self.check_memory()?;
-        Ok((r, notify))
+        Ok((r, sent))
     }
 
     /// Reads the packets the guest has published, at most `budget`, hands
@@ -370,13 +437,18 @@ impl ChannelRings {
                 let Some(packet) = inbound.read_packet(buf)? else {
                     // Not while the guest waits for a signal (a completion,
                     // ring space): that signal goes out when the drain ends.
-                    if read > 0 && !out.signal_guest && self.poll_for_more()? {
-                        read = 0;
-                        continue;
+                    if read > 0 && !out.signal_guest {
+                        out.looks += 1;
+                        if self.poll_for_more()? {
+                            out.looks_found += 1;
+                            read = 0;
+                            continue;
+                        }
                     }
                     break;
                 };
                 read += 1;
+                out.packets += 1;
                 let mut io = ChannelIo {
                     outbound,
                     memory,
@@ -384,12 +456,14 @@ impl ChannelRings {
                     rescind,
                     waker,
                     notify: false,
+                    sent: 0,
                     now,
                     reference_time,
                     counts: *counts,
                 };
                 device.packet(&mut io, &packet)?;
                 out.signal_guest |= io.notify;
+                out.packets_sent += io.sent;
                 out.signal_guest |= self.inbound.commit()?;
                 self.check_memory()?;
             }
@@ -398,8 +472,9 @@ impl ChannelRings {
             }
         }
         self.check_memory()?;
-        let (next, notify) = self.with_io(now, reference_time, |io| device.poll(io))?;
-        out.signal_guest |= notify;
+        let (next, sent) = self.with_io(now, reference_time, |io| device.poll(io))?;
+        out.signal_guest |= sent.notify;
+        out.packets_sent += sent.packets;
         out.next_poll = next;
         Ok(out)
     }

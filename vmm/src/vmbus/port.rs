@@ -35,6 +35,31 @@ pub trait GuestPort: Send + Sync {
     /// Asks the server's thread to poll channel `relid`'s device soon; any
     /// thread may call it (a device's I/O thread, when work completes).
     fn wake_channel(&self, relid: u32);
+    /// What VP `vp` is doing now, if that can be known ([`GuestActivity`]).
+    /// Without it a drain never polls for the guest's next packet.
+    fn vcpu_sample(&self, _vp: u32) -> Option<VcpuSample> {
+        None
+    }
+}
+
+/// One reading of a VP's progress: both halves move only with the guest's
+/// own execution, not with the time that passes around it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuSample {
+    /// The VP's thread sleeps: in HLT waiting for an interrupt, or blocked
+    /// in the VMM. It publishes nothing until something wakes it.
+    pub asleep: bool,
+    /// CPU time its thread has run, in ns (guest code, KVM, exit handling).
+    /// It stands still while the host does not schedule the thread.
+    pub run_ns: u64,
+}
+
+/// Where [`VcpuSample`]s come from (KVM's statistics and the vCPU threads'
+/// CPU clocks in hvhost; a script in tests).
+pub trait GuestActivity: Send + Sync {
+    /// VP `vp` now, or `None` when it cannot be read (no such VP, its
+    /// thread gone, no statistic).
+    fn sample(&self, vp: u32) -> Option<VcpuSample>;
 }
 
 /// Deliberate protocol violations for testing a guest's defences

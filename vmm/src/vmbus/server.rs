@@ -172,6 +172,13 @@ pub struct Stats {
     pub dropped: u64,
     /// Channel signals from the guest.
     pub signals: u64,
+    /// Packets read from the guest's rings, and written to them.
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Times a drain looked for the guest's next packet before unmasking
+    /// (`channel::POLL_BUDGET_NS`), and times it came.
+    pub looks: u64,
+    pub looks_found: u64,
     /// Event flags set for the guest.
     pub notifications: u64,
     /// Channels closed because the guest broke something.
@@ -223,7 +230,8 @@ impl Stats {
     /// The counters as `key=value` fields, space-separated.
     pub fn fields(&self) -> String {
         format!(
-            "messages={} dropped={} signals={} notifications={} faults={} contacts={} \
+            "messages={} dropped={} signals={} packets_in={} packets_out={} looks={} looks_found={} \
+             notifications={} faults={} contacts={} \
              contacts_refused={} offers={} opens={} opens_refused={} closes={} gpadls={} \
              gpadls_refused={} gpadls_torn_down={} modifies={} modifies_refused={} rescinds={} \
              releases={} unloads={} unloads_clean={} sub_channels={} socket_requests={} \
@@ -232,6 +240,10 @@ impl Stats {
             self.messages,
             self.dropped,
             self.signals,
+            self.packets_in,
+            self.packets_out,
+            self.looks,
+            self.looks_found,
             self.notifications,
             self.faults,
             self.contacts,
@@ -463,11 +475,17 @@ impl Server {
             .as_mut()
             .ok_or("no sockets (hvhost started without --vsock)")?;
         match service.fault(fault)? {
-            None => Ok(format!("fault {fault} armed for the next data packet to the guest")),
+            None => Ok(format!(
+                "fault {fault} armed for the next data packet to the guest"
+            )),
             Some(device) => {
                 let relid = self.add_socket(device)?;
-                log::warn!("vmbus: relid {relid}: an offer no guest program asked for (hvctl vsock-fault)");
-                Ok(format!("relid {relid} offered; no guest program asked for it"))
+                log::warn!(
+                    "vmbus: relid {relid}: an offer no guest program asked for (hvctl vsock-fault)"
+                );
+                Ok(format!(
+                    "relid {relid} offered; no guest program asked for it"
+                ))
             }
         }
     }
@@ -1487,17 +1505,21 @@ impl Server {
                     }
                     device.poll(io)
                 })
-                .map(|(next_poll, signal_guest)| Outcome {
-                    signal_guest,
+                .map(|(next_poll, sent)| Outcome {
+                    signal_guest: sent.notify,
                     next_poll,
-                    more: false,
-                    stalled: false,
+                    packets_sent: sent.packets,
+                    ..Outcome::default()
                 }),
         };
         let subs = std::mem::take(&mut o.rings.sub_channels);
         let rescind = std::mem::take(&mut o.rings.rescind);
         match result {
             Ok(out) => {
+                self.stats.packets_in += out.packets;
+                self.stats.packets_out += out.packets_sent;
+                self.stats.looks += out.looks;
+                self.stats.looks_found += out.looks_found;
                 o.next_poll = out.next_poll;
                 // Only a drain knows whether the ring has more: a drain
                 // that ran out of budget left the guest's interrupts

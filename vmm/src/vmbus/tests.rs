@@ -34,6 +34,7 @@ use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
+use super::port::VcpuSample;
 use super::server::{
     CommandError, Connection, Faults, GuestPort, Removal, RemoveError, Server,
     CHANNEL_CONNECTION_BASE, SHARED_EVENT_CONNECTION, SHARED_SIGNAL,
@@ -58,6 +59,36 @@ struct FakePort {
     events: Mutex<HashSet<u32>>,
     full: AtomicBool,
     wakes: Mutex<Vec<u32>>,
+    /// What every VP is doing ([`GuestPort::vcpu_sample`]); none: unknown.
+    vcpu: Mutex<Option<Arc<ScriptedVp>>>,
+}
+
+/// A VP whose state the test sets: halted or not, and a run time that
+/// grows by `tick_ns` at each reading (0: the host does not run it).
+#[derive(Default)]
+struct ScriptedVp {
+    halted: AtomicBool,
+    run_ns: AtomicU64,
+    tick_ns: AtomicU64,
+    readings: AtomicU64,
+}
+
+impl ScriptedVp {
+    fn new(halted: bool, tick_ns: u64) -> Arc<Self> {
+        let vp = Self::default();
+        vp.halted.store(halted, Ordering::SeqCst);
+        vp.tick_ns.store(tick_ns, Ordering::SeqCst);
+        Arc::new(vp)
+    }
+
+    fn sample(&self) -> VcpuSample {
+        self.readings.fetch_add(1, Ordering::SeqCst);
+        let tick = self.tick_ns.load(Ordering::SeqCst);
+        VcpuSample {
+            asleep: self.halted.load(Ordering::SeqCst),
+            run_ns: self.run_ns.fetch_add(tick, Ordering::SeqCst) + tick,
+        }
+    }
 }
 
 impl FakePort {
@@ -72,6 +103,7 @@ impl FakePort {
             events: Mutex::default(),
             full: AtomicBool::new(false),
             wakes: Mutex::default(),
+            vcpu: Mutex::default(),
         })
     }
 
@@ -115,6 +147,13 @@ impl GuestPort for FakePort {
     }
     fn wake_channel(&self, relid: u32) {
         self.wakes.lock().expect("lock").push(relid);
+    }
+    fn vcpu_sample(&self, vp: u32) -> Option<VcpuSample> {
+        if vp >= self.vps {
+            return None;
+        }
+        let script = self.vcpu.lock().expect("lock").clone();
+        script.map(|v| v.sample())
     }
 }
 
@@ -1277,74 +1316,208 @@ impl VmbusDevice for CountingDevice {
 }
 
 /// Rings over fake memory (4 + 4 pages) and the guest's producer of the
-/// inbound ring.
-fn poll_rings(window: Duration) -> (ChannelRings, RingProducer<GuestRing>) {
+/// inbound ring; the one VP is `vp` (none: it cannot be read).
+fn poll_rings(vp: Option<Arc<ScriptedVp>>) -> (ChannelRings, RingProducer<GuestRing>) {
     let fake = Arc::new(FakeMemory::new(64 * 4096));
     let mem: Arc<dyn GuestPages> = fake;
     let pfns: Vec<u64> = (8..16).collect();
-    let waker = ChannelWaker::new(FakePort::new(1), 1);
-    let mut rings = ChannelRings::new(&mem, &pfns, 4, waker).expect("rings");
-    rings.set_poll_window(window);
+    let port = FakePort::new(1);
+    *port.vcpu.lock().expect("lock") = vp;
+    let waker = ChannelWaker::new(port, 1);
+    let rings = ChannelRings::new(&mem, &pfns, 4, waker).expect("rings");
     let gpas: Vec<u64> = pfns.iter().map(|p| p * 4096).collect();
     let send = RingProducer::new(GuestRing::new(mem, gpas[0], gpas[1..4].to_vec())).expect("send");
     (rings, send)
 }
 
-#[test]
-fn drain_polls_for_the_next_packet_so_a_streaming_guest_need_not_signal() {
-    let (mut rings, mut send) = poll_rings(Duration::from_millis(300));
-    let mut dev = CountingDevice {
-        packets: 0,
-        notify: false,
-    };
+fn counting(notify: bool) -> CountingDevice {
+    CountingDevice { packets: 0, notify }
+}
+
+/// Drains one packet while a second comes from another thread once `ready`
+/// says so (after `delay`); whether the guest had to signal the second.
+fn second_packet_needs_signal(
+    rings: &mut ChannelRings,
+    mut send: RingProducer<GuestRing>,
+    delay: Duration,
+    ready: impl FnOnce() + Send + 'static,
+) -> (super::channel::Outcome, bool) {
     assert!(send
         .write_inband(1, PacketFlags::NONE, &[1; 64])
         .expect("room"));
-    // The next packet comes 20 ms later, well inside the window: the ring
-    // is still masked, so the guest's write asks for no signal.
     let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        send.write_inband(2, PacketFlags::NONE, &[2; 64])
-            .expect("room")
+        std::thread::sleep(delay);
+        let signal = send
+            .write_inband(2, PacketFlags::NONE, &[2; 64])
+            .expect("room");
+        ready();
+        signal
     });
+    let mut dev = counting(false);
     let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
-    let second_needed_signal = writer.join().expect("writer");
-    assert_eq!(dev.packets, 2);
-    assert!(
-        !second_needed_signal,
-        "the guest had to signal the second packet"
-    );
-    assert!(!out.more);
+    let signal = writer.join().expect("writer");
+    // Whatever the drain decided, both packets were taken: the second by
+    // the look or by the read after unmasking, or it waits for its signal.
+    if !signal {
+        assert_eq!(
+            dev.packets, 2,
+            "a packet written into a masked ring was stranded"
+        );
+    }
+    (out, signal)
 }
 
 #[test]
-fn drain_does_not_poll_when_the_guest_waits_for_a_signal() {
-    let (mut rings, mut send) = poll_rings(Duration::from_secs(5));
-    let mut dev = CountingDevice {
-        packets: 0,
-        notify: true,
+fn a_vp_that_runs_has_its_budget_whatever_the_clock_says() {
+    use super::channel::POLL_BUDGET_NS;
+    // The VP runs 1 µs per reading: the budget lasts POLL_BUDGET_NS
+    // readings at least, and readings stop when the packet comes.
+    let vp = ScriptedVp::new(false, 1_000);
+    let (mut rings, send) = poll_rings(Some(vp.clone()));
+    rings.set_poll_budget(u64::MAX);
+    // After its second packet the VP halts: that ends the second look.
+    let halt = {
+        let vp = vp.clone();
+        move || vp.halted.store(true, Ordering::SeqCst)
     };
+    let (out, signal) =
+        second_packet_needs_signal(&mut rings, send, Duration::from_millis(20), halt);
+    assert!(!signal, "the guest had to signal the second packet");
+    assert_eq!((out.packets, out.looks, out.looks_found), (2, 2, 1));
+    assert!(!out.more);
+    // With the real budget, a VP that runs and never writes ends the look
+    // after POLL_BUDGET_NS of its own run time.
+    let vp = ScriptedVp::new(false, 1_000);
+    let (mut rings, mut send) = poll_rings(Some(vp.clone()));
     assert!(send
         .write_inband(1, PacketFlags::NONE, &[1; 64])
         .expect("room"));
-    let start = Instant::now();
+    let mut dev = counting(false);
+    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    assert_eq!((out.looks, out.looks_found), (1, 0));
+    let readings = vp.readings.load(Ordering::SeqCst);
+    assert!(
+        (POLL_BUDGET_NS / 1_000..POLL_BUDGET_NS / 1_000 + 4).contains(&readings),
+        "{readings} readings for a budget of {} ticks",
+        POLL_BUDGET_NS / 1_000
+    );
+    assert!(
+        send.write_inband(2, PacketFlags::NONE, &[2; 64])
+            .expect("room"),
+        "left masked"
+    );
+}
+
+#[test]
+fn a_vp_the_host_does_not_run_uses_none_of_its_budget() {
+    // Not halted, not running (a descheduled vCPU thread): 50 ms pass with
+    // no run time, far past any poll window of wall-clock time, and the
+    // drain still takes the packet it then writes without a signal.
+    let vp = ScriptedVp::new(false, 0);
+    let (mut rings, send) = poll_rings(Some(vp.clone()));
+    let run = {
+        let vp = vp.clone();
+        move || vp.tick_ns.store(1_000, Ordering::SeqCst)
+    };
+    let (out, signal) =
+        second_packet_needs_signal(&mut rings, send, Duration::from_millis(50), run);
+    assert!(!signal, "the guest had to signal the second packet");
+    assert_eq!((out.packets, out.looks, out.looks_found), (2, 2, 1));
+}
+
+#[test]
+fn a_vp_that_halts_ends_the_look_at_once() {
+    // Running, no run time, then halting 30 ms in: the look ends and the
+    // drain unmasks; the next packet needs a signal.
+    let vp = ScriptedVp::new(false, 0);
+    let (mut rings, mut send) = poll_rings(Some(vp.clone()));
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    let halter = {
+        let vp = vp.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            vp.halted.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut dev = counting(false);
+    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    halter.join().expect("halter");
+    assert_eq!((out.packets, out.looks, out.looks_found), (1, 1, 0));
+    assert!(
+        send.write_inband(2, PacketFlags::NONE, &[2; 64])
+            .expect("room"),
+        "left masked"
+    );
+    // Halted from the start: one reading each at the look's start and end.
+    let vp = ScriptedVp::new(true, 0);
+    let (mut rings, mut send) = poll_rings(Some(vp.clone()));
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    assert_eq!((out.looks, out.looks_found), (1, 0));
+    assert_eq!(vp.readings.load(Ordering::SeqCst), 2);
+    assert!(
+        send.write_inband(2, PacketFlags::NONE, &[2; 64])
+            .expect("room"),
+        "left masked"
+    );
+}
+
+#[test]
+fn without_readings_of_the_vps_the_drain_does_not_look() {
+    let (mut rings, mut send) = poll_rings(None);
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    let mut dev = counting(false);
+    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    assert_eq!((out.packets, out.looks, out.looks_found), (1, 1, 0));
+    assert!(
+        send.write_inband(2, PacketFlags::NONE, &[2; 64])
+            .expect("room"),
+        "left masked"
+    );
+}
+
+#[test]
+fn drain_does_not_look_when_the_guest_waits_for_a_signal() {
+    // A VP that would keep the look going for ever: a completion owed
+    // ends the drain at once all the same.
+    let (mut rings, mut send) = poll_rings(Some(ScriptedVp::new(false, 0)));
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    let mut dev = counting(true);
     let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
     assert!(out.signal_guest);
+    assert_eq!((out.packets, out.packets_sent, out.looks), (1, 1, 0));
+}
+
+#[test]
+fn the_look_rule_per_vp() {
+    use super::channel::vp_has_had_its_chance as over;
+    let at = |halted, run_ns| {
+        Some(VcpuSample {
+            asleep: halted,
+            run_ns,
+        })
+    };
+    assert!(over(Some(5), None, 10), "unreadable: not waited for");
+    assert!(over(Some(5), at(true, 5), 10), "halted");
+    assert!(over(None, at(true, 0), 10), "halted");
     assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "a completion waited for the poll window"
+        !over(None, at(false, 1 << 40), 10),
+        "first reading starts its budget"
     );
-    // And with nothing owed and nothing coming, the window ends the drain
-    // and unmasks: the next write needs a signal.
-    let (mut rings, mut send) = poll_rings(Duration::from_millis(10));
-    dev.notify = false;
-    assert!(send
-        .write_inband(1, PacketFlags::NONE, &[1; 64])
-        .expect("room"));
-    rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
-    assert!(send
-        .write_inband(2, PacketFlags::NONE, &[2; 64])
-        .expect("room"));
+    assert!(!over(Some(5), at(false, 14), 10));
+    assert!(over(Some(5), at(false, 15), 10));
+    assert!(
+        !over(Some(5), at(false, 0), 10),
+        "a clock that went back is no run time"
+    );
 }
 
 #[test]

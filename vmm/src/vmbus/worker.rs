@@ -29,6 +29,7 @@ use super::ic::heartbeat::Heartbeat;
 use super::ic::shutdown::Shutdown;
 use super::ic::timesync::Timesync;
 use super::ic::IcDevice;
+use super::port::{GuestActivity, VcpuSample};
 use super::server::{Faults, GuestPort, Removal, Server, Stats, VMBUS_SINT};
 use crate::api::{DeviceRef, Request};
 use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
@@ -221,6 +222,7 @@ impl EventHandler for ChannelEvent {
 struct PartitionPort {
     partition: Arc<Partition>,
     tx: Mutex<Sender<Work>>,
+    activity: Option<Arc<dyn GuestActivity>>,
 }
 
 impl GuestPort for PartitionPort {
@@ -239,6 +241,10 @@ impl GuestPort for PartitionPort {
             .synic(vp)
             .ok_or(HvStatus::INVALID_VP_INDEX)?
             .post_message(VMBUS_SINT, &msg)
+    }
+
+    fn vcpu_sample(&self, vp: u32) -> Option<VcpuSample> {
+        self.activity.as_ref()?.sample(vp)
     }
 
     fn wake_channel(&self, relid: u32) {
@@ -314,8 +320,14 @@ pub struct Vmbus {
 
 impl Vmbus {
     /// Starts the server with the utility devices (heartbeat, shutdown,
-    /// timesync), and the benchmark sink if configured, on `partition`.
-    pub fn start(partition: &Arc<Partition>, config: VmbusConfig) -> Result<Self, VmbusError> {
+    /// timesync), and the benchmark sink if configured, on `partition`;
+    /// `activity` reads the VPs' progress (without it, drains do not look
+    /// for the guest's next packet: `super::channel`).
+    pub fn start(
+        partition: &Arc<Partition>,
+        config: VmbusConfig,
+        activity: Option<Arc<dyn GuestActivity>>,
+    ) -> Result<Self, VmbusError> {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let connections = partition.connections();
@@ -330,6 +342,7 @@ impl Vmbus {
         let port = Arc::new(PartitionPort {
             partition: partition.clone(),
             tx: Mutex::new(tx.clone()),
+            activity,
         });
         log::info!(
             "vmbus: serving version(s) {}",

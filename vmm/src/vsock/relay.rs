@@ -99,7 +99,9 @@ impl Shared {
             return None;
         }
         let i = self.fault.swap(0, Ordering::SeqCst);
-        Fault::ALL.get(usize::from(i).checked_sub(1)?).map(|(_, f)| *f)
+        Fault::ALL
+            .get(usize::from(i).checked_sub(1)?)
+            .map(|(_, f)| *f)
     }
 
     /// A place for one more connection, unless `max` exist.
@@ -320,7 +322,11 @@ impl HvSock {
 
     /// Sends `len` bytes at `self.buf[DATA_HEADER_SIZE..]` (0: the FIN).
     fn send(&mut self, io: &mut ChannelIo<'_>, len: usize) -> Result<(), DeviceError> {
-        let fault = if len > 0 { self.shared.take_fault() } else { None };
+        let fault = if len > 0 {
+            self.shared.take_fault()
+        } else {
+            None
+        };
         let header = match fault.and_then(|f| f.header(len)) {
             Some(bad) => {
                 log::warn!(

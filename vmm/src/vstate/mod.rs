@@ -9,6 +9,7 @@
 //! that lands just before KVM_RUN is entered is covered by the next one, so no vCPU can be
 //! left behind without the signal handler touching `kvm_run`.
 
+pub mod activity;
 pub mod tsc;
 pub mod vcpu;
 pub mod vm;

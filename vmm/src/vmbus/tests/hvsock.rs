@@ -447,10 +447,17 @@ fn socket_faults_spoil_one_packet_each_and_offer_the_unsolicited() {
         Ok(hvsock::Data::Bytes(b"good"))
     );
 
-    let answer = f.rig.server.socket_fault(Fault::UnsolicitedOffer).expect("offered");
+    let answer = f
+        .rig
+        .server
+        .socket_fault(Fault::UnsolicitedOffer)
+        .expect("offered");
     assert!(answer.contains("no guest program asked"), "{answer}");
     let o = offer_of(&f.rig.replies());
-    assert_eq!(o.offer.if_instance, hvsock::service_id(UNSOLICITED_ENDPOINT_PORT));
+    assert_eq!(
+        o.offer.if_instance,
+        hvsock::service_id(UNSOLICITED_ENDPOINT_PORT)
+    );
     assert!(!hvsock::is_for_guest_accept(&o.offer.user_def));
     f.rig.server.poll(Instant::now() + Duration::from_secs(6));
     assert_eq!(f.rig.types(), vec![MessageType::RESCIND_CHANNELOFFER]);
