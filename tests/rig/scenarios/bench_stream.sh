@@ -51,8 +51,8 @@ server_start() {
 # vmbus_counts CONFIG: for a configuration on hvhost's VMBus, hvhost's
 # totals now (hvctl stats, the vmbus record): signals from the guest,
 # packets read from its rings and written to them, looks for the next
-# packet and those that found it, event flags to the guest. Nothing for
-# the others.
+# packet and those that found it, event flags to the guest, looks for room
+# in the guest's ring and those that found it. Nothing for the others.
 vmbus_counts() {
 	case $1 in
 	hvsock | hvguest) ;;
@@ -60,7 +60,7 @@ vmbus_counts() {
 	esac
 	hvctl $HVHOST_API stats >$BS/stats 2>&1 || return 0
 	local k v out=
-	for k in signals packets_in packets_out looks looks_found notifications; do
+	for k in signals packets_in packets_out looks looks_found notifications room_looks room_looks_found; do
 		v=$(kv $BS/stats vmbus $k)
 		[ -n "$v" ] || return 0
 		out="$out $v"
@@ -151,10 +151,12 @@ bench_one() {
 			# event flags (to the guest); and the share of looks for the
 			# guest's next packet that found it.
 			awk -v c="$cfg" -v p="$p" '$1 == p {
-				sig = $8 - $2; pin = $9 - $3; pout = $10 - $4; looks = $11 - $5; found = $12 - $6; irq = $13 - $7
+				sig = $10 - $2; pin = $11 - $3; pout = $12 - $4; looks = $13 - $5; found = $14 - $6
+				irq = $15 - $7; rlooks = $16 - $8; rfound = $17 - $9
 				n = pin + pout
-				printf "# sample stream_vmbus config=%s phase=%s packets_in=%d packets_out=%d signals_per_packet=%.4f interrupts_per_packet=%.4f looks=%d looks_found=%.3f\n",
-					c, p, pin, pout, n ? sig / n : 0, n ? irq / n : 0, looks, looks ? found / looks : 0 }' $BS/vmbus.$cfg
+				printf "# sample stream_vmbus config=%s phase=%s packets_in=%d packets_out=%d signals_per_packet=%.4f interrupts_per_packet=%.4f looks=%d looks_found=%.3f room_looks=%d room_looks_found=%.3f\n",
+					c, p, pin, pout, n ? sig / n : 0, n ? irq / n : 0, looks, looks ? found / looks : 0,
+					rlooks, rlooks ? rfound / rlooks : 0 }' $BS/vmbus.$cfg
 			;;
 		esac
 	done
@@ -172,11 +174,17 @@ bench_stream_rounds() {
 		done
 		for cfg in $BENCH_STREAM_CONFIGS; do
 			for p in guest_to_host host_to_guest; do
-				[ -s $BS/rate.$cfg.$p ] && [ -s $BS/rate.uart_hvhost.$p ] && [ -s $BS/rate.virtio_vsock.$p ] || continue
-				awk -v c="$cfg" -v p="$p" -v x="$(cat $BS/rate.$cfg.$p)" -v u="$(cat $BS/rate.uart_hvhost.$p)" \
-					-v v="$(cat $BS/rate.virtio_vsock.$p)" 'BEGIN {
-					printf "# sample stream_ratio config=%s phase=%s vs_uart_hvhost=%.2f vs_virtio_vsock=%.3f\n",
-						c, p, x / u, x / v }'
+				# A ratio needs both rates of this round: a run of a
+				# subset (rig.configs) prints those it has.
+				[ -s $BS/rate.$cfg.$p ] || continue
+				awk -v c="$cfg" -v p="$p" -v x="$(cat $BS/rate.$cfg.$p)" \
+					-v u="$(cat $BS/rate.uart_hvhost.$p 2>/dev/null)" \
+					-v v="$(cat $BS/rate.virtio_vsock.$p 2>/dev/null)" 'BEGIN {
+					if (u == "" && v == "") exit
+					line = "# sample stream_ratio config=" c " phase=" p
+					if (u != "") line = line sprintf(" vs_uart_hvhost=%.2f", x / u)
+					if (v != "") line = line sprintf(" vs_virtio_vsock=%.3f", x / v)
+					print line }'
 			done
 			[ -s $BS/rtt.$cfg ] && [ -s $BS/rtt.virtio_vsock ] &&
 				awk -v c="$cfg" -v x="$(cat $BS/rtt.$cfg)" -v v="$(cat $BS/rtt.virtio_vsock)" 'BEGIN {

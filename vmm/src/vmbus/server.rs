@@ -179,6 +179,10 @@ pub struct Stats {
     /// (`channel::POLL_BUDGET_NS`), and times it came.
     pub looks: u64,
     pub looks_found: u64,
+    /// Times a device waited for room in the guest's ring and a poll
+    /// looked for it (`ChannelRings::poll_device`), and times it came.
+    pub room_looks: u64,
+    pub room_looks_found: u64,
     /// Event flags set for the guest.
     pub notifications: u64,
     /// Channels closed because the guest broke something.
@@ -231,6 +235,7 @@ impl Stats {
     pub fn fields(&self) -> String {
         format!(
             "messages={} dropped={} signals={} packets_in={} packets_out={} looks={} looks_found={} \
+             room_looks={} room_looks_found={} \
              notifications={} faults={} contacts={} \
              contacts_refused={} offers={} opens={} opens_refused={} closes={} gpadls={} \
              gpadls_refused={} gpadls_torn_down={} modifies={} modifies_refused={} rescinds={} \
@@ -244,6 +249,8 @@ impl Stats {
             self.packets_out,
             self.looks,
             self.looks_found,
+            self.room_looks,
+            self.room_looks_found,
             self.notifications,
             self.faults,
             self.contacts,
@@ -1495,22 +1502,24 @@ impl Server {
             step
         };
         let device = c.device.as_mut();
+        let (guest, vp) = (&self.guest, o.target_vp);
+        let mut signal = || guest.signal_channel(vp, relid);
         let result: Result<Outcome, ChannelFault> = match step {
-            Step::Drain => o.rings.drain(device, now, reference_time, DRAIN_BUDGET),
-            Step::Open | Step::Poll => o
+            Step::Drain => o
                 .rings
-                .with_io(now, reference_time, |io| {
-                    if step == Step::Open {
-                        device.open(io)?;
-                    }
-                    device.poll(io)
-                })
-                .map(|(next_poll, sent)| Outcome {
-                    signal_guest: sent.notify,
-                    next_poll,
-                    packets_sent: sent.packets,
-                    ..Outcome::default()
-                }),
+                .drain(device, now, reference_time, DRAIN_BUDGET, &mut signal),
+            Step::Open | Step::Poll => (|| {
+                let mut out = Outcome::default();
+                if step == Step::Open {
+                    let ((), sent) = o.rings.with_io(now, reference_time, |io| device.open(io))?;
+                    out.signal_guest = sent.notify;
+                    out.packets_sent = sent.packets;
+                }
+                out.next_poll =
+                    o.rings
+                        .poll_device(device, now, reference_time, &mut signal, &mut out)?;
+                Ok(out)
+            })(),
         };
         let subs = std::mem::take(&mut o.rings.sub_channels);
         let rescind = std::mem::take(&mut o.rings.rescind);
@@ -1520,6 +1529,10 @@ impl Server {
                 self.stats.packets_out += out.packets_sent;
                 self.stats.looks += out.looks;
                 self.stats.looks_found += out.looks_found;
+                self.stats.room_looks += out.room_looks;
+                self.stats.room_looks_found += out.room_looks_found;
+                self.stats.notifications += out.signals_early;
+                o.rings.counts.guest_interrupts += out.signals_early;
                 o.next_poll = out.next_poll;
                 // Only a drain knows whether the ring has more: a drain
                 // that ran out of budget left the guest's interrupts

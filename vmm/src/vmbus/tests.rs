@@ -1354,7 +1354,9 @@ fn second_packet_needs_signal(
         signal
     });
     let mut dev = counting(false);
-    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    let out = rings
+        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
+        .expect("drain");
     let signal = writer.join().expect("writer");
     // Whatever the drain decided, both packets were taken: the second by
     // the look or by the read after unmasking, or it waits for its signal.
@@ -1393,7 +1395,9 @@ fn a_vp_that_runs_has_its_budget_whatever_the_clock_says() {
         .write_inband(1, PacketFlags::NONE, &[1; 64])
         .expect("room"));
     let mut dev = counting(false);
-    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    let out = rings
+        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
+        .expect("drain");
     assert_eq!((out.looks, out.looks_found), (1, 0));
     let readings = vp.readings.load(Ordering::SeqCst);
     assert!(
@@ -1442,7 +1446,9 @@ fn a_vp_that_halts_ends_the_look_at_once() {
         })
     };
     let mut dev = counting(false);
-    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    let out = rings
+        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
+        .expect("drain");
     halter.join().expect("halter");
     assert_eq!((out.packets, out.looks, out.looks_found), (1, 1, 0));
     assert!(
@@ -1456,7 +1462,9 @@ fn a_vp_that_halts_ends_the_look_at_once() {
     assert!(send
         .write_inband(1, PacketFlags::NONE, &[1; 64])
         .expect("room"));
-    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    let out = rings
+        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
+        .expect("drain");
     assert_eq!((out.looks, out.looks_found), (1, 0));
     assert_eq!(vp.readings.load(Ordering::SeqCst), 2);
     assert!(
@@ -1473,7 +1481,9 @@ fn without_readings_of_the_vps_the_drain_does_not_look() {
         .write_inband(1, PacketFlags::NONE, &[1; 64])
         .expect("room"));
     let mut dev = counting(false);
-    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
+    let out = rings
+        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
+        .expect("drain");
     assert_eq!((out.packets, out.looks, out.looks_found), (1, 1, 0));
     assert!(
         send.write_inband(2, PacketFlags::NONE, &[2; 64])
@@ -1483,17 +1493,201 @@ fn without_readings_of_the_vps_the_drain_does_not_look() {
 }
 
 #[test]
-fn drain_does_not_look_when_the_guest_waits_for_a_signal() {
-    // A VP that would keep the look going for ever: a completion owed
-    // ends the drain at once all the same.
-    let (mut rings, mut send) = poll_rings(Some(ScriptedVp::new(false, 0)));
+fn a_signal_the_guest_waits_for_goes_out_before_the_look() {
+    // The device completes each packet: the guest waits for that signal.
+    // The drain sends it before it looks (the VP it wakes is the one that
+    // writes next), while the VP still reads as asleep; the look that
+    // follows sees it asleep and ends.
+    let vp = ScriptedVp::new(true, 0);
+    let (mut rings, mut send) = poll_rings(Some(vp.clone()));
     assert!(send
         .write_inband(1, PacketFlags::NONE, &[1; 64])
         .expect("room"));
     let mut dev = counting(true);
-    let out = rings.drain(&mut dev, Instant::now(), 0, 16).expect("drain");
-    assert!(out.signal_guest);
-    assert_eq!((out.packets, out.packets_sent, out.looks), (1, 1, 0));
+    let mut signals = Vec::new();
+    let out = rings
+        .drain(&mut dev, Instant::now(), 0, 16, &mut || {
+            signals.push(vp.readings.load(Ordering::SeqCst))
+        })
+        .expect("drain");
+    assert_eq!(signals, [0], "one signal, before the look read the VP");
+    assert!(!out.signal_guest, "sent already");
+    assert_eq!(
+        (out.packets, out.packets_sent, out.signals_early),
+        (1, 1, 1)
+    );
+    assert_eq!((out.looks, out.looks_found), (1, 0));
+    // The VP it wakes writes the next request inside the look: no signal
+    // from the guest. (Its completion lands behind the first, which this
+    // guest does not read: that needs no second signal.)
+    vp.halted.store(false, Ordering::SeqCst);
+    let (mut rings, send) = poll_rings(Some(vp.clone()));
+    let halt = {
+        let vp = vp.clone();
+        move || vp.halted.store(true, Ordering::SeqCst)
+    };
+    let mut dev = counting(true);
+    let signals = std::sync::atomic::AtomicU64::new(0);
+    assert!(
+        {
+            let mut send = send;
+            assert!(send
+                .write_inband(1, PacketFlags::NONE, &[1; 64])
+                .expect("room"));
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                let signal = send
+                    .write_inband(2, PacketFlags::NONE, &[2; 64])
+                    .expect("room");
+                halt();
+                signal
+            });
+            let out = rings
+                .drain(&mut dev, Instant::now(), 0, 16, &mut || {
+                    signals.fetch_add(1, Ordering::SeqCst);
+                })
+                .expect("drain");
+            assert_eq!((out.packets, out.signals_early, out.looks_found), (2, 1, 1));
+            !writer.join().expect("writer")
+        },
+        "the guest had to signal its second request"
+    );
+    assert_eq!(signals.load(Ordering::SeqCst), 1);
+}
+
+/// A device that writes 1 KiB packets to the guest while they fit, then
+/// waits for room for the next.
+struct FillingDevice {
+    written: u64,
+}
+
+impl VmbusDevice for FillingDevice {
+    fn name(&self) -> &'static str {
+        "filling"
+    }
+    fn class_id(&self) -> vmbus::guid::Guid {
+        vmbus::guid::Guid::ZERO
+    }
+    fn instance_id(&self) -> vmbus::guid::Guid {
+        vmbus::guid::Guid::ZERO
+    }
+    fn open(&mut self, _io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
+        Ok(())
+    }
+    fn packet(
+        &mut self,
+        _io: &mut ChannelIo<'_>,
+        _p: &vmbus::packet::Packet<'_>,
+    ) -> Result<(), DeviceError> {
+        Ok(())
+    }
+    fn poll(&mut self, io: &mut ChannelIo<'_>) -> Result<Option<Instant>, DeviceError> {
+        io.room_is_enough();
+        let need = RingProducer::<GuestRing>::space_needed(1024 + 16);
+        loop {
+            if io.outbound_free()? > need {
+                io.send_inband(self.written, &[7; 1024])?;
+                self.written += 1;
+            } else if !io.wait_for_room(need)? {
+                return Ok(None);
+            }
+        }
+    }
+    fn close(&mut self) {}
+}
+
+/// The guest's consumer of the outbound ring of [`poll_rings`]' rings.
+fn guest_receiver(rings_mem: &Arc<dyn GuestPages>) -> RingConsumer<GuestRing> {
+    let gpas: Vec<u64> = (12..16).map(|p| p * 4096).collect();
+    RingConsumer::new(GuestRing::new(
+        rings_mem.clone(),
+        gpas[0],
+        gpas[1..].to_vec(),
+    ))
+    .expect("recv")
+}
+
+#[test]
+fn a_device_waiting_for_room_gets_it_while_the_guest_reads() {
+    // The guest reads two packets 20 ms in while its VP runs without run
+    // time: hvhost looks for the room with pending_send_sz withdrawn, so
+    // the guest's read asks for no signal, and the device writes on.
+    let vp = ScriptedVp::new(false, 0);
+    let (mut rings, _send) = poll_rings(Some(vp.clone()));
+    let mem = rings.memory().clone();
+    let mut recv = guest_receiver(&mem);
+    let reader = {
+        let vp = vp.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let mut buf = vec![0; 4096];
+            let mut signal = false;
+            for _ in 0..2 {
+                recv.read_packet(&mut buf).expect("read").expect("a packet");
+                signal |= recv.commit().expect("commit");
+            }
+            vp.halted.store(true, Ordering::SeqCst);
+            (signal, recv)
+        })
+    };
+    let mut dev = FillingDevice { written: 0 };
+    let mut out = super::channel::Outcome::default();
+    let mut signals = 0;
+    rings
+        .poll_device(&mut dev, Instant::now(), 0, &mut || signals += 1, &mut out)
+        .expect("poll");
+    let (guest_signalled, mut recv) = reader.join().expect("reader");
+    assert!(!guest_signalled, "the guest had to signal for the room");
+    assert_eq!((out.room_looks, out.room_looks_found), (2, 1));
+    assert_eq!(
+        signals, 1,
+        "the first packets were signalled before the look"
+    );
+    let full = dev.written;
+    assert!(
+        full >= 12,
+        "{full} packets: the ring holds about 11, then 2 more"
+    );
+    // The second look ended (the VP halted) and the device's request
+    // stands again: the guest's next reads that free the room signal.
+    let mut buf = vec![0; 4096];
+    let mut signal = false;
+    while recv.read_packet(&mut buf).expect("read").is_some() {
+        signal |= recv.commit().expect("commit");
+    }
+    assert!(signal, "no signal for the room the device waits for");
+}
+
+#[test]
+fn a_device_waiting_for_room_polls_at_most_room_polls_times() {
+    use super::channel::ROOM_POLLS;
+    // The guest frees room at every look at once (a reader thread that
+    // drains the ring as fast as it can): the call still ends.
+    let vp = ScriptedVp::new(false, 0);
+    let (mut rings, _send) = poll_rings(Some(vp.clone()));
+    let mem = rings.memory().clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let mut recv = guest_receiver(&mem);
+        std::thread::spawn(move || {
+            let mut buf = vec![0; 4096];
+            while !stop.load(Ordering::SeqCst) {
+                while recv.read_packet(&mut buf).expect("read").is_some() {
+                    let _ = recv.commit().expect("commit");
+                }
+            }
+        })
+    };
+    let mut dev = FillingDevice { written: 0 };
+    let mut out = super::channel::Outcome::default();
+    rings
+        .poll_device(&mut dev, Instant::now(), 0, &mut || {}, &mut out)
+        .expect("poll");
+    stop.store(true, Ordering::SeqCst);
+    reader.join().expect("reader");
+    assert_eq!(out.room_looks, ROOM_POLLS as u64 - 1);
+    assert_eq!(out.room_looks_found, ROOM_POLLS as u64 - 1);
 }
 
 #[test]

@@ -354,18 +354,24 @@ impl HvSock {
 
     /// Asks the guest to signal once a good packet fits; whether it does
     /// already.
-    fn wait_for_room(&mut self, io: &mut ChannelIo<'_>, need: usize) -> Result<bool, DeviceError> {
+    fn wait_for_room(
+        &mut self,
+        io: &mut ChannelIo<'_>,
+        need: usize,
+        batch: usize,
+    ) -> Result<bool, DeviceError> {
         self.waiting_room = true;
         self.counters.guest_full += 1;
-        Ok(io.wait_for_room(hvsock::ring_len(need))?)
+        Ok(io.wait_for_room_batched(hvsock::ring_len(need), hvsock::ring_len(batch))?)
     }
 
     /// Moves host bytes (the early ones, then the stream's) into packets
     /// for the guest while its ring has room, then the FIN after end of
     /// file. Packets are at most a quarter of the ring, so that the guest
     /// reads one while the next is written; when the ring is full the
-    /// connection waits for half of it to be free, so that a wake-up
-    /// moves several packets.
+    /// connection asks the guest to signal once half of it is free, so
+    /// that a wake-up moves several packets, and hvhost's look for room
+    /// polls it again as soon as one packet fits.
     fn pump_to_guest(&mut self, io: &mut ChannelIo<'_>) -> Result<(), DeviceError> {
         if self.waiting_room {
             self.waiting_room = false;
@@ -381,13 +387,13 @@ impl HvSock {
                     self.send(io, 0)?;
                     self.fin_sent = true;
                     log::debug!("vsock: {}: host end of file; FIN sent", self.describe());
-                } else if !self.wait_for_room(io, 0)? {
+                } else if !self.wait_for_room(io, 0, 0)? {
                     return Ok(());
                 }
                 continue;
             }
             if room < min_room {
-                if self.wait_for_room(io, ring / 2)? {
+                if self.wait_for_room(io, min_room, ring / 2)? {
                     continue;
                 }
                 return Ok(());
