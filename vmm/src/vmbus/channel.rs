@@ -318,7 +318,8 @@ pub struct Outcome {
     pub looks: u64,
     pub looks_found: u64,
     /// Signals the drain sent through its `signal` itself, before a look
-    /// (the caller counts them; [`Self::signal_guest`] is for the rest).
+    /// (counted in the channel's counts already; [`Self::signal_guest`] is
+    /// for the rest).
     pub signals_early: u64,
     /// Times a device waited for room in the guest's ring and hvhost
     /// looked for it ([`ChannelRings::poll_device`]), and times it came.
@@ -448,6 +449,7 @@ impl ChannelRings {
                 signal();
                 out.signal_guest = false;
                 out.signals_early += 1;
+                self.counts.guest_interrupts += 1;
             }
             self.outbound.clear_pending_send_size();
             out.room_looks += 1;
@@ -557,6 +559,7 @@ impl ChannelRings {
                             signal();
                             out.signal_guest = false;
                             out.signals_early += 1;
+                            self.counts.guest_interrupts += 1;
                         }
                         out.looks += 1;
                         if self.poll_for_more()? {

@@ -1532,7 +1532,6 @@ impl Server {
                 self.stats.room_looks += out.room_looks;
                 self.stats.room_looks_found += out.room_looks_found;
                 self.stats.notifications += out.signals_early;
-                o.rings.counts.guest_interrupts += out.signals_early;
                 o.next_poll = out.next_poll;
                 // Only a drain knows whether the ring has more: a drain
                 // that ran out of budget left the guest's interrupts
