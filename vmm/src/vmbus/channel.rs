@@ -550,6 +550,11 @@ impl ChannelRings {
                 } = self;
                 let Some(packet) = inbound.read_packet(buf)? else {
                     if read > 0 {
+                        // The device passes on what it took so far (the
+                        // relay's bytes to its host stream) while hvhost
+                        // waits for the guest.
+                        out.next_poll =
+                            self.poll_device(device, now, reference_time, signal, &mut out)?;
                         // A signal the guest waits for (a completion,
                         // ring space) goes out before the look, not when
                         // the drain ends: the VP it wakes is the one that
