@@ -44,7 +44,7 @@ use crate::loader::{self, LoadError};
 use crate::memory::MemoryLayout;
 use crate::vmbus::server::Faults;
 use crate::vmbus::{Vmbus, VmbusConfig};
-use crate::vstate::activity::KvmActivity;
+use crate::vstate::activity::VcpuActivity;
 use crate::vstate::tsc::TscRate;
 use crate::vstate::vcpu::{BootEntry, ExitStats, Vcpu, VcpuContext};
 use crate::vstate::vm::Vm;
@@ -424,7 +424,7 @@ fn spawn_vcpu(
     vcpu: Vcpu,
     index: u8,
     control: Arc<VmControl>,
-    activity: Arc<KvmActivity>,
+    activity: Arc<VcpuActivity>,
 ) -> Result<VcpuThread> {
     let handle = thread::Builder::new()
         .name(format!("vcpu{index}"))
@@ -491,7 +491,7 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
              never fire; give the host kernel its TSC rate (tsc_early_khz=)"
         ),
     }
-    let activity = Arc::new(KvmActivity::new(vcpu_fds.len()));
+    let activity = Arc::new(VcpuActivity::new(vcpu_fds.len()));
     let tsc_khz = vcpu_fds
         .first()
         .and_then(|fd| fd.get_tsc_khz().ok())

@@ -94,12 +94,13 @@ struct Thread {
     state: ThreadState,
 }
 
-/// The vCPUs of a VM, readable from any thread.
-pub struct KvmActivity {
+/// The vCPUs of a VM as their threads show them, readable from any
+/// thread.
+pub struct VcpuActivity {
     vcpus: Vec<OnceLock<Thread>>,
 }
 
-impl KvmActivity {
+impl VcpuActivity {
     /// Readings of `vcpus` vCPUs, each readable once its thread has called
     /// [`Self::enter_vcpu_thread`].
     pub fn new(vcpus: usize) -> Self {
@@ -132,7 +133,7 @@ impl KvmActivity {
     }
 }
 
-impl GuestActivity for KvmActivity {
+impl GuestActivity for VcpuActivity {
     fn sample(&self, vp: u32) -> Option<VcpuSample> {
         let thread = self.vcpus.get(usize::try_from(vp).ok()?)?.get()?;
         let run_ns = thread.clock.now_ns()?;
@@ -169,7 +170,7 @@ mod tests {
 
     #[test]
     fn this_thread_reads_as_running_and_a_sleeping_one_as_asleep() {
-        let activity = std::sync::Arc::new(KvmActivity::new(2));
+        let activity = std::sync::Arc::new(VcpuActivity::new(2));
         activity.enter_vcpu_thread(0);
         let s = activity.sample(0).expect("sample");
         assert!(!s.asleep);
