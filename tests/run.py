@@ -478,32 +478,29 @@ def bench_tables(name, lines):
     for table, t in tables.items():
         keys = [k for k, _ in t["order"][0]] if t["order"] else []
         head = keys + ["runs"] + t["measures"]
-        body = []
-        for row in t["order"]:
-            vals = t["rows"][row]
-            runs = max((len(v) for v in vals.values()), default=0)
-            cells = [v for _, v in row] + [str(runs)]
-            for k in t["measures"]:
-                x = statistics.median(vals[k]) if k in vals else None
-                cells.append("-" if x is None else cell(x))
-            body.append(cells)
+        body = summarised(t, lambda xs: cell(statistics.median(xs)))
         with open(os.path.join(BUILD, "bench", "%s.%s.tsv" % (name, table)), "w") as f:
             for cells in [head] + body:
                 f.write("\t".join(cells) + "\n")
         out += format_table("%s: medians over runs (run.py, from the samples above)" % table,
                             len(keys), [head] + body)
-        spread = []
-        for row in t["order"]:
-            vals = t["rows"][row]
-            runs = max((len(v) for v in vals.values()), default=0)
-            cells = [v for _, v in row] + [str(runs)]
-            for k in t["measures"]:
-                cells.append("%s..%s" % (cell(min(vals[k])), cell(max(vals[k]))) if k in vals else "-")
-            spread.append(cells)
+        spread = summarised(t, lambda xs: "%s..%s" % (cell(min(xs)), cell(max(xs))))
         if any(int(cells[len(keys)]) > 1 for cells in spread):
             out += format_table("%s: spread over runs (smallest..largest)" % table, len(keys),
                                 [head] + spread)
     return out
+
+
+def summarised(t, summary):
+    """A table's rows as cells: each row's names, its number of runs, then
+    `summary` of each measurement's values over the runs ("-" for none)."""
+    rows = []
+    for row in t["order"]:
+        vals = t["rows"][row]
+        runs = max((len(v) for v in vals.values()), default=0)
+        rows.append([v for _, v in row] + [str(runs)] +
+                    [summary(vals[k]) if k in vals else "-" for k in t["measures"]])
+    return rows
 
 
 def cell(x):

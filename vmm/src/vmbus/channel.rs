@@ -26,9 +26,10 @@
 //! the host is: a VP the host does not schedule uses none of its budget.
 //! Without readings of the VPs ([`GuestPort::vcpu_sample`]) the drain does
 //! not look at all. A signal the guest waits for (a completion, ring space)
-//! goes out before the look, so the VP it wakes gets its budget too. Signals to the guest (its relid's event flag) are
-//! decided by the shared ring code: the outbound ring going non-empty, or
-//! the inbound ring freeing what the guest's `pending_send_sz` asked for.
+//! goes out before the look, so the VP it wakes gets its budget too.
+//! Signals to the guest (its relid's event flag) are decided by the shared
+//! ring code: the outbound ring going non-empty, or the inbound ring
+//! freeing what the guest's `pending_send_sz` asked for.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -327,6 +328,14 @@ pub struct Outcome {
     pub room_looks_found: u64,
 }
 
+impl Outcome {
+    /// Takes in what a [`ChannelRings::with_io`] call wrote.
+    pub fn add_sent(&mut self, sent: &Sent) {
+        self.signal_guest |= sent.notify;
+        self.packets_sent += sent.packets;
+    }
+}
+
 impl ChannelRings {
     /// Splits the ring GPADL's `pfns` at `downstream_offset` pages.
     pub fn new(
@@ -416,6 +425,18 @@ impl ChannelRings {
         Ok(found)
     }
 
+    /// Sends the signal `out` owes the guest now, through `signal`, rather
+    /// than leaving it to the caller when the call ends
+    /// ([`Outcome::signals_early`]).
+    fn signal_now(&mut self, signal: &mut dyn FnMut(), out: &mut Outcome) {
+        if out.signal_guest {
+            signal();
+            out.signal_guest = false;
+            out.signals_early += 1;
+            self.counts.guest_interrupts += 1;
+        }
+    }
+
     /// Polls `device`. While it waits for room in the guest's ring
     /// ([`ChannelIo::wait_for_room`]), looks for that room the way a drain
     /// looks for packets, with the guest's signal for it withdrawn: a guest
@@ -437,20 +458,14 @@ impl ChannelRings {
         loop {
             let (next, sent) = self.with_io(now, reference_time, |io| device.poll(io))?;
             polls += 1;
-            out.packets_sent += sent.packets;
-            out.signal_guest |= sent.notify;
+            out.add_sent(&sent);
             let Some(need) = sent.room_wanted else {
                 return Ok(next);
             };
             if polls >= ROOM_POLLS || self.rescind {
                 return Ok(next);
             }
-            if out.signal_guest {
-                signal();
-                out.signal_guest = false;
-                out.signals_early += 1;
-                self.counts.guest_interrupts += 1;
-            }
+            self.signal_now(signal, out);
             self.outbound.clear_pending_send_size();
             out.room_looks += 1;
             if self.look(|rings| Ok(rings.outbound.free_bytes()? > need.first))? {
@@ -560,12 +575,7 @@ impl ChannelRings {
                         // the drain ends: the VP it wakes is the one that
                         // writes next, and it is runnable from now on
                         // (KVM wakes it as the interrupt is raised).
-                        if out.signal_guest {
-                            signal();
-                            out.signal_guest = false;
-                            out.signals_early += 1;
-                            self.counts.guest_interrupts += 1;
-                        }
+                        self.signal_now(signal, &mut out);
                         out.looks += 1;
                         if self.poll_for_more()? {
                             out.looks_found += 1;

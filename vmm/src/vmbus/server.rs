@@ -1512,8 +1512,7 @@ impl Server {
                 let mut out = Outcome::default();
                 if step == Step::Open {
                     let ((), sent) = o.rings.with_io(now, reference_time, |io| device.open(io))?;
-                    out.signal_guest = sent.notify;
-                    out.packets_sent = sent.packets;
+                    out.add_sent(&sent);
                 }
                 out.next_poll =
                     o.rings

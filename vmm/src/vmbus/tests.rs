@@ -1369,6 +1369,28 @@ fn second_packet_needs_signal(
     (out, signal)
 }
 
+/// Drains a lone packet with a device that owes the guest nothing; checks
+/// that the drain unmasked when it was over (the guest's next packet asks
+/// for a signal).
+fn drain_lone_packet(
+    rings: &mut ChannelRings,
+    send: &mut RingProducer<GuestRing>,
+) -> super::channel::Outcome {
+    assert!(send
+        .write_inband(1, PacketFlags::NONE, &[1; 64])
+        .expect("room"));
+    let mut dev = counting(false);
+    let out = rings
+        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
+        .expect("drain");
+    assert!(
+        send.write_inband(2, PacketFlags::NONE, &[2; 64])
+            .expect("room"),
+        "left masked"
+    );
+    out
+}
+
 #[test]
 fn a_vp_that_runs_has_its_budget_whatever_the_clock_says() {
     use super::channel::POLL_BUDGET_NS;
@@ -1391,24 +1413,13 @@ fn a_vp_that_runs_has_its_budget_whatever_the_clock_says() {
     // after POLL_BUDGET_NS of its own run time.
     let vp = ScriptedVp::new(false, 1_000);
     let (mut rings, mut send) = poll_rings(Some(vp.clone()));
-    assert!(send
-        .write_inband(1, PacketFlags::NONE, &[1; 64])
-        .expect("room"));
-    let mut dev = counting(false);
-    let out = rings
-        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
-        .expect("drain");
+    let out = drain_lone_packet(&mut rings, &mut send);
     assert_eq!((out.looks, out.looks_found), (1, 0));
     let readings = vp.readings.load(Ordering::SeqCst);
     assert!(
         (POLL_BUDGET_NS / 1_000..POLL_BUDGET_NS / 1_000 + 4).contains(&readings),
         "{readings} readings for a budget of {} ticks",
         POLL_BUDGET_NS / 1_000
-    );
-    assert!(
-        send.write_inband(2, PacketFlags::NONE, &[2; 64])
-            .expect("room"),
-        "left masked"
     );
 }
 
@@ -1435,9 +1446,6 @@ fn a_vp_that_halts_ends_the_look_at_once() {
     // drain unmasks; the next packet needs a signal.
     let vp = ScriptedVp::new(false, 0);
     let (mut rings, mut send) = poll_rings(Some(vp.clone()));
-    assert!(send
-        .write_inband(1, PacketFlags::NONE, &[1; 64])
-        .expect("room"));
     let halter = {
         let vp = vp.clone();
         std::thread::spawn(move || {
@@ -1445,51 +1453,22 @@ fn a_vp_that_halts_ends_the_look_at_once() {
             vp.halted.store(true, Ordering::SeqCst);
         })
     };
-    let mut dev = counting(false);
-    let out = rings
-        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
-        .expect("drain");
+    let out = drain_lone_packet(&mut rings, &mut send);
     halter.join().expect("halter");
     assert_eq!((out.packets, out.looks, out.looks_found), (1, 1, 0));
-    assert!(
-        send.write_inband(2, PacketFlags::NONE, &[2; 64])
-            .expect("room"),
-        "left masked"
-    );
     // Halted from the start: one reading each at the look's start and end.
     let vp = ScriptedVp::new(true, 0);
     let (mut rings, mut send) = poll_rings(Some(vp.clone()));
-    assert!(send
-        .write_inband(1, PacketFlags::NONE, &[1; 64])
-        .expect("room"));
-    let out = rings
-        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
-        .expect("drain");
+    let out = drain_lone_packet(&mut rings, &mut send);
     assert_eq!((out.looks, out.looks_found), (1, 0));
     assert_eq!(vp.readings.load(Ordering::SeqCst), 2);
-    assert!(
-        send.write_inband(2, PacketFlags::NONE, &[2; 64])
-            .expect("room"),
-        "left masked"
-    );
 }
 
 #[test]
 fn without_readings_of_the_vps_the_drain_does_not_look() {
     let (mut rings, mut send) = poll_rings(None);
-    assert!(send
-        .write_inband(1, PacketFlags::NONE, &[1; 64])
-        .expect("room"));
-    let mut dev = counting(false);
-    let out = rings
-        .drain(&mut dev, Instant::now(), 0, 16, &mut || {})
-        .expect("drain");
+    let out = drain_lone_packet(&mut rings, &mut send);
     assert_eq!((out.packets, out.looks, out.looks_found), (1, 1, 0));
-    assert!(
-        send.write_inband(2, PacketFlags::NONE, &[2; 64])
-            .expect("room"),
-        "left masked"
-    );
 }
 
 #[test]
