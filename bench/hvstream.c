@@ -20,6 +20,12 @@
  *
  * ENDPOINT: vsock:CID:PORT, unix:PATH, tty:DEVICE (connecting);
  * vsock-listen:PORT, unix-listen:PATH, tty:DEVICE (serving).
+ *
+ * With HVSTREAM_CHECK=1 in the environment, the end that reads a sink's or
+ * a source's bytes compares each with the one the other end sent (a
+ * pattern of the byte's offset): the server adds bad=N (bytes that
+ * differ) to its line, the client fails. Off by default: the benchmark
+ * measures the stream, not the comparison.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +44,16 @@
 #define BUF (64 * 1024)
 
 static char buf[BUF];
+/* HVSTREAM_CHECK=1: what read_n takes is compared with what write_n sends. */
+static int check;
+/* Bytes that differed since the last phase began. */
+static long long bad;
+
+/* The byte write_n sends at offset off of a phase. */
+static char pattern(long long off)
+{
+	return (char)((off % BUF) * 131 + 7);
+}
 
 static void die(const char *what)
 {
@@ -120,6 +136,9 @@ static int read_n(int fd, long long n)
 		}
 		if (r == 0)
 			return 0;
+		if (check && n > 1)
+			for (ssize_t i = 0; i < r; i++)
+				bad += buf[i] != pattern(got + i);
 		got += r;
 	}
 	return 1;
@@ -128,7 +147,7 @@ static int read_n(int fd, long long n)
 static void write_n(int fd, long long n)
 {
 	for (size_t i = 0; i < BUF; i++)
-		buf[i] = (char)(i * 131 + 7);
+		buf[i] = pattern(i);
 	while (n > 0) {
 		size_t k = n < BUF ? n : BUF;
 
@@ -225,6 +244,7 @@ static int serve_phase(int fd)
 		return 0;
 	}
 	t0 = now_ns();
+	bad = 0;
 	if (!strcmp(op, "sink")) {
 		if (!read_n(fd, n))
 			return 0;
@@ -243,7 +263,10 @@ static int serve_phase(int fd)
 		fprintf(stderr, "hvstream: bad header '%s'\n", line);
 		return 0;
 	}
-	printf("op=%s bytes=%lld ns=%lld\n", op, n, now_ns() - t0);
+	printf("op=%s bytes=%lld ns=%lld", op, n, now_ns() - t0);
+	if (check)
+		printf(" bad=%lld", bad);
+	printf("\n");
 	fflush(stdout);
 	return 1;
 }
@@ -287,6 +310,10 @@ static int client(const char *op, long long n, const char *ep)
 	} else if (!strcmp(op, "source")) {
 		if (!read_n(fd, n))
 			die("short stream");
+		if (bad) {
+			fprintf(stderr, "hvstream: %lld of %lld bytes differ from what was sent\n", bad, n);
+			exit(1);
+		}
 		write_all(fd, &ack, 1);
 	} else if (!strcmp(op, "echo")) {
 		t0 = __rdtsc();
@@ -307,6 +334,9 @@ static int client(const char *op, long long n, const char *ep)
 
 int main(int argc, char **argv)
 {
+	const char *c = getenv("HVSTREAM_CHECK");
+
+	check = c && !strcmp(c, "1");
 	if (argc == 3 && !strcmp(argv[1], "server"))
 		return server(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "client"))

@@ -10,6 +10,8 @@
 //!   offered at once if the guest is connected;
 //! - `shutdown`: ask the guest to shut down (as SIGTERM does);
 //! - `stats`: the VMBus server's counters;
+//! - `serial`: each 16550's registers and counters, a `serial port=...`
+//!   record per UART;
 //! - `storage-fault KIND`: the SCSI controller commits fault KIND on its
 //!   next completion (`storage::fault`: a hostile host, for tests);
 //! - `vsock-fault KIND`: the socket relay commits fault KIND on its next
@@ -64,6 +66,8 @@ pub enum Request {
     Shutdown,
     /// The VMBus counters.
     Stats,
+    /// The UARTs' registers and counters.
+    Serial,
     /// A line for the guest to read on the debug console.
     Debugcon(String),
     /// Add a disk (its `--disk` specification).
@@ -83,7 +87,7 @@ pub enum ParseError {
     #[error("empty request")]
     Empty,
     /// An unknown verb.
-    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, debugcon TEXT, disk-add SPEC, disk-remove LUN, storage-fault KIND, vsock-fault KIND)")]
+    #[error("unknown request {0:?} (devices, add NAME, remove NAME|RELID, shutdown, stats, serial, debugcon TEXT, disk-add SPEC, disk-remove LUN, storage-fault KIND, vsock-fault KIND)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{verb} takes {expected}")]
@@ -136,6 +140,7 @@ impl Request {
             "devices" => none("devices", Request::Devices),
             "shutdown" => none("shutdown", Request::Shutdown),
             "stats" => none("stats", Request::Stats),
+            "serial" => none("serial", Request::Serial),
             "add" => one("add").map(Request::Add),
             "disk-add" => one("disk-add").map(Request::DiskAdd),
             "disk-remove" => one("disk-remove").and_then(|a| {
@@ -332,6 +337,8 @@ mod tests {
     fn parses_requests() {
         assert_eq!(Request::parse("devices\n"), Ok(Request::Devices));
         assert_eq!(Request::parse("  stats "), Ok(Request::Stats));
+        assert_eq!(Request::parse("serial"), Ok(Request::Serial));
+        assert!(Request::parse("serial com2").is_err());
         assert_eq!(Request::parse("shutdown"), Ok(Request::Shutdown));
         assert_eq!(
             Request::parse("remove heartbeat"),

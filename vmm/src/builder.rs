@@ -33,8 +33,7 @@ use crate::devices::debugcon::{DebugConsole, DebugconInput, DEBUGCON_PORT};
 use crate::devices::hv_testdev::{HvTestDev, HV_TESTDEV_PORT};
 use crate::devices::i8042::{I8042Reset, I8042_COMMAND_PORT};
 use crate::devices::serial::{
-    IrqLine, RxDrained, SerialDevice, SerialOutput, COM1_BASE, COM1_GSI, COM1_LEN, COM2_BASE,
-    COM2_GSI,
+    SerialDevice, SerialOutput, COM1_BASE, COM1_GSI, COM1_LEN, COM2_BASE, COM2_GSI,
 };
 use crate::devices::{MmioBus, PioBus};
 use crate::event_loop::{self, InputSource, SerialInput};
@@ -358,7 +357,7 @@ fn create_uart(
     let rx_signal = rx_drained
         .try_clone()
         .map_err(err("clone the input eventfd"))?;
-    let serial = SerialDevice::new(IrqLine::new(irq), RxDrained::new(rx_signal), out);
+    let serial = SerialDevice::new(irq, rx_signal, out);
     Ok((Arc::new(Mutex::new(serial)), rx_drained))
 }
 
@@ -382,10 +381,33 @@ fn create_com2(vm: &Vm, path: &Path) -> Result<(Arc<Mutex<SerialDevice>>, EventF
     Ok((serial, rx_drained, stream))
 }
 
+/// The UARTs by name, for `hvctl serial` and the exit report.
+type Uarts = Vec<(&'static str, Arc<Mutex<SerialDevice>>)>;
+
+/// One `serial port=...` record per UART, each ending in a newline.
+fn uart_records(uarts: &Uarts) -> String {
+    uarts
+        .iter()
+        .map(|(name, uart)| {
+            let record = uart
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .record(name);
+            format!("{record}\n")
+        })
+        .collect()
+}
+
 /// What the control socket does with a request: a line for the debug
-/// console goes to its input; VMBus requests go to the VMBus thread.
-fn api_handler(vmbus: Option<Arc<Vmbus>>, debugcon: Option<DebugconInput>) -> Arc<api::Handler> {
+/// console goes to its input, the UARTs' state is read here; VMBus
+/// requests go to the VMBus thread.
+fn api_handler(
+    vmbus: Option<Arc<Vmbus>>,
+    debugcon: Option<DebugconInput>,
+    uarts: Uarts,
+) -> Arc<api::Handler> {
     Arc::new(move |request| match (request, &vmbus, &debugcon) {
+        (Request::Serial, _, _) => Ok(uart_records(&uarts).trim_end().to_string()),
         (Request::Debugcon(line), _, Some(input)) => input
             .push_line(&line)
             .map(|()| "queued".into())
@@ -517,10 +539,14 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     } else {
         None
     };
+    let mut uarts: Uarts = vec![("com1", devices.serial.clone())];
+    if let Some((com2, _, _)) = &devices.com2 {
+        uarts.push(("com2", com2.clone()));
+    }
     let api = match &config.api_socket {
         Some(path) => Some(ApiServer::start(
             path,
-            api_handler(vmbus.clone(), devices.debugcon.clone()),
+            api_handler(vmbus.clone(), devices.debugcon.clone(), uarts.clone()),
         )?),
         None => None,
     };
@@ -638,6 +664,7 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
             );
         }
     }
+    report.push_str(&uart_records(&uarts));
     partition.shutdown();
     let hypercalls = partition.stats.hypercalls.load(Ordering::Relaxed);
     let msr_accesses = partition.stats.msr_accesses.load(Ordering::Relaxed);

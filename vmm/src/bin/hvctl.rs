@@ -12,7 +12,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [path, request @ ..] = args.as_slice() else {
-        eprintln!("usage: hvctl SOCKET REQUEST...   (devices, add NAME, remove NAME|RELID, shutdown, stats)");
+        eprintln!("usage: hvctl SOCKET REQUEST...   (devices, add NAME, remove NAME|RELID, shutdown, stats, serial, ...)");
         return ExitCode::from(2);
     };
     if request.is_empty() {

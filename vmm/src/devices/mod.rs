@@ -19,6 +19,7 @@ pub mod debugcon;
 pub mod hv_testdev;
 pub mod i8042;
 pub mod serial;
+pub mod uart;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

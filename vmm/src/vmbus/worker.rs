@@ -517,8 +517,9 @@ fn control(
             server.report(&format!("heartbeats={}", heartbeats.load(Ordering::Relaxed))),
             open_fds().map_or("unknown".into(), |n| n.to_string())
         )),
-        // The builder's handler serves it; it never comes here.
+        // The builder's handler serves these; they never come here.
         Request::Debugcon(_) => Err("the VMBus worker has no debug console".into()),
+        Request::Serial => Err("the VMBus worker has no UART".into()),
         Request::DiskAdd(spec) => {
             let spec: DiskSpec = spec.parse()?;
             server
