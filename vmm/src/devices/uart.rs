@@ -415,9 +415,12 @@ mod tests {
     fn open_port() -> (Uart, Wires) {
         let mut u = Uart::new();
         let mut w = Wires::default();
-        u.write(reg::IIR_FCR, FCR_ENABLE | FCR_CLEAR_RX, &mut w).expect("write");
-        u.write(reg::MCR, MCR_DTR | MCR_RTS | MCR_OUT2, &mut w).expect("write");
-        u.write(reg::IER, IER_RDI | IER_RLSI, &mut w).expect("write");
+        u.write(reg::IIR_FCR, FCR_ENABLE | FCR_CLEAR_RX, &mut w)
+            .expect("write");
+        u.write(reg::MCR, MCR_DTR | MCR_RTS | MCR_OUT2, &mut w)
+            .expect("write");
+        u.write(reg::IER, IER_RDI | IER_RLSI, &mut w)
+            .expect("write");
         (u, w)
     }
 
@@ -500,10 +503,15 @@ mod tests {
     fn transmitter_empty_is_an_event_cleared_by_reading_iir() {
         let (mut u, mut w) = open_port();
         let edges = w.edges;
-        u.write(reg::IER, IER_RDI | IER_THRI, &mut w).expect("write");
+        u.write(reg::IER, IER_RDI | IER_THRI, &mut w)
+            .expect("write");
         assert_eq!(w.edges, edges + 1);
         assert_eq!(iir(&mut u, &mut w), IIR_FIFOS | IIR_THRI);
-        assert_eq!(iir(&mut u, &mut w), IIR_FIFOS | IIR_NO_INT, "cleared by the read");
+        assert_eq!(
+            iir(&mut u, &mut w),
+            IIR_FIFOS | IIR_NO_INT,
+            "cleared by the read"
+        );
         u.write(reg::DATA, b'x', &mut w).expect("write");
         assert_eq!(w.sent, b"x");
         assert_eq!(w.edges, edges + 2);
@@ -534,7 +542,8 @@ mod tests {
         assert_eq!(u.receive(&[0; 100], &mut w), FIFO_SIZE);
         u.write(reg::IIR_FCR, FCR_ENABLE, &mut w).expect("write");
         assert_eq!(u.rx_len(), FIFO_SIZE, "no clear bit: kept");
-        u.write(reg::IIR_FCR, FCR_ENABLE | FCR_CLEAR_RX, &mut w).expect("write");
+        u.write(reg::IIR_FCR, FCR_ENABLE | FCR_CLEAR_RX, &mut w)
+            .expect("write");
         assert_eq!(u.rx_len(), 0);
         assert_eq!(w.emptied, 2);
     }
@@ -555,7 +564,8 @@ mod tests {
         assert_eq!(u.read(reg::MSR, &mut w) & 0xf0, 0x90);
         u.write(reg::MCR, MCR_OUT2, &mut w).expect("write");
         // FIFO on: IIR says 16550A; no 64-byte FIFO bit (not a 16750).
-        u.write(reg::IIR_FCR, FCR_ENABLE | 0x20, &mut w).expect("write");
+        u.write(reg::IIR_FCR, FCR_ENABLE | 0x20, &mut w)
+            .expect("write");
         assert_eq!(iir(&mut u, &mut w) >> 6, 3);
         assert_eq!(iir(&mut u, &mut w) & 0x20, 0);
         // The divisor latch is separate from THR and IER.
@@ -572,7 +582,8 @@ mod tests {
     #[test]
     fn loopback_receives_what_is_sent_and_overruns() {
         let (mut u, mut w) = open_port();
-        u.write(reg::MCR, MCR_LOOP | MCR_OUT2, &mut w).expect("write");
+        u.write(reg::MCR, MCR_LOOP | MCR_OUT2, &mut w)
+            .expect("write");
         assert_eq!(u.receive(&[5], &mut w), 0, "the line is not connected");
         for i in 0..=FIFO_SIZE {
             u.write(reg::DATA, i as u8, &mut w).expect("write");
@@ -581,7 +592,10 @@ mod tests {
         assert_eq!(u.rx_len(), FIFO_SIZE);
         // The byte that did not fit is an overrun, which outranks data.
         assert_eq!(iir(&mut u, &mut w) & 0x0f, IIR_RLSI);
-        assert_eq!(u.read(reg::LSR, &mut w) & (LSR_OE | LSR_DR), LSR_OE | LSR_DR);
+        assert_eq!(
+            u.read(reg::LSR, &mut w) & (LSR_OE | LSR_DR),
+            LSR_OE | LSR_DR
+        );
         assert_eq!(iir(&mut u, &mut w) & 0x0f, IIR_RDI);
         assert_eq!(u.read(reg::DATA, &mut w), 0);
     }
@@ -591,13 +605,18 @@ mod tests {
         let (mut u, mut w) = open_port();
         u.write(reg::IER, IER_MSI, &mut w).expect("write");
         assert_eq!(u.read(reg::MSR, &mut w), MSR_CONNECTED);
-        u.write(reg::MCR, MCR_LOOP | MCR_OUT1, &mut w).expect("write");
+        u.write(reg::MCR, MCR_LOOP | MCR_OUT1, &mut w)
+            .expect("write");
         // CTS, DSR and DCD dropped (loopback follows RTS, DTR, OUT2: now low).
         assert_eq!(iir(&mut u, &mut w) & 0x0f, IIR_MSI);
         let msr = u.read(reg::MSR, &mut w);
         assert_eq!(msr & 0xf0, MSR_RI);
         assert_eq!(msr & MSR_DELTAS, MSR_DCTS | MSR_DDSR | MSR_DDCD);
-        assert_eq!(iir(&mut u, &mut w) & 0x0f, IIR_NO_INT, "read: deltas cleared");
+        assert_eq!(
+            iir(&mut u, &mut w) & 0x0f,
+            IIR_NO_INT,
+            "read: deltas cleared"
+        );
         u.write(reg::MCR, MCR_LOOP, &mut w).expect("write");
         assert_eq!(u.read(reg::MSR, &mut w) & MSR_DELTAS, MSR_TERI);
     }
