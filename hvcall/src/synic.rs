@@ -428,6 +428,14 @@ impl StimerConfig {
             self.0 & !Self::ENABLE
         })
     }
+    /// Whether a guest may write this config: a direct-mode timer
+    /// interrupts on its vector, which must be one an interrupt may use
+    /// (16 or above, as for a SINT). KVM's in-kernel timers take any
+    /// vector; hvhost refuses the write with a #GP rather than send the
+    /// vCPU an interrupt on an exception vector.
+    pub const fn guest_write_ok(self) -> bool {
+        !self.direct_mode() || self.apic_vector() >= FIRST_VALID_VECTOR
+    }
     /// A direct-mode config for `vector`.
     pub const fn direct(vector: u8, periodic: bool) -> Self {
         Self(
@@ -470,6 +478,9 @@ mod tests {
         assert!(!SintReg::new(15).guest_write_ok());
         assert!(SintReg::new(15).with_masked(true).guest_write_ok());
         assert!(SintReg::new(16).guest_write_ok());
+        assert!(!StimerConfig::direct(15, false).guest_write_ok());
+        assert!(StimerConfig::direct(16, true).guest_write_ok());
+        assert!(StimerConfig(15 << StimerConfig::APIC_VECTOR_SHIFT).guest_write_ok());
         assert!(SintReg::RESET.masked());
     }
 

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use hvcall::msr;
-use hvcall::synic::{HypercallMsr, PageMsr, HV_PAGE_SIZE, STIMER_COUNT};
+use hvcall::synic::{HypercallMsr, PageMsr, StimerConfig, HV_PAGE_SIZE, STIMER_COUNT};
 use zerocopy::IntoBytes;
 
 use super::synic::Gp;
@@ -151,6 +151,7 @@ impl VpHv {
             // VP_INDEX, VP_RUNTIME, TIME_REF_COUNT, SVERSION, TSC/APIC
             // frequency: read-only for the guest. Anything else: unknown.
             _ => match stimer_reg(index) {
+                Some((_, false)) if !StimerConfig(value).guest_write_ok() => return Err(Gp),
                 Some((t, false)) => p
                     .stimers
                     .set_config(self.vp_index as usize, t, value)
@@ -343,6 +344,29 @@ mod tests {
         assert_eq!(vp0.read(msr::STIMER0_CONFIG), Ok(0));
         vp1.write(msr::VP_ASSIST_PAGE, 0x9001).expect("assist");
         assert_eq!(vp1.read(msr::VP_ASSIST_PAGE), Ok(0x9001));
+        p.shutdown();
+    }
+
+    /// Found by the `hypercall` fuzz target: a direct-mode timer on vector
+    /// 2 was taken, and its expiry interrupted the vCPU on an exception
+    /// vector. Such a config is a #GP, as an unmasked SINT below 16 is.
+    #[test]
+    fn direct_timer_below_vector_16_is_refused() {
+        let (_m, _i, p) = partition(1);
+        let mut vp = VpHv::new(0, p.clone());
+        for vector in [0u64, 2, 15] {
+            assert_eq!(
+                vp.write(msr::STIMER0_CONFIG, 0x1000 | vector << 4 | 1),
+                Err(Gp),
+                "vector {vector}"
+            );
+        }
+        assert_eq!(vp.read(msr::STIMER0_CONFIG), Ok(0));
+        // The same vectors are fine in message mode (the field is unused).
+        vp.write(msr::STIMER0_CONFIG, 2 << 4 | 2 << 16)
+            .expect("message mode");
+        vp.write(msr::STIMER0_CONFIG, 0x1000 | 16 << 4)
+            .expect("vector 16");
         p.shutdown();
     }
 }
