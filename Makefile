@@ -22,7 +22,7 @@ KDIR = $$(cat $(BUILD)/kdir)
 # hvhost goes into the rig's initramfs, so it is linked statically.
 HVHOST := $(ROOT)/target/x86_64-unknown-linux-gnu/release/hvhost
 
-.PHONY: all setup kernel module module-selftest selftests hvhost l0-qemu rig test run shell bench list host-test clean
+.PHONY: all setup kernel module module-selftest selftests hvhost l0-qemu rig test run shell bench fuzz fuzz-merge list host-test clean
 
 all: module
 
@@ -88,6 +88,15 @@ bench: rig
 	@$(RUN_PY) --no-host bench_exits bench_hypercalls bench_vmbus bench_storage bench_stream
 	@/usr/bin/python3 bench/plot_storage.py $(BUILD)/bench bench/storage.png
 	@/usr/bin/python3 bench/plot_stream.py $(BUILD)/bench bench/stream.png
+
+# The cargo-fuzz targets (fuzz/, harnesses in vmm/src/fuzzing/): each for
+# SECONDS (default 60), or RUNS inputs, from the committed corpus;
+# TARGETS="a b" for some. fuzz-merge folds what they found into fuzz/corpus.
+fuzz: setup
+	@bash scripts/fuzz.sh -t $(or $(SECONDS),60) $(if $(RUNS),-r $(RUNS)) $(TARGETS)
+
+fuzz-merge: setup
+	@bash scripts/fuzz.sh --merge $(TARGETS)
 
 list:
 	@python3 tests/run.py --list

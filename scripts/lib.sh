@@ -9,6 +9,7 @@ KVER_PKG=linux-source-7.3
 RUSTC_KERNEL=/usr/bin/rustc
 BINDGEN=$HOME/.cargo/bin/bindgen
 BINDGEN_VERSION=0.72.1
+CARGO_FUZZ_VERSION=0.13.2
 
 stage() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 info() { printf '    %s\n' "$*" >&2; }

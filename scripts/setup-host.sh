@@ -37,6 +37,14 @@ if ! { [ -x "$BINDGEN" ] && "$BINDGEN" --version 2>/dev/null | grep -q " $BINDGE
         >"$CACHE/bindgen-install.log" 2>&1 || { tail -20 "$CACHE/bindgen-install.log"; die "cargo install bindgen-cli failed (log: $CACHE/bindgen-install.log)"; }
 fi
 
+# cargo-fuzz for the fuzz targets (make fuzz, and a short run in make test),
+# on the machine's nightly toolchain.
+if ! { command -v cargo-fuzz >/dev/null && cargo-fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; }; then
+    stage "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo, about a minute)"
+    cargo install -q cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked \
+        >"$CACHE/cargo-fuzz-install.log" 2>&1 || { tail -20 "$CACHE/cargo-fuzz-install.log"; die "cargo install cargo-fuzz failed (log: $CACHE/cargo-fuzz-install.log)"; }
+fi
+
 # Kernel source: linux-source-7.3 from trixie-backports through a private apt
 # state directory. The system's apt sources are never touched: installing
 # from that suite would pull in a newer libc and break the bookworm system.

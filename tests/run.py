@@ -131,6 +131,41 @@ def host_unit_tests():
     return ok, out
 
 
+# Seconds each fuzz target runs in make test (make fuzz SECONDS=N for a
+# campaign; fuzz/README.md has the campaigns' counts).
+FUZZ_SMOKE_SECONDS = int(os.environ.get("FUZZ_SMOKE_SECONDS", "10"))
+
+
+def fuzz_smoke():
+    """Every cargo-fuzz target for FUZZ_SMOKE_SECONDS from the committed
+    corpus (scripts/fuzz.sh), one KTAP result per target: not ok if the
+    target crashed (its input and panic are in the log) or did not run."""
+    progress("==> fuzz targets, %d s each (scripts/fuzz.sh)" % FUZZ_SMOKE_SECONDS)
+    os.makedirs(LOGS, exist_ok=True)
+    log = os.path.join(LOGS, "fuzz.log")
+    proc = subprocess.run(["bash", "scripts/fuzz.sh", "-t", str(FUZZ_SMOKE_SECONDS)], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(log, "w") as f:
+        f.write(proc.stdout)
+    records = [dict(kv.split("=", 1) for kv in line.split()[1:])
+               for line in proc.stdout.splitlines() if line.startswith("fuzz target=")]
+    out = ["KTAP version 1"]
+    if not records:
+        out += ["1..1", "not ok 1 fuzz_targets_ran # see %s" % os.path.relpath(log, ROOT)]
+        progress("    FAILED: no target ran (log: %s)" % os.path.relpath(log, ROOT))
+        return False, out
+    out.append("1..%d" % len(records))
+    ok = True
+    for i, r in enumerate(records, 1):
+        good = r.get("status") == "0" and int(r.get("runs") or 0) > 0
+        ok = ok and good
+        desc = "%s # runs=%s cov=%s corpus=%s" % (r["target"], r.get("runs"), r.get("cov"), r.get("corpus"))
+        out.append("%s %d %s%s" % ("ok" if good else "not ok", i, desc,
+                                     "" if good else " status=%s, see %s" % (r.get("status"), os.path.relpath(log, ROOT))))
+    progress("    %s: %d targets (log: %s)" % ("ok" if ok else "FAILED", len(records), os.path.relpath(log, ROOT)))
+    return ok, out
+
+
 # What only the selftest build of hv_guest.ko may have (rust/selftest.rs):
 # code under the selftest module, the test-device client, the protocol
 # breaker, the benchmark driver, and their debugfs files.
@@ -579,6 +614,7 @@ def main():
     suites = []
     if not args.scenarios and not args.no_host:
         suites.append(("host_unit", None))
+        suites.append(("fuzz", None))
         suites.append(("module_builds", None))
     suites += [(n, scenario_meta(n)) for n in names]
 
@@ -587,7 +623,8 @@ def main():
     totals = [0, 0, 0]
     for i, (name, meta) in enumerate(suites, 1):
         if meta is None:
-            ok, lines = host_unit_tests() if name == "host_unit" else module_build_checks()
+            ok, lines = {"host_unit": host_unit_tests, "fuzz": fuzz_smoke,
+                         "module_builds": module_build_checks}[name]()
         elif meta["skip"]:
             ok, lines = True, None
             progress("==> %s: SKIP %s" % (name, meta["skip"]))

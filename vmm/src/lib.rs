@@ -22,6 +22,8 @@ pub mod control;
 pub mod cpuid;
 pub mod devices;
 pub mod event_loop;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod hyperv;
 pub mod loader;
 pub mod logger;
