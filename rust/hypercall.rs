@@ -302,6 +302,41 @@ impl Hypercalls {
         result
     }
 
+    #[cfg(hv_guest_selftest)]
+    /// A raw call for the guest fuzzer ([`crate::selftest::hostfuzz`]):
+    /// `fill` is copied into this CPU's input page at `offset` (both cut to
+    /// the page), then the page is called with RCX `control`, RDX `input`
+    /// (or that page's GPA plus `offset` when `None`) and R8 `output`
+    /// (`u64::MAX`: the input page itself), interrupts off throughout.
+    ///
+    /// The host only reads a call's input; it writes an output only for
+    /// calls that have one, and hvhost serves none, so a GPA anywhere
+    /// cannot make it write this kernel's memory. The output choices keep
+    /// it away from RAM the kernel uses anyway.
+    pub(crate) fn raw_with_input(
+        &self,
+        control: u64,
+        fill: &[u8],
+        offset: usize,
+        input: Option<u64>,
+        output: u64,
+    ) -> CallResult {
+        let irqs = IrqsOff::new();
+        // INVARIANT use: `input` has an entry for every possible CPU.
+        let page = &self.input[irqs.cpu() as usize];
+        let offset = offset.min(kernel::page::PAGE_SIZE);
+        let len = fill.len().min(kernel::page::PAGE_SIZE - offset);
+        // SAFETY: `offset + len` is within the page (cut above); with
+        // interrupts off nothing else on this CPU uses it, and other CPUs use
+        // their own.
+        unsafe { core::ptr::copy_nonoverlapping(fill.as_ptr(), page.as_ptr().add(offset), len) };
+        let input = input.unwrap_or(page.phys() + offset as u64);
+        let output = if output == u64::MAX { page.phys() } else { output };
+        let result = self.raw(control, input, output);
+        drop(irqs);
+        result
+    }
+
     /// Copies `input` to this CPU's input page and runs `f` with its GPA,
     /// all with interrupts off.
     fn with_input<T, R>(&self, input: &T, f: impl FnOnce(u64) -> R) -> R

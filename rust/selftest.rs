@@ -9,11 +9,14 @@
 //!   (debugfs `contract`: commands when written, key=value result records when read);
 //! - [`misbehave`]: a guest that breaks the VMBus protocol on purpose, to
 //!   test hosts (debugfs `vmbus/misbehave`);
+//! - [`hostfuzz`]: a guest that fuzzes its host (`contract` command
+//!   `fuzz SEED OPS`);
 //! - and in the drivers' layer, `crate::drivers::perf`: the driver of
 //!   hvhost's benchmark sink, with its `perf` file in its device's
 //!   directory.
 
 pub(crate) mod contract;
+pub(crate) mod hostfuzz;
 pub(crate) mod misbehave;
 
 use core::fmt::{self, Formatter};
@@ -85,10 +88,19 @@ fn show_control(c: &Control, f: &mut Formatter<'_>) -> fmt::Result {
 /// message echo and an event on every CPU, `statuses` and `roundtrip`
 /// the two halves of `run`, `hostile` hvhost's fault injection (see
 /// [`contract`]), `bench PHASE` one benchmark phase (in the writer's
-/// context; one run at a time).
+/// context; one run at a time), `fuzz SEED OPS` the guest fuzzer
+/// ([`hostfuzz`]).
 fn run_contract(c: &Control, reader: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 32];
+    let mut buf = [0u8; 48];
     let cmd = read_command(reader, &mut buf)?;
+    if let Some(args) = cmd.strip_prefix("fuzz ") {
+        let (seed, ops) = args.trim().split_once(' ').ok_or(EINVAL)?;
+        let seed: u64 = seed.trim().parse().map_err(|_| EINVAL)?;
+        let ops: u32 = ops.trim().parse().map_err(|_| EINVAL)?;
+        let mut out = c.report.lock();
+        *out = hostfuzz::run(&c.data.core.hypercalls, seed, ops)?;
+        return Ok(());
+    }
     let (peer, suite) = match cmd {
         "run" => (Peer::Tlfs, Suite::All),
         "run qemu" => (Peer::Qemu, Suite::All),

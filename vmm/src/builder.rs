@@ -667,11 +667,17 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     report.push_str(&uart_records(&uarts));
     partition.shutdown();
     let hypercalls = partition.stats.hypercalls.load(Ordering::Relaxed);
+    let refused = partition.stats.hypercalls_refused.load(Ordering::Relaxed);
     let msr_accesses = partition.stats.msr_accesses.load(Ordering::Relaxed);
+    let msr_gp = partition.stats.msr_gp.load(Ordering::Relaxed);
     report.push_str(&format!(
-        "hyperv hypercalls={hypercalls} msr_accesses={msr_accesses}\n"
+        "hyperv hypercalls={hypercalls} hypercalls_refused={refused} msr_accesses={msr_accesses} \
+         msr_gp={msr_gp}\n"
     ));
-    log::info!("hyper-v: {hypercalls} hypercalls, {msr_accesses} synthetic MSR accesses");
+    log::info!(
+        "hyper-v: {hypercalls} hypercalls ({refused} refused), {msr_accesses} synthetic MSR \
+         accesses ({msr_gp} #GP)"
+    );
     log::debug!(
         "unclaimed accesses: port reads={} writes={}, MMIO reads={} writes={}",
         ctx.pio.unclaimed().reads(),

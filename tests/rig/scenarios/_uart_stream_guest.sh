@@ -9,10 +9,9 @@ UART=/dev/ttyS1
 # A phase takes a few seconds; this is for a stall, not for speed.
 UART_PHASE_LIMIT=60
 
-# uart_views: the guest's counters of the port and its interrupt line,
-# and hvhost's registers and counters of the UART.
+# uart_views: the guest's count of the port's interrupts, and hvhost's
+# registers and counters of the UART.
 uart_views() {
-	echo "# guest: $(grep -i 'port:0*2f8' /proc/tty/driver/serial 2>&1)"
 	echo "# guest: $(grep '^ *3:' /proc/interrupts | tr -s ' ')"
 	# The whole answer is in L1's log of requests, which L1 prints.
 	rig_request hvctl serial >/dev/null

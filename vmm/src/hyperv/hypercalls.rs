@@ -31,6 +31,9 @@ impl Partition {
             Err(status) => status,
         };
         if !status.is_success() {
+            self.stats
+                .hypercalls_refused
+                .fetch_add(1, Ordering::Relaxed);
             log::trace!("VP {vp}: hypercall {rcx:#x} -> {status}");
         }
         CallResult::status(status).to_bits()

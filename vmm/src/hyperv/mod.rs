@@ -61,8 +61,12 @@ struct PartitionRegs {
 pub struct HvStats {
     /// Hypercalls served.
     pub hypercalls: AtomicU64,
+    /// Hypercalls answered with a status other than success.
+    pub hypercalls_refused: AtomicU64,
     /// Synthetic MSR reads and writes served.
     pub msr_accesses: AtomicU64,
+    /// Synthetic MSR reads and writes answered with a #GP.
+    pub msr_gp: AtomicU64,
 }
 
 /// One partition's Hyper-V state.
@@ -151,6 +155,10 @@ impl Partition {
 
     fn count_msr(&self) {
         self.stats.msr_accesses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_gp(&self) {
+        self.stats.msr_gp.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -83,8 +83,16 @@ impl VpHv {
 
     /// Guest RDMSR of a synthetic MSR.
     pub fn read(&self, index: u32) -> Result<u64, Gp> {
+        self.partition.count_msr();
+        let r = self.read_msr(index);
+        if r.is_err() {
+            self.partition.count_gp();
+        }
+        r
+    }
+
+    fn read_msr(&self, index: u32) -> Result<u64, Gp> {
         let p = &self.partition;
-        p.count_msr();
         let sint = index
             .checked_sub(msr::SINT0)
             .filter(|n| *n < msr::SINT_COUNT);
@@ -117,8 +125,16 @@ impl VpHv {
 
     /// Guest WRMSR of a synthetic MSR.
     pub fn write(&mut self, index: u32, value: u64) -> Result<(), Gp> {
+        self.partition.count_msr();
+        let r = self.write_msr(index, value);
+        if r.is_err() {
+            self.partition.count_gp();
+        }
+        r
+    }
+
+    fn write_msr(&mut self, index: u32, value: u64) -> Result<(), Gp> {
         let p = self.partition.clone();
-        p.count_msr();
         let sint = index
             .checked_sub(msr::SINT0)
             .filter(|n| *n < msr::SINT_COUNT);
