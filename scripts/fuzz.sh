@@ -69,7 +69,7 @@ for t in "${TARGETS[@]}"; do
     stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
     # libFuzzer's last status line ("#RUNS DONE cov: ..."; a crashed run
     # has no DONE and no final stats).
-    last=$(grep -E '^#[0-9]+[[:space:]]' "$log" | tail -1 || true)
+    last=$(grep -aE '^#[0-9]+[[:space:]]' "$log" | tail -1 || true)
     cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
     runs=$(stat number_of_executed_units)
@@ -80,7 +80,7 @@ for t in "${TARGETS[@]}"; do
         "exec_per_sec=$(stat average_exec_per_sec) cov=${cov:-0} ft=${ft:-0}" \
         "corpus=$(ls "$WORK/corpus/$t" | wc -l) crashes=$crashes status=$rc"
     if [ $rc != 0 ]; then
-        grep -E 'panicked at|SUMMARY|Test unit written' "$log" | head -5 | sed 's/^/    /' || true
+        grep -aE 'panicked at|SUMMARY|Test unit written' "$log" | head -5 | sed 's/^/    /' || true
     fi
 done
 exit $crashed
