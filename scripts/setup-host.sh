@@ -11,6 +11,8 @@ PKGS=(rustc-web rust-web-src rust-web-clippy libclang-19-dev clang-19 bc bison f
       e2fsprogs
       # socat for the socket scenarios (guests and L1 run Debian's, with its libraries)
       socat
+      # strace in L1 (RIG_L1_APPEND=rig.strace=1: each hvhost thread's system calls)
+      strace
       # fio for the guests, built static from Debian's source (scripts/build-fio.sh)
       libaio-dev
       # the benchmark plots (make bench: bench/plot_storage.py)

@@ -242,7 +242,11 @@ hvhost_start() {
 	if [ -z "$HVHOST_KERNEL" ]; then
 		clock=$(sed -n 's/.*\(tsc_early_khz=[0-9]*\).*/ \1/p' /proc/cmdline)
 	fi
-	timeout -s KILL "$limit" hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
+	# RIG_L1_APPEND=rig.strace=1: hvhost under strace, whose record of every
+	# system call by thread hvhost_wait sums up.
+	local strace=
+	[ "$(rig_param strace 0)" = 1 ] && strace="strace -f -Y -qq -o /tmp/hvhost.strace"
+	timeout -s KILL "$limit" $strace hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
 		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2$clock${HVHOST_EXTRA_CMDLINE:+ $HVHOST_EXTRA_CMDLINE}" \
 		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.dc \
 		--report /tmp/hvhost.report "$@" 2>/tmp/hvhost.err &
@@ -432,7 +436,19 @@ hvhost_wait() {
 		cat /tmp/hvhost.err
 		echo "==== hvhost $HVHOST_ARGS: hvhost report ===="
 		cat /tmp/hvhost.report 2>/dev/null
+		[ -s /tmp/hvhost.strace ] && hvhost_syscalls
 	} | rig-debugcon 0xeb
+}
+
+# hvhost_syscalls: from strace's record (rig.strace=1), each hvhost
+# thread kind's system calls ("syscalls thread=vcpu: ioctl write ..."), the
+# vCPU threads as one.
+hvhost_syscalls() {
+	echo "==== hvhost $HVHOST_ARGS: system calls by thread ===="
+	sed -n 's/^[0-9]*<\([^>]*\)> \([a-z0-9_]*\)(.*/\1 \2/p; s/^[0-9]*<\([^>]*\)> <\.\.\. \([a-z0-9_]*\) resumed>.*/\1 \2/p' \
+		/tmp/hvhost.strace | sed 's/^vcpu[0-9]* /vcpu /' | sort -u |
+		awk '{ s[$1] = s[$1] " " $2 } END { for (t in s) print "syscalls thread=" t ":" s[t] }' | sort
+	rm -f /tmp/hvhost.strace
 }
 
 # hvhost_verdict_or_bail WHAT: a guest that hung (killed) or vanished

@@ -76,6 +76,10 @@ install -m644 "$kbuild/arch/x86/boot/bzImage" "$l1/boot/bzImage"
 install -m644 "$out/l2.cpio" "$l1/boot/l2.cpio"
 install -m644 "$ref" "$l1/boot/ref-bzImage"
 copy_with_libs "$(command -v qemu-system-x86_64)" "$l1"
+# strace for rig.strace=1: the system calls of each hvhost thread, the
+# list its seccomp filters are kept against.
+[ -x /usr/bin/strace ] || die "/usr/bin/strace not found (package strace)"
+copy_with_libs /usr/bin/strace "$l1"
 install -m755 "$hvhost" "$l1/usr/bin/hvhost"
 install -m755 "$(dirname "$hvhost")/hvctl" "$l1/usr/bin/hvctl"
 for fw in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do
