@@ -12,8 +12,10 @@
 #       and the path of every crashing input (build/fuzz/artifacts/T/).
 #       Exit status 1 if any target crashed.
 #   scripts/fuzz.sh --merge [TARGET...]
-#       folds each work corpus into the committed one, keeping only inputs
-#       that add coverage (libFuzzer's -merge=1): a small corpus to commit.
+#       replaces each committed corpus with a set cover of it and the work
+#       corpus (libFuzzer's -set_cover_merge=1: the fewest inputs that reach
+#       every feature either reaches), keeping the named seed-* and
+#       regression-* inputs: a small corpus to commit.
 #
 # Built without a sanitizer (-s none): the harnesses drive safe Rust, where
 # a bug shows as a panic or an assertion, and the runs are 4 to 20 times
@@ -46,12 +48,21 @@ cargo +nightly fuzz build -O -s none >"$WORK.build.log" 2>&1 ||
     { tail -20 "$WORK.build.log"; die "cargo fuzz build failed (log: $WORK.build.log)"; }
 
 if [ $MERGE = 1 ]; then
+    # A set cover of what the committed and the work corpus reach
+    # (-set_cover_merge: fewer inputs than -merge for the same features);
+    # the named inputs (seed-*, regression-*) stay whatever they add.
     for t in "${TARGETS[@]}"; do
         [ -d "$WORK/corpus/$t" ] || { info "$t: no work corpus"; continue; }
         mkdir -p "corpus/$t"
         before=$(ls "corpus/$t" | wc -l)
-        cargo +nightly fuzz run -O -s none "$t" -- -merge=1 "corpus/$t" "$WORK/corpus/$t" \
+        out=$WORK/merge/$t
+        rm -rf "$out"
+        mkdir -p "$out"
+        cargo +nightly fuzz run -O -s none "$t" -- -set_cover_merge=1 "$out" "corpus/$t" "$WORK/corpus/$t" \
             >"$WORK/$t.merge.log" 2>&1 || { tail -5 "$WORK/$t.merge.log"; die "merge of $t failed"; }
+        find "corpus/$t" -maxdepth 1 -type f \( -name 'seed-*' -o -name 'regression-*' \) -exec cp {} "$out/" \;
+        rm -rf "corpus/$t"
+        mv "$out" "corpus/$t"
         info "$t: $before -> $(ls "corpus/$t" | wc -l) inputs in fuzz/corpus/$t"
     done
     exit 0
