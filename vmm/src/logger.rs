@@ -32,7 +32,7 @@ pub fn counts() -> (u64, u64) {
 }
 
 /// Records one place in the code writes per [`SITE_WINDOW`].
-pub const SITE_BURST: u32 = 20;
+pub const SITE_BURST: u32 = 100;
 /// The window of [`SITE_BURST`].
 pub const SITE_WINDOW: Duration = Duration::from_secs(10);
 
