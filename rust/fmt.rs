@@ -5,6 +5,19 @@
 //! host uses them too); this forwards the one to the other for each type the
 //! module prints.
 
+#[cfg(hv_guest_selftest)]
+/// A byte buffer `write!` can append to (the selftest build's reports).
+pub(crate) struct Out<'a>(pub(crate) &'a mut kernel::alloc::KVec<u8>);
+
+#[cfg(hv_guest_selftest)]
+impl core::fmt::Write for Out<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), kernel::alloc::flags::GFP_KERNEL)
+            .map_err(|_| core::fmt::Error)
+    }
+}
+
 macro_rules! forward_display {
     ($($ty:ty),* $(,)?) => {$(
         impl kernel::fmt::Display for $ty {

@@ -56,6 +56,16 @@ pub const CRASH_CTL: u32 = 0x4000_0105;
 /// TSC invariant control: the last MSR KVM's Hyper-V emulation owns.
 pub const TSC_INVARIANT_CONTROL: u32 = 0x4000_0118;
 
+/// The synthetic MSRs a guest may read and never write: a write is a #GP.
+pub const READ_ONLY: &[u32] = &[
+    VP_INDEX,
+    VP_RUNTIME,
+    TIME_REF_COUNT,
+    SVERSION,
+    TSC_FREQUENCY,
+    APIC_FREQUENCY,
+];
+
 /// The first synthetic MSR.
 pub const SYNTHETIC_BASE: u32 = 0x4000_0000;
 /// How many MSRs from [`SYNTHETIC_BASE`] a host must own to see every

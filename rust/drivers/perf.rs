@@ -42,6 +42,7 @@ use kernel::uaccess::UserSliceReader;
 use crate::bus::channel::{Channel, ChannelHandler};
 use crate::bus::device::{channel_of, debugfs_of, Binding, MODULE_NAME};
 use crate::cpu::tsc;
+use crate::fmt::Out;
 use crate::control::{read_command, show_report};
 use crate::vmbus::guid::HVHOST_PERF_CLASS;
 use crate::vmbus::packet::{align8, Packet, PacketFlags};
@@ -231,16 +232,6 @@ impl Snapshot {
     }
 }
 
-/// A byte buffer `write!` can append to.
-struct Out<'a>(&'a mut KVec<u8>);
-
-impl Write for Out<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-            .map_err(|_| core::fmt::Error)
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {

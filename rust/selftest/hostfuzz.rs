@@ -30,6 +30,7 @@ use core::fmt::Write;
 
 use kernel::prelude::*;
 
+use crate::fmt::Out;
 use crate::hvcall::hypercall::{CallCode, HvStatus};
 use crate::hvcall::msr;
 use crate::hypercall::Hypercalls;
@@ -97,16 +98,6 @@ const CODES: &[CallCode] = &[
     CallCode::FLUSH_VIRTUAL_ADDRESS_LIST,
 ];
 
-/// Synthetic MSRs the guest may only read.
-const READ_ONLY: &[u32] = &[
-    msr::VP_INDEX,
-    msr::VP_RUNTIME,
-    msr::TIME_REF_COUNT,
-    msr::SVERSION,
-    msr::TSC_FREQUENCY,
-    msr::APIC_FREQUENCY,
-];
-
 /// Runs `ops` operations from `seed`; the report.
 pub(crate) fn run(hc: &Hypercalls, seed: u64, ops: u32) -> Result<KVec<u8>> {
     if ops == 0 || ops > MAX_OPS {
@@ -143,17 +134,6 @@ pub(crate) fn run(hc: &Hypercalls, seed: u64, ops: u32) -> Result<KVec<u8>> {
         n.msg_refused,
     );
     Ok(out)
-}
-
-/// Appends to a report.
-struct Out<'a>(&'a mut KVec<u8>);
-
-impl Write for Out<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-            .map_err(|_| core::fmt::Error)
-    }
 }
 
 fn fill_random(rng: &mut Rng, fill: &mut [u8]) {
@@ -267,7 +247,7 @@ fn pick_write(rng: &mut Rng) -> (u32, u64, Expect) {
             Expect::Gp,
         ),
         7 => (
-            READ_ONLY[rng.below(READ_ONLY.len() as u64) as usize],
+            msr::READ_ONLY[rng.below(msr::READ_ONLY.len() as u64) as usize],
             rng.next(),
             Expect::Gp,
         ),

@@ -264,19 +264,13 @@ mod tests {
     fn read_only_and_unknown_msrs_fault() {
         let (_m, _i, p) = partition(1);
         let mut vp = VpHv::new(0, p);
-        for index in [
-            msr::VP_INDEX,
-            msr::VP_RUNTIME,
-            msr::TIME_REF_COUNT,
-            msr::SVERSION,
-            msr::TSC_FREQUENCY,
-            msr::APIC_FREQUENCY,
+        for index in msr::READ_ONLY.iter().copied().chain([
             msr::RESET,
             msr::CRASH_CTL,
             msr::GUEST_IDLE,
             msr::TSC_INVARIANT_CONTROL,
             0x4000_01ff,
-        ] {
+        ]) {
             assert_eq!(vp.write(index, 0), Err(Gp), "{index:#x}");
         }
         assert_eq!(vp.read(msr::CRASH_P0), Err(Gp));
