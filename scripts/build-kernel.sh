@@ -1,26 +1,40 @@
 #!/bin/bash
 # Builds one kernel flavour from the cached source: x86_64 tinyconfig plus
-# the fragment tests/<flavour>.config, out of tree in the cache, keyed by the
-# source version, the fragment and the toolchain. Prints the build directory
+# the fragment tests/<flavour>.config (and the one it names as its base),
+# out of tree in the cache, keyed by the source version, the fragments and
+# the toolchain. Prints the build directory
 # on stdout. A second run with the same key reuses the build (no rebuild).
 #
 #   scripts/build-kernel.sh rig
 . "$(dirname "$0")/lib.sh"
 
 flavour=${1:?usage: build-kernel.sh FLAVOUR}
-frag=$ROOT/tests/$flavour.config
-[ -f "$frag" ] || die "no config fragment $frag"
+own=$ROOT/tests/$flavour.config
+[ -f "$own" ] || die "no config fragment $own"
 SRC=$CACHE/src/linux
 [ -f "$CACHE/src/.version" ] || die "kernel source not set up: run 'make setup' (scripts/setup-host.sh)"
 
-key=$( { cat "$CACHE/src/.version" "$frag"; "$RUSTC_KERNEL" --version; "$BINDGEN" --version; gcc --version | head -1; } | sha256sum | cut -c1-16)
+# A fragment may say "# base: FLAVOUR" (that flavour's fragment is merged
+# first; a symbol set in both takes this one's value) and "# cc: COMPILER"
+# (the C compiler, gcc by default; modules are built with the same one,
+# recorded in the build directory as .hvguest-cc).
+base=$(sed -n 's/^# base: *//p' "$own")
+cc=$(sed -n 's/^# cc: *//p' "$own")
+cc=${cc:-gcc}
+command -v "$cc" >/dev/null || die "kernel '$flavour' wants the C compiler $cc, which is not installed"
+mkdir -p "$CACHE/kernels"
+frag=$CACHE/kernels/$flavour.fragment
+{ [ -n "$base" ] && cat "$ROOT/tests/$base.config"; cat "$own"; } |
+    awk -F= '/^CONFIG_/ { if (!($1 in v)) order[n++] = $1; v[$1] = $0; next } END { for (i = 0; i < n; i++) print v[order[i]] }' >"$frag.$$"
+mv "$frag.$$" "$frag"
+
+key=$( { cat "$CACHE/src/.version" "$frag"; "$RUSTC_KERNEL" --version; "$BINDGEN" --version; "$cc" --version | head -1; } | sha256sum | cut -c1-16)
 OUT=$CACHE/kernels/$flavour-$key
 LOG=$OUT.log
-KMAKE=(make -C "$SRC" O="$OUT" ARCH=x86_64 RUSTC="$RUSTC_KERNEL" BINDGEN="$BINDGEN" LIBCLANG_PATH=/usr/lib/llvm-19/lib)
+KMAKE=(make -C "$SRC" O="$OUT" ARCH=x86_64 CC="$cc" RUSTC="$RUSTC_KERNEL" BINDGEN="$BINDGEN" LIBCLANG_PATH=/usr/lib/llvm-19/lib)
 
 # One build per flavour at a time (make test, make run and a second shell
 # may all ask for it): later callers wait here and then find it cached.
-mkdir -p "$CACHE/kernels"
 exec 9>"$CACHE/kernels/$flavour.lock"
 if ! flock -n 9; then
     info "waiting for another build of kernel '$flavour' to finish"
@@ -83,6 +97,7 @@ if [ "$rc" != 0 ]; then
     die "kernel '$flavour' build failed (full log: $LOG)"
 fi
 mv "$OUT.steps.tmp" "$est_file"
+echo "$cc" >"$OUT/.hvguest-cc"
 touch "$OUT/.hvguest-done"
 # Keep this build and the newest other one of the flavour; older ones go.
 ls -1dt "$CACHE/kernels/$flavour"-*/ 2>/dev/null | tail -n +3 | while read -r old; do

@@ -13,6 +13,10 @@ A scenario is tests/rig/scenarios/NAME.sh. Its header comments say:
     # interactive         not part of `make test` (make shell)
     # probe               not part of `make test` (tests/rig/bisect.py's unit)
     # l1: ARGS            extra L1 kernel arguments when L0 is TCG
+    # debug: SECONDS      also run as NAME@debug, on the debug kernel
+                          (tests/debug.config) as L1 and L2, with that
+                          timeout; each layer ends with its checkers'
+                          reports (kernel_checkers_clean)
 Each scenario boots L0 QEMU (TCG) on the rig kernel with the L1 initramfs;
 L1 runs the scenario itself or boots L2 under QEMU+KVM to run it. The
 console of every layer goes to build/test-logs/NAME.log; the KTAP leaves
@@ -46,7 +50,7 @@ def scenario_meta(name):
     if not os.path.isfile(path):
         return None
     meta = {"timeout": 300, "skip": None, "interactive": False, "bench": False, "probe": False,
-            "l1": "", "doc": ""}
+            "l1": "", "doc": "", "debug": None}
     with open(path) as f:
         for line in f:
             if not line.startswith("#"):
@@ -64,6 +68,8 @@ def scenario_meta(name):
                 meta["probe"] = True
             elif text.startswith("l1:"):
                 meta["l1"] = text.split(":", 1)[1].strip()
+            elif text.startswith("debug:"):
+                meta["debug"] = int(text.split(":", 1)[1])
             elif not meta["doc"]:
                 meta["doc"] = text
     return meta
@@ -348,11 +354,14 @@ def dump_l0_threads(pid, out_path):
 
 
 def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
-    """Boots L0 for one scenario; returns (ok, ktap lines of the scenario)."""
+    """Boots L0 for one scenario; returns (ok, ktap lines of the scenario).
+    NAME@debug is scenario NAME on the debug kernel pair (its logs are
+    NAME@debug.*)."""
+    label, name = name, name.split("@")[0]
     os.makedirs(LOGS, exist_ok=True)
-    log_path = os.path.join(LOGS, name + ".log")
-    ktap_path = os.path.join(LOGS, name + ".ktap")
-    l2_log_path = os.path.join(LOGS, name + ".l2.log")
+    log_path = os.path.join(LOGS, label + ".log")
+    ktap_path = os.path.join(LOGS, label + ".ktap")
+    l2_log_path = os.path.join(LOGS, label + ".l2.log")
     for path in (ktap_path, l2_log_path):
         if os.path.exists(path):
             os.unlink(path)
@@ -375,13 +384,13 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
         cmd += ["-monitor", "none"]
     else:
         # The L0 monitor, for the registers of a hung L1 (dump_l0_cpus).
-        monitor = os.path.join(LOGS, name + ".monitor")
+        monitor = os.path.join(LOGS, label + ".monitor")
         if os.path.exists(monitor):
             os.unlink(monitor)
         cmd += ["-monitor", "unix:%s,server=on,wait=off" % monitor]
     if os.environ.get("RIG_L0_DEBUG"):
         # QEMU's own log of L1's CPU resets (a triple fault in L1 shows here).
-        cmd += ["-d", os.environ["RIG_L0_DEBUG"], "-D", os.path.join(LOGS, name + ".l0.log")]
+        cmd += ["-d", os.environ["RIG_L0_DEBUG"], "-D", os.path.join(LOGS, label + ".l0.log")]
     cmd += [
            "-serial", "stdio",
            # Results and L2's console come up through debugcon ports (see tests/rig/init).
@@ -392,7 +401,7 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
     timeout = int(os.environ.get("RIG_TIMEOUT", meta["timeout"]))
     if interactive:
         return subprocess.call(cmd) == 0, [], None
-    progress("==> %s: booting L0 (timeout %ds, log %s)" % (name, timeout, os.path.relpath(log_path, ROOT)))
+    progress("==> %s: booting L0 (timeout %ds, log %s)" % (label, timeout, os.path.relpath(log_path, ROOT)))
     start = time.monotonic()
     timed_out = False
     with open(log_path, "wb") as log:
@@ -415,12 +424,12 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
                 break
             if time.monotonic() - start > timeout:
                 timed_out = True
-                regs = os.path.join(LOGS, name + ".l0-cpus.txt")
+                regs = os.path.join(LOGS, label + ".l0-cpus.txt")
                 if monitor and dump_l0_cpus(monitor, regs):
-                    progress("    %s: hung; L1's vCPU registers in %s" % (name, os.path.relpath(regs, ROOT)))
-                threads = os.path.join(LOGS, name + ".l0-threads.txt")
+                    progress("    %s: hung; L1's vCPU registers in %s" % (label, os.path.relpath(regs, ROOT)))
+                threads = os.path.join(LOGS, label + ".l0-threads.txt")
                 if dump_l0_threads(proc.pid, threads):
-                    progress("    %s: L0's threads in %s" % (name, os.path.relpath(threads, ROOT)))
+                    progress("    %s: L0's threads in %s" % (label, os.path.relpath(threads, ROOT)))
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 break
@@ -462,7 +471,7 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
                                                                  os.path.relpath(log_path, ROOT)))
     _, failed, _ = count_leaves(lines)
     ok = failed == 0 and problem is None
-    progress("    %s: %s in %ds%s" % (name, "ok" if ok else "FAILED", elapsed,
+    progress("    %s: %s in %ds%s" % (label, "ok" if ok else "FAILED", elapsed,
                                      "" if ok else " (log: %s)" % os.path.relpath(log_path, ROOT)))
     return ok, lines, problem
 
@@ -588,6 +597,8 @@ def main():
     ap.add_argument("scenarios", nargs="*", help="scenario names (default: host unit tests and all scenarios)")
     ap.add_argument("--kernel", help="rig kernel bzImage")
     ap.add_argument("--initrd", help="L1 initramfs")
+    ap.add_argument("--debug-kernel", help="debug kernel bzImage (the NAME@debug scenarios)")
+    ap.add_argument("--debug-initrd", help="L1 initramfs of the debug kernel")
     ap.add_argument("--no-host", action="store_true", help="skip the cargo unit tests")
     ap.add_argument("--console", action="store_true", help="copy the console to stdout")
     ap.add_argument("--interactive", action="store_true", help="attach the terminal (make shell)")
@@ -599,9 +610,15 @@ def main():
             print("%-24s %s" % (n, scenario_meta(n)["doc"]))
         return 0
 
+    # NAME@debug: scenario NAME again on the debug kernel (tests/debug.config)
+    # as L1 and L2, for the scenarios whose header says "# debug: TIMEOUT".
     names = args.scenarios or all_scenarios()
+    if not args.scenarios:
+        names += [n + "@debug" for n in names if scenario_meta(n)["debug"]]
     for n in names:
-        if scenario_meta(n) is None:
+        base, _, flavour = n.partition("@")
+        meta = scenario_meta(base)
+        if meta is None or flavour not in ("", "debug") or (flavour and not meta["debug"]):
             print("error: no scenario '%s' (see --list)" % n, file=sys.stderr)
             return 2
     if args.interactive:
@@ -616,7 +633,14 @@ def main():
         suites.append(("host_unit", None))
         suites.append(("fuzz", None))
         suites.append(("module_builds", None))
-    suites += [(n, scenario_meta(n)) for n in names]
+    for n in names:
+        base, _, flavour = n.partition("@")
+        meta = dict(scenario_meta(base))
+        if flavour:
+            meta["timeout"] = meta["debug"]
+            if not (args.debug_kernel and args.debug_initrd):
+                meta["skip"] = "no debug kernel given (--debug-kernel, --debug-initrd: make test)"
+        suites.append((n, meta))
 
     print("KTAP version 1")
     print("1..%d" % len(suites), flush=True)
@@ -629,7 +653,9 @@ def main():
             ok, lines = True, None
             progress("==> %s: SKIP %s" % (name, meta["skip"]))
         else:
-            ok, lines = run_scenario(name, meta, args.kernel, args.initrd, console=args.console)
+            debug = name.endswith("@debug")
+            ok, lines = run_scenario(name, meta, args.debug_kernel if debug else args.kernel,
+                                     args.debug_initrd if debug else args.initrd, console=args.console)
             if meta["bench"]:
                 lines = lines + bench_tables(name, lines)
         if lines is None:

@@ -28,6 +28,9 @@ rig_ktap_reset() {
 rig_scenario() {
 	rig_ktap_reset
 	guest >/tmp/scenario.ktap
+	# On the debug kernel (tests/debug.config), every layer ends with what
+	# its checkers found.
+	[ -e /sys/kernel/debug/kmemleak ] && run_test kernel_checkers_clean rig_debug_reports >>/tmp/scenario.ktap
 	{
 		ktap_print_header
 		ktap_set_plan $((KTAP_TESTNO - 1))
@@ -35,6 +38,53 @@ rig_scenario() {
 	} >/tmp/scenario.doc
 	[ "$LAYER" = 2 ] && cat /tmp/scenario.doc >/dev/console
 	cat /tmp/scenario.doc
+}
+
+# Taint bits a checker's report sets (Documentation/admin-guide/tainted-kernels.rst):
+# B bad page (KASAN, KFENCE), D died (an oops), W a warning (WARN, lockdep's
+# sleeping-in-atomic, debug objects, list corruption), L soft lockup.
+RIG_BAD_TAINT=$(((1 << 5) | (1 << 7) | (1 << 9) | (1 << 14)))
+
+# rig_debug_reports: the debug kernel's checkers on this layer, as results:
+# no report that taints, lockdep still on (it turns itself off at its first
+# report), no UBSAN report, and nothing in kmemleak after two scans (an
+# object must stay unreferenced for 5 s to count). A failure prints the
+# kernel's reports.
+rig_debug_reports() {
+	local taint
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	taint=$(cat /proc/sys/kernel/tainted)
+	reports() {
+		dmesg | grep -E -A40 'BUG: KASAN|BUG: KFENCE|WARNING:|UBSAN:|BUG:|Oops|possible recursive|circular locking|ODEBUG:|list_(add|del) corruption' |
+			head -200 | sed 's/^/# /'
+	}
+	if [ $((taint & RIG_BAD_TAINT)) != 0 ]; then
+		rig_not_ok "no_tainting_report # tainted=$taint"
+		reports
+	else
+		rig_ok no_tainting_report
+	fi
+	if grep -q 'debug_locks: *0' /proc/lockdep_stats 2>/dev/null; then
+		rig_not_ok "lockdep_still_on # lockdep turned itself off: it reported"
+		reports
+	else
+		rig_ok lockdep_still_on
+	fi
+	if dmesg | grep -q 'UBSAN:'; then
+		rig_not_ok no_ubsan_report
+		reports
+	else
+		rig_ok no_ubsan_report
+	fi
+	if [ -s /sys/kernel/debug/kmemleak ]; then
+		rig_not_ok "no_kmemleak_report # $(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak) objects"
+		head -100 /sys/kernel/debug/kmemleak | sed 's/^/# /'
+	else
+		rig_ok no_kmemleak_report
+	fi
+	[ "$KTAP_CNT_FAIL" = 0 ]
 }
 
 # run_test NAME CMD...: one test program as a KTAP subtest. A program
@@ -246,7 +296,10 @@ hvhost_start() {
 	# system call by thread hvhost_wait sums up.
 	local strace=
 	[ "$(rig_param strace 0)" = 1 ] && strace="strace -f -Y -qq -o /tmp/hvhost.strace"
-	timeout -s KILL "$limit" $strace hvhost --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
+	# RIG_L1_APPEND=rig.seccomp=off: hvhost without its seccomp filters.
+	local seccomp=
+	[ "$(rig_param seccomp on)" = off ] && seccomp="--seccomp off"
+	timeout -s KILL "$limit" $strace hvhost $seccomp --kernel "${HVHOST_KERNEL:-/boot/bzImage}" --initrd /boot/l2.cpio --no-xsave \
 		--cmdline "console=ttyS0 panic=-1 pci=off no_timer_check rig.scenario=$scen rig.layer=2$clock${HVHOST_EXTRA_CMDLINE:+ $HVHOST_EXTRA_CMDLINE}" \
 		--serial file:/tmp/hvhost.console --debug-console file:/tmp/hvhost.dc \
 		--report /tmp/hvhost.report "$@" 2>/tmp/hvhost.err &
@@ -448,6 +501,10 @@ hvhost_syscalls() {
 	sed -n 's/^[0-9]*<\([^>]*\)> \([a-z0-9_]*\)(.*/\1 \2/p; s/^[0-9]*<\([^>]*\)> <\.\.\. \([a-z0-9_]*\) resumed>.*/\1 \2/p' \
 		/tmp/hvhost.strace | sed 's/^vcpu[0-9]* /vcpu /' | sort -u |
 		awk '{ s[$1] = s[$1] " " $2 } END { for (t in s) print "syscalls thread=" t ":" s[t] }' | sort
+	# And the ioctl requests, which the filters allow by type.
+	sed -n 's/^[0-9]*<\([^>]*\)> ioctl([0-9]*, \([A-Za-z0-9_]*\).*/\1 \2/p' \
+		/tmp/hvhost.strace | sed 's/^vcpu[0-9]* /vcpu /' | sort -u |
+		awk '{ s[$1] = s[$1] " " $2 } END { for (t in s) print "ioctls thread=" t ":" s[t] }' | sort
 	rm -f /tmp/hvhost.strace
 }
 

@@ -31,6 +31,7 @@
 //! stuck client cannot stop the next one. Requests are executed by the
 //! VMBus worker ([`crate::vmbus::Vmbus::control`]), never on this thread.
 
+use crate::sandbox::seccomp::{self, ThreadClass};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -223,7 +224,10 @@ impl ApiServer {
         let stop_thread = stop.clone();
         let thread = std::thread::Builder::new()
             .name("api".into())
-            .spawn(move || serve(&listener, handler.as_ref(), &stop_thread))
+            .spawn(move || {
+                seccomp::enter_or_exit(ThreadClass::Api);
+                serve(&listener, handler.as_ref(), &stop_thread);
+            })
             .map_err(|e| {
                 let _ = std::fs::remove_file(path);
                 io(e)

@@ -41,6 +41,8 @@ use crate::hyperv::msrs::VpHv;
 use crate::hyperv::{Partition, TrampolinePort, HYPERCALL_PORT};
 use crate::loader::{self, LoadError};
 use crate::memory::MemoryLayout;
+use crate::sandbox::seccomp::{self, SeccompError, ThreadClass};
+use crate::sandbox::user::{User, UserError};
 use crate::vmbus::server::Faults;
 use crate::vmbus::{Vmbus, VmbusConfig};
 use crate::vstate::activity::VcpuActivity;
@@ -61,6 +63,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// [`VmExitReason`]s, because the guest, not the host, caused them.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The seccomp filters could not be set up.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+
+    /// `--user` cannot be honoured.
+    #[error(transparent)]
+    User(#[from] UserError),
+
     /// More vCPUs were asked for than KVM allows.
     #[error("{requested} vCPUs were requested but this KVM supports at most {max}")]
     TooManyVcpus {
@@ -415,6 +425,7 @@ fn api_handler(
         (Request::Debugcon(_), _, None) => {
             Err("there is no debug console (--debug-console)".into())
         }
+        (Request::DiskAdd(spec), Some(v), _) => v.attach_disk(&spec),
         (request, Some(v), _) => v.control(request),
         (_, None, _) => Err("VMBus is off (--no-vmbus)".into()),
     })
@@ -452,6 +463,7 @@ fn spawn_vcpu(
         .name(format!("vcpu{index}"))
         .spawn(move || {
             activity.enter_vcpu_thread(index.into());
+            seccomp::enter_or_exit(ThreadClass::Vcpu);
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || vcpu.run())) {
                 Ok(stats) => stats,
                 Err(_) => {
@@ -473,7 +485,21 @@ fn spawn_vcpu(
 /// Builds the VM described by `config`, runs it until it ends, and returns why it ended.
 /// Logs one line of exit counters per vCPU on the way out.
 pub fn run(config: &VmConfig) -> Result<VmExitReason> {
+    let user = match &config.user {
+        Some(spec) => {
+            User::check_root()?;
+            Some(User::resolve(spec)?)
+        }
+        None => None,
+    };
+    // Before the first thread: each enters its filter as it starts.
+    seccomp::init(config.seccomp, user.as_ref().map(|u| (u.uid, u.gid)))?;
     let layout = MemoryLayout::new(config.memory_mib)?;
+    // Created now, written at exit: by then hvhost may be a user who cannot create it.
+    let report_file = match &config.report {
+        Some(path) => Some(create_output("report", path, false)?),
+        None => None,
+    };
     let serial_out: SerialOutput = match &config.serial {
         SerialTarget::Stdio => Box::new(io::stdout()),
         SerialTarget::File(path) => Box::new(create_output("serial", path, false)?),
@@ -585,6 +611,10 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         None
     };
 
+    // Everything is open: the guest runs as the user from here.
+    if let Some(user) = &user {
+        user.switch()?;
+    }
     log::info!(
         "booting {} with {} vCPU(s) and {} MiB",
         config.kernel.display(),
@@ -623,6 +653,7 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
     }
     let ask_guest = || vmbus.as_ref().is_some_and(|v| v.request_shutdown());
     let graceful: Option<event_loop::GracefulShutdown<'_>> = Some(&ask_guest);
+    seccomp::enter(ThreadClass::Main)?;
     let reason = event_loop::run(&control, &signals, inputs, graceful);
 
     // The exit report (--report): records, one per line, `key=value`
@@ -686,14 +717,14 @@ pub fn run(config: &VmConfig) -> Result<VmExitReason> {
         ctx.mmio.unclaimed().writes()
     );
     drop(raw_terminal);
-    if let Some(path) = &config.report {
+    if let (Some(path), Some(mut file)) = (&config.report, report_file) {
         let (errors, warnings) = crate::logger::counts();
         report.push_str(&format!(
             "exit status={} clean={} errors={errors} warnings={warnings}\n",
             reason.exit_code(),
             u8::from(spawn_error.is_none() && reason.is_clean()),
         ));
-        if let Err(e) = std::fs::write(path, &report) {
+        if let Err(e) = io::Write::write_all(&mut file, report.as_bytes()) {
             log::error!("cannot write the report to {}: {e}", path.display());
         }
     }

@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use vmbus::version::Version;
 
 use crate::memory::{MAX_MEMORY_MIB, MIN_MEMORY_MIB};
+use crate::sandbox::seccomp::SeccompMode;
 
 /// The default kernel command line. `pci=off` until PCI configuration space is emulated;
 /// `reboot=k` makes a guest reboot reach the 8042 reset line; `panic=-1` reboots at once on
@@ -267,6 +268,17 @@ pub struct Cli {
           value_parser = clap::value_parser!(usize))]
     pub vsock_max_conns: usize,
 
+    /// Per-thread seccomp filters: each thread may make only the system calls its work
+    /// needs; any other ends hvhost (exit status 159) with a "seccomp thread=... syscall=..."
+    /// record on stderr. "off" is for debugging, or for a kernel without seccomp.
+    #[arg(long, value_name = "on|off", value_enum, default_value_t = SeccompMode::On)]
+    pub seccomp: SeccompMode,
+    /// Run the guest as this user (a name, UID or UID:GID): hvhost must start as root; it
+    /// opens /dev/kvm, the images, the files and the sockets, then drops to the user before
+    /// the vCPUs start, and refuses to run if root could be taken back.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
     /// Logging verbosity on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -315,6 +327,10 @@ pub struct VmConfig {
     pub vsock: Option<crate::vsock::service::VsockConfig>,
     /// COM2's Unix socket.
     pub serial2: Option<PathBuf>,
+    /// Per-thread seccomp filters.
+    pub seccomp: SeccompMode,
+    /// The user to run the guest as.
+    pub user: Option<String>,
 }
 
 impl Cli {
@@ -340,6 +356,8 @@ impl Cli {
             vmbus_perf: self.vmbus_perf,
             disks: self.disk.clone(),
             serial2: self.serial2.clone(),
+            seccomp: self.seccomp,
+            user: self.user.clone(),
             vsock: self
                 .vsock
                 .as_ref()

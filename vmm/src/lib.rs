@@ -29,6 +29,7 @@ pub mod loader;
 pub mod logger;
 pub mod memory;
 pub mod named;
+pub mod sandbox;
 pub mod storage;
 pub mod vmbus;
 pub mod vsock;

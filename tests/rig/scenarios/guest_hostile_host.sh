@@ -5,6 +5,7 @@
 # them, a message echo still works on every CPU afterwards, the kernel log
 # stays clean and the module unloads cleanly.
 # timeout: 400
+# debug: 900
 guest() {
 	run_test hostile_host_under_hvhost rig_hvhost_guest _hostile_guest 2 --test-device
 }

@@ -12,6 +12,7 @@
 # without VMBus. VMBus load/unload under hvhost is vmbus_hvguest_hvhost's
 # (20 cycles).
 # timeout: 600
+# debug: 1200
 guest() {
 	run_test stress_under_hvhost rig_hvhost_guest _stress_guest 2 --test-device --no-vmbus
 }

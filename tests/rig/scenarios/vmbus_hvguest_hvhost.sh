@@ -10,6 +10,7 @@
 # asks the guest to shut down, hv_guest's shutdown driver accepts and the
 # guest powers off; hvhost exits 0 with no VMBus message dropped.
 # timeout: 600
+# debug: 1200
 rig_vmbus_hvguest() {
 	hvhost_start 500 _vmbus_hvguest_guest --cpus 2
 	hvhost_term_when '# rig: vmbus ready' 450

@@ -16,6 +16,7 @@
 # hvhost sees every relid released, answers every request "ok", drops no
 # message, has no channel fault, and the guests shut down on SIGTERM.
 # timeout: 1200
+# debug: 1800
 # rescind_boot WHAT KERNEL GUEST_SCENARIO [HVHOST_ARGS...]: boots the
 # guest under hvhost with the control socket served, then checks hvhost's
 # exit status and the guest's own tests.

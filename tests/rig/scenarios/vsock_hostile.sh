@@ -15,6 +15,7 @@
 #   connection works; an offer no guest program asked for is refused.
 #   hvhost exits 0 with nothing left behind.
 # timeout: 900
+# debug: 1800
 . /rig/scenarios/_vsock_lib.sh
 
 flooding_guest() {

@@ -11,6 +11,7 @@
 # and the transport's counters add up. Afterwards hvhost has the
 # descriptors, channels and GPADLs it had before.
 # timeout: 1200
+# debug: 2400
 . /rig/scenarios/_vsock_lib.sh
 
 vsock_run() {

@@ -17,6 +17,7 @@
 //! wake the thread when a deadline moves. Delivery happens with the mutex
 //! held; SynIC locks are taken inside it, never the other way round.
 
+use crate::sandbox::seccomp::{self, ThreadClass};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -153,7 +154,10 @@ impl Stimers {
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("hv-stimer".into())
-            .spawn(move || worker.run())?;
+            .spawn(move || {
+                seccomp::enter_or_exit(ThreadClass::Stimer);
+                worker.run();
+            })?;
         Ok(Self {
             shared,
             thread: Mutex::new(Some(thread)),

@@ -120,7 +120,13 @@ impl Controller {
 
     /// Adds a disk; its LUN.
     pub fn add(&mut self, spec: &DiskSpec) -> Result<u8, StorageError> {
-        let lun = match spec.lun {
+        let image = DiskImage::open(&spec.path, spec.read_only)?;
+        self.insert(spec.lun, image)
+    }
+
+    /// Adds an image already open at `lun`, or at the first free LUN; the LUN.
+    pub fn insert(&mut self, lun: Option<u8>, image: DiskImage) -> Result<u8, StorageError> {
+        let lun = match lun {
             Some(l) => l,
             None => self
                 .disks
@@ -133,10 +139,9 @@ impl Controller {
             return Err(StorageError::DuplicateLun {
                 lun,
                 first: d.image().path().to_path_buf(),
-                second: spec.path.clone(),
+                second: image.path().to_path_buf(),
             });
         }
-        let image = DiskImage::open(&spec.path, spec.read_only)?;
         self.disks[usize::from(lun)] = Some(ScsiDisk::new(image, &format!("hvhost-lun{lun}")));
         Ok(lun)
     }

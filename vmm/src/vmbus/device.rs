@@ -148,8 +148,12 @@ pub trait SocketService: Send {
 /// Adding and removing disks on a running controller (`hvctl disk-add`,
 /// `disk-remove`), and arming a fault (`hvctl storage-fault`).
 pub trait DiskHotplug {
-    /// Opens and adds a disk; its LUN, or why not.
-    fn add_disk(&mut self, spec: &crate::storage::DiskSpec) -> Result<u8, String>;
+    /// Adds an open disk image at `lun` (or the first free LUN); its LUN, or why not.
+    fn add_disk(
+        &mut self,
+        lun: Option<u8>,
+        image: crate::storage::image::DiskImage,
+    ) -> Result<u8, String>;
     /// Removes the disk at `lun` once the I/O queued for it is done.
     fn remove_disk(&mut self, lun: u8) -> Result<(), String>;
     /// Commits `fault` on the next completion of a SCSI command.

@@ -33,6 +33,7 @@
 //! completion never waits for ring space and nothing queues without bound.
 //! Linux's storvsc never gets there: it sizes its queue to the ring.
 
+use crate::sandbox::seccomp::{self, ThreadClass};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -57,8 +58,9 @@ use super::device::{DeviceError, DiskHotplug, VmbusDevice};
 use crate::storage::disk::{DataBuffer, MAX_TRANSFER_BYTES};
 use crate::storage::fault::Fault;
 use crate::storage::guest_buffer::GuestBuffer;
+use crate::storage::image::DiskImage;
 use crate::storage::protocol::{Action, Phase, Protocol};
-use crate::storage::{Controller, DiskSpec};
+use crate::storage::Controller;
 
 /// The controller's counters (the disks count their own commands).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -141,7 +143,10 @@ impl IoThread {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("scsi-io".into())
-            .spawn(move || io_thread(&controller, &rx))?;
+            .spawn(move || {
+                seccomp::enter_or_exit(ThreadClass::ScsiIo);
+                io_thread(&controller, &rx);
+            })?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -574,15 +579,16 @@ impl Storvsp {
 }
 
 impl DiskHotplug for Storvsp {
-    fn add_disk(&mut self, spec: &DiskSpec) -> Result<u8, String> {
+    fn add_disk(&mut self, lun: Option<u8>, image: DiskImage) -> Result<u8, String> {
+        let path = image.path().to_path_buf();
         let lun = self
             .service
             .controller
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .add(spec)
+            .insert(lun, image)
             .map_err(|e| e.to_string())?;
-        log::info!("vmbus: scsi: LUN {lun} added: {}", spec.path.display());
+        log::info!("vmbus: scsi: LUN {lun} added: {}", path.display());
         self.bus_changed = true;
         Ok(lun)
     }

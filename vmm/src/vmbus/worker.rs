@@ -13,6 +13,7 @@
 //! unregisters channel event connections (the table's lock, never held
 //! while a handler runs), and sleeps until the next device timer.
 
+use crate::sandbox::seccomp::{self, ThreadClass};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,6 +36,7 @@ use crate::api::{DeviceRef, Request};
 use crate::hyperv::connections::{ConnectionError, EventHandler, MessageHandler};
 use crate::hyperv::guest_mem::GuestPages;
 use crate::hyperv::Partition;
+use crate::storage::image::DiskImage;
 use crate::storage::{Controller, DiskSpec, StorageError};
 use crate::vsock::service::{Sockets, VsockConfig, VsockError};
 
@@ -76,6 +78,16 @@ pub enum Work {
     Control {
         /// The request.
         request: Request,
+        /// Where the answer goes.
+        reply: Sender<Result<String, String>>,
+    },
+    /// `hvctl disk-add`: a disk image the control thread opened (the VMBus
+    /// thread opens no file), answered on `reply`.
+    AttachDisk {
+        /// Its LUN, or the first free one.
+        lun: Option<u8>,
+        /// The open, locked image.
+        image: DiskImage,
         /// Where the answer goes.
         reply: Sender<Result<String, String>>,
     },
@@ -405,7 +417,10 @@ impl Vmbus {
         let shutdown_after = config.shutdown_after;
         let thread = std::thread::Builder::new().name("vmbus".into()).spawn({
             let heartbeats = heartbeats.clone();
-            move || run(server, factory, rx, queued, shutdown_after, heartbeats)
+            move || {
+                seccomp::enter_or_exit(ThreadClass::Vmbus);
+                run(server, factory, rx, queued, shutdown_after, heartbeats)
+            }
         })?;
         Ok(Self {
             tx,
@@ -431,6 +446,24 @@ impl Vmbus {
         let (reply, answer) = mpsc::channel();
         self.tx
             .send(Work::Control { request, reply })
+            .map_err(|_| "VMBus is stopping".to_string())?;
+        answer
+            .recv_timeout(CONTROL_TIMEOUT)
+            .map_err(|_| "VMBus did not answer".to_string())?
+    }
+
+    /// `hvctl disk-add SPEC`: opens the image here, on the caller's thread
+    /// (the control socket's), and has the VMBus thread add it.
+    pub fn attach_disk(&self, spec: &str) -> Result<String, String> {
+        let spec: DiskSpec = spec.parse()?;
+        let image = DiskImage::open(&spec.path, spec.read_only).map_err(|e| e.to_string())?;
+        let (reply, answer) = mpsc::channel();
+        self.tx
+            .send(Work::AttachDisk {
+                lun: spec.lun,
+                image,
+                reply,
+            })
             .map_err(|_| "VMBus is stopping".to_string())?;
         answer
             .recv_timeout(CONTROL_TIMEOUT)
@@ -520,13 +553,8 @@ fn control(
         // The builder's handler serves these; they never come here.
         Request::Debugcon(_) => Err("the VMBus worker has no debug console".into()),
         Request::Serial => Err("the VMBus worker has no UART".into()),
-        Request::DiskAdd(spec) => {
-            let spec: DiskSpec = spec.parse()?;
-            server
-                .with_disks(now, |d| d.add_disk(&spec))
-                .ok_or("no disk controller (hvhost started without --disk)")?
-                .map(|lun| format!("LUN {lun} added; the guest is told to rescan"))
-        }
+        // The control thread opens the image and sends Work::AttachDisk.
+        Request::DiskAdd(_) => Err("a disk is added through Vmbus::attach_disk".into()),
         Request::DiskRemove(lun) => server
             .with_disks(now, |d| d.remove_disk(lun))
             .ok_or("no disk controller (hvhost started without --disk)")?
@@ -611,6 +639,15 @@ fn run(
             }
             Work::Control { request, reply } => {
                 let _ = reply.send(control(&mut server, &factory, &heartbeats, request, now));
+            }
+            Work::AttachDisk { lun, image, reply } => {
+                let answer = server
+                    .with_disks(now, |d| d.add_disk(lun, image))
+                    .ok_or("no disk controller (hvhost started without --disk)")
+                    .map_err(str::to_string)
+                    .and_then(|added| added)
+                    .map(|lun| format!("LUN {lun} added; the guest is told to rescan"));
+                let _ = reply.send(answer);
             }
             Work::Stop => break,
         }

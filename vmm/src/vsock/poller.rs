@@ -10,6 +10,7 @@
 //! registration's wake-ups are coalesced: at most one is queued until the
 //! connection runs ([`Registration::rearm`]).
 
+use crate::sandbox::seccomp::{self, ThreadClass};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -88,7 +89,10 @@ impl Poller {
             .name("vsock-poll".into())
             .spawn({
                 let poller = poller.clone();
-                move || poller.run()
+                move || {
+                    seccomp::enter_or_exit(ThreadClass::VsockPoll);
+                    poller.run();
+                }
             })?;
         Ok(poller)
     }

@@ -14,6 +14,7 @@
 //!   guest program listens on the port), the offer is withdrawn and the
 //!   stream closed without it.
 
+use crate::sandbox::seccomp::{self, ThreadClass};
 use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -108,7 +109,10 @@ impl Sockets {
             .name("vsock-listen".into())
             .spawn({
                 let shared = shared.clone();
-                move || accept_loop(&listener, &shared, Arc::new(offer))
+                move || {
+                    seccomp::enter_or_exit(ThreadClass::VsockListen);
+                    accept_loop(&listener, &shared, Arc::new(offer));
+                }
             })
             .map_err(io_err("starting the listener thread"))?;
         log::info!(
@@ -221,6 +225,7 @@ fn accept_loop(listener: &UnixListener, shared: &Shared, offer: Arc<Offerer>) {
                 let (shared, offer, handshakes) =
                     (shared.clone(), offer.clone(), handshakes.clone());
                 move || {
+                    seccomp::enter_or_exit(ThreadClass::VsockConnect);
                     if let Err(why) = handshake(stream, &shared, &offer) {
                         log::warn!("vsock: host connection refused: {why}");
                     }

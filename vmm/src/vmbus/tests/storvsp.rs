@@ -5,6 +5,7 @@
 //! GPA-direct with their data in guest pages, and what a hostile guest
 //! gets (refusals with a completion, never a panic, the data untouched).
 
+use crate::storage::image::DiskImage;
 use std::os::unix::fs::FileExt;
 
 use vmbus::gpadl::GpadlRange;
@@ -567,18 +568,23 @@ fn hot_plug_tells_the_guest_and_removal_waits_for_queued_io() {
         .parse()
         .expect("spec");
     let now = d.rig.now;
+    let open = |path: &std::path::Path| DiskImage::open(path, false).expect("open");
+    let image = open(&spec.path);
     let lun = d
         .rig
         .server
-        .with_disks(now, |h| h.add_disk(&spec))
+        .with_disks(now, |h| h.add_disk(spec.lun, image))
         .expect("controller");
     assert_eq!(lun, Ok(2));
     assert_eq!(unsolicited(&mut d.ch), Some(operation::ENUMERATE_BUS));
-    // The same LUN again is refused, clearly.
+    // The same LUN again (another image) is refused, clearly.
+    let other = tempfile::NamedTempFile::new().expect("image");
+    other.as_file().set_len(1 << 20).expect("size");
+    let image = open(other.path());
     let again = d
         .rig
         .server
-        .with_disks(now, |h| h.add_disk(&spec))
+        .with_disks(now, |h| h.add_disk(Some(2), image))
         .expect("controller");
     assert!(again.is_err_and(|e| e.contains("LUN 2")));
     // REPORT LUNS lists it.
