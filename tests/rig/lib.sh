@@ -505,6 +505,10 @@ hvhost_syscalls() {
 	sed -n 's/^[0-9]*<\([^>]*\)> ioctl([0-9]*, \([A-Za-z0-9_]*\).*/\1 \2/p' \
 		/tmp/hvhost.strace | sed 's/^vcpu[0-9]* /vcpu /' | sort -u |
 		awk '{ s[$1] = s[$1] " " $2 } END { for (t in s) print "ioctls thread=" t ":" s[t] }' | sort
+	# And the files each opens (a filter that forbids openat names no path).
+	sed -n 's/^[0-9]*<\([^>]*\)> openat([^,]*, "\([^"]*\)".*/\1 \2/p' \
+		/tmp/hvhost.strace | sed 's/^vcpu[0-9]* /vcpu /' | sort -u |
+		awk '{ s[$1] = s[$1] " " $2 } END { for (t in s) print "opens thread=" t ":" s[t] }' | sort
 	rm -f /tmp/hvhost.strace
 }
 

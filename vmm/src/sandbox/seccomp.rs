@@ -23,7 +23,10 @@
 //! to those that set sockets non-blocking, the terminal's to the main thread. `prctl` only
 //! names a thread or sets no-new-privileges, and the user switch of `--user` only switches
 //! to that user. Only the control thread opens files (`hvctl disk-add`); the VMBus thread
-//! opens directories only (`hvctl stats` counts `/proc/self/fd`).
+//! opens directories only (`hvctl stats` counts `/proc/self/fd`); in every other case
+//! `openat` fails with EACCES (a second filter, [`open_refusal`]) rather than trap,
+//! because glibc's malloc opens two files of its own, once, from whichever thread needs
+//! them first.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -180,6 +183,14 @@ impl ThreadClass {
             SYS_exit,
             SYS_exit_group,
             SYS_getrandom,
+            // glibc's malloc reads /sys/devices/system/cpu/online and
+            // /proc/sys/vm/overcommit_memory once, in whichever thread first
+            // needs them: the second filter ([`open_refusal`]) makes every open
+            // but the class's own fail with EACCES, which glibc copes with
+            // (the CPU count then comes from sched_getaffinity, which std's
+            // thread start calls too).
+            SYS_openat,
+            SYS_sched_getaffinity,
         ]);
         // Sockets to host programs (Hyper-V sockets, the control socket, COM2).
         let stream = [
@@ -196,6 +207,8 @@ impl ThreadClass {
         match self {
             Self::Main => {
                 v.extend(plain(&[
+                    // The event loop's own epoll set.
+                    SYS_epoll_create1,
                     SYS_epoll_wait,
                     SYS_epoll_pwait,
                     SYS_epoll_ctl,
@@ -222,8 +235,12 @@ impl ThreadClass {
                     SYS_connect,
                     SYS_epoll_ctl,
                     SYS_getdents64,
+                    // glibc's opendir() checks the directory with fstat, which is
+                    // newfstatat(fd, "", AT_EMPTY_PATH).
+                    SYS_newfstatat,
+                    SYS_fstat,
                 ]));
-                v.push((SYS_openat, Arg::Directory));
+                v.push((SYS_openat, Arg::Any));
                 v.push((SYS_socket, Arg::Unix));
                 v.extend(stream);
             }
@@ -248,7 +265,6 @@ impl ThreadClass {
                 // `hvctl disk-add`: the image is opened, checked and locked here, not
                 // on the VMBus thread.
                 v.extend(plain(&[
-                    SYS_openat,
                     SYS_statx,
                     SYS_fstat,
                     SYS_newfstatat,
@@ -273,7 +289,6 @@ impl ThreadClass {
                 SYS_set_robust_list,
                 SYS_rseq,
                 SYS_seccomp,
-                SYS_sched_getaffinity,
             ]));
             v.push((SYS_prctl, Arg::Prctl));
         }
@@ -294,8 +309,6 @@ enum Arg {
     Terminal,
     /// `prctl(PR_SET_NAME)` and `prctl(PR_SET_NO_NEW_PRIVS)`.
     Prctl,
-    /// `openat` with O_DIRECTORY.
-    Directory,
     /// `socket(AF_UNIX, ...)`.
     Unix,
     /// A `--user` switch to exactly (uid, gid).
@@ -320,10 +333,6 @@ impl Arg {
                 one(cond(0, Dword, Eq, libc::PR_SET_NO_NEW_PRIVS as u64)?)?,
             ],
             Self::Unix => vec![one(cond(0, Dword, Eq, libc::AF_UNIX as u64)?)?],
-            Self::Directory => {
-                let dir = libc::O_DIRECTORY as u64;
-                vec![one(cond(2, Dword, MaskedEq(dir), dir)?)?]
-            }
             Self::User(uid, gid) => {
                 let id = if call == libc::SYS_setgroups {
                     // setgroups(1, [gid]): the count is all a filter can see.
@@ -344,9 +353,9 @@ impl Arg {
     }
 }
 
-/// The compiled filters, one per class, and the user switch they allow.
+/// The compiled filters: per class, the programs a thread of it enters, in order.
 struct Filters {
-    programs: Vec<BpfProgram>,
+    programs: Vec<Vec<BpfProgram>>,
 }
 
 static FILTERS: OnceLock<Option<Filters>> = OnceLock::new();
@@ -402,6 +411,42 @@ pub fn program(class: ThreadClass, user: Option<(u32, u32)>) -> Result<BpfProgra
     filter.try_into().map_err(build)
 }
 
+/// The second filter of `class`: `openat` fails with EACCES, except what the class opens
+/// itself (any file on the control thread, directories on the VMBus thread); every other
+/// call is left to the class's filter. Of two filters' answers the kernel takes the stricter,
+/// so an open the first allows comes back EACCES, and anything the first forbids still
+/// traps.
+pub fn open_refusal(class: ThreadClass) -> Result<Option<BpfProgram>, SeccompError> {
+    let build = |source| SeccompError::Build {
+        class: class.name(),
+        source,
+    };
+    let rules = match class {
+        ThreadClass::Api => return Ok(None),
+        ThreadClass::Vmbus => {
+            // Not O_DIRECTORY: refused.
+            let dir = libc::O_DIRECTORY as u64;
+            vec![SeccompRule::new(vec![SeccompCondition::new(
+                2,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::MaskedEq(dir),
+                0,
+            )
+            .map_err(build)?])
+            .map_err(build)?]
+        }
+        _ => Vec::new(),
+    };
+    let filter = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_openat, rules)]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EACCES as u32),
+        TargetArch::x86_64,
+    )
+    .map_err(build)?;
+    filter.try_into().map(Some).map_err(build)
+}
+
 /// Compiles every class's filter and installs the SIGSYS handler, or, with
 /// [`SeccompMode::Off`], records that threads run unfiltered. Call once, before the first
 /// thread starts. `user` is the (uid, gid) `--user` switches to after some threads
@@ -416,8 +461,14 @@ pub fn init(mode: SeccompMode, user: Option<(u32, u32)>) -> Result<(), SeccompEr
             }
             let programs = ThreadClass::ALL
                 .iter()
-                .map(|c| program(*c, user))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|c| {
+                    // The refusal first: the class's filter allows neither prctl nor
+                    // seccomp, which entering a second filter takes.
+                    let mut list: Vec<BpfProgram> = open_refusal(*c)?.into_iter().collect();
+                    list.push(program(*c, user)?);
+                    Ok(list)
+                })
+                .collect::<Result<Vec<_>, SeccompError>>()?;
             install_sigsys_handler()?;
             Some(Filters { programs })
         }
@@ -434,12 +485,14 @@ pub fn enter(class: ThreadClass) -> Result<(), SeccompError> {
     let Some(Some(filters)) = FILTERS.get() else {
         return Ok(());
     };
-    let program = &filters.programs[class.index()];
     CLASS.with(|c| c.set(u8::try_from(class.index()).unwrap_or(u8::MAX)));
-    seccompiler::apply_filter(program).map_err(|source| SeccompError::Apply {
-        class: class.name(),
-        source,
-    })
+    for program in &filters.programs[class.index()] {
+        seccompiler::apply_filter(program).map_err(|source| SeccompError::Apply {
+            class: class.name(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// [`enter`], or, if the kernel refuses, the end of the process: a thread must not go on

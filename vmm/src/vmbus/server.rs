@@ -228,6 +228,8 @@ pub struct Stats {
     /// Messages that waited in the backlog, and messages lost past it.
     pub backlogged: u64,
     pub lost: u64,
+    /// The longest a guest message waited for the VMBus thread, in µs.
+    pub message_wait_max_us: u64,
 }
 
 impl Stats {
@@ -241,7 +243,7 @@ impl Stats {
              gpadls_refused={} gpadls_torn_down={} modifies={} modifies_refused={} rescinds={} \
              releases={} unloads={} unloads_clean={} sub_channels={} socket_requests={} \
              socket_refusals={} socket_offers_expired={} socket_results_skipped={} backlogged={} \
-             lost={}",
+             lost={} message_wait_max_us={}",
             self.messages,
             self.dropped,
             self.signals,
@@ -274,7 +276,8 @@ impl Stats {
             self.socket_offers_expired,
             self.socket_results_skipped,
             self.backlogged,
-            self.lost
+            self.lost,
+            self.message_wait_max_us
         )
     }
 }
@@ -728,6 +731,12 @@ impl Server {
             self.run_channel(relid, now, Step::Poll);
         }
         Some(r)
+    }
+
+    /// A guest message waited `waited` in the VMBus thread's queue.
+    pub fn note_message_wait(&mut self, waited: std::time::Duration) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.stats.message_wait_max_us = self.stats.message_wait_max_us.max(us);
     }
 
     /// Whether a version was agreed (and no UNLOAD since).

@@ -14,6 +14,7 @@
 //! while a handler runs), and sleeps until the next device timer.
 
 use crate::sandbox::seccomp::{self, ThreadClass};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,6 +58,8 @@ pub enum Work {
         connection: u32,
         /// The payload.
         bytes: Vec<u8>,
+        /// When it was queued.
+        queued_at: Instant,
     },
     /// The guest signalled a channel.
     Signal {
@@ -192,6 +195,7 @@ impl MessageHandler for MessageConnection {
             vp: from_vp,
             connection: self.connection,
             bytes,
+            queued_at: Instant::now(),
         };
         let sent = self
             .tx
@@ -328,6 +332,9 @@ pub struct Vmbus {
     partition: Arc<Partition>,
     shutdown_ready: Arc<AtomicBool>,
     heartbeats: Arc<AtomicU64>,
+    /// `--vsock PATH`: removed at stop, after the thread (whose filter has no
+    /// `unlink`) has closed it.
+    vsock_path: Option<std::path::PathBuf>,
 }
 
 impl Vmbus {
@@ -428,6 +435,7 @@ impl Vmbus {
             partition: partition.clone(),
             shutdown_ready,
             heartbeats,
+            vsock_path: config.vsock.as_ref().map(|v| v.path.clone()),
         })
     }
 
@@ -482,7 +490,13 @@ impl Vmbus {
         connections.unregister_message(MESSAGE_CONNECTION_ID);
         connections.unregister_message(MESSAGE_CONNECTION_ID_4);
         let _ = self.tx.send(Work::Stop);
-        self.thread.take().and_then(|t| t.join().ok())
+        let stats = self.thread.take().and_then(|t| t.join().ok());
+        if let Some(path) = &self.vsock_path {
+            if let Err(e) = std::fs::remove_file(path) {
+                log::warn!("vsock: cannot remove {}: {e}", path.display());
+            }
+        }
+        stats
     }
 }
 
@@ -573,6 +587,21 @@ fn open_fds() -> std::io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/fd")?.count())
 }
 
+/// The next piece of work: the oldest that is not ring traffic (a guest
+/// message, a host request, a new socket) ahead of channel signals and
+/// polls. Ring traffic can queue up by the hundred while guests stream, and
+/// each drain may look for the guest's next packet; a connect, open or
+/// GPADL behind it would wait for all of them, and Linux gives a socket
+/// connect 2 s. Only control moves ahead: the rings' contents stay in
+/// order, and a drain reads whatever the ring holds when it runs.
+fn next_work(pending: &mut VecDeque<Work>) -> Option<Work> {
+    let control = pending
+        .iter()
+        .position(|w| !matches!(w, Work::Signal { .. } | Work::Poll { .. }))
+        .unwrap_or(0);
+    pending.remove(control)
+}
+
 fn run(
     mut server: Server,
     factory: DeviceFactory,
@@ -583,6 +612,7 @@ fn run(
 ) -> (Stats, String) {
     let mut shutdown_at = shutdown_after.map(|d| Instant::now() + d);
     let mut deferred: Option<DeviceCommand> = None;
+    let mut pending = VecDeque::new();
     loop {
         let now = Instant::now();
         if shutdown_at.is_some_and(|t| t <= now) {
@@ -601,16 +631,23 @@ fn run(
             }
         }
         let deadline = [server.poll(now), shutdown_at].into_iter().flatten().min();
-        let work = match deadline {
-            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
-                Ok(w) => w,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(w) => w,
-                Err(_) => break,
-            },
+        if pending.is_empty() {
+            let work = match deadline {
+                Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                    Ok(w) => w,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(w) => w,
+                    Err(_) => break,
+                },
+            };
+            pending.push_back(work);
+        }
+        pending.extend(rx.try_iter());
+        let Some(work) = next_work(&mut pending) else {
+            continue;
         };
         let now = Instant::now();
         match work {
@@ -618,8 +655,10 @@ fn run(
                 vp,
                 connection,
                 bytes,
+                queued_at,
             } => {
                 queued.fetch_sub(1, Ordering::SeqCst);
+                server.note_message_wait(now.saturating_duration_since(queued_at));
                 server.handle_message(vp, connection, &bytes, now);
             }
             Work::Signal { relid, pending } => {
@@ -659,4 +698,54 @@ fn run(
             heartbeats.load(Ordering::Relaxed)
         )),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(tag: u8) -> Work {
+        Work::Message {
+            vp: 0,
+            connection: 1,
+            bytes: vec![tag],
+            queued_at: Instant::now(),
+        }
+    }
+
+    fn signal(relid: u32) -> Work {
+        Work::Signal {
+            relid,
+            pending: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    fn tag(w: &Work) -> String {
+        match w {
+            Work::Message { bytes, .. } => format!("m{}", bytes[0]),
+            Work::Signal { relid, .. } => format!("s{relid}"),
+            Work::Poll { relid } => format!("p{relid}"),
+            _ => "other".into(),
+        }
+    }
+
+    /// Guest messages go ahead of ring traffic queued before them, each
+    /// kind in its own order.
+    #[test]
+    fn control_goes_ahead_of_ring_traffic() {
+        let mut q: VecDeque<Work> = [
+            signal(4),
+            Work::Poll { relid: 5 },
+            message(1),
+            signal(6),
+            message(2),
+        ]
+        .into_iter()
+        .collect();
+        let order: Vec<String> = std::iter::from_fn(|| next_work(&mut q))
+            .map(|w| tag(&w))
+            .collect();
+        assert_eq!(order, ["m1", "m2", "s4", "p5", "s6"]);
+        assert!(next_work(&mut q).is_none());
+    }
 }

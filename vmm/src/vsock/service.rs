@@ -128,8 +128,9 @@ impl Sockets {
 
 impl Drop for Sockets {
     fn drop(&mut self) {
+        // The socket's file is removed by whoever owns the path: the VMBus
+        // thread, where this is dropped, may not touch the file system.
         self.shared.poller.stop();
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
