@@ -375,6 +375,9 @@ def boot_scenario(name, meta, kernel, initrd, console=False, interactive=False):
     if meta.get("l1") and l0_accel() == "tcg":
         # The scenario's own L1 arguments for TCG (its "# l1:" header).
         append += " " + meta["l1"]
+    if label.endswith("@debug"):
+        # 4-level paging on the debug kernel (tests/debug.config says why).
+        append += " no5lvl"
     if os.environ.get("RIG_L1_APPEND"):
         # After the defaults: a later kvm_amd.X=... on the command line wins.
         append += " " + os.environ["RIG_L1_APPEND"]

@@ -291,6 +291,9 @@ hvhost_start() {
 	local clock=
 	if [ -z "$HVHOST_KERNEL" ]; then
 		clock=$(sed -n 's/.*\(tsc_early_khz=[0-9]*\).*/ \1/p' /proc/cmdline)
+		# The debug kernel (L1 and L2 alike) runs with 4-level paging:
+		# tests/debug.config says why.
+		[ -e /sys/kernel/debug/kmemleak ] && clock="$clock no5lvl"
 	fi
 	# RIG_L1_APPEND=rig.strace=1: hvhost under strace, whose record of every
 	# system call by thread hvhost_wait sums up.

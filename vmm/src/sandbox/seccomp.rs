@@ -242,6 +242,8 @@ impl ThreadClass {
                 ]));
                 v.push((SYS_openat, Arg::Any));
                 v.push((SYS_socket, Arg::Unix));
+                // `hvctl vsock-fault unsolicited-offer`: a stream pair nobody reads.
+                v.push((SYS_socketpair, Arg::Unix));
                 v.extend(stream);
             }
             Self::ScsiIo => {
@@ -542,6 +544,7 @@ fn syscall_name(nr: i64) -> Option<&'static str> {
         (SYS_getpid, "getpid"),
         (SYS_socket, "socket"),
         (SYS_connect, "connect"),
+        (SYS_socketpair, "socketpair"),
         (SYS_accept, "accept"),
         (SYS_accept4, "accept4"),
         (SYS_sendto, "sendto"),
