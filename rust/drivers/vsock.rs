@@ -267,6 +267,9 @@ pub(crate) struct Sock {
     fin_sent: bool,
     /// The connection was reset.
     reset: bool,
+    /// A broken packet or ring found where a reset cannot be made (it
+    /// sleeps): the next read makes it.
+    deferred: Option<Broken>,
     /// One packet being written: header and data.
     tx: KVec<u8>,
 }
@@ -288,6 +291,7 @@ impl Sock {
                 fin_read: false,
                 fin_sent: false,
                 reset: false,
+                deferred: None,
                 tx,
             },
             GFP_KERNEL,
@@ -355,7 +359,7 @@ impl Sock {
 
     /// Moves one packet from the ring to `rx` (which must be empty), or
     /// notes the FIN. Returns whether anything came.
-    fn fill(&mut self, v: &Locked<'_>) -> bool {
+    fn fill(&mut self, v: &Locked<'_>, wait: Wait) -> bool {
         if self.fin_read || self.reset {
             return false;
         }
@@ -364,8 +368,14 @@ impl Sock {
         };
         self.rx_off = 0;
         self.rx_end = 0;
-        match ch.read_one(&mut self.rx, check_packet) {
+        let read = match wait {
+            Wait::MaySleep => ch.read_one(&mut self.rx, check_packet),
+            Wait::NoSleep => ch.try_read_one(&mut self.rx, check_packet),
+        };
+        match read {
             Ok(None) => false,
+            // The ring is being opened or closed: nothing to read yet.
+            Err(e) if e == EAGAIN => false,
             Ok(Some(Ok(Some(range)))) => {
                 (self.rx_off, self.rx_end) = (range.start, range.end);
                 true
@@ -373,6 +383,16 @@ impl Sock {
             Ok(Some(Ok(None))) => {
                 self.fin_read = true;
                 v.peer_fin();
+                true
+            }
+            // A reset closes the channel, which sleeps: without sleeping, it
+            // waits for the read that the socket layer makes next.
+            Ok(Some(Err(why))) if wait == Wait::NoSleep => {
+                self.deferred = Some(Broken::Packet(why));
+                true
+            }
+            Err(e) if wait == Wait::NoSleep => {
+                self.deferred = Some(Broken::Ring(e));
                 true
             }
             Ok(Some(Err(why))) => {
@@ -386,11 +406,28 @@ impl Sock {
         }
     }
 
+    /// Resets the connection for a broken packet or ring that a read
+    /// without sleeping found.
+    fn reset_deferred(&mut self, v: &Locked<'_>) {
+        match self.deferred.take() {
+            Some(Broken::Packet(why)) => {
+                self.reset(v, format_args!("bad packet from the host: {}", why))
+            }
+            Some(Broken::Ring(e)) => self.reset(v, format_args!("ring unreadable: {:?}", e)),
+            None => {}
+        }
+    }
+
     /// Bytes the program can read now (what is buffered, else the next
     /// packet's); 0 at the end of the stream and when nothing came yet.
     pub(crate) fn has_data(&mut self, v: &Locked<'_>) -> usize {
+        // The socket layer asks between prepare_to_wait() and schedule().
         if self.buffered() == 0 {
-            self.fill(v);
+            self.fill(v, Wait::NoSleep);
+        }
+        if self.deferred.is_some() {
+            // Not data, but a read to make: it resets the connection.
+            return 1;
         }
         self.buffered()
     }
@@ -398,9 +435,10 @@ impl Sock {
     /// Copies up to `len` bytes to the program, packet after packet while
     /// the ring has them; returns how many.
     pub(crate) fn dequeue(&mut self, v: &Locked<'_>, msg: &mut Msg<'_>, len: usize) -> Result<usize> {
+        self.reset_deferred(v);
         let mut copied = 0;
         while copied < len {
-            if self.buffered() == 0 && !(self.fill(v) && self.buffered() > 0) {
+            if self.buffered() == 0 && !(self.fill(v, Wait::MaySleep) && self.buffered() > 0) {
                 break;
             }
             let n = (len - copied).min(self.buffered());
@@ -461,6 +499,7 @@ impl Sock {
         self.buffered() > 0
             || self.fin_read
             || self.reset
+            || self.deferred.is_some()
             || self.chan.as_ref().is_some_and(|ch| ch.readable())
     }
 
@@ -529,6 +568,14 @@ fn check_packet(p: &Packet<'_>) -> Result<Option<core::ops::Range<usize>>, Packe
         Ok(Data::Fin) => Ok(None),
         Err(e) => Err(PacketError::Pipe(e)),
     }
+}
+
+/// What ends a connection, found by a read that could not reset it.
+enum Broken {
+    /// A packet that breaks the protocol.
+    Packet(PacketError),
+    /// The ring itself.
+    Ring(Error),
 }
 
 /// Why a packet from the host ends its connection.
@@ -659,4 +706,13 @@ impl auxiliary::Driver for HvSockDriver {
             _binding: binding,
         })
     }
+}
+
+/// Whether reading the ring may take a sleeping lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Process context in the running state (a read).
+    MaySleep,
+    /// Between `prepare_to_wait()` and `schedule()` (`stream_has_data`).
+    NoSleep,
 }

@@ -328,7 +328,30 @@ impl Channel {
         buf: &mut [u8],
         f: impl FnOnce(&Packet<'_>) -> R,
     ) -> Result<Option<R>> {
-        let mut rx_guard = self.rx.lock();
+        self.read_one_locked(self.rx.lock(), buf, f)
+    }
+
+    /// [`Self::read_one`] where the caller must not sleep: the socket layer
+    /// asks whether data is there between `prepare_to_wait()` and
+    /// `schedule()`, in a state where a sleeping lock is a bug. `EAGAIN`
+    /// when the ring is held elsewhere: by an open or a close, which wake
+    /// the socket when they are done (its reads are serialised by the
+    /// socket lock).
+    pub(crate) fn try_read_one<R>(
+        &self,
+        buf: &mut [u8],
+        f: impl FnOnce(&Packet<'_>) -> R,
+    ) -> Result<Option<R>> {
+        let rx_guard = self.rx.try_lock().ok_or(EAGAIN)?;
+        self.read_one_locked(rx_guard, buf, f)
+    }
+
+    fn read_one_locked<R>(
+        &self,
+        mut rx_guard: MutexGuard<'_, Option<Rx>>,
+        buf: &mut [u8],
+        f: impl FnOnce(&Packet<'_>) -> R,
+    ) -> Result<Option<R>> {
         let Some(rx) = Option::as_mut(&mut *rx_guard) else {
             return Err(ENOTCONN);
         };

@@ -10,7 +10,6 @@
 # a bad CDB, bad ranges and a flood; each is refused as the protocol says;
 # here, hvhost exits 0, counted the refusals, and closed no channel.
 # timeout: 600
-# debug: 1200
 MIB=1048576
 
 storage_hostile_run() {
