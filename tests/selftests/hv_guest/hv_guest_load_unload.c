@@ -126,8 +126,19 @@ TEST_F_TIMEOUT(cycles, load_unload, 540)
 		long slab = meminfo("Slab") - slab_before;
 
 		TH_LOG("%d cycles: MemFree %+ld KiB, Slab %+ld KiB", cycles, -lost, slab);
-		ASSERT_GT(200, lost) TH_LOG("MemFree dropped by %ld KiB", lost);
-		ASSERT_GT(100, slab) TH_LOG("Slab grew by %ld KiB", slab);
+		/*
+		 * On the debug kernel (tests/debug.config) KASAN's quarantine
+		 * holds freed objects back (1708 KiB of Slab after 100 cycles,
+		 * once), so these sums say nothing there: kmemleak, which that
+		 * kernel's layers scan at their end (kernel_checkers_clean),
+		 * checks every object instead. The rig kernel's run keeps them.
+		 */
+		if (hv_exists("/sys/kernel/debug/kmemleak")) {
+			TH_LOG("debug kernel: memory sums not checked; kmemleak is");
+		} else {
+			ASSERT_GT(200, lost) TH_LOG("MemFree dropped by %ld KiB", lost);
+			ASSERT_GT(100, slab) TH_LOG("Slab grew by %ld KiB", slab);
+		}
 	}
 	hv_kmsg_collect(kmsg, log_text, sizeof(log_text));
 	close(kmsg);
