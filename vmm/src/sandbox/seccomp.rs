@@ -240,7 +240,6 @@ impl ThreadClass {
                     SYS_newfstatat,
                     SYS_fstat,
                 ]));
-                v.push((SYS_openat, Arg::Any));
                 v.push((SYS_socket, Arg::Unix));
                 // `hvctl vsock-fault unsolicited-offer`: a stream pair nobody reads.
                 v.push((SYS_socketpair, Arg::Unix));

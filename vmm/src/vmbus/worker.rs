@@ -451,13 +451,7 @@ impl Vmbus {
     /// Runs a control socket request on the VMBus thread and returns its
     /// answer.
     pub fn control(&self, request: Request) -> Result<String, String> {
-        let (reply, answer) = mpsc::channel();
-        self.tx
-            .send(Work::Control { request, reply })
-            .map_err(|_| "VMBus is stopping".to_string())?;
-        answer
-            .recv_timeout(CONTROL_TIMEOUT)
-            .map_err(|_| "VMBus did not answer".to_string())?
+        self.ask(|reply| Work::Control { request, reply })
     }
 
     /// `hvctl disk-add SPEC`: opens the image here, on the caller's thread
@@ -465,13 +459,22 @@ impl Vmbus {
     pub fn attach_disk(&self, spec: &str) -> Result<String, String> {
         let spec: DiskSpec = spec.parse()?;
         let image = DiskImage::open(&spec.path, spec.read_only).map_err(|e| e.to_string())?;
+        self.ask(|reply| Work::AttachDisk {
+            lun: spec.lun,
+            image,
+            reply,
+        })
+    }
+
+    /// Sends the work `make` builds around a reply channel and waits for
+    /// the VMBus thread's answer (at most [`CONTROL_TIMEOUT`]).
+    fn ask(
+        &self,
+        make: impl FnOnce(Sender<Result<String, String>>) -> Work,
+    ) -> Result<String, String> {
         let (reply, answer) = mpsc::channel();
         self.tx
-            .send(Work::AttachDisk {
-                lun: spec.lun,
-                image,
-                reply,
-            })
+            .send(make(reply))
             .map_err(|_| "VMBus is stopping".to_string())?;
         answer
             .recv_timeout(CONTROL_TIMEOUT)
