@@ -1588,9 +1588,12 @@ fn guest_receiver(rings_mem: &Arc<dyn GuestPages>) -> RingConsumer<GuestRing> {
 
 #[test]
 fn a_device_waiting_for_room_gets_it_while_the_guest_reads() {
-    // The guest reads two packets 20 ms in while its VP runs without run
-    // time: hvhost looks for the room with pending_send_sz withdrawn, so
-    // the guest's read asks for no signal, and the device writes on.
+    // The guest reads two packets once hvhost looks (it reads the VP)
+    // while its VP runs without run time: hvhost looks for the room with
+    // pending_send_sz withdrawn, so the guest's read asks for no signal,
+    // and the device writes on. The two are freed by one commit: freed one
+    // at a time, the second could come during the second look or after
+    // it, and the looks would count differently from run to run.
     let vp = ScriptedVp::new(false, 0);
     let (mut rings, _send) = poll_rings(Some(vp.clone()));
     let mem = rings.memory().clone();
@@ -1598,13 +1601,14 @@ fn a_device_waiting_for_room_gets_it_while_the_guest_reads() {
     let reader = {
         let vp = vp.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            while vp.readings.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
             let mut buf = vec![0; 4096];
-            let mut signal = false;
             for _ in 0..2 {
                 recv.read_packet(&mut buf).expect("read").expect("a packet");
-                signal |= recv.commit().expect("commit");
             }
+            let signal = recv.commit().expect("commit");
             vp.halted.store(true, Ordering::SeqCst);
             (signal, recv)
         })
