@@ -230,8 +230,16 @@ pub(crate) struct Bus {
     /// Serializes driver binding and unbinding (scan work, init, exit).
     #[pin]
     scan_lock: Mutex<()>,
+    /// Handles the host's messages. Both works run on the high-priority
+    /// system workqueue, as Linux handles VMBus messages in a tasklet: a
+    /// bind waits for the host's replies (GPADL_CREATED,
+    /// OPENCHANNEL_RESULT) and a connect for its bind, and neither may
+    /// queue behind the programs that keep the CPUs busy (in the debug
+    /// rig, 32 starting socat made a connect wait 2.3 s, past the
+    /// socket's connect timeout).
     #[pin]
     msg_work: Work<Bus, 1>,
+    /// Binds and releases channels ([`Bus::scan`]).
     #[pin]
     scan_work: Work<Bus, 2>,
     /// Set when unloading starts: no more binding, no more scans.
@@ -323,7 +331,7 @@ impl SintConsumer for BusIrq {
         }
         // Already queued (Err): it will see this message (or the deferral)
         // too; queued again if it is running.
-        let _ = workqueue::system().enqueue::<Arc<Bus>, 1>(bus.clone());
+        let _ = workqueue::system_highpri().enqueue::<Arc<Bus>, 1>(bus.clone());
         taken
     }
 

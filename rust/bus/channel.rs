@@ -451,6 +451,12 @@ impl Channel {
         unsafe { kernel::sync::ArcBorrow::from_raw(core::ptr::from_ref(self)) }.into()
     }
 
+    /// Whether [`Channel::bind`] has work left: a primary channel whose
+    /// device was not made yet.
+    pub(super) fn needs_bind(&self) -> bool {
+        self.info.sub_channel_index == 0 && !self.ctl.lock().probed
+    }
+
     /// Creates the channel's auxiliary device (once): the driver for its
     /// class, if registered, probes it before this returns. Sub-channels
     /// get none: their primary's driver opens them.
@@ -653,8 +659,9 @@ impl Channel {
         }
         ctl.state = State::Open;
         drop(ctl);
-        // Anything the host sent before we were ready.
-        let _ = workqueue::system().enqueue(self.self_arc());
+        // Anything the host sent before we were ready (on the queue
+        // `on_event` uses).
+        let _ = workqueue::system_highpri().enqueue(self.self_arc());
         Ok(())
     }
 

@@ -73,7 +73,7 @@ impl Bus {
             *slot = Some(ch.clone());
         }
         if hot && !self.closing.load(Acquire) {
-            let _ = workqueue::system().enqueue::<Arc<Bus>, 2>(self.self_arc());
+            let _ = workqueue::system_highpri().enqueue::<Arc<Bus>, 2>(self.self_arc());
         }
     }
 
@@ -95,7 +95,7 @@ impl Bus {
         ch.mark_rescinded();
         self.cond.notify_all();
         if !self.closing.load(Acquire) {
-            let _ = workqueue::system().enqueue::<Arc<Bus>, 2>(self.self_arc());
+            let _ = workqueue::system_highpri().enqueue::<Arc<Bus>, 2>(self.self_arc());
         }
     }
 
@@ -123,18 +123,28 @@ impl Bus {
         }
     }
 
-    /// Binds drivers to new channels, releases rescinded ones.
+    /// Binds drivers to new channels, releases rescinded ones: one at a
+    /// time, binds first. A bind is what somebody waits on (a socket's
+    /// connect gives up after 2 s), while a release (the driver's
+    /// removal, the close and the GPADL teardown, each a round trip to
+    /// the host) only hands a relid back; a storm of connections that
+    /// end while others start must not put the new ones behind the
+    /// teardowns of the old.
     pub(super) fn scan(&self) {
         let _guard = self.scan_lock.lock();
-        if self.closing.load(Acquire) {
-            return;
-        }
-        for ch in self.channels().iter() {
-            if ch.is_rescinded() {
+        loop {
+            if self.closing.load(Acquire) {
+                return;
+            }
+            let chans = self.channels();
+            if let Some(ch) = chans.iter().find(|c| !c.is_rescinded() && c.needs_bind()) {
+                ch.bind();
+            } else if let Some(ch) = chans.iter().find(|c| c.is_rescinded()) {
                 ch.unbind();
+                // Leaves the table: the loop ends.
                 self.release(ch);
             } else {
-                ch.bind();
+                return;
             }
         }
     }

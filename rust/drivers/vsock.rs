@@ -48,6 +48,7 @@ use kernel::device::Core as DeviceCore;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{new_spinlock, Arc, SpinLock};
+use kernel::time::{Instant, Monotonic};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use crate::bus::channel::{Channel, ChannelHandler};
@@ -90,6 +91,9 @@ struct Counters {
     abandoned: Atomic<u64>,
     bytes_in: Atomic<u64>,
     bytes_out: Atomic<u64>,
+    /// The longest a guest's connect waited for its channel to open, in
+    /// milliseconds (from the request to the end of the probe).
+    connect_ms_max: Atomic<u64>,
 }
 
 static COUNTERS: Counters = Counters {
@@ -104,7 +108,20 @@ static COUNTERS: Counters = Counters {
     abandoned: Atomic::new(0),
     bytes_in: Atomic::new(0),
     bytes_out: Atomic::new(0),
+    connect_ms_max: Atomic::new(0),
 };
+
+/// Raises `max` to `v` if `v` is larger.
+fn note_max(max: &Atomic<u64>, v: i64) {
+    let v = u64::try_from(v).unwrap_or(0);
+    let mut cur = max.load(Relaxed);
+    while v > cur {
+        match max.cmpxchg(cur, v, Relaxed) {
+            Ok(_) => return,
+            Err(seen) => cur = seen,
+        }
+    }
+}
 
 /// Refusals waiting for the transport's work; more are dropped (the
 /// connects they were for time out instead).
@@ -233,7 +250,7 @@ fn show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     let c = &COUNTERS;
     writeln!(
         f,
-        "hvsock sockets={} connects={} refused={} connected={} accepted={} offers_refused={} resets={} rescinds={} abandoned={} bytes_in={} bytes_out={}",
+        "hvsock sockets={} connects={} refused={} connected={} accepted={} offers_refused={} resets={} rescinds={} abandoned={} bytes_in={} bytes_out={} connect_ms_max={}",
         c.sockets.load(Relaxed),
         c.connects.load(Relaxed),
         c.refused.load(Relaxed),
@@ -245,6 +262,7 @@ fn show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         c.abandoned.load(Relaxed),
         c.bytes_in.load(Relaxed),
         c.bytes_out.load(Relaxed),
+        c.connect_ms_max.load(Relaxed),
     )
 }
 
@@ -272,6 +290,8 @@ pub(crate) struct Sock {
     deferred: Option<Broken>,
     /// One packet being written: header and data.
     tx: KVec<u8>,
+    /// When this socket asked the host for a connection.
+    asked: Option<Instant<Monotonic>>,
 }
 
 impl Sock {
@@ -293,6 +313,7 @@ impl Sock {
                 reset: false,
                 deferred: None,
                 tx,
+                asked: None,
             },
             GFP_KERNEL,
         )?;
@@ -306,6 +327,7 @@ impl Sock {
             .bus
             .request_connection(hvsock::service_id(local_port), hvsock::service_id(remote_port))?;
         COUNTERS.connects.add(1, Relaxed);
+        self.asked = Some(Instant::now());
         Ok(())
     }
 
@@ -693,7 +715,11 @@ impl auxiliary::Driver for HvSockDriver {
         // Open from here on: a failure closes it with the binding.
         let binding = Binding::new(ch.clone(), "hvsock");
         ch.keep_pending_send(hvsock::GUEST_PENDING_SEND as u32)?;
-        claim.sock()?.chan = Some(ch);
+        let sock = claim.sock()?;
+        sock.chan = Some(ch);
+        if let Some(asked) = sock.asked.take() {
+            note_max(&COUNTERS.connect_ms_max, asked.elapsed().as_millis());
+        }
         claim.done();
         if accept {
             COUNTERS.accepted.add(1, Relaxed);

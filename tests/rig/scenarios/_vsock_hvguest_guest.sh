@@ -161,6 +161,7 @@ guest() {
 	run_test transport_registered vsock_hvguest_load
 	run_test stats_before rig_request stats before
 	run_test guest_connects_32_x_1_mib vsock_guest_connects 32 1024
+	echo "# slowest connect so far: $(hvsock connect_ms_max) ms"
 	run_test guest_connects_64_mib vsock_guest_connects 1 65536
 	rm -f $VS/g.*
 	run_test connect_without_listener_refused vsock_hvguest_refused
