@@ -17,6 +17,9 @@ A scenario is tests/rig/scenarios/NAME.sh. Its header comments say:
                           (tests/debug.config) as L1 and L2, with that
                           timeout; each layer ends with its checkers'
                           reports (kernel_checkers_clean)
+    # debug-by-name: SECONDS
+                          the same, but NAME@debug runs only when named
+                          (out of `make test` for CI's time)
 Each scenario boots L0 QEMU (TCG) on the rig kernel with the L1 initramfs;
 L1 runs the scenario itself or boots L2 under QEMU+KVM to run it. The
 console of every layer goes to build/test-logs/NAME.log; the KTAP leaves
@@ -70,6 +73,9 @@ def scenario_meta(name):
                 meta["l1"] = text.split(":", 1)[1].strip()
             elif text.startswith("debug:"):
                 meta["debug"] = int(text.split(":", 1)[1])
+            elif text.startswith("debug-by-name:"):
+                meta["debug"] = int(text.split(":", 1)[1])
+                meta["debug_by_name"] = True
             elif not meta["doc"]:
                 meta["doc"] = text
     return meta
@@ -617,7 +623,8 @@ def main():
     # as L1 and L2, for the scenarios whose header says "# debug: TIMEOUT".
     names = args.scenarios or all_scenarios()
     if not args.scenarios:
-        names += [n + "@debug" for n in names if scenario_meta(n)["debug"]]
+        names += [n + "@debug" for n in names
+                  if scenario_meta(n)["debug"] and not scenario_meta(n).get("debug_by_name")]
     for n in names:
         base, _, flavour = n.partition("@")
         meta = scenario_meta(base)

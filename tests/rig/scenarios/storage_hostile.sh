@@ -10,6 +10,7 @@
 # a bad CDB, bad ranges and a flood; each is refused as the protocol says;
 # here, hvhost exits 0, counted the refusals, and closed no channel.
 # timeout: 600
+# debug-by-name: 1800
 MIB=1048576
 
 storage_hostile_run() {

@@ -14,7 +14,7 @@
 # a flush (conv=fsync) and says so; hvhost is killed with SIGKILL at once,
 # and the image holds the data.
 # timeout: 900
-# debug: 1800
+# debug-by-name: 1800
 . /rig/scenarios/_storage_lib.sh
 
 storage_hvguest_run() {

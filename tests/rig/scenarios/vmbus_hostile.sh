@@ -13,6 +13,7 @@
 #   corrupt channel, keeps the heartbeat going, serves the reload, and
 #   shuts the guest down on SIGTERM, exiting 0.
 # timeout: 800
+# debug-by-name: 1800
 rig_misbehaving_guest() {
 	hvhost_start 400 _vmbus_misbehave_guest --cpus 2
 	hvhost_term_when '# rig: vmbus ready' 360

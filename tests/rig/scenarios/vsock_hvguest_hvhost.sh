@@ -6,7 +6,8 @@
 # asked to do (_vsock_hvguest_guest): a connect nobody listens for fails
 # at once with ECONNREFUSED (hvhost's TL_CONNECT_RESULT), the connection
 # limit (--vsock-max-conns 40: the 41st connect is refused, and once the
-# 40 close a new one works), 20 unload/reload cycles with a connection
+# 40 close a new one works), 20 unload/reload cycles (5 on the debug
+# kernel) with a connection
 # open (rmmod refuses while a socket lives and works once it is closed),
 # and the transport's counters add up. Afterwards hvhost has the
 # descriptors, channels and GPADLs it had before.
