@@ -288,8 +288,9 @@ hvhost_start() {
 	# back to a jiffies clock with the APIC timer disabled. It gets L1's
 	# rate (KVM passes the TSC through; run.py gives L1 its own). The
 	# reference kernel has Hyper-V's clock and is left alone.
+	# The rig kernel is the default and may be named (vmbus_rescind does).
 	local clock=
-	if [ -z "$HVHOST_KERNEL" ]; then
+	if [ "${HVHOST_KERNEL:-/boot/bzImage}" = /boot/bzImage ]; then
 		clock=$(sed -n 's/.*\(tsc_early_khz=[0-9]*\).*/ \1/p' /proc/cmdline)
 		# The debug kernel (L1 and L2 alike) runs with 4-level paging:
 		# tests/debug.config says why.
