@@ -53,7 +53,7 @@ def scenario_meta(name):
     if not os.path.isfile(path):
         return None
     meta = {"timeout": 300, "skip": None, "interactive": False, "bench": False, "probe": False,
-            "l1": "", "doc": "", "debug": None}
+            "l1": "", "doc": "", "debug": None, "debug_by_name": False}
     with open(path) as f:
         for line in f:
             if not line.startswith("#"):
@@ -623,8 +623,8 @@ def main():
     # as L1 and L2, for the scenarios whose header says "# debug: TIMEOUT".
     names = args.scenarios or all_scenarios()
     if not args.scenarios:
-        names += [n + "@debug" for n in names
-                  if scenario_meta(n)["debug"] and not scenario_meta(n).get("debug_by_name")]
+        metas = {n: scenario_meta(n) for n in names}
+        names += [n + "@debug" for n, m in metas.items() if m["debug"] and not m["debug_by_name"]]
     for n in names:
         base, _, flavour = n.partition("@")
         meta = scenario_meta(base)
