@@ -14,12 +14,27 @@
  *         "echo N"    send back each of N bytes as it comes
  *       and prints one line per phase: op= bytes= ns= (L1's clock, from
  *       the header to the last byte or the byte back).
+ *       On hybrid:PATH:PORT it connects instead, through hvhost's
+ *       hybrid vsock socket PATH to the guest's port PORT ("CONNECT
+ *       PORT", answered "OK HOSTPORT"), and serves that one phase.
  *   hvstream client OP N ENDPOINT
  *       The guest's side of one phase (OP as above, seen from the
  *       server). For echo it prints rtts= cycles_per_rtt= (TSC).
+ *       On vsock-accept:PORT it listens on PORT and takes one connection
+ *       from the host instead of connecting; with HVSTREAM_READY=FILE in
+ *       the environment it creates FILE once it listens.
  *
- * ENDPOINT: vsock:CID:PORT, unix:PATH, tty:DEVICE (connecting);
- * vsock-listen:PORT, unix-listen:PATH, tty:DEVICE (serving).
+ * ENDPOINT: vsock:CID:PORT, unix:PATH, tty:DEVICE, vsock-accept:PORT
+ * (the client's); vsock-listen:PORT, unix-listen:PATH, tty:DEVICE,
+ * hybrid:PATH:PORT (the server's).
+ *
+ * Why a guest would listen: Linux's hv_sock sizes a connection's rings
+ * from the socket buffers of the socket it is made for, at least 24 KiB
+ * and at most 256 KiB each way. A connecting socket's buffers are set to
+ * 24 KiB when connect() gives it the transport, so the guest's connects
+ * always get 24 KiB rings; a connection from the host gets the listening
+ * socket's buffers (wmem_default and rmem_default, 208 KiB, unless the
+ * program set others).
  *
  * With HVSTREAM_CHECK=1 in the environment, the end that reads a sink's or
  * a source's bytes compares each with the one the other end sent (a
@@ -196,10 +211,71 @@ static int connect_to(const char *ep)
 			die(ep);
 		return fd;
 	}
+	if (sscanf(ep, "vsock-accept:%u", &port) == 1) {
+		struct sockaddr_vm a = {
+			.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port
+		};
+		const char *ready = getenv("HVSTREAM_READY");
+		int l = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1))
+			die(ep);
+		if (ready) {
+			int r = open(ready, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+			if (r < 0)
+				die(ready);
+			close(r);
+		}
+		do
+			fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		while (fd < 0 && errno == EINTR);
+		if (fd < 0)
+			die("accept");
+		close(l);
+		return fd;
+	}
 	if (!strncmp(ep, "tty:", 4))
 		return open_tty(ep + 4);
 	fprintf(stderr, "hvstream: unknown endpoint %s\n", ep);
 	exit(2);
+}
+
+/*
+ * hybrid:PATH:PORT: a connection to the guest's port PORT through hvhost's
+ * hybrid vsock socket PATH (the Firecracker convention: "CONNECT PORT\n",
+ * answered "OK HOSTPORT\n" once the guest accepted).
+ */
+static int connect_hybrid(const char *ep)
+{
+	char path[108], cmd[32], line[64];
+	const char *colon = strrchr(ep, ':');
+	struct sockaddr_un a;
+	unsigned int port;
+	size_t len;
+	int fd;
+
+	if (!colon || colon < ep + 7 || sscanf(colon + 1, "%u", &port) != 1) {
+		fprintf(stderr, "hvstream: bad endpoint %s\n", ep);
+		exit(2);
+	}
+	len = colon - (ep + 7);
+	if (len >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		die(ep);
+	}
+	memcpy(path, ep + 7, len);
+	path[len] = 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, unix_addr(&a, path)))
+		die(path);
+	snprintf(cmd, sizeof(cmd), "CONNECT %u\n", port);
+	write_all(fd, cmd, strlen(cmd));
+	if (read_line(fd, line, sizeof(line)) || strncmp(line, "OK ", 3)) {
+		fprintf(stderr, "hvstream: %s: the guest's port %u refused the connection\n", path, port);
+		exit(1);
+	}
+	return fd;
 }
 
 static int listen_on(const char *ep)
@@ -279,6 +355,15 @@ static int server(const char *ep)
 		fd = open_tty(ep + 4);
 		while (serve_phase(fd))
 			;
+		return 0;
+	}
+	if (!strncmp(ep, "hybrid:", 7)) {
+		fd = connect_hybrid(ep);
+		if (!serve_phase(fd)) {
+			fprintf(stderr, "hvstream: %s: the phase did not complete\n", ep);
+			return 1;
+		}
+		close(fd);
 		return 0;
 	}
 	l = listen_on(ep);

@@ -19,12 +19,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from plot_common import grouped_bars, table, value  # noqa: E402
 
-CONFIGS = ["uart_hvhost", "uart_qemu", "virtio_vsock", "hvsock", "hvguest"]
+CONFIGS = ["uart_hvhost", "uart_qemu", "virtio_vsock", "hvsock", "hvsock_accept", "hvguest"]
 LABELS = {
     "uart_hvhost": "hvhost 16550",
     "uart_qemu": "QEMU 16550",
     "virtio_vsock": "QEMU vhost-vsock",
     "hvsock": "hvhost + Linux hv_sock",
+    "hvsock_accept": "hvhost + Linux hv_sock, host connects",
     "hvguest": "hvhost + hv_guest",
 }
 PHASES = ["guest_to_host", "host_to_guest"]

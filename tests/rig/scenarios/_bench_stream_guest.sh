@@ -1,6 +1,6 @@
 # _bench_stream_guest: not a scenario of its own; the guest side of
 # bench_stream. The kernel command line names the configuration
-# (rig.bench=uart_hvhost|hvsock|hvguest|virtio_vsock|uart_qemu): the guest finds
+# (rig.bench=uart_hvhost|hvsock|hvsock_accept|hvguest|virtio_vsock|uart_qemu): the guest finds
 # its stream (ttyS1, or AF_VSOCK to the host's port), measures the raw
 # port-I/O exit once (bench/pio_exit.c: the floor the round trip is
 # compared with), and runs the three phases against L1's hvstream server
@@ -17,19 +17,35 @@ guest() {
 
 . /rig/scenarios/_bench_stream_lib.sh
 
-bench_config() { sed -n 's/.*rig\.bench=\([a-z_]*\).*/\1/p' /proc/cmdline; }
+bench_config() { sed -n 's/.*rig\.bench=\([a-z0-9_]*\).*/\1/p' /proc/cmdline; }
 
 stream_irqs() {
 	grep -E "$IRQ_PAT" /proc/interrupts |
 		awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }'
 }
 
-# One phase: OP (the server's side: sink, source, echo) with N bytes.
+# One phase: OP (the server's side: sink, source, echo) with N bytes. On
+# vsock-accept the client listens before the phase's mark, which is when
+# L1 connects in.
 bench_phase() {
-	local name=$1 op=$2 n=$3 i0 i1 out
-	rig_mark "phase $name start"
-	i0=$(stream_irqs)
-	out=$(hvstream client "$op" "$n" "$EP" 2>&1) || { echo "# $name: $out"; return 1; }
+	local name=$1 op=$2 n=$3 i0 i1 out pid
+	case $EP in
+	vsock-accept:*)
+		rm -f /tmp/hvstream.ready
+		HVSTREAM_READY=/tmp/hvstream.ready hvstream client "$op" "$n" "$EP" >/tmp/hvstream.out 2>&1 &
+		pid=$!
+		wait_for 30 [ -e /tmp/hvstream.ready ] || { echo "# $name: the client did not listen"; kill $pid; return 1; }
+		rig_mark "phase $name start"
+		i0=$(stream_irqs)
+		wait $pid || { echo "# $name: $(cat /tmp/hvstream.out)"; return 1; }
+		out=$(cat /tmp/hvstream.out)
+		;;
+	*)
+		rig_mark "phase $name start"
+		i0=$(stream_irqs)
+		out=$(hvstream client "$op" "$n" "$EP" 2>&1) || { echo "# $name: $out"; return 1; }
+		;;
+	esac
 	i1=$(stream_irqs)
 	rig_mark "phase $name end"
 	echo "# bench stream config=$CFG phase=$name bytes=$n irqs=$((i1 - i0)) $out"

@@ -5,6 +5,9 @@
 #                 the rig kernel's ttyS1: the emulated stream hvhost has
 #   hvsock        hvhost --vsock, Linux's own hv_sock (the reference
 #                 kernel), the host end on the relay's Unix socket
+#   hvsock_accept the same, the other way round: the guest listens and
+#                 L1 connects in (hvhost's CONNECT), so Linux sizes the
+#                 rings from the listener's buffers, 208 KiB, not 24 KiB
 #   hvguest       hvhost --vsock, hv_guest's own transport (the rig
 #                 kernel with the production hv_guest.ko), same host end
 #   virtio_vsock  QEMU's vhost-vsock, the rig kernel's virtio-vsock, the
@@ -21,13 +24,13 @@
 # run.py gives the medians. A benchmark (make bench), not a test: it fails
 # only when a run does not complete.
 # bench
-# timeout: 3600
+# timeout: 5400
 . /rig/scenarios/_bench_lib.sh
 . /rig/scenarios/_bench_stream_lib.sh
 QEMU_GUEST=_bench_stream_guest
 # RIG_L1_APPEND="rig.rounds=N rig.configs=A,B" for other rounds or a
 # subset of the configurations (ratios need uart_hvhost and virtio_vsock).
-BENCH_STREAM_CONFIGS=$(rig_param configs uart_hvhost,hvsock,hvguest,virtio_vsock,uart_qemu | tr , ' ')
+BENCH_STREAM_CONFIGS=$(rig_param configs uart_hvhost,hvsock,hvsock_accept,hvguest,virtio_vsock,uart_qemu | tr , ' ')
 BENCH_STREAM_ROUNDS=$(rig_param rounds 3)
 BENCH_STREAM_PHASES="guest_to_host host_to_guest round_trip"
 BS=/tmp/bs
@@ -55,7 +58,7 @@ server_start() {
 # in the guest's ring and those that found it. Nothing for the others.
 vmbus_counts() {
 	case $1 in
-	hvsock | hvguest) ;;
+	hvsock | hvsock_accept | hvguest) ;;
 	*) return 0 ;;
 	esac
 	hvctl $HVHOST_API stats >$BS/stats 2>&1 || return 0
@@ -85,6 +88,14 @@ bench_one() {
 			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock \
 			--api-socket $HVHOST_API
 		;;
+	hvsock_accept)
+		# L1 connects in per phase (below), once the guest listens.
+		: >$BS/server.out
+		: >$BS/server.err
+		HVHOST_KERNEL=/boot/ref-bzImage HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
+			hvhost_start 900 _bench_stream_guest --cpus 2 --memory 512 --vsock $BS/v.sock \
+			--api-socket $HVHOST_API
+		;;
 	hvguest)
 		server_start unix-listen:$BS/v.sock_$BENCH_STREAM_PORT || return 1
 		HVHOST_EXTRA_CMDLINE=rig.bench=$cfg \
@@ -106,7 +117,16 @@ bench_one() {
 		hvhost_wait_mark "# rig: phase $p start" 600 || break
 		e0=$(vm_exits)
 		v0=$(vmbus_counts $cfg)
+		if [ "$cfg" = hvsock_accept ]; then
+			: >$BS/server.out.$p
+			hvstream server hybrid:$BS/v.sock:$BENCH_STREAM_PORT >$BS/server.out.$p 2>>$BS/server.err &
+			SERVER_PID=$!
+		fi
 		hvhost_wait_mark "# rig: phase $p end" 600 || break
+		if [ "$cfg" = hvsock_accept ]; then
+			wait $SERVER_PID || sed 's/^/# server: /' $BS/server.err
+			cat $BS/server.out.$p >>$BS/server.out
+		fi
 		e1=$(vm_exits)
 		v1=$(vmbus_counts $cfg)
 		echo "$p $((e1 - e0))" >>$BS/exits.$cfg
