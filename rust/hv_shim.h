@@ -85,11 +85,17 @@ struct sock;
 struct msghdr;
 struct vsock_sock;
 
-/* What hvg_vsock_claim found: see there. */
+/*
+ * What hvg_vsock_claim found: see there. @sndbuf and @rcvbuf are the
+ * socket buffers the connection's rings are sized from: the connecting
+ * socket's, or for a host's connection the listener's.
+ */
 struct hvg_vsock_claim {
 	struct sock *parent;
 	struct sock *conn;
 	void *trans;
+	int sndbuf;
+	int rcvbuf;
 };
 
 int hvg_vsock_register(void *ctx);

@@ -395,6 +395,8 @@ int hvg_vsock_claim(bool accept, u32 local_port, u32 remote_port,
 		c->parent = sk;
 		c->conn = sk;
 		c->trans = vsk->trans;
+		c->sndbuf = READ_ONCE(sk->sk_sndbuf);
+		c->rcvbuf = READ_ONCE(sk->sk_rcvbuf);
 		return 0;
 	}
 	if (sk->sk_state != TCP_LISTEN)
@@ -421,6 +423,9 @@ int hvg_vsock_claim(bool accept, u32 local_port, u32 remote_port,
 	c->parent = sk;
 	c->conn = child;
 	c->trans = vchild->trans;
+	/* A host's connection takes the listener's buffers, as hv_sock's. */
+	c->sndbuf = READ_ONCE(sk->sk_sndbuf);
+	c->rcvbuf = READ_ONCE(sk->sk_rcvbuf);
 	return 0;
 refuse:
 	release_sock(sk);

@@ -34,6 +34,8 @@ mod ffi {
         pub(super) parent: *mut c_void,
         pub(super) conn: *mut c_void,
         pub(super) trans: *mut c_void,
+        pub(super) sndbuf: c_int,
+        pub(super) rcvbuf: c_int,
     }
 
     extern "C" {
@@ -171,12 +173,22 @@ impl Claim {
             parent: core::ptr::null_mut(),
             conn: core::ptr::null_mut(),
             trans: core::ptr::null_mut(),
+            sndbuf: 0,
+            rcvbuf: 0,
         };
         // SAFETY: `raw` is writable; the C side fills it on success.
         let err = unsafe { ffi::hvg_vsock_claim(accept, local_port, remote_port, &mut raw) };
         kernel::error::to_result(err)?;
         // INVARIANT: claimed just now.
         Ok(Self { raw })
+    }
+
+    /// The socket buffers (`SO_SNDBUF`, `SO_RCVBUF`, in bytes) the
+    /// connection's rings are sized from: the connecting socket's, or for
+    /// a host's connection the listener's. Negative values read as 0.
+    pub(crate) fn buffers(&self) -> (usize, usize) {
+        let bytes = |v: c_int| usize::try_from(v).unwrap_or(0);
+        (bytes(self.raw.sndbuf), bytes(self.raw.rcvbuf))
     }
 
     /// A reference of the caller's own to the connection's socket.

@@ -28,6 +28,13 @@
 //!   most [`hvsock::GUEST_SEND_MAX`] bytes while the ring has room
 //!   ([`hvsock::writable_bytes`], which always keeps room for the FIN); the
 //!   host signals once a full packet fits again (`pending_send_sz`).
+//! * **Rings.** Each way, the socket's buffer (`SO_SNDBUF` for the ring
+//!   to the host, `SO_RCVBUF` for the other) in whole pages, 24 KiB to
+//!   256 KiB: the connecting socket's, or for a host's connection the
+//!   listener's. Linux's `hv_sock` sizes a host's connection so; its
+//!   connects always get 24 KiB, which moves about half of what 208 KiB
+//!   (the kernel's default buffers) moves (`bench/README.md`,
+//!   bench_stream).
 //! * **Close.** `shutdown(SHUT_WR)` and close send the FIN (an empty
 //!   packet). The host rescinds the channel after both FINs; what the ring
 //!   still held stays readable. A rescind before the host's FIN is a reset.
@@ -59,9 +66,12 @@ use crate::vmbus::message::TlConnectResult;
 use crate::vmbus::packet::{Packet, PacketFlags, PacketType};
 use crate::vsock::{Claim, Locked, Msg, SockRef};
 
-/// Pages of each ring of a connection, header page included (60 KiB of
-/// data each way).
-const RING_PAGES: usize = 16;
+/// Pages of a ring, header page included, for a socket buffer of `bytes`
+/// ([`hvsock::ring_data_bytes`]: the kernel's default buffers, 208 KiB,
+/// give 52 data pages).
+fn ring_pages(bytes: usize) -> usize {
+    hvsock::ring_data_bytes(bytes) / kernel::page::PAGE_SIZE + 1
+}
 
 /// The longest packet a socket takes from the host: its descriptor, the
 /// pipe header and [`hvsock::HOST_SEND_MAX`] bytes, with room for a
@@ -711,7 +721,8 @@ impl auxiliary::Driver for HvSockDriver {
         };
         let sk = Arc::new(claim.sock_ref()?, GFP_KERNEL)?;
         let handler: Arc<dyn ChannelHandler> = Arc::new(ConnHandler { sk: sk.clone() }, GFP_KERNEL)?;
-        ch.open(RING_PAGES, RING_PAGES, handler)?;
+        let (sndbuf, rcvbuf) = claim.buffers();
+        ch.open(ring_pages(sndbuf), ring_pages(rcvbuf), handler)?;
         // Open from here on: a failure closes it with the binding.
         let binding = Binding::new(ch.clone(), "hvsock");
         ch.keep_pending_send(hvsock::GUEST_PENDING_SEND as u32)?;

@@ -156,6 +156,30 @@ pub const fn ring_len(data: usize) -> usize {
 pub const GUEST_PENDING_SEND: usize = ring_len(GUEST_SEND_MAX);
 const _: () = assert!(GUEST_PENDING_SEND == 4120);
 
+/// Fewest data bytes in each ring of a connection (Linux's
+/// `RINGBUFFER_HVS_SND_SIZE` and `_RCV_SIZE`, six pages).
+pub const RING_DATA_MIN: usize = 6 * 4096;
+/// Most data bytes in each ring of a connection (`RINGBUFFER_HVS_MAX_SIZE`,
+/// 64 pages).
+pub const RING_DATA_MAX: usize = 64 * 4096;
+
+/// The data bytes of a ring sized from a socket buffer of `buf` bytes
+/// (`SO_SNDBUF` for the ring to the host, `SO_RCVBUF` for the other), as
+/// Linux's `hv_sock` sizes a host's connection from its listener (VMBus
+/// 5.0 and later): [`RING_DATA_MIN`] to [`RING_DATA_MAX`], whole pages.
+/// hv_guest sizes every connection so; `hv_sock` gives a guest's connect
+/// [`RING_DATA_MIN`].
+pub const fn ring_data_bytes(buf: usize) -> usize {
+    let b = if buf < RING_DATA_MIN {
+        RING_DATA_MIN
+    } else if buf > RING_DATA_MAX {
+        RING_DATA_MAX
+    } else {
+        buf
+    };
+    b.div_ceil(4096) * 4096
+}
+
 /// Stream bytes a sender may put in its ring when `free` bytes are free
 /// (Linux's `hvs_channel_writable_bytes`): the ring is never filled to the
 /// last byte, and room for a FIN stays, so a shutdown never waits. A
@@ -314,6 +338,31 @@ mod tests {
             if n > 0 {
                 // A packet of n bytes, then a FIN, and the ring not full.
                 prop_assert!(ring_len(n) + ring_len(0) < free as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn ring_sizes_are_linux_s() {
+        // The kernel's default socket buffers (wmem_default on x86-64).
+        assert_eq!(ring_data_bytes(212_992), 212_992);
+        assert_eq!(ring_data_bytes(0), RING_DATA_MIN);
+        assert_eq!(ring_data_bytes(16_384), 24_576);
+        assert_eq!(ring_data_bytes(24_577), 28_672);
+        assert_eq!(ring_data_bytes(262_144), 262_144);
+        assert_eq!(ring_data_bytes(usize::MAX), RING_DATA_MAX);
+    }
+
+    proptest! {
+        #[test]
+        fn ring_data_bytes_are_whole_pages_in_bounds(buf in any::<usize>()) {
+            let n = ring_data_bytes(buf);
+            prop_assert_eq!(n % 4096, 0);
+            prop_assert!((RING_DATA_MIN..=RING_DATA_MAX).contains(&n));
+            // Never less than asked for within the bounds, and less than
+            // a page more.
+            if (RING_DATA_MIN..=RING_DATA_MAX).contains(&buf) {
+                prop_assert!(n >= buf && n - buf < 4096);
             }
         }
     }

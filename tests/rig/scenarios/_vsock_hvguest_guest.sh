@@ -1,8 +1,8 @@
 # _vsock_hvguest_guest: not a scenario of its own; the L2 side of
 # vsock_hvguest_hvhost: the rig kernel with the production hv_guest.ko as
 # its AF_VSOCK transport, Debian's socat as the programs. The transfers
-# of _vsock_stock_guest (32 x 1 MiB, 64 MiB, 8 host programs in, a
-# rescind mid-transfer), then what is hv_guest's own: a refused connect
+# of _vsock_stock_guest (its rings checked, 32 x 1 MiB, 64 MiB, 8 host
+# programs in, a rescind mid-transfer), then what is hv_guest's own: a refused connect
 # fails at once, the connection limit, 20 reloads with a connection
 # open, the transport's counters; at the end every socket channel is
 # released, and no kernel warning.
@@ -107,7 +107,8 @@ offers_refused_past() {
 }
 
 # vsock_hvguest_counters: what the transport counted so far adds up:
-# every connect asked for either connected or was refused, 8 accepted,
+# every connect asked for either connected or was refused, 9 accepted
+# (L1's held connection and its 8 programs),
 # one reset (the rescind mid-transfer), nothing abandoned, one offer
 # refused (L1's CONNECT to the port nobody listens on, made after its 8
 # connections: waited for), and no socket left.
@@ -117,7 +118,7 @@ vsock_hvguest_counters() {
 	wait_for 60 offers_refused_past 0
 	echo "# $(cat $HVSOCK)"
 	[ "$(hvsock connects)" = $(($(hvsock connected) + $(hvsock refused))) ] &&
-		[ "$(hvsock accepted)" = 8 ] && [ "$(hvsock resets)" = 1 ] &&
+		[ "$(hvsock accepted)" = 9 ] && [ "$(hvsock resets)" = 1 ] &&
 		[ "$(hvsock abandoned)" = 0 ] && [ "$(hvsock offers_refused)" = 1 ] &&
 		[ "$(hvsock sockets)" = 0 ]
 }
@@ -160,13 +161,22 @@ guest() {
 	mkdir -p $VS
 	run_test transport_registered vsock_hvguest_load
 	run_test stats_before rig_request stats before
+	# hv_guest sizes a connect's rings from the socket's buffers: the
+	# kernel's defaults, less (24 KiB at least), more (256 KiB at most).
+	run_test rings_of_a_connect vsock_guest_rings connect \
+		$(vsock_ring_bytes $(cat /proc/sys/net/core/wmem_default)) \
+		$(vsock_ring_bytes $(cat /proc/sys/net/core/rmem_default))
+	run_test rings_of_a_connect_asking_less vsock_guest_rings connect_less 24576 24576 \
+		,sndbuf=8192,rcvbuf=8192
+	run_test rings_of_a_connect_asking_more vsock_guest_rings connect_more 262144 262144 \
+		,sndbuf=131072,rcvbuf=131072
 	run_test guest_connects_32_x_1_mib vsock_guest_connects 32 1024
 	echo "# slowest connect so far: $(hvsock connect_ms_max) ms"
 	run_test guest_connects_64_mib vsock_guest_connects 1 65536
 	rm -f $VS/g.*
 	run_test connect_without_listener_refused vsock_hvguest_refused
 	run_test connection_limit vsock_hvguest_limit
-	run_test host_programs_connect vsock_guest_serves 8
+	run_test host_programs_connect vsock_guest_serves 9
 	run_test rescind_mid_transfer vsock_guest_rescinded
 	run_test counters_add_up vsock_hvguest_counters
 	# 5 on the debug kernel (kmemleak): its checkers look at every cycle

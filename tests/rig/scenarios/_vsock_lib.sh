@@ -123,8 +123,9 @@ vsock_guest_rescinded() {
 }
 
 # vsock_guest_serves N: listens on the guest's port, tells L1 (the mark
-# "vsock listening"), and waits up to 300 s for N connections from host
-# programs to be served; their sums go to L1 as marks.
+# "vsock listening", after the rings a host's connection gets), and waits
+# up to 300 s for N connections from host programs to be served (L1 holds
+# one open first, then makes N - 1); their sums go to L1 as marks.
 vsock_guest_serves() {
 	local pid s
 	vsock_handler $VS/g.handler $VS/g.sums
@@ -135,6 +136,7 @@ vsock_guest_serves() {
 	socat -t 120 VSOCK-LISTEN:$VSOCK_GUEST_PORT,fork,backlog=16 EXEC:$VS/g.handler 2>$VS/g.listen.err &
 	pid=$!
 	sleep 1
+	vsock_mark_accept_rings
 	rig_mark "vsock listening"
 	served() { [ "$(wc -l <$VS/g.sums)" -ge "$1" ]; }
 	wait_for 300 served "$1"
@@ -151,16 +153,68 @@ vsock_guest_serves() {
 # channel (every connection rescinded and released), then has L1 save
 # hvhost's stats as "after".
 vsock_guest_settled() {
+	vsock_no_channels && rig_request stats after
+}
+
+# vsock_ring_bytes BUF: the data bytes of a ring sized from a socket
+# buffer of BUF bytes, by Linux's hv_sock's rule (a host's connection) and
+# hv_guest's (every connection): at least 24 KiB, at most 256 KiB, whole
+# pages.
+vsock_ring_bytes() {
+	local b=$1
+	[ "$b" -lt 24576 ] && b=24576
+	[ "$b" -gt 262144 ] && b=262144
+	echo $(((b + 4095) / 4096 * 4096))
+}
+
+# vsock_no_channels: waits up to 60 s until hvhost lists no socket
+# channel (every connection rescinded and released).
+vsock_no_channels() {
 	local i
 	for i in $(seq 1 60); do
 		rig_request hvctl devices || return 1
 		case $RIG_ANSWER in
 		*hvsock*) sleep 1 ;;
-		*) rig_request stats after; return ;;
+		*) return 0 ;;
 		esac
 	done
 	echo "# still there: $RIG_ANSWER"
 	return 1
+}
+
+# vsock_guest_rings NAME TO_HOST TO_GUEST [SOCAT_OPTIONS]: the only socket
+# connection (to the host's port, with socat's OPTIONS such as
+# ",sndbuf=8192") held open while L1 saves hvhost's stats as rings_NAME;
+# the mark "vsock rings NAME TO_HOST TO_GUEST" tells L1 the ring data
+# bytes to find there (vsock_rings_as_marked). Ends with no socket channel.
+vsock_guest_rings() {
+	local pid rc=0
+	vsock_no_channels || return 1
+	rm -f $VS/rings.err
+	{
+		sleep 300 &
+		echo $! >$VS/rings.hold
+		wait
+	} | socat -d -d -T 300 - "VSOCK-CONNECT:2:$VSOCK_HOST_PORT$4" >/dev/null 2>$VS/rings.err &
+	pid=$!
+	transferring() { grep -q 'starting data transfer loop' $VS/rings.err; }
+	if wait_for 30 transferring; then
+		rig_request stats rings_$1 || rc=1
+		rig_mark "vsock rings $1 $2 $3"
+	else
+		echo "# not connected: $(tail -2 $VS/rings.err | tr '\n' ' ')"
+		rc=1
+	fi
+	kill "$(cat $VS/rings.hold)" 2>/dev/null
+	wait $pid
+	vsock_no_channels && [ $rc = 0 ]
+}
+
+# vsock_mark_accept_rings: tells L1 the rings a host's connection to the
+# guest's listener gets (Linux's hv_sock and hv_guest alike: the
+# listener's buffers, wmem_default and rmem_default when socat sets none).
+vsock_mark_accept_rings() {
+	rig_mark "vsock rings accept $(vsock_ring_bytes $(cat /proc/sys/net/core/wmem_default)) $(vsock_ring_bytes $(cat /proc/sys/net/core/rmem_default))"
 }
 
 # --- L1's side ---
@@ -211,6 +265,48 @@ vsock_host_connects() {
 	vsock_round_trips_ok $VS/h "$1" && [ $bad = 0 ]
 }
 
+# vsock_host_rings: a host program's connection to the guest's listener,
+# held open (sending nothing) while hvhost's stats are saved as
+# /tmp/hvctl.stats.rings_accept. The guest's server counts it as a
+# connection served (an empty transfer, $VS/h.in.hold).
+vsock_host_rings() {
+	local pid rc=0
+	: >$VS/h.in.hold
+	{
+		printf 'CONNECT %s\n' $VSOCK_GUEST_PORT
+		sleep 300 &
+		echo $! >$VS/h.hold
+		wait
+	} | socat -t 60 -T 300 - UNIX-CONNECT:$VS/v.sock >$VS/h.reply.hold 2>$VS/h.err.hold &
+	pid=$!
+	accepted() { grep -q '^OK ' $VS/h.reply.hold; }
+	if wait_for 30 accepted; then
+		hvctl $HVHOST_API stats >/tmp/hvctl.stats.rings_accept 2>&1 || rc=1
+	else
+		echo "# no OK: $(head -c 100 $VS/h.reply.hold)"
+		rc=1
+	fi
+	kill "$(cat $VS/h.hold)" 2>/dev/null
+	wait $pid
+	return $rc
+}
+
+# vsock_rings_as_marked: each "vsock rings NAME TO_HOST TO_GUEST" mark of
+# the guest: in hvhost's stats saved as rings_NAME, the open socket
+# channel's rings have those data bytes.
+vsock_rings_as_marked() {
+	local n=0 name to_host to_guest bad=0
+	awk '$3 == "vsock" && $4 == "rings" { print $5, $6, $7 }' /tmp/hvhost.marks >/tmp/vsock.rings
+	while read -r name to_host to_guest; do
+		n=$((n + 1))
+		grep 'name=hvsock' /tmp/hvctl.stats.rings_$name | sed "s/^/# $name: /"
+		RIG_REPORT=/tmp/hvctl.stats.rings_$name report_is "name=hvsock state=open" \
+			ring_to_host "$to_host" ring_to_guest "$to_guest" || bad=1
+	done </tmp/vsock.rings
+	echo "# $n connections' rings checked"
+	[ $n -gt 0 ] && [ $bad = 0 ]
+}
+
 # vsock_host_no_listener: CONNECT to a guest port nobody listens on: the
 # stream closes without an OK (hvhost withdraws the offer after 5 s).
 vsock_host_no_listener() {
@@ -235,6 +331,7 @@ vsock_l1_run() {
 	rm -f $HVHOST_API
 	hvhost_start "$@" --api-socket $HVHOST_API --vsock $VS/v.sock
 	if hvhost_wait_mark "# rig: vsock listening" "$mark_secs"; then
+		rig_check host_connection_held_for_its_rings vsock_host_rings
 		rig_check host_programs_connect vsock_host_connects 8 1024
 		rig_check host_connect_without_listener_gets_no_ok vsock_host_no_listener
 	else
@@ -249,6 +346,7 @@ vsock_l1_run() {
 	for f in $VS/h.in.*; do vsock_sha $f; done >$VS/h.in.sums
 	rig_check guest_got_what_the_host_sent vsock_sums_arrived got $VS/h.in.sums
 	rig_check nothing_left_behind vsock_nothing_left
+	rig_check rings_sized_from_socket_buffers vsock_rings_as_marked
 	grep '^vmbus ' /tmp/hvctl.stats.after | tr ' ' '\n' | grep socket | sed 's/^/# /'
 	rig_check refusals_counted report_is vmbus socket_refusals "$refusals" socket_offers_expired 1
 	rig_check no_guest_warnings hvhost_guest_clean

@@ -277,6 +277,14 @@ pub struct ChannelRings {
     poll_start: Vec<Option<u64>>,
 }
 
+impl ChannelRings {
+    /// Data bytes of the guest's two rings: the one it writes (hvhost
+    /// reads) and the one it reads.
+    pub fn ring_bytes(&self) -> (u32, u32) {
+        (self.inbound.data_len(), self.outbound.data_len())
+    }
+}
+
 /// What a [`ChannelRings::with_io`] call wrote for the guest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sent {

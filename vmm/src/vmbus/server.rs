@@ -438,14 +438,18 @@ impl Server {
         );
         for (relid, c) in &self.channels {
             let (mut signals, mut interrupts) = (c.stats.guest_signals, c.stats.guest_interrupts);
+            // The open rings' data bytes: the guest's to hvhost, hvhost's to the guest.
+            let mut rings = String::new();
             if let Some(o) = &c.open {
                 signals += o.rings.counts.guest_signals;
                 interrupts += o.rings.counts.guest_interrupts;
+                let (to_host, to_guest) = o.rings.ring_bytes();
+                rings = format!(" ring_to_host={to_host} ring_to_guest={to_guest}");
             }
             let device = c.device.counters();
             out.push_str(&format!(
                 "channel relid={relid} name={} sub_channel={} state={} opens={} closes={} faults={} \
-                 guest_signals={signals} guest_interrupts={interrupts}{}{device}\n",
+                 guest_signals={signals} guest_interrupts={interrupts}{rings}{}{device}\n",
                 c.device.name(),
                 c.sub_channel.map_or(0, |(_, index)| index),
                 c.phase.name(),

@@ -767,7 +767,7 @@ fn heartbeat_channel_open_negotiate_beat_close() {
     assert_eq!(
         lines[1],
         "channel relid=1 name=heartbeat sub_channel=0 state=open opens=2 closes=1 faults=0 guest_signals=4 \
-         guest_interrupts=6 beats=3"
+         guest_interrupts=6 ring_to_host=12288 ring_to_guest=12288 beats=3"
     );
     assert!(
         lines[2].starts_with("channel relid=2 name=shutdown sub_channel=0 state=offered opens=0 ")
