@@ -28,12 +28,12 @@
 //!   most [`hvsock::GUEST_SEND_MAX`] bytes while the ring has room
 //!   ([`hvsock::writable_bytes`], which always keeps room for the FIN); the
 //!   host signals once a full packet fits again (`pending_send_sz`).
-//! * **Rings.** Each way, the socket's buffer (`SO_SNDBUF` for the ring
-//!   to the host, `SO_RCVBUF` for the other) in whole pages, 24 KiB to
-//!   256 KiB: the connecting socket's, or for a host's connection the
-//!   listener's. Linux's `hv_sock` sizes a host's connection so; its
-//!   connects always get 24 KiB, which moves about half of what 208 KiB
-//!   (the kernel's default buffers) moves (`bench/README.md`,
+//! * **Rings.** Each way, from the socket's buffer (`SO_SNDBUF` for the
+//!   ring to the host, `SO_RCVBUF` for the other), by
+//!   [`hvsock::ring_data_bytes`] (24 KiB to 252 KiB): the connecting
+//!   socket's, or for a host's connection the listener's. Linux's `hv_sock` sizes a host's connection so; its
+//!   connects always get 24 KiB, which moves about half of what the
+//!   204 KiB of the kernel's default buffers moves (`bench/README.md`,
 //!   bench_stream).
 //! * **Close.** `shutdown(SHUT_WR)` and close send the FIN (an empty
 //!   packet). The host rescinds the channel after both FINs; what the ring
@@ -68,7 +68,7 @@ use crate::vsock::{Claim, Locked, Msg, SockRef};
 
 /// Pages of a ring, header page included, for a socket buffer of `bytes`
 /// ([`hvsock::ring_data_bytes`]: the kernel's default buffers, 208 KiB,
-/// give 52 data pages).
+/// give 52).
 fn ring_pages(bytes: usize) -> usize {
     hvsock::ring_data_bytes(bytes) / kernel::page::PAGE_SIZE + 1
 }

@@ -156,28 +156,36 @@ pub const fn ring_len(data: usize) -> usize {
 pub const GUEST_PENDING_SEND: usize = ring_len(GUEST_SEND_MAX);
 const _: () = assert!(GUEST_PENDING_SEND == 4120);
 
-/// Fewest data bytes in each ring of a connection (Linux's
+/// Smallest socket buffer a connection's ring is sized from (Linux's
 /// `RINGBUFFER_HVS_SND_SIZE` and `_RCV_SIZE`, six pages).
-pub const RING_DATA_MIN: usize = 6 * 4096;
-/// Most data bytes in each ring of a connection (`RINGBUFFER_HVS_MAX_SIZE`,
-/// 64 pages).
-pub const RING_DATA_MAX: usize = 64 * 4096;
+pub const RING_BUF_MIN: usize = 6 * 4096;
+/// Largest (`RINGBUFFER_HVS_MAX_SIZE`, 64 pages).
+pub const RING_BUF_MAX: usize = 64 * 4096;
+/// The ring's header page (`struct hv_ring_buffer`).
+const RING_HEADER: usize = 4096;
 
 /// The data bytes of a ring sized from a socket buffer of `buf` bytes
 /// (`SO_SNDBUF` for the ring to the host, `SO_RCVBUF` for the other), as
 /// Linux's `hv_sock` sizes a host's connection from its listener (VMBus
-/// 5.0 and later): [`RING_DATA_MIN`] to [`RING_DATA_MAX`], whole pages.
-/// hv_guest sizes every connection so; `hv_sock` gives a guest's connect
-/// [`RING_DATA_MIN`].
+/// 5.0 and later): the buffer is held to [`RING_BUF_MIN`]..=
+/// [`RING_BUF_MAX`], and `VMBUS_RING_SIZE` makes the ring of it whole
+/// pages, header included, taking the header out of a buffer of 32 KiB or
+/// more (8 headers) and adding it to a smaller one. hv_guest sizes every
+/// connection so; `hv_sock` gives a guest's connect [`RING_BUF_MIN`].
 pub const fn ring_data_bytes(buf: usize) -> usize {
-    let b = if buf < RING_DATA_MIN {
-        RING_DATA_MIN
-    } else if buf > RING_DATA_MAX {
-        RING_DATA_MAX
+    let b = if buf < RING_BUF_MIN {
+        RING_BUF_MIN
+    } else if buf > RING_BUF_MAX {
+        RING_BUF_MAX
     } else {
         buf
     };
-    b.div_ceil(4096) * 4096
+    let whole = b.div_ceil(4096) * 4096;
+    if b >= 8 * RING_HEADER {
+        whole - RING_HEADER
+    } else {
+        whole
+    }
 }
 
 /// Stream bytes a sender may put in its ring when `free` bytes are free
@@ -344,13 +352,16 @@ mod tests {
 
     #[test]
     fn ring_sizes_are_linux_s() {
-        // The kernel's default socket buffers (wmem_default on x86-64).
-        assert_eq!(ring_data_bytes(212_992), 212_992);
-        assert_eq!(ring_data_bytes(0), RING_DATA_MIN);
+        // The kernel's default socket buffers (wmem_default on x86-64):
+        // 52 pages with the header.
+        assert_eq!(ring_data_bytes(212_992), 208_896);
+        assert_eq!(ring_data_bytes(0), 24_576);
         assert_eq!(ring_data_bytes(16_384), 24_576);
         assert_eq!(ring_data_bytes(24_577), 28_672);
-        assert_eq!(ring_data_bytes(262_144), 262_144);
-        assert_eq!(ring_data_bytes(usize::MAX), RING_DATA_MAX);
+        assert_eq!(ring_data_bytes(32_767), 32_768);
+        assert_eq!(ring_data_bytes(32_768), 28_672);
+        assert_eq!(ring_data_bytes(262_144), 258_048);
+        assert_eq!(ring_data_bytes(usize::MAX), 258_048);
     }
 
     proptest! {
@@ -358,12 +369,12 @@ mod tests {
         fn ring_data_bytes_are_whole_pages_in_bounds(buf in any::<usize>()) {
             let n = ring_data_bytes(buf);
             prop_assert_eq!(n % 4096, 0);
-            prop_assert!((RING_DATA_MIN..=RING_DATA_MAX).contains(&n));
-            // Never less than asked for within the bounds, and less than
-            // a page more.
-            if (RING_DATA_MIN..=RING_DATA_MAX).contains(&buf) {
-                prop_assert!(n >= buf && n - buf < 4096);
-            }
+            prop_assert!((RING_BUF_MIN..=RING_BUF_MAX - RING_HEADER).contains(&n));
+            // With its header page, the ring is the buffer in whole pages,
+            // or one page more for a buffer under 32 KiB.
+            let b = buf.clamp(RING_BUF_MIN, RING_BUF_MAX);
+            let total = n + RING_HEADER;
+            prop_assert!(total >= b && total - b < 4096 + RING_HEADER);
         }
     }
 

@@ -15,7 +15,8 @@ bench_stream_config() {
 	hvsock) EP=vsock:2:$BENCH_STREAM_PORT IRQ_PAT='HYP:|Hypervisor callback' BYTES=$((64 * MIB)) RTTS=2000 ;;
 	# The guest listens and L1 connects in through hvhost (CONNECT): Linux's
 	# hv_sock sizes such a connection's rings from the listening socket's
-	# buffers (208 KiB by default) instead of the 24 KiB of a guest's connect.
+	# buffers (208 KiB by default: 204 KiB rings) instead of the 24 KiB of a
+	# guest's connect.
 	hvsock_accept) EP=vsock-accept:$BENCH_STREAM_PORT IRQ_PAT='HYP:|Hypervisor callback' BYTES=$((64 * MIB)) RTTS=2000 ;;
 	hvguest) EP=vsock:2:$BENCH_STREAM_PORT IRQ_PAT='hv_guest' BYTES=$((64 * MIB)) RTTS=2000 ;;
 	virtio_vsock) EP=vsock:2:$BENCH_STREAM_PORT IRQ_PAT='virtio' BYTES=$((64 * MIB)) RTTS=2000 ;;

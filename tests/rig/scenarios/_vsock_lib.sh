@@ -158,13 +158,18 @@ vsock_guest_settled() {
 
 # vsock_ring_bytes BUF: the data bytes of a ring sized from a socket
 # buffer of BUF bytes, by Linux's hv_sock's rule (a host's connection) and
-# hv_guest's (every connection): at least 24 KiB, at most 256 KiB, whole
-# pages.
+# hv_guest's (every connection): the buffer held to 24 KiB..256 KiB, made
+# whole pages with the header page, which a buffer of 32 KiB or more gives
+# up (VMBUS_RING_SIZE).
 vsock_ring_bytes() {
 	local b=$1
 	[ "$b" -lt 24576 ] && b=24576
 	[ "$b" -gt 262144 ] && b=262144
-	echo $(((b + 4095) / 4096 * 4096))
+	if [ "$b" -ge 32768 ]; then
+		echo $(((b + 4095) / 4096 * 4096 - 4096))
+	else
+		echo $(((b + 4095) / 4096 * 4096))
+	fi
 }
 
 # vsock_no_channels: waits up to 60 s until hvhost lists no socket

@@ -7,7 +7,7 @@
 #                 kernel), the host end on the relay's Unix socket
 #   hvsock_accept the same, the other way round: the guest listens and
 #                 L1 connects in (hvhost's CONNECT), so Linux sizes the
-#                 rings from the listener's buffers, 208 KiB, not 24 KiB
+#                 rings from the listener's buffers, 204 KiB, not 24 KiB
 #   hvguest       hvhost --vsock, hv_guest's own transport (the rig
 #                 kernel with the production hv_guest.ko), same host end
 #   virtio_vsock  QEMU's vhost-vsock, the rig kernel's virtio-vsock, the
