@@ -24,8 +24,8 @@ LABELS = {
     "uart_hvhost": "hvhost 16550",
     "uart_qemu": "QEMU 16550",
     "virtio_vsock": "QEMU vhost-vsock",
-    "hvsock": "hvhost + Linux hv_sock",
-    "hvsock_accept": "hvhost + Linux hv_sock, host connects",
+    "hvsock": "hvhost + hv_sock (connect)",
+    "hvsock_accept": "hvhost + hv_sock (accept)",
     "hvguest": "hvhost + hv_guest",
 }
 PHASES = ["guest_to_host", "host_to_guest"]
