@@ -32,10 +32,10 @@
  * from the socket buffers of the socket it is made for, at least 24 KiB
  * and at most 256 KiB each way (less the header page). A connecting
  * socket's buffers are set to 24 KiB when connect() gives it the
- * transport, so the guest's connects
- * always get 24 KiB rings; a connection from the host gets the listening
- * socket's buffers (wmem_default and rmem_default, 208 KiB, unless the
- * program set others).
+ * transport, so the guest's connects always get 24 KiB rings; a
+ * connection from the host gets the listening socket's buffers
+ * (wmem_default and rmem_default, 208 KiB, unless the program set
+ * others).
  *
  * With HVSTREAM_CHECK=1 in the environment, the end that reads a sink's or
  * a source's bytes compares each with the one the other end sent (a

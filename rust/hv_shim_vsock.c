@@ -386,6 +386,12 @@ int hvg_vsock_claim(bool accept, u32 local_port, u32 remote_port,
 	if (!sk)
 		return -ENOENT;
 	lock_sock(sk);
+	/*
+	 * The rings are sized from @sk's buffers: the connecting socket's, or
+	 * for a host's connection the listener's, as hv_sock's.
+	 */
+	c->sndbuf = READ_ONCE(sk->sk_sndbuf);
+	c->rcvbuf = READ_ONCE(sk->sk_rcvbuf);
 	if (!accept) {
 		struct vsock_sock *vsk = vsock_sk(sk);
 
@@ -395,8 +401,6 @@ int hvg_vsock_claim(bool accept, u32 local_port, u32 remote_port,
 		c->parent = sk;
 		c->conn = sk;
 		c->trans = vsk->trans;
-		c->sndbuf = READ_ONCE(sk->sk_sndbuf);
-		c->rcvbuf = READ_ONCE(sk->sk_rcvbuf);
 		return 0;
 	}
 	if (sk->sk_state != TCP_LISTEN)
@@ -423,9 +427,6 @@ int hvg_vsock_claim(bool accept, u32 local_port, u32 remote_port,
 	c->parent = sk;
 	c->conn = child;
 	c->trans = vchild->trans;
-	/* A host's connection takes the listener's buffers, as hv_sock's. */
-	c->sndbuf = READ_ONCE(sk->sk_sndbuf);
-	c->rcvbuf = READ_ONCE(sk->sk_rcvbuf);
 	return 0;
 refuse:
 	release_sock(sk);

@@ -31,10 +31,10 @@
 //! * **Rings.** Each way, from the socket's buffer (`SO_SNDBUF` for the
 //!   ring to the host, `SO_RCVBUF` for the other), by
 //!   [`hvsock::ring_data_bytes`] (24 KiB to 252 KiB): the connecting
-//!   socket's, or for a host's connection the listener's. Linux's `hv_sock` sizes a host's connection so; its
-//!   connects always get 24 KiB, which moves about half of what the
-//!   204 KiB of the kernel's default buffers moves (`bench/README.md`,
-//!   bench_stream).
+//!   socket's, or for a host's connection the listener's. Linux's
+//!   `hv_sock` sizes a host's connection so; its connects always get
+//!   24 KiB, which moves about half of what the 204 KiB of the kernel's
+//!   default buffers moves (`bench/README.md`, bench_stream).
 //! * **Close.** `shutdown(SHUT_WR)` and close send the FIN (an empty
 //!   packet). The host rescinds the channel after both FINs; what the ring
 //!   still held stays readable. A rescind before the host's FIN is a reset.
